@@ -1,0 +1,187 @@
+// Matrix products. All of them end in one backend primitive, batched GEMM. Operands are passed
+// as they lie in memory when they are row-major or transposed (a `.t()` view costs nothing), and
+// copied only otherwise. matmul reduces PyTorch's 1-D/2-D/batched cases to mm or bmm.
+#include "ember/core/ops/internal.h"
+
+namespace ember {
+using namespace detail;
+
+namespace {
+
+// How the GEMM reads one [batch?, rows, cols] operand: transposed or not, row stride, batch stride.
+struct MatrixOperand {
+  Tensor t;
+  bool trans = false;
+  int64_t ld = 0;
+  int64_t batch_stride = 0;
+};
+
+MatrixOperand operand(const Tensor& x) {
+  autograd::NoGradGuard guard;
+  const int64_t nd = x.dim();
+  const int64_t rows = x.size(nd - 2), cols = x.size(nd - 1);
+  const int64_t rs = x.stride(nd - 2), cs = x.stride(nd - 1);
+  MatrixOperand op;
+  op.t = x;
+  if (cs == 1 && (rs >= std::max<int64_t>(cols, 1) || rows == 1)) {
+    op.ld = std::max<int64_t>({rs, cols, 1});
+  } else if (rs == 1 && (cs >= std::max<int64_t>(rows, 1) || cols == 1)) {
+    op.trans = true;
+    op.ld = std::max<int64_t>({cs, rows, 1});
+  } else {
+    op.t = x.contiguous();
+    op.ld = std::max<int64_t>(cols, 1);
+  }
+  op.batch_stride = nd == 3 ? op.t.stride(0) : 0;
+  return op;
+}
+
+DType check_matmul_dtypes(const Tensor& a, const Tensor& b, const char* name) {
+  check_same_device(a, b, name);
+  EMBER_CHECK(a.dtype() == b.dtype(), name, ": expected both operands to have the same dtype, got ",
+              dtype_name(a.dtype()), " ", a.sizes(), " and ", dtype_name(b.dtype()), " ", b.sizes());
+  EMBER_CHECK(is_floating(a.dtype()), name, ": only floating dtypes are supported, got ",
+              dtype_name(a.dtype()), "; convert with .to(kFloat32)");
+  return a.dtype();
+}
+
+// out[b] = beta*out[b] + a[b] @ b[b], a is [B?, m, k], b is [B?, k, n]; out is compact [B?, m, n].
+void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, int64_t batch, double beta) {
+  const DType work = compute_dtype(a.dtype());
+  autograd::NoGradGuard guard;
+  MatrixOperand A = operand(cast_if_needed(a, work)), B = operand(cast_if_needed(b, work));
+  const int64_t nd = a.dim();
+  const int64_t m = a.size(nd - 2), k = a.size(nd - 1), n = b.size(nd - 1);
+  if (out.numel() == 0) return;
+  backend_of(out).gemm(work, A.trans, B.trans, m, n, k, 1.0, A.t.data_ptr(), A.ld, A.batch_stride,
+                       B.t.data_ptr(), B.ld, B.batch_stride, beta, out.data_ptr(),
+                       std::max<int64_t>(n, 1), m * n, batch);
+}
+
+}  // namespace
+
+Tensor mm(const Tensor& a, const Tensor& b) {
+  EMBER_CHECK(a.dim() == 2 && b.dim() == 2, "mm: expected 2-D matrices, got shapes ", a.sizes(),
+              " and ", b.sizes());
+  EMBER_CHECK(a.size(1) == b.size(0), "mm: shapes ", a.sizes(), " and ", b.sizes(),
+              " cannot be multiplied (", a.size(1), " != ", b.size(0), ")");
+  const DType dt = check_matmul_dtypes(a, b, "mm");
+  Tensor out = make_empty({a.size(0), b.size(1)}, compute_dtype(dt), a.device());
+  gemm_into(a, b, out, 1, 0.0);
+  if (is_half(dt)) { autograd::NoGradGuard g; out = out.to(dt); }
+  autograd::record("mm", {a, b}, {out}, {a, b},
+                   [](FunctionNode& n, const variable_list& g) -> variable_list {
+                     Tensor ga, gb;
+                     if (n.needs_input_grad(0)) ga = mm(g[0], n.saved(1).t());
+                     if (n.needs_input_grad(1)) gb = mm(n.saved(0).t(), g[0]);
+                     return {ga, gb};
+                   });
+  return out;
+}
+
+Tensor bmm(const Tensor& a, const Tensor& b) {
+  EMBER_CHECK(a.dim() == 3 && b.dim() == 3, "bmm: expected 3-D tensors, got shapes ", a.sizes(),
+              " and ", b.sizes());
+  EMBER_CHECK(a.size(0) == b.size(0) && a.size(2) == b.size(1), "bmm: shapes ", a.sizes(), " and ",
+              b.sizes(), " cannot be multiplied (batch ", a.size(0), " vs ", b.size(0), ", inner ",
+              a.size(2), " vs ", b.size(1), ")");
+  const DType dt = check_matmul_dtypes(a, b, "bmm");
+  Tensor out = make_empty({a.size(0), a.size(1), b.size(2)}, compute_dtype(dt), a.device());
+  gemm_into(a, b, out, a.size(0), 0.0);
+  if (is_half(dt)) { autograd::NoGradGuard g; out = out.to(dt); }
+  autograd::record("bmm", {a, b}, {out}, {a, b},
+                   [](FunctionNode& n, const variable_list& g) -> variable_list {
+                     Tensor ga, gb;
+                     if (n.needs_input_grad(0)) ga = bmm(g[0], n.saved(1).transpose(1, 2));
+                     if (n.needs_input_grad(1)) gb = bmm(n.saved(0).transpose(1, 2), g[0]);
+                     return {ga, gb};
+                   });
+  return out;
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  EMBER_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both arguments need at least 1 dim, got shapes ",
+              a.sizes(), " and ", b.sizes());
+  const int64_t ka = a.size(-1), kb = b.dim() == 1 ? b.size(0) : b.size(-2);
+  EMBER_CHECK(ka == kb, "matmul: shapes ", a.sizes(), " and ", b.sizes(), " cannot be multiplied (",
+              ka, " != ", kb, ")");
+  if (a.dim() == 1 && b.dim() == 1) return mm(a.unsqueeze(0), b.unsqueeze(1)).reshape({});
+  if (a.dim() == 2 && b.dim() == 1) return mm(a, b.unsqueeze(1)).squeeze(1);
+  if (a.dim() == 1 && b.dim() == 2) return mm(a.unsqueeze(0), b).squeeze(0);
+  if (a.dim() == 2 && b.dim() == 2) return mm(a, b);
+  if (b.dim() <= 2 && a.dim() >= 3) {
+    // [..., n, k] @ [k, p]: fold the batch into rows, one big GEMM.
+    Tensor b2 = b.dim() == 1 ? b.unsqueeze(1) : b;
+    Shape lead(a.sizes().begin(), a.sizes().end() - 1);
+    Tensor out = mm(a.reshape({-1, ka}), b2);
+    Shape shape = lead;
+    if (b.dim() == 2) shape.push_back(b.size(1));
+    return out.reshape(shape);
+  }
+  // General batched case: broadcast the batch dims, then bmm.
+  Tensor a3 = a.dim() == 1 ? a.unsqueeze(0) : a;
+  Tensor b3 = b.dim() == 1 ? b.unsqueeze(1) : b;
+  Shape ba(a3.sizes().begin(), a3.sizes().end() - 2), bb(b3.sizes().begin(), b3.sizes().end() - 2);
+  Shape batch = broadcast_shapes(ba, bb, "matmul");
+  const int64_t n = a3.size(-2), p = b3.size(-1);
+  Shape ea = batch, eb = batch;
+  ea.insert(ea.end(), {n, ka});
+  eb.insert(eb.end(), {ka, p});
+  const int64_t B = numel_of(batch);
+  Tensor out = bmm(a3.expand(ea).reshape({B, n, ka}), b3.expand(eb).reshape({B, ka, p}));
+  Shape shape = batch;
+  if (a.dim() > 1) shape.push_back(n);
+  if (b.dim() > 1) shape.push_back(p);
+  return out.reshape(shape);
+}
+
+Tensor addmm(const Tensor& input, const Tensor& m1, const Tensor& m2, Scalar beta, Scalar alpha) {
+  Tensor prod_ = mm(m1, m2);
+  if (alpha.to_double() != 1.0) prod_ = prod_ * alpha;
+  Tensor base = beta.to_double() == 1.0 ? input : input * beta;
+  Tensor out = base + prod_;
+  EMBER_CHECK(out.sizes() == prod_.sizes(), "addmm: input of shape ", input.sizes(),
+              " does not broadcast to the product's shape ", prod_.sizes());
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  EMBER_CHECK(weight.dim() == 2, "linear: weight must be 2-D [out_features, in_features], got ",
+              weight.sizes());
+  EMBER_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input of shape ", x.sizes(),
+              " does not match weight of shape ", weight.sizes(), " (", x.dim() ? x.size(-1) : 0,
+              " != ", weight.size(1), ")");
+  if (bias.defined())
+    EMBER_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "linear: bias of shape ",
+                bias.sizes(), " does not match weight of shape ", weight.sizes());
+  if (x.dim() != 2) {
+    Shape lead(x.sizes().begin(), x.sizes().end() - 1);
+    lead.push_back(weight.size(0));
+    return linear(x.reshape({-1, x.size(-1)}), weight, bias).reshape(lead);
+  }
+  const DType dt = check_matmul_dtypes(x, weight, "linear");
+  if (!bias.defined() || is_half(dt) || bias.dtype() != dt) {
+    Tensor out = mm(x, weight.t());
+    return bias.defined() ? out + bias : out;
+  }
+  // Fused: copy the bias into every row of the output, then GEMM with beta = 1 accumulates on top.
+  Tensor out = make_empty({x.size(0), weight.size(0)}, dt, x.device());
+  {
+    autograd::NoGradGuard guard;
+    Tensor b2 = bias.expand(out.sizes());
+    backend_of(out).strided_copy(dt, b2.data_ptr(), b2.strides(), out.data_ptr(), out.strides(),
+                                 out.sizes());
+    gemm_into(x, weight.t(), out, 1, 1.0);
+  }
+  autograd::record("linear", {x, weight, bias}, {out}, {x, weight},
+                   [](FunctionNode& n, const variable_list& g) -> variable_list {
+                     Tensor gx, gw, gb;
+                     if (n.needs_input_grad(0)) gx = mm(g[0], n.saved(1));
+                     if (n.needs_input_grad(1)) gw = mm(g[0].t(), n.saved(0));
+                     if (n.needs_input_grad(2)) gb = sum(g[0], {0});
+                     return {gx, gw, gb};
+                   });
+  return out;
+}
+
+}  // namespace ember

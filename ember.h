@@ -1,0 +1,14 @@
+// ember: include this one header for everything (tensor, ops, autograd). Finer headers live under
+// <ember/core/...>, <ember/autograd/...> and <ember/kernels/...>.
+#pragma once
+#include "ember/autograd/engine.h"
+#include "ember/autograd/function.h"
+#include "ember/autograd/grad_mode.h"
+#include "ember/autograd/gradcheck.h"
+#include "ember/autograd/node.h"
+#include "ember/core/device.h"
+#include "ember/core/dtype.h"
+#include "ember/core/error.h"
+#include "ember/core/generator.h"
+#include "ember/core/ops.h"
+#include "ember/core/tensor.h"

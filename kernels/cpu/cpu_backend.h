@@ -1,0 +1,35 @@
+// The CPU backend: Eigen for GEMM, OpenMP and vectorisable loops for maps, reductions and softmax.
+// It inherits the reference backend and overrides the primitives that decide training speed; the
+// rest (sorting, scatter, ...) run the reference loops. Work below `kParallelGrain` elements stays on
+// the calling thread: forking a team costs microseconds, more than a small op itself.
+#pragma once
+#include "ember/kernels/reference/reference_backend.h"
+
+namespace ember::kernels {
+
+inline constexpr int64_t kParallelGrain = 32768;
+
+class CpuBackend : public ReferenceBackend {
+ public:
+  const char* name() const override { return "cpu"; }
+
+  void fill(DType dt, void* out, int64_t n, Scalar value) override;
+  void cast(DType from, const void* in, DType to, void* out, int64_t n) override;
+  void strided_copy(DType dt, const void* src, Dims src_strides, void* dst, Dims dst_strides,
+                    Dims sizes) override;
+  void unary(UnaryOp op, DType dt, const void* in, void* out, int64_t n, double a,
+             double b) override;
+  void binary(BinaryOp op, DType dt, const void* a, Dims a_strides, const void* b, Dims b_strides,
+              void* out, Dims sizes) override;
+  void reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int64_t r,
+              int64_t inner) override;
+  void gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+            const void* a, int64_t lda, int64_t stride_a, const void* b, int64_t ldb,
+            int64_t stride_b, double beta, void* c, int64_t ldc, int64_t stride_c,
+            int64_t batch) override;
+  void softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols, bool log) override;
+  void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out,
+                    int64_t outer, int64_t inner) override;
+};
+
+}  // namespace ember::kernels

@@ -1,0 +1,306 @@
+// Plain loops for every primitive; see reference_backend.h.
+#include "ember/kernels/reference/reference_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "ember/kernels/dispatch.h"
+#include "ember/kernels/elementwise_ops.h"
+#include "ember/kernels/philox.h"
+
+namespace ember::kernels {
+
+bool ReferenceBackend::supports(Op op, DType dt) const {
+  switch (op) {
+    case Op::Fill: case Op::Cast: case Op::StridedCopy: case Op::IndexSelect: case Op::Gather:
+    case Op::Nonzero:
+      return true;
+    case Op::Gemm: case Op::Softmax: case Op::RandomUniform: case Op::RandomNormal:
+      return dt == kFloat32 || dt == kFloat64;
+    default:
+      return !is_half(dt);
+  }
+}
+
+void* ReferenceBackend::allocate(size_t nbytes) {
+  // 64-byte alignment: a full cache line and an AVX-512 vector.
+  size_t rounded = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (!p) fail("allocate: out of memory allocating ", nbytes, " bytes");
+  return p;
+}
+void ReferenceBackend::deallocate(void* ptr) { std::free(ptr); }
+void ReferenceBackend::copy_to_host(void* dst, const void* src, size_t nbytes) {
+  if (nbytes) std::memcpy(dst, src, nbytes);
+}
+void ReferenceBackend::copy_from_host(void* dst, const void* src, size_t nbytes) {
+  if (nbytes) std::memcpy(dst, src, nbytes);
+}
+
+void ReferenceBackend::fill(DType dt, void* out, int64_t n, Scalar value) {
+  dispatch_all(dt, "fill", [&]<class T>() {
+    T v = scalar_as<T>(value);
+    T* o = static_cast<T*>(out);
+    for (int64_t i = 0; i < n; ++i) o[i] = v;
+  });
+}
+
+void ReferenceBackend::cast(DType from, const void* in, DType to, void* out, int64_t n) {
+  dispatch_all(from, "cast", [&]<class S>() {
+    dispatch_all(to, "cast", [&]<class D>() {
+      const S* src = static_cast<const S*>(in);
+      D* dst = static_cast<D*>(out);
+      for (int64_t i = 0; i < n; ++i) dst[i] = convert<D>(src[i]);
+    });
+  });
+}
+
+void ReferenceBackend::strided_copy(DType dt, const void* src, Dims src_strides, void* dst,
+                                    Dims dst_strides, Dims sizes) {
+  dispatch_by_size(dt, [&]<class T>() {
+    const T* s = static_cast<const T*>(src);
+    T* d = static_cast<T*>(dst);
+    for_each_strided<2>(sizes, {src_strides, dst_strides},
+                        [&](const std::array<int64_t, 2>& off) { d[off[1]] = s[off[0]]; });
+  });
+}
+
+void ReferenceBackend::unary(UnaryOp op, DType dt, const void* in, void* out, int64_t n, double a,
+                             double b) {
+  dispatch_numeric(dt, "unary", [&]<class T>() {
+    const T* x = static_cast<const T*>(in);
+    T* y = static_cast<T*>(out);
+    visit_unary<T>(op, a, b, [&](auto f) {
+      for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+    });
+  });
+}
+
+void ReferenceBackend::binary(BinaryOp op, DType dt, const void* a, Dims a_strides, const void* b,
+                              Dims b_strides, void* out, Dims sizes) {
+  std::vector<int64_t> out_strides(sizes.size());
+  int64_t step = 1;
+  for (size_t d = sizes.size(); d-- > 0;) { out_strides[d] = step; step *= sizes[d]; }
+  dispatch_numeric(dt, "binary", [&]<class T>() {
+    const T* x = static_cast<const T*>(a);
+    const T* y = static_cast<const T*>(b);
+    visit_binary<T>(op, [&](auto f) {
+      using R = decltype(f(T{}, T{}));
+      R* o = static_cast<R*>(out);
+      for_each_strided<3>(sizes, {a_strides, b_strides, Dims(out_strides)},
+                          [&](const std::array<int64_t, 3>& off) {
+                            o[off[2]] = f(x[off[0]], y[off[1]]);
+                          });
+    });
+  });
+}
+
+void ReferenceBackend::where(DType dt, const void* cond, Dims c_strides, const void* a,
+                             Dims a_strides, const void* b, Dims b_strides, void* out, Dims sizes) {
+  std::vector<int64_t> out_strides(sizes.size());
+  int64_t step = 1;
+  for (size_t d = sizes.size(); d-- > 0;) { out_strides[d] = step; step *= sizes[d]; }
+  dispatch_by_size(dt, [&]<class T>() {
+    const bool* c = static_cast<const bool*>(cond);
+    const T* x = static_cast<const T*>(a);
+    const T* y = static_cast<const T*>(b);
+    T* o = static_cast<T*>(out);
+    for_each_strided<4>(sizes, {c_strides, a_strides, b_strides, Dims(out_strides)},
+                        [&](const std::array<int64_t, 4>& off) {
+                          o[off[3]] = c[off[0]] ? x[off[1]] : y[off[2]];
+                        });
+  });
+}
+
+void ReferenceBackend::reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer,
+                              int64_t r, int64_t inner) {
+  dispatch_numeric(dt, "reduce", [&]<class T>() {
+    const T* x = static_cast<const T*>(in);
+    for (int64_t o = 0; o < outer; ++o) {
+      for (int64_t i = 0; i < inner; ++i) {
+        auto at = [&](int64_t j) { return x[(o * r + j) * inner + i]; };
+        const int64_t dst = o * inner + i;
+        if (op == ReduceOp::Sum || op == ReduceOp::Prod) {
+          acc_t<T> acc = op == ReduceOp::Sum ? 0 : 1;
+          for (int64_t j = 0; j < r; ++j) acc = op == ReduceOp::Sum ? acc + at(j) : acc * at(j);
+          static_cast<T*>(out)[dst] = static_cast<T>(acc);
+        } else {
+          // Max/Min and their arg versions; the first extreme wins, NaN beats everything.
+          const bool want_max = op == ReduceOp::Max || op == ReduceOp::ArgMax;
+          int64_t best = 0;
+          for (int64_t j = 1; j < r; ++j) {
+            if (is_nan(at(best))) break;
+            T v = at(j);
+            if (is_nan(v) || (want_max ? v > at(best) : v < at(best))) best = j;
+          }
+          if (op == ReduceOp::ArgMax || op == ReduceOp::ArgMin)
+            static_cast<int64_t*>(out)[dst] = best;
+          else
+            static_cast<T*>(out)[dst] = at(best);
+        }
+      }
+    }
+  });
+}
+
+void ReferenceBackend::cumsum(DType dt, const void* in, void* out, int64_t outer, int64_t r,
+                              int64_t inner) {
+  dispatch_numeric(dt, "cumsum", [&]<class T>() {
+    const T* x = static_cast<const T*>(in);
+    T* y = static_cast<T*>(out);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i) {
+        acc_t<T> acc = 0;
+        for (int64_t j = 0; j < r; ++j) {
+          acc += x[(o * r + j) * inner + i];
+          y[(o * r + j) * inner + i] = static_cast<T>(acc);
+        }
+      }
+  });
+}
+
+void ReferenceBackend::gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                            double alpha, const void* a, int64_t lda, int64_t stride_a,
+                            const void* b, int64_t ldb, int64_t stride_b, double beta, void* c,
+                            int64_t ldc, int64_t stride_c, int64_t batch) {
+  dispatch_floating(dt, "gemm", [&]<class T>() {
+    for (int64_t p = 0; p < batch; ++p) {
+      const T* A = static_cast<const T*>(a) + p * stride_a;
+      const T* B = static_cast<const T*>(b) + p * stride_b;
+      T* C = static_cast<T*>(c) + p * stride_c;
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double acc = 0;
+          for (int64_t q = 0; q < k; ++q) {
+            T av = trans_a ? A[q * lda + i] : A[i * lda + q];
+            T bv = trans_b ? B[j * ldb + q] : B[q * ldb + j];
+            acc += static_cast<double>(av) * bv;
+          }
+          // beta == 0 overwrites (C may hold garbage, even NaN), as BLAS specifies.
+          double prev = beta == 0.0 ? 0.0 : beta * C[i * ldc + j];
+          C[i * ldc + j] = static_cast<T>(alpha * acc + prev);
+        }
+    }
+  });
+}
+
+void ReferenceBackend::softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols,
+                               bool log) {
+  dispatch_floating(dt, "softmax", [&]<class T>() {
+    for (int64_t row = 0; row < rows; ++row) {
+      const T* x = static_cast<const T*>(in) + row * cols;
+      T* y = static_cast<T*>(out) + row * cols;
+      double mx = -INFINITY;
+      for (int64_t j = 0; j < cols; ++j) mx = std::max<double>(mx, x[j]);
+      double sum = 0;
+      for (int64_t j = 0; j < cols; ++j) sum += std::exp(static_cast<double>(x[j]) - mx);
+      for (int64_t j = 0; j < cols; ++j) {
+        double z = static_cast<double>(x[j]) - mx;
+        y[j] = static_cast<T>(log ? z - std::log(sum) : std::exp(z) / sum);
+      }
+    }
+  });
+}
+
+void ReferenceBackend::index_select(DType dt, const void* in, int64_t n, const int64_t* idx,
+                                    int64_t k, void* out, int64_t outer, int64_t inner) {
+  dispatch_by_size(dt, [&]<class T>() {
+    const T* x = static_cast<const T*>(in);
+    T* y = static_cast<T*>(out);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < k; ++j)
+        for (int64_t i = 0; i < inner; ++i)
+          y[(o * k + j) * inner + i] = x[(o * n + idx[j]) * inner + i];
+  });
+}
+
+void ReferenceBackend::index_add(DType dt, void* out, int64_t n, const int64_t* idx, int64_t k,
+                                 const void* src, int64_t outer, int64_t inner, double alpha) {
+  dispatch_numeric(dt, "index_add", [&]<class T>() {
+    T* y = static_cast<T*>(out);
+    const T* s = static_cast<const T*>(src);
+    const T al = static_cast<T>(alpha);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < k; ++j)
+        for (int64_t i = 0; i < inner; ++i)
+          y[(o * n + idx[j]) * inner + i] += al * s[(o * k + j) * inner + i];
+  });
+}
+
+void ReferenceBackend::gather(DType dt, const void* in, int64_t n, const int64_t* idx, void* out,
+                              int64_t outer, int64_t k, int64_t inner) {
+  dispatch_by_size(dt, [&]<class T>() {
+    const T* x = static_cast<const T*>(in);
+    T* y = static_cast<T*>(out);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < k; ++j)
+        for (int64_t i = 0; i < inner; ++i) {
+          const int64_t p = (o * k + j) * inner + i;
+          y[p] = x[(o * n + idx[p]) * inner + i];
+        }
+  });
+}
+
+void ReferenceBackend::scatter(DType dt, void* out, int64_t n, const int64_t* idx, const void* src,
+                               int64_t outer, int64_t k, int64_t inner, bool accumulate) {
+  dispatch_numeric(dt, "scatter", [&]<class T>() {
+    T* y = static_cast<T*>(out);
+    const T* s = static_cast<const T*>(src);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < k; ++j)
+        for (int64_t i = 0; i < inner; ++i) {
+          const int64_t p = (o * k + j) * inner + i;
+          T& dst = y[(o * n + idx[p]) * inner + i];
+          dst = accumulate ? static_cast<T>(dst + s[p]) : s[p];
+        }
+  });
+}
+
+int64_t ReferenceBackend::nonzero(const void* mask, int64_t n, int64_t* out) {
+  const bool* m = static_cast<const bool*>(mask);
+  int64_t count = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (m[i]) {
+      if (out) out[count] = i;
+      ++count;
+    }
+  return count;
+}
+
+void ReferenceBackend::sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols,
+                            bool descending) {
+  dispatch_numeric(dt, "sort", [&]<class T>() {
+    for (int64_t row = 0; row < rows; ++row) {
+      const T* x = static_cast<const T*>(in) + row * cols;
+      int64_t* idx = out_idx + row * cols;
+      std::iota(idx, idx + cols, int64_t{0});
+      std::stable_sort(idx, idx + cols, [&](int64_t p, int64_t q) {
+        return descending ? less_nan_last(x[q], x[p]) : less_nan_last(x[p], x[q]);
+      });
+    }
+  });
+}
+
+void ReferenceBackend::random_uniform(DType dt, void* out, int64_t n, uint64_t seed,
+                                      uint64_t offset, double lo, double hi) {
+  dispatch_floating(dt, "random_uniform", [&]<class T>() {
+    T* y = static_cast<T*>(out);
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = static_cast<T>(lo + (hi - lo) * philox_uniform(seed, offset + i));
+  });
+}
+
+void ReferenceBackend::random_normal(DType dt, void* out, int64_t n, uint64_t seed,
+                                     uint64_t offset, double mean, double stddev) {
+  dispatch_floating(dt, "random_normal", [&]<class T>() {
+    T* y = static_cast<T*>(out);
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = static_cast<T>(mean + stddev * philox_normal(seed, offset + i));
+  });
+}
+
+}  // namespace ember::kernels

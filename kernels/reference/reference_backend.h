@@ -1,0 +1,81 @@
+// The reference backend: every primitive as the plainest loop that is obviously right. It is the
+// oracle the tests compare other backends against and the first thing to read to learn what a
+// primitive means. Single-threaded, float math accumulated in double.
+#pragma once
+#include <array>
+#include <vector>
+
+#include "ember/kernels/backend.h"
+
+namespace ember::kernels {
+
+class ReferenceBackend : public Backend {
+ public:
+  const char* name() const override { return "reference"; }
+  bool supports(Op op, DType dtype) const override;
+
+  void* allocate(size_t nbytes) override;
+  void deallocate(void* ptr) override;
+  void copy_to_host(void* host_dst, const void* src, size_t nbytes) override;
+  void copy_from_host(void* dst, const void* host_src, size_t nbytes) override;
+
+  void fill(DType dt, void* out, int64_t n, Scalar value) override;
+  void cast(DType from, const void* in, DType to, void* out, int64_t n) override;
+  void strided_copy(DType dt, const void* src, Dims src_strides, void* dst, Dims dst_strides,
+                    Dims sizes) override;
+  void unary(UnaryOp op, DType dt, const void* in, void* out, int64_t n, double a,
+             double b) override;
+  void binary(BinaryOp op, DType dt, const void* a, Dims a_strides, const void* b, Dims b_strides,
+              void* out, Dims sizes) override;
+  void where(DType dt, const void* cond, Dims c_strides, const void* a, Dims a_strides,
+             const void* b, Dims b_strides, void* out, Dims sizes) override;
+  void reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int64_t r,
+              int64_t inner) override;
+  void cumsum(DType dt, const void* in, void* out, int64_t outer, int64_t r,
+              int64_t inner) override;
+  void gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+            const void* a, int64_t lda, int64_t stride_a, const void* b, int64_t ldb,
+            int64_t stride_b, double beta, void* c, int64_t ldc, int64_t stride_c,
+            int64_t batch) override;
+  void softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols, bool log) override;
+  void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out,
+                    int64_t outer, int64_t inner) override;
+  void index_add(DType dt, void* out, int64_t n, const int64_t* idx, int64_t k, const void* src,
+                 int64_t outer, int64_t inner, double alpha) override;
+  void gather(DType dt, const void* in, int64_t n, const int64_t* idx, void* out, int64_t outer,
+              int64_t k, int64_t inner) override;
+  void scatter(DType dt, void* out, int64_t n, const int64_t* idx, const void* src, int64_t outer,
+               int64_t k, int64_t inner, bool accumulate) override;
+  int64_t nonzero(const void* mask, int64_t n, int64_t* out) override;
+  void sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols,
+            bool descending) override;
+  void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo,
+                      double hi) override;
+  void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean,
+                     double stddev) override;
+};
+
+// Visits every index of `sizes` in row-major order, keeping one running offset per strided
+// operand: f(offsets) with offsets[j] the element offset of operand j. Shared by the CPU backend's
+// general (non-contiguous) paths.
+template <size_t N, class F>
+void for_each_strided(Dims sizes, const std::array<Dims, N>& strides, F&& f) {
+  const size_t nd = sizes.size();
+  int64_t total = 1;
+  for (auto s : sizes) total *= s;
+  if (total == 0) return;
+  std::array<int64_t, N> off{};
+  std::vector<int64_t> counter(nd, 0);
+  for (int64_t i = 0; i < total; ++i) {
+    f(off);
+    for (size_t d = nd; d-- > 0;) {  // odometer: bump the last dim, carry into earlier ones
+      ++counter[d];
+      for (size_t j = 0; j < N; ++j) off[j] += strides[j][d];
+      if (counter[d] < sizes[d]) break;
+      for (size_t j = 0; j < N; ++j) off[j] -= strides[j][d] * sizes[d];
+      counter[d] = 0;
+    }
+  }
+}
+
+}  // namespace ember::kernels
