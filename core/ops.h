@@ -38,6 +38,8 @@ Tensor tensor(std::initializer_list<std::initializer_list<double>> rows,
               std::optional<TensorOptions> opts = {});
 Tensor tensor(std::initializer_list<std::initializer_list<int64_t>> rows,
               std::optional<TensorOptions> opts = {});
+Tensor tensor(std::initializer_list<std::initializer_list<int>> rows,
+              std::optional<TensorOptions> opts = {});
 Tensor tensor(std::initializer_list<std::initializer_list<std::initializer_list<double>>> planes,
               std::optional<TensorOptions> opts = {});
 template <class T>

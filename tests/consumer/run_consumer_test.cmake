@@ -1,0 +1,27 @@
+# Install ember from EMBER_BUILD_DIR into WORK_DIR/prefix, then configure, build and run the consumer.
+file(REMOVE_RECURSE ${WORK_DIR})
+execute_process(COMMAND ${CMAKE_COMMAND} --install ${EMBER_BUILD_DIR} --prefix ${WORK_DIR}/prefix
+                RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "install failed")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -S ${CONSUMER_SOURCE} -B ${WORK_DIR}/build
+                -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "configuring the consumer failed")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR}/build RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "building the consumer failed")
+endif()
+execute_process(COMMAND ${WORK_DIR}/build/consumer RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "the consumer ran but its gradient check failed")
+endif()
+# pkg-config file is installed and names the library.
+file(GLOB_RECURSE pcs ${WORK_DIR}/prefix/*/ember.pc)
+list(GET pcs 0 pc_file)
+file(READ ${pc_file} pc)
+if(NOT pc MATCHES "-lember")
+  message(FATAL_ERROR "ember.pc does not link -lember")
+endif()

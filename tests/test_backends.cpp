@@ -1,0 +1,199 @@
+// The CPU backend against the reference backend, primitive by primitive, over odd sizes (0, 1, 7,
+// 33, 1023), non-contiguous and broadcast inputs. Threaded paths are reached by the larger shapes.
+#include "helpers.h"
+
+using namespace ember;
+using ember::test::check_against_reference;
+using ember::test::kOddSizes;
+using ember::test::non_contiguous_randn;
+
+TEST_CASE("backends: supports() answers per op and dtype") {
+  auto& ref = kernels::reference_backend();
+  CHECK(ref.supports(kernels::Op::Gemm, kFloat32));
+  CHECK_FALSE(ref.supports(kernels::Op::Gemm, kInt64));
+  CHECK(ref.supports(kernels::Op::Cast, kBFloat16));
+  CHECK_FALSE(ref.supports(kernels::Op::Unary, kFloat16));
+  CHECK(std::string(kernels::cpu_backend().name()) == "cpu");
+}
+
+TEST_CASE("backends: unary maps over odd sizes, contiguous and not") {
+  using Fn = std::function<Tensor(const Tensor&)>;
+  std::vector<std::pair<const char*, Fn>> ops = {
+      {"neg", [](const Tensor& x) { return neg(x); }},
+      {"exp", [](const Tensor& x) { return exp(x); }},
+      {"log", [](const Tensor& x) { return log(abs(x) + 0.1); }},
+      {"log1p", [](const Tensor& x) { return log1p(abs(x)); }},
+      {"sqrt", [](const Tensor& x) { return sqrt(abs(x)); }},
+      {"rsqrt", [](const Tensor& x) { return rsqrt(abs(x) + 0.5); }},
+      {"abs", [](const Tensor& x) { return abs(x); }},
+      {"sign", [](const Tensor& x) { return sign(x); }},
+      {"sin", [](const Tensor& x) { return sin(x); }},
+      {"cos", [](const Tensor& x) { return cos(x); }},
+      {"tanh", [](const Tensor& x) { return tanh(x); }},
+      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }},
+      {"relu", [](const Tensor& x) { return relu(x); }},
+      {"leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.2); }},
+      {"gelu", [](const Tensor& x) { return gelu(x); }},
+      {"gelu_tanh", [](const Tensor& x) { return gelu(x, "tanh"); }},
+      {"silu", [](const Tensor& x) { return silu(x); }},
+      {"softplus", [](const Tensor& x) { return softplus(x, 2.0, 1.0); }},
+      {"clamp", [](const Tensor& x) { return clamp(x, -0.5, 0.7); }},
+      {"pow", [](const Tensor& x) { return pow(abs(x), 1.7); }},
+      {"square", [](const Tensor& x) { return square(x); }},
+      {"erf", [](const Tensor& x) { return erf(x); }},
+      {"reciprocal", [](const Tensor& x) { return reciprocal(x + 10.0); }},
+  };
+  manual_seed(3);
+  for (auto& [name, fn] : ops) {
+    for (int64_t n : kOddSizes) {
+      for (DType dt : {kFloat32, kFloat64}) {
+        INFO(name << " n=" << n << " " << dtype_name(dt));
+        Tensor x = randn({n}, dt) * 3.0;
+        check_against_reference([&] { return fn(x); }, 2e-6, 1e-6);
+        Tensor nc = non_contiguous_randn({n, 3}, dt);
+        check_against_reference([&] { return fn(nc); }, 2e-6, 1e-6);
+      }
+    }
+    Tensor big = randn({300, 257});  // past the threading threshold
+    check_against_reference([&] { return fn(big); }, 2e-6, 1e-6);
+  }
+}
+
+TEST_CASE("backends: binary ops with broadcasting, mixed dtypes and strides") {
+  manual_seed(4);
+  std::vector<std::pair<Shape, Shape>> shapes = {
+      {{7}, {7}}, {{0}, {0}}, {{33, 1}, {1, 7}}, {{1023}, {}}, {{}, {1023}},
+      {{3, 1, 5}, {4, 1}}, {{2, 3, 4}, {2, 3, 4}}, {{300, 257}, {257}}, {{1, 1}, {5, 1, 1}}};
+  for (auto& [sa, sb] : shapes) {
+    INFO(shape_str(sa) << " with " << shape_str(sb));
+    Tensor a = randn(sa), b = randn(sb) + 3.0;
+    check_against_reference([&] { return a + b; });
+    check_against_reference([&] { return a - b; });
+    check_against_reference([&] { return a * b; });
+    check_against_reference([&] { return a / b; });
+    check_against_reference([&] { return pow(abs(a) + 0.5, b); }, 1e-5, 1e-5);
+    check_against_reference([&] { return maximum(a, b); });
+    check_against_reference([&] { return minimum(a, b); });
+    check_against_reference([&] { return (a < b).to(kInt64); });
+    check_against_reference([&] { return (a >= b).to(kInt64); });
+    check_against_reference([&] { return logical_xor(a > 0, b > 3).to(kInt64); });
+    Tensor ia = randint(-5, 5, sa), ib = randint(1, 5, sb);
+    check_against_reference([&] { return ia * ib + ia; });
+    check_against_reference([&] { return ia / ib; });
+    check_against_reference([&] { return ia + b; });
+  }
+  Tensor nc = non_contiguous_randn({33, 7});
+  Tensor nd = non_contiguous_randn({33, 7}, kFloat64);
+  check_against_reference([&] { return nc * nd; });
+  check_against_reference([&] { return nc.index({Slice({}, {}, 2)}) + 1.5; });
+  Tensor c = randn({33, 7}) > 0;
+  check_against_reference([&] { return where(c, nc, nd); });
+  check_against_reference([&] { return where(c.index({0}), nc, 0.5); });
+}
+
+TEST_CASE("backends: reductions over every dim set, odd sizes, non-contiguous") {
+  manual_seed(5);
+  for (int64_t n : kOddSizes) {
+    INFO("n=" << n);
+    Tensor x = randn({n});
+    check_against_reference([&] { return sum(x); }, 1e-5, 1e-4);
+    if (n > 0) {
+      check_against_reference([&] { return max(x); });
+      check_against_reference([&] { return argmin(x); });
+    }
+    Tensor m = randn({3, n, 5});
+    for (Shape dims : std::vector<Shape>{{0}, {1}, {2}, {0, 1}, {1, 2}, {0, 2}, {}}) {
+      INFO("dims " << shape_str(dims));
+      check_against_reference([&] { return sum(m, dims, true); }, 1e-5, 1e-4);
+      if (n > 0) check_against_reference([&] { return amax(m, dims); });
+    }
+    if (n > 0) {
+      check_against_reference([&] { return max(m, 1).first; });
+      check_against_reference([&] { return max(m, 1).second; });
+      check_against_reference([&] { return prod(m, 2); }, 1e-5, 1e-6);
+      check_against_reference([&] { return cumsum(m, 1); }, 1e-5, 1e-5);
+      check_against_reference([&] { return var(m, Shape{1}); }, 1e-4, 1e-5);
+    }
+  }
+  Tensor big = randn({4096, 300});
+  check_against_reference([&] { return sum(big); }, 1e-4, 1e-2);
+  // 4096 float additions per output: about 1e-3 of absolute rounding error is expected.
+  check_against_reference([&] { return sum(big, {0}); }, 1e-5, 2e-3);
+  check_against_reference([&] { return sum(big, {1}); }, 1e-5, 1e-4);
+  Tensor long_mid = randn({3, 70000, 2});
+  check_against_reference([&] { return sum(long_mid, {1}); }, 1e-4, 1e-3);
+  Tensor nc = non_contiguous_randn({33, 70});
+  check_against_reference([&] { return sum(nc, {0}); }, 1e-5, 1e-4);
+  check_against_reference([&] { return logsumexp(nc, {1}); }, 1e-5, 1e-5);
+  check_against_reference([&] { return norm(nc, 3.0, Shape{0}); }, 1e-5, 1e-5);
+  Tensor ints = randint(-100, 100, {33, 7});
+  check_against_reference([&] { return sum(ints, {0}); });
+  check_against_reference([&] { return ints.max(); });
+  Tensor with_nan = tensor({1.0, NAN, 3.0});
+  check_against_reference([&] { return max(with_nan); });
+  CHECK(std::isnan(max(with_nan).item<float>()));
+  CHECK(argmax(with_nan).item<int64_t>() == 1);
+}
+
+TEST_CASE("backends: GEMM over odd shapes, transposes and batches") {
+  manual_seed(6);
+  std::vector<std::array<int64_t, 3>> mnk = {{1, 1, 1}, {7, 33, 5}, {33, 7, 1023}, {0, 3, 4},
+                                             {3, 0, 4}, {3, 4, 0}, {64, 65, 66}};
+  for (auto [m, n, k] : mnk) {
+    INFO(m << "x" << k << " @ " << k << "x" << n);
+    Tensor a = randn({m, k}), b = randn({k, n});
+    check_against_reference([&] { return mm(a, b); }, 1e-4, 1e-4);
+    Tensor at = randn({k, m}).t(), bt = randn({n, k}).t();  // transposed layouts, no copies
+    check_against_reference([&] { return mm(at, b); }, 1e-4, 1e-4);
+    check_against_reference([&] { return mm(a, bt); }, 1e-4, 1e-4);
+    check_against_reference([&] { return mm(at, bt); }, 1e-4, 1e-4);
+    Tensor a64 = randn({m, k}, kFloat64), b64 = randn({k, n}, kFloat64);
+    check_against_reference([&] { return mm(a64, b64); }, 1e-10, 1e-10);
+  }
+  Tensor ba = randn({5, 7, 3}), bb = randn({5, 3, 9});
+  check_against_reference([&] { return bmm(ba, bb); }, 1e-5, 1e-5);
+  check_against_reference([&] { return bmm(ba, bb.transpose(1, 2).contiguous().transpose(1, 2)); },
+                          1e-5, 1e-5);
+  Tensor sliced = randn({7, 10}).slice(1, 1, 8);  // row stride 10, not compact
+  Tensor rhs = randn({7, 4});
+  check_against_reference([&] { return mm(sliced, rhs); }, 1e-5, 1e-5);
+  Tensor lx = randn({9, 7}), lw = randn({4, 7}), lb = randn({4});
+  check_against_reference([&] { return linear(lx, lw, lb); }, 1e-5, 1e-5);
+}
+
+TEST_CASE("backends: softmax, indexing, sort and copies") {
+  manual_seed(8);
+  for (int64_t n : {1, 7, 33, 1023}) {
+    Tensor x = randn({5, n}) * 4.0;
+    check_against_reference([&] { return softmax(x, 1); }, 1e-5, 1e-6);
+    check_against_reference([&] { return log_softmax(x, 1); }, 1e-5, 1e-5);
+    check_against_reference([&] { return softmax(x, 0); }, 1e-5, 1e-6);
+    Tensor x64 = randn({5, n}, kFloat64);
+    check_against_reference([&] { return softmax(x64, 1); }, 1e-12, 1e-12);
+  }
+  check_against_reference([&] { return softmax(tensor({-INFINITY, 0.0, 1.0}), 0); });
+  Tensor big = randn({4096, 100}) * 10.0;
+  check_against_reference([&] { return softmax(big, -1); }, 1e-5, 1e-7);
+  Tensor w = randn({33, 7});
+  Tensor idx = randint(0, 33, {50});
+  check_against_reference([&] { return index_select(w, 0, idx); });
+  check_against_reference([&] { return index_select(w, 1, tensor({6, 0, 6})); });
+  Tensor src50 = randn({50, 7}), src4 = randn({33, 4}), src1 = randn({33, 1});
+  check_against_reference([&] { return index_add(zeros({33, 7}), 0, idx, src50); }, 1e-5, 1e-5);
+  Tensor gi = randint(0, 7, {33, 4});
+  check_against_reference([&] { return gather(w, 1, gi); });
+  check_against_reference([&] { return scatter_add(zeros({33, 7}), 1, gi, src4); }, 1e-5, 1e-5);
+  check_against_reference([&] { return scatter(zeros({33, 7}), 1, gi.index({Slice(), Slice(0, 1)}),
+                                               src1); });
+  Tensor dup = tensor({3.0, 1.0, 3.0, 2.0, 1.0});
+  check_against_reference([&] { return sort(dup).second; });
+  CHECK(sort(dup).second.to_vector<int64_t>() == std::vector<int64_t>{1, 4, 3, 0, 2});  // stable
+  Tensor to_sort = randn({7, 33}), to_top = randn({5, 1023}), nc3 = non_contiguous_randn({33, 7, 5});
+  check_against_reference([&] { return sort(to_sort, 0, true).first; });
+  check_against_reference([&] { return topk(to_top, 3).second; });
+  check_against_reference([&] { return masked_select(w, w > 0); });
+  check_against_reference([&] { return nc3.contiguous(); });
+  check_against_reference([&] { return cat({w, w.t().contiguous().t()}, 1); });
+  check_against_reference([&] { return w.to(kFloat64).to(kBFloat16).to(kFloat32); });
+  check_against_reference([&] { return w.to(kInt32).to(kInt64); });
+}
