@@ -63,6 +63,12 @@ Tensor dropout(const Tensor& input, double p = 0.5, bool train = true);
 // ---- pointwise (core/ops/pointwise.cpp) -------------------------------------------------------
 Tensor add(const Tensor& a, const Tensor& b, Scalar alpha = 1);
 Tensor add(const Tensor& a, Scalar b);
+// Out variants write into a preallocated compact `out` of the broadcast shape and result dtype (no
+// autograd; an error if an input requires grad while grad mode is on).
+Tensor& add_out(Tensor& out, const Tensor& a, const Tensor& b);
+Tensor& sub_out(Tensor& out, const Tensor& a, const Tensor& b);
+Tensor& mul_out(Tensor& out, const Tensor& a, const Tensor& b);
+Tensor& div_out(Tensor& out, const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b, Scalar alpha = 1);
 Tensor sub(const Tensor& a, Scalar b);
 Tensor mul(const Tensor& a, const Tensor& b);

@@ -351,13 +351,30 @@ bool Tensor::equal(const Tensor& o) const { return ember::equal(*this, o); }
     Tensor result = expr;                    \
     return commit_inplace(*this, result, name); \
   }
-EMBER_INPLACE(add_(const Tensor& o, Scalar a), "add_", ember::add(*this, o, a))
+// Binary in-place ops with a tensor first try writing straight into self (no temporary).
+#define EMBER_BINARY_INPLACE(decl, name, OP, expr)                                         \
+  Tensor& Tensor::decl {                                                                   \
+    check_inplace(*this, name);                                                            \
+    if (try_binary_inplace(kernels::BinaryOp::OP, *this, o)) return *this;                 \
+    Tensor result = expr;                                                                  \
+    return commit_inplace(*this, result, name);                                            \
+  }
+Tensor& Tensor::add_(const Tensor& o, Scalar a) {
+  check_inplace(*this, "add_");
+  if (a.to_double() == 1.0 && try_binary_inplace(kernels::BinaryOp::Add, *this, o)) return *this;
+  return commit_inplace(*this, ember::add(*this, o, a), "add_");
+}
+Tensor& Tensor::sub_(const Tensor& o, Scalar a) {
+  check_inplace(*this, "sub_");
+  if (a.to_double() == 1.0 && try_binary_inplace(kernels::BinaryOp::Sub, *this, o)) return *this;
+  return commit_inplace(*this, ember::sub(*this, o, a), "sub_");
+}
+EMBER_BINARY_INPLACE(mul_(const Tensor& o), "mul_", Mul, ember::mul(*this, o))
+EMBER_BINARY_INPLACE(div_(const Tensor& o), "div_", Div, ember::div(*this, o))
+#undef EMBER_BINARY_INPLACE
 EMBER_INPLACE(add_(Scalar o), "add_", ember::add(*this, o))
-EMBER_INPLACE(sub_(const Tensor& o, Scalar a), "sub_", ember::sub(*this, o, a))
 EMBER_INPLACE(sub_(Scalar o), "sub_", ember::sub(*this, o))
-EMBER_INPLACE(mul_(const Tensor& o), "mul_", ember::mul(*this, o))
 EMBER_INPLACE(mul_(Scalar o), "mul_", ember::mul(*this, o))
-EMBER_INPLACE(div_(const Tensor& o), "div_", ember::div(*this, o))
 EMBER_INPLACE(div_(Scalar o), "div_", ember::div(*this, o))
 EMBER_INPLACE(pow_(Scalar e), "pow_", ember::pow(*this, e))
 EMBER_INPLACE(neg_(), "neg_", ember::neg(*this))

@@ -82,6 +82,10 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
   if (result.sizes() != self.sizes())
     fail(op, ": the result of shape ", result.sizes(), " does not fit the in-place target of shape ",
          self.sizes(), " (in-place ops cannot broadcast their target)");
+  if ((is_floating(result.dtype()) && !is_floating(self.dtype())) ||
+      (result.dtype() != kBool && self.dtype() == kBool))
+    fail(op, ": result type ", dtype_name(result.dtype()), " can't be cast to the in-place target's "
+         "type ", dtype_name(self.dtype()));
   const bool tracks = autograd::GradMode::is_enabled() && result.requires_grad();
   if (tracks && self.impl()->is_view)
     fail(op, ": in-place writes into a view are not tracked by autograd in this version of ember (",

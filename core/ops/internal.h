@@ -34,5 +34,8 @@ std::string describe(const Tensor& t);  // "float32 [3, 4]"
 Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op);
 // Errors for in-place writes autograd cannot follow (a leaf that requires grad, outside no_grad).
 void check_inplace(const Tensor& self, const char* op);
+// The allocation-free path of self.op_(other): writes self op other into self when self is compact,
+// dtypes match, no graph is recorded and other does not alias self. False when it does not apply.
+bool try_binary_inplace(kernels::BinaryOp op, Tensor& self, const Tensor& other);
 
 }  // namespace ember::detail

@@ -81,6 +81,35 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, DType dtype
   return boolean_out ? out : as_compute(out, dtype);
 }
 
+// Writes a op b into `out` directly, when out is compact, already has the broadcast shape and the
+// result dtype, and no graph needs recording. Returns false when those conditions do not hold.
+bool binary_into(BinaryOp op, Tensor& out, const Tensor& a, const Tensor& b) {
+  if (autograd::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad())) return false;
+  if (!out.is_contiguous() || is_half(out.dtype()) || a.dtype() != out.dtype() ||
+      b.dtype() != out.dtype() || a.device() != out.device() || b.device() != out.device())
+    return false;
+  if (broadcast_shapes(a.sizes(), b.sizes(), "binary") != out.sizes()) return false;
+  if (out.numel() > 0)
+    backend_of(out).binary(op, out.dtype(), a.data_ptr(), broadcast_strides(a, out.sizes()),
+                           b.data_ptr(), broadcast_strides(b, out.sizes()), out.data_ptr(),
+                           out.sizes());
+  out.impl()->storage->bump_version();
+  return true;
+}
+
+Tensor& binary_out(BinaryOp op, Tensor& out, const Tensor& a, const Tensor& b, const char* name) {
+  if (binary_into(op, out, a, b)) return out;
+  EMBER_CHECK(!(autograd::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad())), name,
+              ": out= variants do not record gradients; call it under NoGradGuard or use the "
+              "functional form");
+  const Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
+  EMBER_CHECK(out.sizes() == shape, name, ": out has shape ", out.sizes(), " but the result has shape ",
+              shape);
+  EMBER_CHECK(out.is_contiguous(), name, ": out must be contiguous");
+  Tensor r = binary_forward(op, a, b, out.dtype(), name);
+  return detail::commit_inplace(out, r, name);
+}
+
 Tensor scalar_like(const Tensor& t, Scalar s) {
   return scalar_tensor(s, TensorOptions(promote_with_scalar(t.dtype(), s)).set_device(t.device()));
 }
@@ -181,6 +210,27 @@ Tensor minimum(const Tensor& a, const Tensor& b) {
                      return {masked_fill(half, a > b, 0), masked_fill(half, b > a, 0)};
                    });
   return out;
+}
+
+Tensor& add_out(Tensor& out, const Tensor& a, const Tensor& b) {
+  return binary_out(BinaryOp::Add, out, a, b, "add_out");
+}
+Tensor& sub_out(Tensor& out, const Tensor& a, const Tensor& b) {
+  return binary_out(BinaryOp::Sub, out, a, b, "sub_out");
+}
+Tensor& mul_out(Tensor& out, const Tensor& a, const Tensor& b) {
+  return binary_out(BinaryOp::Mul, out, a, b, "mul_out");
+}
+Tensor& div_out(Tensor& out, const Tensor& a, const Tensor& b) {
+  EMBER_CHECK(is_floating(out.dtype()), "div_out: out must be floating point for true division");
+  return binary_out(BinaryOp::Div, out, a, b, "div_out");
+}
+
+bool detail::try_binary_inplace(kernels::BinaryOp op, Tensor& self, const Tensor& other) {
+  // `other` reading memory that self is writing (other than elementwise) would be a race in the loop.
+  if (other.impl()->storage == self.impl()->storage && !other.is_same(self)) return false;
+  if (op == BinaryOp::Div && !is_floating(self.dtype())) return false;  // true division
+  return binary_into(op, self, self, other);
 }
 
 // ---- with a scalar ------------------------------------------------------------------------------

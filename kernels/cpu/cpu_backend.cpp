@@ -63,8 +63,9 @@ void collapse_dims(Dims sizes, const std::array<Dims, N>& strides, std::vector<i
   }
 }
 
-// Walks all dims but the last (the "rows"), calling f(row_offsets..., row_index) so the caller can
-// run a tight loop over the last dim. Rows are split across threads.
+// Walks all dims but the last (the "rows"), calling f(row_offsets, c0, c1) so the caller runs a
+// tight loop over columns [c0, c1) of that row. Work is split across threads by rows, and when there
+// are too few rows (a long 1-D tensor is one row), by column blocks too.
 template <size_t N, class F>
 void for_each_row(const std::vector<int64_t>& sizes, const std::array<std::vector<int64_t>, N>& st,
                   F&& f) {
@@ -72,8 +73,13 @@ void for_each_row(const std::vector<int64_t>& sizes, const std::array<std::vecto
   const int64_t cols = sizes[nd - 1];
   int64_t rows = 1;
   for (size_t d = 0; d + 1 < nd; ++d) rows *= sizes[d];
-  parallel_for(rows, cols, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
+  const int64_t threads = omp_get_max_threads();
+  int64_t blocks = 1;  // column blocks per row
+  if (rows < 4 * threads && worth_parallel(rows * cols)) blocks = std::max<int64_t>(1, 4 * threads / rows);
+  const int64_t block = (cols + blocks - 1) / blocks;
+  parallel_for(rows * blocks, block, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t row = item / blocks, b = item % blocks;
       std::array<int64_t, N> off{};
       int64_t rem = row;
       for (size_t d = nd - 1; d-- > 0;) {
@@ -81,7 +87,8 @@ void for_each_row(const std::vector<int64_t>& sizes, const std::array<std::vecto
         rem /= sizes[d];
         for (size_t j = 0; j < N; ++j) off[j] += i * st[j][d];
       }
-      f(off, row);
+      const int64_t c0 = b * block, c1 = std::min(cols, c0 + block);
+      if (c0 < c1) f(off, c0, c1);
     }
   });
 }
@@ -116,12 +123,12 @@ void CpuBackend::strided_copy(DType dt, const void* src, Dims src_strides, void*
   dispatch_by_size(dt, [&]<class T>() {
     const T* s = static_cast<const T*>(src);
     T* d = static_cast<T*>(dst);
-    const int64_t cols = cs.back(), ss = st[0].back(), ds = st[1].back();
-    for_each_row<2>(cs, st, [&](const std::array<int64_t, 2>& off, int64_t) {
+    const int64_t ss = st[0].back(), ds = st[1].back();
+    for_each_row<2>(cs, st, [&](const std::array<int64_t, 2>& off, int64_t c0, int64_t c1) {
       const T* sp = s + off[0];
       T* dp = d + off[1];
-      if (ss == 1 && ds == 1) std::memcpy(dp, sp, sizeof(T) * cols);
-      else for (int64_t i = 0; i < cols; ++i) dp[i * ds] = sp[i * ss];
+      if (ss == 1 && ds == 1) std::memcpy(dp + c0, sp + c0, sizeof(T) * (c1 - c0));
+      else for (int64_t i = c0; i < c1; ++i) dp[i * ds] = sp[i * ss];
     });
   });
 }
@@ -170,22 +177,22 @@ void CpuBackend::binary(BinaryOp op, DType dt, const void* a, Dims a_strides, co
     visit_binary<T>(op, [&](auto f) {
       using R = decltype(f(T{}, T{}));
       R* o = static_cast<R*>(out);
-      const int64_t cols = cs.back(), sa = st[0].back(), sb = st[1].back();
-      for_each_row<3>(cs, st, [&](const std::array<int64_t, 3>& off, int64_t) {
+      const int64_t sa = st[0].back(), sb = st[1].back();
+      for_each_row<3>(cs, st, [&](const std::array<int64_t, 3>& off, int64_t c0, int64_t c1) {
         const T* xp = x + off[0];
         const T* yp = y + off[1];
         R* op_ = o + off[2];
         // The three shapes that cover nearly all traffic get loops the compiler vectorises.
         if (sa == 1 && sb == 1) {
-          for (int64_t i = 0; i < cols; ++i) op_[i] = f(xp[i], yp[i]);
+          for (int64_t i = c0; i < c1; ++i) op_[i] = f(xp[i], yp[i]);
         } else if (sa == 1 && sb == 0) {
           const T yv = *yp;
-          for (int64_t i = 0; i < cols; ++i) op_[i] = f(xp[i], yv);
+          for (int64_t i = c0; i < c1; ++i) op_[i] = f(xp[i], yv);
         } else if (sa == 0 && sb == 1) {
           const T xv = *xp;
-          for (int64_t i = 0; i < cols; ++i) op_[i] = f(xv, yp[i]);
+          for (int64_t i = c0; i < c1; ++i) op_[i] = f(xv, yp[i]);
         } else {
-          for (int64_t i = 0; i < cols; ++i) op_[i] = f(xp[i * sa], yp[i * sb]);
+          for (int64_t i = c0; i < c1; ++i) op_[i] = f(xp[i * sa], yp[i * sb]);
         }
       });
     });

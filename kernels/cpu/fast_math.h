@@ -12,7 +12,9 @@ inline float fast_expf(float x) {
   const float hi = 88.72283935546875f, lo = -87.33654022216797f;
   const bool overflow = x > hi, underflow = x < lo;
   float xc = x < lo ? lo : (x > hi ? hi : x);
-  float n = __builtin_roundevenf(xc * 1.44269504088896341f);
+  // Round to nearest by adding and subtracting 1.5*2^23 (vectorises, unlike a call to roundevenf).
+  const float shifter = 12582912.0f;
+  float n = (xc * 1.44269504088896341f + shifter) - shifter;
   float r = xc - n * 0.693145751953125f;   // ln2 split in two for an exact product
   r = r - n * 1.428606765330187045e-06f;
   float p = 1.0f / 720.0f;

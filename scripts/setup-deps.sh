@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ember needs that are missing on this machine, and nothing else.
+#   scripts/setup-deps.sh          build + test dependencies
+#   scripts/setup-deps.sh --bench  also LibTorch (the bench's comparator) and OpenBLAS for it
+set -euo pipefail
+
+packages=(g++ cmake make pkg-config ccache libeigen3-dev doctest-dev nlohmann-json3-dev)
+if [[ "${1:-}" == "--bench" ]]; then
+  # Debian's libtorch links the generic libblas.so.3; OpenBLAS makes it the fair comparator that
+  # shared/BENCH.md measured.
+  packages+=(libtorch-dev libopenblas0-pthread)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if (( ${#missing[@]} )); then
+  echo "ember: installing missing packages: ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
