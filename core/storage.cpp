@@ -14,7 +14,7 @@ Storage::Storage(void* data, size_t nbytes, Device device, std::function<void(vo
     : data_(data), nbytes_(nbytes), device_(device), deleter_(std::move(deleter)) {}
 
 Storage::~Storage() {
-  if (backend_) backend_->deallocate(data_);
+  if (backend_) backend_->deallocate(data_, nbytes_);
   else if (deleter_) deleter_(data_);
 }
 

@@ -59,7 +59,9 @@ class Backend {
 
   // ---- memory -------------------------------------------------------------------------------
   virtual void* allocate(size_t nbytes) = 0;
-  virtual void deallocate(void* ptr) = 0;
+  virtual void deallocate(void* ptr, size_t nbytes) = 0;  // nbytes as given to allocate
+  // Returns cached free blocks to the system (allocators that cache); a no-op otherwise.
+  virtual void empty_cache() {}
   virtual void copy_to_host(void* host_dst, const void* src, size_t nbytes) = 0;
   virtual void copy_from_host(void* dst, const void* host_src, size_t nbytes) = 0;
   virtual void synchronize() {}

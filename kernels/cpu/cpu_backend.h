@@ -13,6 +13,10 @@ class CpuBackend : public ReferenceBackend {
  public:
   const char* name() const override { return "cpu"; }
 
+  void* allocate(size_t nbytes) override;
+  void deallocate(void* ptr, size_t nbytes) override;
+  void empty_cache() override;
+
   void fill(DType dt, void* out, int64_t n, Scalar value) override;
   void cast(DType from, const void* in, DType to, void* out, int64_t n) override;
   void strided_copy(DType dt, const void* src, Dims src_strides, void* dst, Dims dst_strides,

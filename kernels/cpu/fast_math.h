@@ -35,4 +35,25 @@ inline float fast_expf(float x) {
   return x != x ? x : y;
 }
 
+// exp for x <= 0 (what softmax needs after subtracting the row max): no overflow or NaN handling,
+// 2^n fits one exponent field, and results below the float range are exactly 0 (so -inf logits give
+// exactly 0 probability). About half the instructions of fast_expf; softmax_4096x1024 is bound by it.
+inline float fast_expf_nonpositive(float x) {
+  const float lo = -87.33654022216797f;
+  const float xc = x < lo ? lo : x;
+  const float shifter = 12582912.0f;
+  const float n = (xc * 1.44269504088896341f + shifter) - shifter;
+  float r = xc - n * 0.693145751953125f;
+  r = r - n * 1.428606765330187045e-06f;
+  float p = 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const float scale = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+  return x < lo ? 0.0f : p * scale;
+}
+
 }  // namespace ember::kernels

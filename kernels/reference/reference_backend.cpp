@@ -33,7 +33,7 @@ void* ReferenceBackend::allocate(size_t nbytes) {
   if (!p) fail("allocate: out of memory allocating ", nbytes, " bytes");
   return p;
 }
-void ReferenceBackend::deallocate(void* ptr) { std::free(ptr); }
+void ReferenceBackend::deallocate(void* ptr, size_t) { std::free(ptr); }
 void ReferenceBackend::copy_to_host(void* dst, const void* src, size_t nbytes) {
   if (nbytes) std::memcpy(dst, src, nbytes);
 }

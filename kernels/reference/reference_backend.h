@@ -15,7 +15,7 @@ class ReferenceBackend : public Backend {
   bool supports(Op op, DType dtype) const override;
 
   void* allocate(size_t nbytes) override;
-  void deallocate(void* ptr) override;
+  void deallocate(void* ptr, size_t nbytes) override;
   void copy_to_host(void* host_dst, const void* src, size_t nbytes) override;
   void copy_from_host(void* dst, const void* host_src, size_t nbytes) override;
 

@@ -1,0 +1,96 @@
+// Size-class caching for large CPU blocks; see cpu_allocator.h.
+#include "ember/kernels/cpu/cpu_allocator.h"
+
+#include <bit>
+#include <cstdlib>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "ember/core/error.h"
+
+namespace ember::kernels {
+namespace {
+
+constexpr size_t kSmall = 64 * 1024;
+constexpr size_t kMaxCached = size_t{1} << 30;  // keep at most 1 GiB of free blocks
+
+// Rounds up to one of 8 steps between consecutive powers of two (at most 12.5% waste).
+size_t size_class(size_t n) {
+  const size_t top = std::bit_floor(n);
+  const size_t step = std::max<size_t>(top / 8, 64);
+  return (n + step - 1) / step * step;
+}
+
+struct Cache {
+  std::mutex mu;
+  std::unordered_map<size_t, std::vector<void*>> free_blocks;
+  CpuMemoryStats stats;
+};
+
+Cache& cache() {
+  static Cache* c = new Cache;  // never destroyed: tensors may be freed during static destruction
+  return *c;
+}
+
+void* raw_alloc(size_t n) {
+  void* p = std::aligned_alloc(64, (std::max<size_t>(n, 1) + 63) / 64 * 64);
+  if (!p) fail("allocate: out of memory allocating ", n, " bytes on the CPU");
+  return p;
+}
+
+}  // namespace
+
+void* cpu_allocate(size_t nbytes) {
+  if (nbytes < kSmall) return raw_alloc(nbytes);
+  const size_t cls = size_class(nbytes);
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.free_blocks.find(cls);
+    c.stats.allocated += cls;
+    c.stats.peak = std::max(c.stats.peak, c.stats.allocated);
+    if (it != c.free_blocks.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      c.stats.cached -= cls;
+      return p;
+    }
+  }
+  return raw_alloc(cls);
+}
+
+void cpu_deallocate(void* ptr, size_t nbytes) {
+  if (!ptr) return;
+  if (nbytes < kSmall) {
+    std::free(ptr);
+    return;
+  }
+  const size_t cls = size_class(nbytes);
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.stats.allocated -= cls;
+  if (c.stats.cached + cls > kMaxCached) {
+    std::free(ptr);
+    return;
+  }
+  c.free_blocks[cls].push_back(ptr);
+  c.stats.cached += cls;
+}
+
+void cpu_empty_cache() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  for (auto& [cls, blocks] : c.free_blocks)
+    for (void* p : blocks) std::free(p);
+  c.free_blocks.clear();
+  c.stats.cached = 0;
+}
+
+CpuMemoryStats cpu_memory_stats() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.stats;
+}
+
+}  // namespace ember::kernels

@@ -1,0 +1,172 @@
+// Packed float32 GEMM (see sgemm.h). Structure, from the outside in:
+//   for each block of NC columns of B and KC rows of B:
+//     pack B[kc x nc] into NR-wide column panels (contiguous, zero-padded)        -> stays in L2/L3
+//     for each block of MC rows of A (split across threads):
+//       pack A[mc x kc] into MR-tall row panels (contiguous, zero-padded)          -> stays in L2
+//       for each NR-panel of B and MR-panel of A: the micro-kernel computes an MR x NR tile of C in
+//       registers (28 accumulators of 16 floats), streaming the two panels from cache.
+// Packing makes every micro-kernel read contiguous and handles transposed inputs for free.
+#include "ember/kernels/cpu/sgemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace ember::kernels {
+
+#if defined(__AVX512F__)
+
+namespace {
+
+constexpr int64_t MR = 14;   // rows of C per micro-kernel call
+constexpr int64_t NR = 32;   // columns of C per micro-kernel call (two 16-float vectors)
+constexpr int64_t KC = 256;  // depth of a packed panel: an NR x KC panel of B is 32 KiB (L1)
+constexpr int64_t MC = 17 * MR;  // rows of A packed at once: 238 x 256 floats = 238 KiB (half of L2)
+constexpr int64_t NC = 4096; // columns of B packed at once
+
+// Packing buffers live as long as their thread and only grow: allocating them per call costs page
+// faults that were measured at several milliseconds per sgemm_512.
+float* scratch(std::vector<float>& buf, size_t n) {
+  if (buf.size() < n + 16) buf.resize(n + 16);
+  auto addr = reinterpret_cast<uintptr_t>(buf.data());
+  return reinterpret_cast<float*>((addr + 63) & ~uintptr_t{63});  // 64-byte aligned
+}
+
+// B[pc:pc+kc, jc:jc+nc] -> panels of NR columns: panel p holds, for each k, NR consecutive floats.
+void pack_b(bool trans, const float* b, int64_t ldb, int64_t pc, int64_t kc, int64_t jc, int64_t nc,
+            float* out) {
+  for (int64_t j0 = 0; j0 < nc; j0 += NR) {
+    const int64_t w = std::min(NR, nc - j0);
+    float* dst = out + j0 * kc;
+    for (int64_t p = 0; p < kc; ++p) {
+      float* row = dst + p * NR;
+      if (!trans && w == NR) {
+        const float* src = b + (pc + p) * ldb + jc + j0;
+        for (int64_t j = 0; j < NR; ++j) row[j] = src[j];
+      } else {
+        for (int64_t j = 0; j < w; ++j)
+          row[j] = trans ? b[(jc + j0 + j) * ldb + pc + p] : b[(pc + p) * ldb + jc + j0 + j];
+        for (int64_t j = w; j < NR; ++j) row[j] = 0.0f;
+      }
+    }
+  }
+}
+
+// A[ic:ic+mc, pc:pc+kc] -> panels of MR rows: panel q holds, for each k, MR consecutive floats.
+void pack_a(bool trans, const float* a, int64_t lda, int64_t ic, int64_t mc, int64_t pc, int64_t kc,
+            float* out) {
+  for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+    const int64_t h = std::min(MR, mc - i0);
+    float* dst = out + i0 * kc;
+    for (int64_t p = 0; p < kc; ++p) {
+      float* col = dst + p * MR;
+      for (int64_t i = 0; i < h; ++i)
+        col[i] = trans ? a[(pc + p) * lda + ic + i0 + i] : a[(ic + i0 + i) * lda + pc + p];
+      for (int64_t i = h; i < MR; ++i) col[i] = 0.0f;
+    }
+  }
+}
+
+// acc[MR x NR] = A_panel (MR x kc) * B_panel (kc x NR).
+inline void micro_kernel(int64_t kc, const float* __restrict A, const float* __restrict B,
+                         float* __restrict acc) {
+  __m512 c[MR][2];
+  for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; ++i) {
+      const __m512 av = _mm512_set1_ps(A[i]);
+      c[i][0] = _mm512_fmadd_ps(av, b0, c[i][0]);
+      c[i][1] = _mm512_fmadd_ps(av, b1, c[i][1]);
+    }
+    A += MR;
+    B += NR;
+  }
+  for (int i = 0; i < MR; ++i) {
+    _mm512_store_ps(acc + i * NR, c[i][0]);
+    _mm512_store_ps(acc + i * NR + 16, c[i][1]);
+  }
+}
+
+// Adds the tile into C: C = alpha*acc + (first ? beta*C : C), for the h x w valid part.
+inline void store_tile(const float* acc, float* c, int64_t ldc, int64_t h, int64_t w, float alpha,
+                       float beta, bool first) {
+  for (int64_t i = 0; i < h; ++i) {
+    float* row = c + i * ldc;
+    const float* t = acc + i * NR;
+    if (first && beta == 0.0f) {
+      for (int64_t j = 0; j < w; ++j) row[j] = alpha * t[j];
+    } else {
+      const float scale = first ? beta : 1.0f;
+      for (int64_t j = 0; j < w; ++j) row[j] = alpha * t[j] + scale * row[j];
+    }
+  }
+}
+
+}  // namespace
+
+bool packed_sgemm_available() { return true; }
+
+void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                  int64_t ldc) {
+  const int threads = (m * n * k >= (int64_t{1} << 21)) ? omp_get_max_threads() : 1;
+  // Each thread takes a contiguous share of the rows, a whole number of MR panels.
+  const int64_t panels = (m + MR - 1) / MR;
+  const int64_t mc = ((panels + threads - 1) / threads) * MR;
+  static thread_local std::vector<float> bbuf;
+  float* bpack = scratch(bbuf, static_cast<size_t>(KC) * ((std::min(n, NC) + NR - 1) / NR * NR));
+  for (int64_t jc = 0; jc < n; jc += NC) {
+    const int64_t nc = std::min(NC, n - jc);
+    for (int64_t pc = 0; pc < k; pc += KC) {
+      const int64_t kc = std::min(KC, k - pc);
+      const bool first = pc == 0;
+#pragma omp parallel num_threads(threads)
+      {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        // Pack B together: each thread packs a share of the NR-panels.
+        const int64_t bpanels = (nc + NR - 1) / NR;
+        for (int64_t q = t; q < bpanels; q += nt)
+          pack_b(trans_b, b, ldb, pc, kc, jc + q * NR, std::min(NR, nc - q * NR),
+                 bpack + q * NR * kc);
+#pragma omp barrier
+        // This thread's rows, in blocks of MC whose packed A stays in L2 while every B panel
+        // streams past it.
+        const int64_t row_begin = t * mc, row_end = std::min(m, row_begin + mc);
+        static thread_local std::vector<float> abuf;
+        float* apack = scratch(abuf, static_cast<size_t>(kc) * MC);
+        alignas(64) float acc[MR * NR];
+        for (int64_t ic = row_begin; ic < row_end; ic += MC) {
+          const int64_t my_m = std::min(MC, row_end - ic);
+          pack_a(trans_a, a, lda, ic, my_m, pc, kc, apack);
+          for (int64_t j0 = 0; j0 < nc; j0 += NR) {
+            const int64_t w = std::min(NR, nc - j0);
+            for (int64_t i0 = 0; i0 < my_m; i0 += MR) {
+              const int64_t h = std::min(MR, my_m - i0);
+              micro_kernel(kc, apack + i0 * kc, bpack + j0 * kc, acc);
+              store_tile(acc, c + (ic + i0) * ldc + jc + j0, ldc, h, w, alpha, beta, first);
+            }
+          }
+        }
+#pragma omp barrier
+      }
+    }
+  }
+}
+
+#else  // no AVX-512: the CPU backend uses Eigen
+
+bool packed_sgemm_available() { return false; }
+void packed_sgemm(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
+                  int64_t, float, float*, int64_t) {}
+
+#endif
+
+}  // namespace ember::kernels
