@@ -82,6 +82,10 @@ TEST_CASE("backends: binary ops with broadcasting, mixed dtypes and strides") {
     check_against_reference([&] { return ia / ib; });
     check_against_reference([&] { return ia + b; });
   }
+  // Outputs over 16 MiB take the streaming-store path; an odd offset exercises its unaligned head.
+  Tensor huge_a = randn({(1 << 22) + 77}), huge_b = randn({(1 << 22) + 77});
+  check_against_reference([&] { return huge_a + huge_b; });
+  check_against_reference([&] { return huge_a.slice(0, 3) * huge_b.slice(0, 0, -3); });
   Tensor nc = non_contiguous_randn({33, 7});
   Tensor nd = non_contiguous_randn({33, 7}, kFloat64);
   check_against_reference([&] { return nc * nd; });

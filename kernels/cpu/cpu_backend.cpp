@@ -4,6 +4,9 @@
 #include <omp.h>
 
 #include <Eigen/Core>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -35,6 +38,26 @@ void parallel_for(int64_t n, int64_t work_per_item, F&& f) {
     const int64_t begin = std::min(n, t * chunk), end = std::min(n, begin + chunk);
     if (begin < end) f(begin, end);
   }
+}
+
+constexpr int64_t kStreamBytes = int64_t{16} << 20;
+
+// out[i] = value(i) for i in [c0, c1), with non-temporal 64-byte stores where the destination is
+// aligned (AVX-512 builds); plain stores otherwise and for the unaligned head and tail.
+template <class V>
+void stream_map(float* out, int64_t c0, int64_t c1, V&& value) {
+  int64_t i = c0;
+#if defined(__AVX512F__)
+  for (; i < c1 && (reinterpret_cast<uintptr_t>(out + i) & 63); ++i) out[i] = value(i);
+  for (; i + 16 <= c1; i += 16) {
+    alignas(64) float block[16];
+#pragma omp simd
+    for (int j = 0; j < 16; ++j) block[j] = value(i + j);
+    _mm512_stream_ps(out + i, _mm512_load_ps(block));
+  }
+  _mm_sfence();
+#endif
+  for (; i < c1; ++i) out[i] = value(i);
 }
 
 // Drops size-1 dims and merges dims that are contiguous in every operand, so the innermost loop is
@@ -184,12 +207,21 @@ void CpuBackend::binary(BinaryOp op, DType dt, const void* a, Dims a_strides, co
       using R = decltype(f(T{}, T{}));
       R* o = static_cast<R*>(out);
       const int64_t sa = st[0].back(), sb = st[1].back();
+      // Outputs far larger than the caches are written with streaming stores (no read-for-
+      // ownership of the destination: a third less memory traffic for c = a + b; bench add_16M).
+      const bool stream_output = step * static_cast<int64_t>(sizeof(R)) >= kStreamBytes;
       for_each_row<3>(cs, st, [&](const std::array<int64_t, 3>& off, int64_t c0, int64_t c1) {
         const T* xp = x + off[0];
         const T* yp = y + off[1];
         R* op_ = o + off[2];
         // The three shapes that cover nearly all traffic get loops the compiler vectorises.
         if (sa == 1 && sb == 1) {
+          if constexpr (std::is_same_v<R, float>) {
+            if (stream_output) {
+              stream_map(op_, c0, c1, [&](int64_t i) { return f(xp[i], yp[i]); });
+              return;
+            }
+          }
           for (int64_t i = c0; i < c1; ++i) op_[i] = f(xp[i], yp[i]);
         } else if (sa == 1 && sb == 0) {
           const T yv = *yp;
@@ -207,11 +239,12 @@ void CpuBackend::binary(BinaryOp op, DType dt, const void* a, Dims a_strides, co
 
 namespace {
 
-// Sum of a contiguous float run with 16 independent partial sums (vectorised, and rounding error
-// grows like n/16 instead of n).
+// Sum of a contiguous run with 64 independent partial sums: four vector accumulators, so the adds
+// do not wait on each other (one accumulator capped sum_16M at ~75 GB/s per core), and rounding
+// error grows like n/64 instead of n.
 template <class T>
 T sum_run(const T* x, int64_t n) {
-  constexpr int kLanes = 16;
+  constexpr int kLanes = 64;
   T part[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
