@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <thread>
 #include <vector>
 
 #include "bench.h"
@@ -78,22 +79,39 @@ int main(int argc, char** argv) {
   ember::manual_seed(0);
   std::ofstream json;
   if (!json_path.empty()) json.open(json_path);
-  // All ember runs first, then all LibTorch runs: LibTorch's BLAS threads keep spinning for a while
-  // after each call and would steal the cores from whatever runs next.
+  // Rounds alternate ember and LibTorch so that drift in the shared machine's speed hits both alike;
+  // each side's figure is the median of its round medians. A pause after each side lets its worker
+  // threads (OpenBLAS's keep spinning for ~0.1 s after a call) go idle before the other side runs.
   std::vector<Entry> selected;
   for (auto& e : workloads())
     if (filter.empty() || e.w.name.find(filter) != std::string::npos) selected.push_back(e);
+  auto pause = [] { std::this_thread::sleep_for(std::chrono::milliseconds(150)); };
+  auto median_of = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  constexpr int kRounds = 3;
   std::vector<double> ember_s;
+  std::vector<std::optional<double>> torch_s;
   for (auto& e : selected) {
     auto run = e.make();
-    ember_s.push_back(median_seconds(run));
-  }
-  std::vector<std::optional<double>> torch_s(selected.size());
-  for (size_t i = 0; i < selected.size(); ++i)
-    for (int threads : {1, 2}) {  // LibTorch gets its best setting
-      auto t = libtorch_seconds(selected[i].w.name, threads);
-      if (t && (!torch_s[i] || *t < *torch_s[i])) torch_s[i] = t;
+    std::vector<double> mine, theirs;
+    for (int round = 0; round < kRounds; ++round) {
+      mine.push_back(median_seconds(run, 3, 10, 0.25));
+      pause();
+      std::optional<double> best;
+      for (int threads : {1, 2}) {  // LibTorch gets its best setting
+        auto t = libtorch_seconds(e.w.name, threads);
+        if (t && (!best || *t < *best)) best = t;
+      }
+      if (best) {
+        theirs.push_back(*best);
+        pause();
+      }
     }
+    ember_s.push_back(median_of(mine));
+    torch_s.push_back(theirs.empty() ? std::nullopt : std::optional<double>(median_of(theirs)));
+  }
   std::printf("%-20s %12s %14s %16s %10s\n", "workload", "ember ms", "libtorch ms", "ember rate",
               "speedup");
   for (size_t i = 0; i < selected.size(); ++i) {

@@ -31,7 +31,7 @@ std::optional<double> libtorch_seconds(const std::string& name, int threads) {
   } else {
     return std::nullopt;
   }
-  return median_seconds(run);
+  return median_seconds(run, 3, 10, 0.25);
 }
 
 }  // namespace ember::bench
