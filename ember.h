@@ -1,4 +1,4 @@
-// ember: include this one header for everything (tensor, ops, autograd). Finer headers live under
+// ember: include this one header for everything (tensor, ops, autograd, nn). Finer headers live under
 // <ember/core/...>, <ember/autograd/...> and <ember/kernels/...>.
 #pragma once
 #include "ember/autograd/engine.h"
@@ -12,3 +12,4 @@
 #include "ember/core/generator.h"
 #include "ember/core/ops.h"
 #include "ember/core/tensor.h"
+#include "ember/nn/nn.h"
