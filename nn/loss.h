@@ -13,6 +13,13 @@ class Loss : public Module {
   virtual Tensor forward(const Tensor& input, const Tensor& target) = 0;
   Tensor operator()(const Tensor& input, const Tensor& target) { return forward(input, target); }
   std::string reduction;
+
+ protected:
+  // Class weights are buffers, as in PyTorch: they move with to() and appear in state_dict().
+  Tensor optional_buffer(const std::string& name, Tensor t) {
+    if (t.defined()) register_buffer(name, t);
+    return t;
+  }
 };
 
 class MSELoss : public Loss {
@@ -50,7 +57,7 @@ class HuberLoss : public Loss {
 class BCELoss : public Loss {
  public:
   explicit BCELoss(Tensor weight = {}, std::string reduction = "mean")
-      : Loss("BCELoss", std::move(reduction)), weight(std::move(weight)) {}
+      : Loss("BCELoss", std::move(reduction)), weight(optional_buffer("weight", std::move(weight))) {}
   Tensor forward(const Tensor& i, const Tensor& t) override {
     return functional::binary_cross_entropy(i, t, weight, reduction);
   }
@@ -60,8 +67,9 @@ class BCELoss : public Loss {
 class BCEWithLogitsLoss : public Loss {
  public:
   explicit BCEWithLogitsLoss(Tensor weight = {}, std::string reduction = "mean", Tensor pos_weight = {})
-      : Loss("BCEWithLogitsLoss", std::move(reduction)), weight(std::move(weight)),
-        pos_weight(std::move(pos_weight)) {}
+      : Loss("BCEWithLogitsLoss", std::move(reduction)),
+        weight(optional_buffer("weight", std::move(weight))),
+        pos_weight(optional_buffer("pos_weight", std::move(pos_weight))) {}
   Tensor forward(const Tensor& i, const Tensor& t) override {
     return functional::binary_cross_entropy_with_logits(i, t, weight, reduction, pos_weight);
   }
@@ -81,7 +89,8 @@ class KLDivLoss : public Loss {
 class NLLLoss : public Loss {
  public:
   explicit NLLLoss(Tensor weight = {}, int64_t ignore_index = -100, std::string reduction = "mean")
-      : Loss("NLLLoss", std::move(reduction)), weight(std::move(weight)), ignore_index(ignore_index) {}
+      : Loss("NLLLoss", std::move(reduction)), weight(optional_buffer("weight", std::move(weight))),
+        ignore_index(ignore_index) {}
   Tensor forward(const Tensor& i, const Tensor& t) override {
     return functional::nll_loss(i, t, weight, ignore_index, reduction);
   }
@@ -93,8 +102,9 @@ class CrossEntropyLoss : public Loss {
  public:
   explicit CrossEntropyLoss(Tensor weight = {}, int64_t ignore_index = -100,
                             std::string reduction = "mean", double label_smoothing = 0.0)
-      : Loss("CrossEntropyLoss", std::move(reduction)), weight(std::move(weight)),
-        ignore_index(ignore_index), label_smoothing(label_smoothing) {}
+      : Loss("CrossEntropyLoss", std::move(reduction)),
+        weight(optional_buffer("weight", std::move(weight))), ignore_index(ignore_index),
+        label_smoothing(label_smoothing) {}
   Tensor forward(const Tensor& i, const Tensor& t) override {
     return functional::cross_entropy(i, t, weight, ignore_index, reduction, label_smoothing);
   }

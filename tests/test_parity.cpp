@@ -2,7 +2,6 @@
 // tests/parity/make_fixtures.py and compares the output and the gradients of sum(out * w) with what
 // PyTorch computed.
 #include "helpers.h"
-#include "safetensors_reader.h"
 
 using namespace ember;
 using autograd::variable_list;
@@ -60,7 +59,9 @@ std::map<std::string, Case> ember_cases() {
 }  // namespace
 
 TEST_CASE("parity with PyTorch: outputs and gradients from committed fixtures") {
-  auto fixtures = test::read_safetensors(std::string(EMBER_FIXTURE_DIR) + "/parity.safetensors");
+  std::map<std::string, Tensor> fixtures;
+  for (auto& [k, t] : nn::load_safetensors(std::string(EMBER_FIXTURE_DIR) + "/parity.safetensors"))
+    fixtures[k] = t;
   auto cases = ember_cases();
   size_t checked = 0;
   for (auto& [name, fn] : cases) {

@@ -1,0 +1,107 @@
+#!/usr/bin/python3
+"""Generates tests/fixtures/nn_parity.safetensors: PyTorch layers and losses with their weights,
+inputs, outputs and gradients, for tests/test_nn_parity.cpp.
+
+For case NAME: NAME.state.<key> is the module's state_dict (loaded into the ember module),
+NAME.in<i> the inputs, NAME.out the output, NAME.w a weight for the scalar sum(out * w), and
+NAME.grad_in<i> / NAME.grad.<param> the gradients of that scalar. Stateful cases (BatchNorm) also
+store NAME.after.<buffer> after several training steps.
+
+Run:  /usr/bin/python3 tests/parity/make_nn_fixtures.py
+"""
+import os
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import write_safetensors  # noqa: E402
+
+torch.manual_seed(4321)
+T = {}
+
+
+def put(name, t):
+    T[name] = t.detach().clone().contiguous()
+
+
+def run_module(name, module, inputs, train=True, steps=1):
+    module.train(train)
+    for k, v in module.state_dict().items():
+        put(f"{name}.state.{k}", v)
+    ins = [x.clone().requires_grad_(x.is_floating_point()) for x in inputs]
+    # Stateful layers: earlier steps only move running statistics.
+    for _ in range(steps - 1):
+        module(*[x.detach() for x in ins])
+    out = module(*ins)
+    w = torch.randn(out.shape)
+    (out * w).sum().backward()
+    for i, x in enumerate(ins):
+        put(f"{name}.in{i}", x)
+        if x.is_floating_point():
+            put(f"{name}.grad_in{i}", x.grad)
+    for k, p in module.named_parameters():
+        if p.grad is not None:
+            put(f"{name}.grad.{k}", p.grad)
+    for k, b in module.named_buffers():
+        put(f"{name}.after.{k}", b)
+    put(f"{name}.out", out)
+    put(f"{name}.w", w)
+
+
+def r(*shape):
+    return torch.randn(*shape)
+
+
+def main():
+    run_module("linear", nn.Linear(7, 5), [r(4, 7)])
+    run_module("linear_nobias_3d", nn.Linear(6, 3, bias=False), [r(2, 4, 6)])
+    run_module("bilinear", nn.Bilinear(3, 4, 2), [r(5, 3), r(5, 4)])
+    run_module("layernorm", nn.LayerNorm(6), [r(3, 4, 6)])
+    run_module("layernorm_2d_noaffine", nn.LayerNorm([4, 6], elementwise_affine=False), [r(3, 4, 6)])
+    run_module("groupnorm", nn.GroupNorm(2, 6), [r(3, 6, 5)])
+    run_module("batchnorm1d_train", nn.BatchNorm1d(5), [r(8, 5)], train=True, steps=3)
+    bn_eval = nn.BatchNorm1d(5)
+    with torch.no_grad():
+        bn_eval.running_mean.copy_(torch.randn(5))
+        bn_eval.running_var.copy_(torch.rand(5) + 0.5)
+        bn_eval.weight.copy_(torch.randn(5))
+    run_module("batchnorm1d_eval", bn_eval, [r(8, 5)], train=False)
+    run_module("batchnorm2d_train", nn.BatchNorm2d(3, momentum=None), [r(4, 3, 5, 5)], train=True, steps=4)
+    run_module("batchnorm1d_3d", nn.BatchNorm1d(4, momentum=0.3), [r(6, 4, 7)], train=True, steps=2)
+    run_module("embedding_pad", nn.Embedding(10, 4, padding_idx=2), [torch.tensor([[1, 2, 3], [2, 9, 0]])])
+    run_module("gelu_tanh", nn.GELU("tanh"), [r(3, 5)])
+    seq = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Dropout(0.0), nn.Linear(8, 3), nn.LogSoftmax(-1))
+    run_module("sequential", seq, [r(4, 6)])
+
+    # Losses: inputs, output and input gradients (no parameters).
+    logits, labels = r(6, 5), torch.tensor([1, 0, 4, 2, 4, 3])
+    weight = torch.rand(5) + 0.5
+    put("weight_for_ce", weight)
+    run_module("ce", nn.CrossEntropyLoss(), [logits, labels])
+    run_module("ce_weight_ignore_smooth",
+               nn.CrossEntropyLoss(weight=weight, ignore_index=4, label_smoothing=0.1), [logits, labels])
+    run_module("ce_smooth_sum", nn.CrossEntropyLoss(label_smoothing=0.2, reduction="sum"), [logits, labels])
+    run_module("ce_none_nd", nn.CrossEntropyLoss(reduction="none"),
+               [r(2, 5, 3), torch.tensor([[0, 4, 1], [2, 2, 3]])])
+    run_module("ce_probs", nn.CrossEntropyLoss(label_smoothing=0.1), [logits, F.softmax(r(6, 5), -1)])
+    run_module("nll_weight", nn.NLLLoss(weight=weight), [F.log_softmax(logits, -1), labels])
+    run_module("mse", nn.MSELoss(), [r(4, 3), r(4, 3)])
+    run_module("l1_sum", nn.L1Loss(reduction="sum"), [r(4, 3), r(4, 3)])
+    run_module("smooth_l1", nn.SmoothL1Loss(beta=0.5), [r(4, 3), r(4, 3)])
+    run_module("huber", nn.HuberLoss(delta=0.7), [r(4, 3), r(4, 3)])
+    run_module("bce", nn.BCELoss(), [torch.rand(4, 3) * 0.9 + 0.05, torch.rand(4, 3)])
+    pos_weight = torch.rand(3) + 0.5
+    put("pos_weight_for_bce", pos_weight)
+    run_module("bce_logits_pos", nn.BCEWithLogitsLoss(pos_weight=pos_weight),
+               [r(4, 3), torch.rand(4, 3)])
+    run_module("kldiv_batchmean", nn.KLDivLoss(reduction="batchmean"),
+               [F.log_softmax(r(4, 3), -1), F.softmax(r(4, 3), -1)])
+    here = os.path.dirname(os.path.abspath(__file__))
+    write_safetensors(os.path.join(here, "..", "fixtures", "nn_parity.safetensors"), T)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,351 @@
+// nn: the Module system (registration, names, traversal, modes, conversion, state_dict), the
+// containers, init, safetensors files, layer errors, and gradcheck of every layer in float64.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "helpers.h"
+
+using namespace ember;
+using ember::test::check_error;
+using ember::test::check_gradcheck;
+using ember::test::randn64;
+
+namespace {
+
+// A user model: children registered by name, plus the classic pitfall, layers in a std::vector.
+struct Net : nn::Module {
+  Net() : nn::Module("Net") {
+    fc1 = register_module("fc1", std::make_shared<nn::Linear>(4, 3));
+    blocks = register_module("blocks", std::make_shared<nn::ModuleList>());
+    blocks->push_back(std::make_shared<nn::Linear>(3, 3));
+    blocks->push_back(std::make_shared<nn::BatchNorm1d>(3));
+    scale = register_parameter("scale", ones({1}));
+    hidden.push_back(std::make_shared<nn::Linear>(3, 3));  // not registered: invisible
+  }
+  Tensor forward(const Tensor& x) override {
+    Tensor h = (*fc1)(x);
+    for (auto& b : *blocks) h = (*b)(h);
+    for (auto& l : hidden) h = (*l)(h);
+    return h * scale;
+  }
+  std::shared_ptr<nn::Linear> fc1;
+  std::shared_ptr<nn::ModuleList> blocks;
+  std::vector<std::shared_ptr<nn::Linear>> hidden;
+  Tensor scale;
+};
+
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("ember_test_" + name)).string();
+}
+
+}  // namespace
+
+TEST_CASE("Module: dotted, insertion-ordered names and traversal") {
+  auto net = std::make_shared<Net>();
+  std::vector<std::string> names;
+  for (auto& [n, p] : net->named_parameters()) names.push_back(n);
+  CHECK(names == std::vector<std::string>{"scale", "fc1.weight", "fc1.bias", "blocks.0.weight",
+                                          "blocks.0.bias", "blocks.1.weight", "blocks.1.bias"});
+  std::vector<std::string> buffers;
+  for (auto& [n, b] : net->named_buffers()) buffers.push_back(n);
+  CHECK(buffers == std::vector<std::string>{"blocks.1.running_mean", "blocks.1.running_var",
+                                            "blocks.1.num_batches_tracked"});
+  CHECK(net->children().size() == 2);
+  std::vector<std::string> mods;
+  for (auto& [n, m] : net->named_modules()) mods.push_back(n);
+  CHECK(mods == std::vector<std::string>{"", "fc1", "blocks", "blocks.0", "blocks.1"});
+  CHECK(net->num_parameters() == 1 + 4 * 3 + 3 + 3 * 3 + 3 + 3 + 3);
+  CHECK(net->parameters(false).size() == 1);
+  int visited = 0;
+  net->apply([&](nn::Module&) { ++visited; });
+  CHECK(visited == 5);
+}
+
+TEST_CASE("Module: layers in a std::vector are invisible, in a ModuleList visible") {
+  auto net = std::make_shared<Net>();
+  auto hidden_weight = net->hidden[0]->weight;
+  bool in_params = false;
+  for (auto& p : net->parameters()) in_params |= p.is_same(hidden_weight);
+  CHECK_FALSE(in_params);  // the pitfall: an optimizer built from parameters() would skip it
+  bool list_weight_seen = false;
+  for (auto& p : net->parameters()) list_weight_seen |= p.is_same(net->blocks->at<nn::Linear>(0)->weight);
+  CHECK(list_weight_seen);
+  CHECK(net->state_dict().size() == 10);  // 7 parameters + 3 buffers, none from `hidden`
+}
+
+TEST_CASE("Module: train/eval, zero_grad, requires_grad_, to(dtype) keeps identity") {
+  auto net = std::make_shared<Net>();
+  CHECK(net->blocks->at<nn::BatchNorm1d>(1)->is_training());
+  net->eval();
+  CHECK_FALSE(net->blocks->at<nn::BatchNorm1d>(1)->is_training());
+  net->train();
+  Tensor y = (*net)(randn({5, 4}));
+  y.sum().backward();
+  CHECK(net->fc1->weight.grad().defined());
+  net->zero_grad(false);
+  CHECK(net->fc1->weight.grad().sum().item<float>() == 0.0f);
+  net->zero_grad();
+  CHECK_FALSE(net->fc1->weight.grad().defined());
+  Tensor handle = net->fc1->weight;
+  net->to(kFloat64);
+  CHECK(net->hidden[0]->weight.dtype() == kFloat32);  // unregistered layers are left behind
+  net->hidden.clear();
+  CHECK(handle.dtype() == kFloat64);  // the same Tensor the module holds, converted in place
+  CHECK(net->fc1->weight.is_same(handle));
+  CHECK(net->blocks->at<nn::BatchNorm1d>(1)->num_batches_tracked.dtype() == kInt64);
+  CHECK((*net)(randn({5, 4}, kFloat64)).dtype() == kFloat64);
+  net->requires_grad_(false);
+  CHECK_FALSE(net->fc1->weight.requires_grad());
+  CHECK(net->num_parameters(true) == 0);
+}
+
+TEST_CASE("Module: forward hooks and printing") {
+  auto lin = std::make_shared<nn::Linear>(3, 2);
+  int calls = 0;
+  lin->register_forward_pre_hook([&](nn::Module&, const Tensor& x) {
+    ++calls;
+    return x * 0.0;  // replaces the input
+  });
+  lin->register_forward_hook([&](nn::Module&, const Tensor&, const Tensor& y) { return y + 1.0; });
+  Tensor y = (*lin)(ones({1, 3}));
+  CHECK(calls == 1);
+  CHECK(allclose(y, lin->bias.detach().unsqueeze(0) + 1.0));
+  nn::Sequential seq{std::make_shared<nn::Linear>(784, 256), std::make_shared<nn::ReLU>(),
+                     std::make_shared<nn::Dropout>(0.1), std::make_shared<nn::LayerNorm>(256)};
+  const std::string text = seq.repr();
+  CHECK(text == "Sequential(\n"
+                "  (0): Linear(in_features=784, out_features=256, bias=True)\n"
+                "  (1): ReLU()\n"
+                "  (2): Dropout(p=0.1, inplace=False)\n"
+                "  (3): LayerNorm((256,), eps=1e-05, elementwise_affine=True)\n"
+                ")");
+  std::ostringstream os;
+  os << *std::make_shared<Net>();
+  CHECK(os.str().find("  (blocks): ModuleList(\n    (0): Linear(in_features=3") != std::string::npos);
+}
+
+TEST_CASE("containers: Sequential, ModuleList, ModuleDict, ParameterList, ParameterDict") {
+  nn::Sequential named({{"encoder", std::make_shared<nn::Linear>(2, 3)}, {"act", std::make_shared<nn::Tanh>()}});
+  CHECK(named.named_parameters()[0].first == "encoder.weight");
+  CHECK(named[-1]->type_name() == "Tanh");
+  CHECK(named(ones({4, 2})).sizes() == Shape{4, 3});
+  named.push_back(std::make_shared<nn::Linear>(3, 1));
+  CHECK(named.size() == 3);
+  CHECK(named.named_parameters().back().first == "2.bias");
+
+  nn::ModuleList list;
+  list.push_back(std::make_shared<nn::Linear>(1, 1));
+  list.push_back(std::make_shared<nn::ReLU>());
+  list.insert(1, std::make_shared<nn::Tanh>());
+  CHECK(list[1]->type_name() == "Tanh");
+  CHECK(list.named_children()[2].first == "2");
+  CHECK(list.named_children()[2].second->type_name() == "ReLU");
+  list.extend({std::make_shared<nn::Linear>(1, 2)});
+  CHECK(list.size() == 4);
+  CHECK(list.named_parameters().back().first == "3.bias");
+  check_error([&] { list[7]; }, {"ModuleList", "index 7"});
+  check_error([&] { list.at<nn::Linear>(1); }, {"Tanh"});
+
+  nn::ModuleDict dict({{"b", std::make_shared<nn::Linear>(1, 1)}, {"a", std::make_shared<nn::ReLU>()}});
+  CHECK(dict.keys() == std::vector<std::string>{"b", "a"});
+  CHECK(dict.contains("a"));
+  dict.insert("b", std::make_shared<nn::Linear>(2, 2));  // replace keeps position
+  CHECK(dict.keys() == std::vector<std::string>{"b", "a"});
+  CHECK(dict["b"]->parameters()[0].sizes() == Shape{2, 2});
+  auto popped = dict.pop("b");
+  CHECK(popped->type_name() == "Linear");
+  CHECK(dict.keys() == std::vector<std::string>{"a"});
+  check_error([&] { dict["zzz"]; }, {"ModuleDict", "zzz"});
+
+  nn::ParameterList plist{zeros({2}), ones({3})};
+  CHECK(plist.size() == 2);
+  CHECK(plist[1].requires_grad());
+  CHECK(plist.named_parameters()[1].first == "1");
+  nn::ParameterDict pdict;
+  pdict.insert("alpha", zeros({1}));
+  pdict.insert("beta", ones({2}));
+  CHECK(pdict.keys() == std::vector<std::string>{"alpha", "beta"});
+  CHECK(pdict["beta"].numel() == 2);
+  CHECK(pdict.state_dict().size() == 2);
+}
+
+TEST_CASE("state_dict and load_state_dict: missing, unexpected and mismatched keys") {
+  auto a = std::make_shared<Net>();
+  auto b = std::make_shared<Net>();
+  CHECK_FALSE(allclose(a->fc1->weight, b->fc1->weight));
+  b->load_state_dict(a->state_dict());
+  CHECK(allclose(a->fc1->weight, b->fc1->weight));
+  CHECK(b->fc1->weight.requires_grad());  // loading keeps parameters trainable
+  auto state = a->state_dict();
+  state.erase(state.begin());                       // "scale" missing
+  state.emplace_back("extra.weight", zeros({1}));   // unexpected
+  check_error([&] { b->load_state_dict(state); }, {"missing", "\"scale\"", "unexpected", "\"extra.weight\""});
+  auto result = b->load_state_dict(state, /*strict=*/false);
+  CHECK(result.missing_keys == std::vector<std::string>{"scale"});
+  CHECK(result.unexpected_keys == std::vector<std::string>{"extra.weight"});
+  nn::NamedTensors bad = a->state_dict();
+  for (auto& [k, t] : bad)
+    if (k == "fc1.weight") t = zeros({2, 2});
+  Tensor before = b->fc1->bias.clone();
+  check_error([&] { b->load_state_dict(bad); },
+              {"size mismatch for \"fc1.weight\"", "[2, 2]", "[3, 4]"});
+  CHECK(allclose(b->fc1->bias, before));  // nothing was copied
+}
+
+TEST_CASE("safetensors: round trip, metadata, atomic writes, bad files") {
+  auto a = std::make_shared<Net>();
+  const std::string path = temp_path("net.safetensors");
+  nn::save(*a, path, {{"format", "pt"}});
+  CHECK_FALSE(std::filesystem::exists(path + ".tmp"));
+  auto b = std::make_shared<Net>();
+  nn::load(*b, path);
+  for (auto& [k, t] : a->state_dict()) CHECK(equal(t, *nn::find(b->state_dict(), k)));
+  nn::Metadata meta;
+  auto loaded = nn::load_safetensors(path, &meta);
+  CHECK(meta.at("format") == "pt");
+  CHECK(loaded.front().first == "scale");  // file order is insertion order
+  // Every dtype survives.
+  nn::NamedTensors all = {{"f32", randn({2, 3})}, {"f64", randn({3}, kFloat64)},
+                          {"i64", tensor({1, -2})}, {"i32", tensor({7}).to(kInt32)},
+                          {"b", tensor({true, false})}, {"bf16", randn({4}).to(kBFloat16)},
+                          {"f16", randn({4}).to(kFloat16)}, {"empty", zeros({0, 2})},
+                          {"scalar", scalar_tensor(2.5)}};
+  nn::save_safetensors(all, path);
+  auto back = nn::load_safetensors(path);
+  REQUIRE(back.size() == all.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    CHECK(back[i].first == all[i].first);
+    CHECK(back[i].second.dtype() == all[i].second.dtype());
+    CHECK(equal(back[i].second, all[i].second));
+  }
+  {
+    std::ofstream junk(path, std::ios::binary);
+    junk << "not a safetensors file";
+  }
+  check_error([&] { nn::load_safetensors(path); }, {"load_safetensors", path});
+  check_error([&] { nn::load_safetensors(path + ".missing"); }, {"cannot open"});
+  std::remove(path.c_str());
+}
+
+TEST_CASE("layers: PyTorch's default initialisation and shape errors") {
+  manual_seed(0);
+  nn::Linear lin(100, 50);
+  const double bound = 1.0 / std::sqrt(100.0);
+  CHECK(lin.weight.abs().max().item<float>() <= bound + 1e-6);
+  CHECK(lin.weight.abs().max().item<float>() > 0.9 * bound);
+  CHECK(lin.bias.abs().max().item<float>() <= bound + 1e-6);
+  check_error([&] { lin(ones({2, 784})); },
+              {"Linear(in_features=100): input has 784 features in its last dim"});
+  nn::Embedding emb(10, 3, 0);
+  CHECK(emb.weight.index({0}).abs().sum().item<float>() == 0.0f);
+  CHECK(emb.weight.std().item<float>() > 0.5f);
+  check_error([&] { emb(tensor({10})); }, {"out of bounds", "size 10"});
+  nn::BatchNorm2d bn(3);
+  check_error([&] { bn(ones({2, 3, 4})); }, {"BatchNorm2d", "4D"});
+  check_error([&] { bn(ones({2, 4, 3, 3})); }, {"BatchNorm2d(num_features=3)", "4 channels"});
+  check_error([] { nn::GroupNorm(4, 6); }, {"GroupNorm", "divisible"});
+  check_error([] { nn::Dropout(2.0); }, {"Dropout", "between 0 and 1"});
+  check_error([] { nn::CrossEntropyLoss(Tensor(), -100, "avg"); }, {"reduction", "avg"});
+  nn::CrossEntropyLoss ce;
+  check_error([&] { ce(ones({2, 3}), tensor({0, 3})); }, {"cross_entropy", "out of bounds"});
+  check_error([&] { ce(ones({2, 3}), tensor({0, 1, 2})); }, {"cross_entropy", "[3]", "[2, 3]"});
+  auto m = std::make_shared<nn::Module>();
+  check_error([&] { (*m)(ones({1})); }, {"no single-tensor forward"});
+  check_error([&] { m->register_parameter("a.b", ones({1})); }, {"contain no '.'"});
+}
+
+TEST_CASE("init: fans, gains and distributions") {
+  Tensor w = empty({64, 32, 3, 3});
+  auto [fan_in, fan_out] = nn::init::calculate_fan_in_and_fan_out(w);
+  CHECK(fan_in == 32 * 9);
+  CHECK(fan_out == 64 * 9);
+  CHECK(nn::init::calculate_gain("relu") == doctest::Approx(std::sqrt(2.0)));
+  CHECK(nn::init::calculate_gain("tanh") == doctest::Approx(5.0 / 3.0));
+  manual_seed(1);
+  Tensor big = empty({512, 256});
+  nn::init::kaiming_normal_(big, 0, "fan_in", "relu");
+  CHECK(big.std().item<float>() == doctest::Approx(std::sqrt(2.0 / 256)).epsilon(0.02));
+  nn::init::xavier_uniform_(big);
+  const double a = std::sqrt(6.0 / (512 + 256));
+  CHECK(big.abs().max().item<float>() <= a + 1e-6);
+  nn::init::trunc_normal_(big, 0, 1, -0.5, 0.5);
+  CHECK(big.abs().max().item<float>() <= 0.5f);
+  CHECK(big.std().item<float>() == doctest::Approx(0.2876).epsilon(0.03));  // std of N(0,1) on [-.5,.5]
+  Tensor q = empty({6, 4});
+  nn::init::orthogonal_(q);
+  CHECK(allclose(matmul(q.t(), q), eye(4), 1e-4, 1e-5));
+  Tensor wide = empty({3, 5});
+  nn::init::orthogonal_(wide, 2.0);
+  CHECK(allclose(matmul(wide, wide.t()), eye(3) * 4.0, 1e-4, 1e-4));
+  nn::init::constant_(q, 0.5);
+  CHECK(q.sum().item<float>() == 12.0f);
+}
+
+TEST_CASE("gradcheck: every layer and loss in float64") {
+  manual_seed(21);
+  auto as64 = [](std::shared_ptr<nn::Module> m) {
+    m->to(kFloat64);
+    return m;
+  };
+  auto check_module = [&](std::shared_ptr<nn::Module> m, const Shape& shape) {
+    INFO(m->type_name());
+    auto params = m->parameters();
+    autograd::variable_list inputs = {randn64(shape)};
+    for (auto& p : params) inputs.push_back(p);
+    check_gradcheck([m](const autograd::variable_list& v) { return (*m)(v[0]); }, inputs);
+  };
+  check_module(as64(std::make_shared<nn::Linear>(3, 2)), {4, 3});
+  check_module(as64(std::make_shared<nn::LayerNorm>(Shape{2, 3})), {2, 2, 3});
+  check_module(as64(std::make_shared<nn::GroupNorm>(2, 4)), {3, 4, 2});
+  check_module(as64(std::make_shared<nn::BatchNorm1d>(3)), {5, 3});
+  auto bn_eval = as64(std::make_shared<nn::BatchNorm2d>(2));
+  bn_eval->eval();
+  check_module(bn_eval, {2, 2, 2, 2});
+  check_module(as64(std::make_shared<nn::GELU>("tanh")), {3, 2});
+  check_module(as64(std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
+                   std::make_shared<nn::Linear>(3, 4), std::make_shared<nn::SiLU>(),
+                   std::make_shared<nn::Linear>(4, 2), std::make_shared<nn::Softmax>(-1)})),
+               {2, 3});
+  auto bil = as64(std::make_shared<nn::Bilinear>(2, 3, 2));
+  check_gradcheck([bil](const autograd::variable_list& v) {
+                    return std::static_pointer_cast<nn::Bilinear>(bil)->forward(v[0], v[1]);
+                  },
+                  {randn64({3, 2}), randn64({3, 3}), bil->parameters()[0]});
+  auto emb = as64(std::make_shared<nn::Embedding>(5, 3, 1));
+  // Index 1 is padding_idx: its row gets no gradient by design (checked against PyTorch in the
+  // parity test), so the finite-difference check uses the other rows.
+  check_gradcheck([emb](const autograd::variable_list&) { return (*emb)(tensor({{2, 4}, {0, 3}})); },
+                  {emb->parameters()[0]});
+  // Losses, w.r.t. the input (and the target where it is continuous).
+  Tensor labels = tensor({1, 0, 2, 2});
+  Tensor cw = (rand({3}, kFloat64) + 0.5);
+  check_gradcheck([&](const autograd::variable_list& v) {
+                    return nn::functional::cross_entropy(v[0], labels, cw, 2, "mean", 0.1);
+                  },
+                  {randn64({4, 3})});
+  check_gradcheck([&](const autograd::variable_list& v) {
+                    return nn::functional::cross_entropy(v[0], softmax(v[1], -1));
+                  },
+                  {randn64({4, 3}), randn64({4, 3})});
+  check_gradcheck([](const autograd::variable_list& v) { return nn::functional::mse_loss(v[0], v[1]); },
+                  {randn64({3, 2}), randn64({3, 2})});
+  check_gradcheck([](const autograd::variable_list& v) {
+                    return nn::functional::smooth_l1_loss(v[0], v[1], "sum", 0.5);
+                  },
+                  {randn64({3, 2}), randn64({3, 2})});
+  check_gradcheck([](const autograd::variable_list& v) {
+                    return nn::functional::binary_cross_entropy(sigmoid(v[0]), sigmoid(v[1]));
+                  },
+                  {randn64({3, 2}), randn64({3, 2})});
+  check_gradcheck([](const autograd::variable_list& v) {
+                    return nn::functional::binary_cross_entropy_with_logits(v[0], sigmoid(v[1]), {},
+                                                                           "mean", v[2]);
+                  },
+                  {randn64({3, 2}), randn64({3, 2}), (rand({2}, kFloat64) + 0.5).requires_grad_()});
+  check_gradcheck([](const autograd::variable_list& v) {
+                    return nn::functional::kl_div(log_softmax(v[0], -1), softmax(v[1], -1), "batchmean");
+                  },
+                  {randn64({3, 4}), randn64({3, 4})});
+}

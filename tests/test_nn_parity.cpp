@@ -1,0 +1,139 @@
+// nn parity with PyTorch: each case builds the ember layer, loads PyTorch's state_dict from the
+// fixtures (tests/parity/make_nn_fixtures.py), runs the same inputs (and the same number of training
+// steps for stateful layers) and compares the output, the input gradients, the parameter gradients
+// and the buffers afterwards.
+#include <map>
+
+#include "helpers.h"
+
+using namespace ember;
+
+namespace {
+
+struct Case {
+  std::function<std::shared_ptr<nn::Module>()> make;
+  std::function<Tensor(nn::Module&, const std::vector<Tensor>&)> call;
+  bool train = true;
+  int steps = 1;
+};
+
+Tensor unary(nn::Module& m, const std::vector<Tensor>& in) { return m(in[0]); }
+Tensor loss_call(nn::Module& m, const std::vector<Tensor>& in) {
+  return static_cast<nn::Loss&>(m)(in[0], in[1]);
+}
+
+template <class M, class... A>
+std::function<std::shared_ptr<nn::Module>()> make(A... args) {
+  return [=] { return std::make_shared<M>(args...); };
+}
+
+std::map<std::string, Case> cases() {
+  using namespace nn;
+  return {
+      {"linear", {make<Linear>(7, 5), unary}},
+      {"linear_nobias_3d", {make<Linear>(6, 3, false), unary}},
+      {"bilinear", {make<Bilinear>(3, 4, 2),
+                    [](Module& m, const std::vector<Tensor>& in) {
+                      return static_cast<Bilinear&>(m).forward(in[0], in[1]);
+                    }}},
+      {"layernorm", {make<LayerNorm>(6), unary}},
+      {"layernorm_2d_noaffine", {[] { return std::make_shared<LayerNorm>(Shape{4, 6}, 1e-5, false); }, unary}},
+      {"groupnorm", {make<GroupNorm>(2, 6), unary}},
+      {"batchnorm1d_train", {make<BatchNorm1d>(5), unary, true, 3}},
+      {"batchnorm1d_eval", {make<BatchNorm1d>(5), unary, false, 1}},
+      {"batchnorm2d_train",
+       {[] { return std::make_shared<BatchNorm2d>(3, 1e-5, std::nullopt); }, unary, true, 4}},
+      {"batchnorm1d_3d", {[] { return std::make_shared<BatchNorm1d>(4, 1e-5, 0.3); }, unary, true, 2}},
+      {"embedding_pad", {[] { return std::make_shared<Embedding>(10, 4, 2); }, unary}},
+      {"gelu_tanh", {make<GELU>(std::string("tanh")), unary}},
+      {"sequential",
+       {[] {
+          return std::make_shared<Sequential>(std::initializer_list<ModulePtr>{
+              std::make_shared<Linear>(6, 8), std::make_shared<ReLU>(), std::make_shared<Dropout>(0.0),
+              std::make_shared<Linear>(8, 3), std::make_shared<LogSoftmax>(-1)});
+        },
+        unary}},
+      {"ce", {make<CrossEntropyLoss>(), loss_call}},
+      {"ce_smooth_sum",
+       {[] { return std::make_shared<CrossEntropyLoss>(Tensor(), -100, "sum", 0.2); }, loss_call}},
+      {"ce_none_nd", {[] { return std::make_shared<CrossEntropyLoss>(Tensor(), -100, "none"); }, loss_call}},
+      {"ce_probs", {[] { return std::make_shared<CrossEntropyLoss>(Tensor(), -100, "mean", 0.1); }, loss_call}},
+      {"mse", {make<MSELoss>(), loss_call}},
+      {"l1_sum", {make<L1Loss>(std::string("sum")), loss_call}},
+      {"smooth_l1", {make<SmoothL1Loss>(std::string("mean"), 0.5), loss_call}},
+      {"huber", {make<HuberLoss>(std::string("mean"), 0.7), loss_call}},
+      {"bce", {make<BCELoss>(), loss_call}},
+      {"kldiv_batchmean", {make<KLDivLoss>(std::string("batchmean")), loss_call}},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("nn parity with PyTorch: layers and losses from committed fixtures") {
+  std::map<std::string, Tensor> fx;
+  for (auto& [k, t] : nn::load_safetensors(std::string(EMBER_FIXTURE_DIR) + "/nn_parity.safetensors"))
+    fx[k] = t;
+  auto all = cases();
+  // Losses whose options are tensors taken from the fixture file.
+  all["ce_weight_ignore_smooth"] = {[&] {
+                                      return std::make_shared<nn::CrossEntropyLoss>(
+                                          fx.at("weight_for_ce"), 4, "mean", 0.1);
+                                    },
+                                    loss_call};
+  all["nll_weight"] = {[&] { return std::make_shared<nn::NLLLoss>(fx.at("weight_for_ce")); }, loss_call};
+  all["bce_logits_pos"] = {[&] {
+                             return std::make_shared<nn::BCEWithLogitsLoss>(Tensor(), "mean",
+                                                                            fx.at("pos_weight_for_bce"));
+                           },
+                           loss_call};
+  size_t checked = 0;
+  for (auto& [name, c] : all) {
+    INFO("case " << name);
+    REQUIRE(fx.count(name + ".out"));
+    auto module = c.make();
+    nn::NamedTensors state;
+    const std::string prefix = name + ".state.";
+    for (auto& [k, t] : fx)
+      if (k.rfind(prefix, 0) == 0) state.emplace_back(k.substr(prefix.size()), t);
+    module->load_state_dict(state, /*strict=*/true);
+    module->train(c.train);
+    std::vector<Tensor> inputs;
+    for (int i = 0; fx.count(name + ".in" + std::to_string(i)); ++i) {
+      Tensor x = fx[name + ".in" + std::to_string(i)].clone();
+      if (x.is_floating_point()) x.requires_grad_();
+      inputs.push_back(x);
+    }
+    for (int s = 0; s + 1 < c.steps; ++s) {
+      std::vector<Tensor> detached;
+      for (auto& x : inputs) detached.push_back(x.detach());
+      c.call(*module, detached);
+    }
+    Tensor out = c.call(*module, inputs);
+    REQUIRE(out.sizes() == fx[name + ".out"].sizes());
+    CHECK(allclose(out, fx[name + ".out"], 1e-4, 1e-5));
+    (out * fx[name + ".w"]).sum().backward();
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const std::string key = name + ".grad_in" + std::to_string(i);
+      if (!fx.count(key)) continue;
+      INFO("input gradient " << i);
+      REQUIRE(inputs[i].grad().defined());
+      CHECK(allclose(inputs[i].grad(), fx[key], 1e-4, 1e-5));
+    }
+    for (auto& [pname, p] : module->named_parameters()) {
+      const std::string key = name + ".grad." + pname;
+      INFO("parameter gradient " << pname);
+      REQUIRE(fx.count(key));
+      REQUIRE(p.grad().defined());
+      CHECK(allclose(p.grad(), fx[key], 1e-4, 1e-5));
+    }
+    for (auto& [bname, b] : module->named_buffers()) {
+      const std::string key = name + ".after." + bname;
+      INFO("buffer after the steps " << bname);
+      REQUIRE(fx.count(key));
+      CHECK(allclose(b.to(kFloat64), fx[key].to(kFloat64), 1e-4, 1e-5));
+    }
+    ++checked;
+  }
+  CHECK(checked == all.size());
+  CHECK(checked >= 26);
+}
