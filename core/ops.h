@@ -2,6 +2,7 @@
 // promotion and gradients. Each op is defined (forward and backward formula side by side) in one of
 // the files under core/ops/. Bad input throws ember::Error naming the op and the shapes.
 #pragma once
+#include <array>
 #include <optional>
 #include <string>
 #include <utility>
@@ -207,6 +208,17 @@ std::pair<Tensor, Tensor> sort(const Tensor& x, int64_t dim = -1, bool descendin
 Tensor argsort(const Tensor& x, int64_t dim = -1, bool descending = false);
 std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true,
                                bool sorted = true);
+
+// ---- sliding windows and padding (core/ops/window.cpp) -----------------------------------------
+// Pairs are (height, width). unfold: [N, C, H, W] -> [N, C*kh*kw, L] (PyTorch's F.unfold / im2col);
+// fold is its adjoint, summing overlapping windows back into [N, C, H, W].
+using Pair = std::array<int64_t, 2>;
+Tensor unfold(const Tensor& x, Pair kernel, Pair dilation = {1, 1}, Pair padding = {0, 0},
+              Pair stride = {1, 1});
+Tensor fold(const Tensor& cols, Pair output_size, Pair kernel, Pair dilation = {1, 1},
+            Pair padding = {0, 0}, Pair stride = {1, 1});
+// Constant padding, PyTorch's F.pad order: {last_left, last_right, prev_left, prev_right, ...}.
+Tensor pad(const Tensor& x, const Shape& pads, Scalar value = 0);
 
 // ---- operators ---------------------------------------------------------------------------
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

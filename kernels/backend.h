@@ -42,11 +42,19 @@ enum class BinaryOp {
 
 enum class ReduceOp { Sum, Prod, Max, Min, ArgMax, ArgMin };  // Arg* write int64
 
+// Sliding-window geometry for im2col/col2im (2-D; 1-D convolutions use height 1).
+struct WindowGeometry {
+  int64_t channels, height, width;          // one input image
+  int64_t kernel_h, kernel_w;
+  int64_t pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w;
+  int64_t out_h, out_w;                     // number of window positions
+};
+
 // What `supports` can be asked about. ggml-style: a caller (or a test harness) can ask a backend
 // whether it has a kernel for an op and dtype before choosing it.
 enum class Op {
   Fill, Cast, StridedCopy, Unary, Binary, Where, Reduce, Cumsum, Gemm, Softmax, IndexSelect,
-  IndexAdd, Gather, Scatter, Nonzero, Sort, RandomUniform, RandomNormal,
+  IndexAdd, Gather, Scatter, Nonzero, Sort, RandomUniform, RandomNormal, Im2Col, Col2Im,
 };
 
 inline bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq; }
@@ -120,6 +128,16 @@ class Backend {
   // Indices that sort each row of a compact [rows, cols] buffer (stable).
   virtual void sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols,
                     bool descending) = 0;
+
+  // ---- sliding windows (convolution, pooling) ---------------------------------------------
+  // For each of `batch` compact images [C, H, W]: out[c*kh*kw + i*kw + j, y*out_w + x] =
+  // in[c, y*sh - ph + i*dh, x*sw - pw + j*dw] (0 outside the image). out is [batch, C*kh*kw, L].
+  virtual void im2col(DType dt, const void* in, void* out, const WindowGeometry& g,
+                      int64_t batch) = 0;
+  // The adjoint: adds each column entry back to the pixel it was read from. out ([batch, C, H, W])
+  // is overwritten.
+  virtual void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g,
+                      int64_t batch) = 0;
 
   // ---- random numbers: counter-based (Philox), so results depend only on (seed, offset) ------
   virtual void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,

@@ -61,3 +61,23 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
                      double label_smoothing = 0.0);
 
 }  // namespace ember::nn::functional
+
+namespace ember::nn::functional {
+
+// ---- convolution and pooling (nn/conv.cpp, nn/pooling.cpp) -------------------------------------
+// Built from unfold (im2col) + matmul, so their gradients (and double backward) come from those.
+// padding: explicit (h, w) here; the modules also accept "same" and "valid".
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, Pair stride = {1, 1},
+              Pair padding = {0, 0}, Pair dilation = {1, 1}, int64_t groups = 1);
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, int64_t stride = 1,
+              int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1);
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {},
+                        Pair stride = {1, 1}, Pair padding = {0, 0}, Pair output_padding = {0, 0},
+                        int64_t groups = 1, Pair dilation = {1, 1});
+Tensor max_pool2d(const Tensor& x, Pair kernel, std::optional<Pair> stride = std::nullopt,
+                  Pair padding = {0, 0}, Pair dilation = {1, 1});
+Tensor avg_pool2d(const Tensor& x, Pair kernel, std::optional<Pair> stride = std::nullopt,
+                  Pair padding = {0, 0}, bool count_include_pad = true);
+Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size);
+
+}  // namespace ember::nn::functional

@@ -165,6 +165,24 @@ TEST_CASE("backends: GEMM over odd shapes, transposes and batches") {
   check_against_reference([&] { return linear(lx, lw, lb); }, 1e-5, 1e-5);
 }
 
+TEST_CASE("backends: im2col and col2im over odd geometries") {
+  manual_seed(9);
+  struct Geo { Shape in; Pair k, d, p, s; };
+  std::vector<Geo> cases = {{{2, 3, 7, 5}, {3, 3}, {1, 1}, {1, 1}, {1, 1}},
+                            {{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0}, {1, 1}},
+                            {{3, 2, 9, 8}, {2, 3}, {2, 1}, {0, 2}, {2, 3}},
+                            {{2, 33, 5, 6}, {5, 1}, {1, 1}, {2, 0}, {1, 1}}};
+  for (auto& g : cases) {
+    INFO(shape_str(g.in));
+    Tensor x = randn(g.in);
+    Tensor cols = check_against_reference([&] { return unfold(x, g.k, g.d, g.p, g.s); });
+    Tensor c2 = randn(cols.sizes());
+    check_against_reference([&] { return fold(c2, {g.in[2], g.in[3]}, g.k, g.d, g.p, g.s); }, 1e-5, 1e-5);
+    Tensor xi = randint(-5, 5, g.in);
+    check_against_reference([&] { return unfold(xi, g.k, g.d, g.p, g.s); });
+  }
+}
+
 TEST_CASE("backends: softmax, indexing, sort and copies") {
   manual_seed(8);
   for (int64_t n : {1, 7, 33, 1023}) {

@@ -308,6 +308,26 @@ TEST_CASE("gradcheck: every layer and loss in float64") {
                    std::make_shared<nn::Linear>(3, 4), std::make_shared<nn::SiLU>(),
                    std::make_shared<nn::Linear>(4, 2), std::make_shared<nn::Softmax>(-1)})),
                {2, 3});
+  nn::Conv2dOptions strided;
+  strided.stride = {2, 1};
+  strided.padding = {1, 0};
+  strided.groups = 2;
+  check_module(as64(std::make_shared<nn::Conv2d>(2, 2, Pair{2, 3}, strided)), {1, 2, 4, 4});
+  check_module(as64(std::make_shared<nn::Conv1d>(2, 2, 2)), {2, 2, 4});
+  nn::ConvTranspose2dOptions up;
+  up.stride = {2, 2};
+  up.output_padding = {1, 0};
+  check_module(as64(std::make_shared<nn::ConvTranspose2d>(2, 1, 2, up)), {1, 2, 2, 3});
+  check_module(as64(std::make_shared<nn::MaxPool2d>(Pair{2, 2}, Pair{1, 1}, Pair{1, 1})),
+               {1, 2, 3, 3});
+  check_module(as64(std::make_shared<nn::AvgPool2d>(Pair{2, 2}, Pair{1, 1}, Pair{1, 1}, false)),
+               {1, 1, 3, 3});
+  check_module(as64(std::make_shared<nn::AdaptiveAvgPool2d>(Pair{2, 2})), {1, 1, 3, 5});
+  check_gradcheck([](const autograd::variable_list& v) {
+                    return fold(unfold(v[0], {2, 2}, {1, 2}, {1, 0}, {1, 1}), {3, 4}, {2, 2}, {1, 2},
+                                {1, 0}, {1, 1}) * 1.5 + pad(v[0], {1, 0, 0, 0}, 2.0).narrow(3, 0, 4);
+                  },
+                  {randn64({1, 2, 3, 4})}, {1e-6, 1e-5, 1e-3, true});
   auto bil = as64(std::make_shared<nn::Bilinear>(2, 3, 2));
   check_gradcheck([bil](const autograd::variable_list& v) {
                     return std::static_pointer_cast<nn::Bilinear>(bil)->forward(v[0], v[1]);

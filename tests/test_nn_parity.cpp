@@ -53,6 +53,50 @@ std::map<std::string, Case> cases() {
               std::make_shared<Linear>(8, 3), std::make_shared<LogSoftmax>(-1)});
         },
         unary}},
+      {"conv2d", {[] { return std::make_shared<Conv2d>(3, 4, 3, Conv2dOptions{{2, 2}, {1, 1}}); }, unary}},
+      {"conv2d_groups_dilation",
+       {[] {
+          Conv2dOptions o;
+          o.padding = {2, 1};
+          o.dilation = {2, 1};
+          o.groups = 2;
+          return std::make_shared<Conv2d>(4, 6, Pair{3, 2}, o);
+        },
+        unary}},
+      {"conv2d_same",
+       {[] {
+          Conv2dOptions o;
+          o.padding_mode_string = "same";
+          o.bias = false;
+          return std::make_shared<Conv2d>(2, 3, 4, o);
+        },
+        unary}},
+      {"conv1d", {[] { return std::make_shared<Conv1d>(3, 2, 3, Conv1dOptions{2, 1}); }, unary}},
+      {"conv_transpose2d",
+       {[] {
+          ConvTranspose2dOptions o;
+          o.stride = {2, 2};
+          o.padding = {1, 1};
+          o.output_padding = {1, 1};
+          o.groups = 2;
+          return std::make_shared<ConvTranspose2d>(4, 2, 3, o);
+        },
+        unary}},
+      {"maxpool2d", {[] { return std::make_shared<MaxPool2d>(Pair{3, 3}, Pair{2, 2}, Pair{1, 1}); }, unary}},
+      {"avgpool2d", {make<AvgPool2d>(2), unary}},
+      {"avgpool2d_pad_exclude",
+       {[] { return std::make_shared<AvgPool2d>(Pair{3, 3}, Pair{2, 2}, Pair{1, 1}, false); }, unary}},
+      {"adaptive_avgpool2d", {[] { return std::make_shared<AdaptiveAvgPool2d>(Pair{3, 2}); }, unary}},
+      {"small_cnn",
+       {[] {
+          Conv2dOptions pad1;
+          pad1.padding = {1, 1};
+          return std::make_shared<Sequential>(std::initializer_list<ModulePtr>{
+              std::make_shared<Conv2d>(1, 4, 3, pad1), std::make_shared<BatchNorm2d>(4),
+              std::make_shared<ReLU>(), std::make_shared<MaxPool2d>(2), std::make_shared<Flatten>(),
+              std::make_shared<Linear>(36, 5)});
+        },
+        unary, true, 2}},
       {"ce", {make<CrossEntropyLoss>(), loss_call}},
       {"ce_smooth_sum",
        {[] { return std::make_shared<CrossEntropyLoss>(Tensor(), -100, "sum", 0.2); }, loss_call}},
@@ -135,5 +179,5 @@ TEST_CASE("nn parity with PyTorch: layers and losses from committed fixtures") {
     ++checked;
   }
   CHECK(checked == all.size());
-  CHECK(checked >= 26);
+  CHECK(checked >= 36);
 }

@@ -429,4 +429,73 @@ void CpuBackend::index_select(DType dt, const void* in, int64_t n, const int64_t
   });
 }
 
+void CpuBackend::im2col(DType dt, const void* in, void* out, const WindowGeometry& g,
+                        int64_t batch) {
+  // One task per (image, channel): each writes its own kh*kw rows of the column matrix, with a
+  // contiguous inner loop over x when the stride is 1.
+  dispatch_numeric(dt, "im2col", [&]<class T>() {
+    const int64_t L = g.out_h * g.out_w;
+    const int64_t plane = g.height * g.width;
+    const int64_t rows_per_channel = g.kernel_h * g.kernel_w;
+    parallel_for(batch * g.channels, rows_per_channel * L, [&](int64_t b, int64_t e) {
+      for (int64_t task = b; task < e; ++task) {
+        const int64_t n = task / g.channels, c = task % g.channels;
+        const T* x = static_cast<const T*>(in) + (n * g.channels + c) * plane;
+        T* o = static_cast<T*>(out) + (n * g.channels * rows_per_channel + c * rows_per_channel) * L;
+        for (int64_t i = 0; i < g.kernel_h; ++i)
+          for (int64_t j = 0; j < g.kernel_w; ++j) {
+            T* row = o + (i * g.kernel_w + j) * L;
+            for (int64_t y = 0; y < g.out_h; ++y) {
+              const int64_t iy = y * g.stride_h - g.pad_h + i * g.dilation_h;
+              T* dst = row + y * g.out_w;
+              if (iy < 0 || iy >= g.height) {
+                std::fill(dst, dst + g.out_w, T(0));
+                continue;
+              }
+              const T* src = x + iy * g.width;
+              for (int64_t xo = 0; xo < g.out_w; ++xo) {
+                const int64_t ix = xo * g.stride_w - g.pad_w + j * g.dilation_w;
+                dst[xo] = (ix >= 0 && ix < g.width) ? src[ix] : T(0);
+              }
+            }
+          }
+      }
+    });
+  });
+}
+
+void CpuBackend::col2im(DType dt, const void* cols, void* out, const WindowGeometry& g,
+                        int64_t batch) {
+  // One task per (image, channel): the pixels a channel's rows add into belong to that channel
+  // alone, so tasks never write the same memory.
+  dispatch_numeric(dt, "col2im", [&]<class T>() {
+    const int64_t L = g.out_h * g.out_w;
+    const int64_t plane = g.height * g.width;
+    const int64_t rows_per_channel = g.kernel_h * g.kernel_w;
+    parallel_for(batch * g.channels, rows_per_channel * L, [&](int64_t b, int64_t e) {
+      for (int64_t task = b; task < e; ++task) {
+        const int64_t n = task / g.channels, c = task % g.channels;
+        T* x = static_cast<T*>(out) + (n * g.channels + c) * plane;
+        const T* o =
+            static_cast<const T*>(cols) + (n * g.channels * rows_per_channel + c * rows_per_channel) * L;
+        std::fill(x, x + plane, T(0));
+        for (int64_t i = 0; i < g.kernel_h; ++i)
+          for (int64_t j = 0; j < g.kernel_w; ++j) {
+            const T* row = o + (i * g.kernel_w + j) * L;
+            for (int64_t y = 0; y < g.out_h; ++y) {
+              const int64_t iy = y * g.stride_h - g.pad_h + i * g.dilation_h;
+              if (iy < 0 || iy >= g.height) continue;
+              T* dst = x + iy * g.width;
+              const T* src = row + y * g.out_w;
+              for (int64_t xo = 0; xo < g.out_w; ++xo) {
+                const int64_t ix = xo * g.stride_w - g.pad_w + j * g.dilation_w;
+                if (ix >= 0 && ix < g.width) dst[ix] = static_cast<T>(dst[ix] + src[xo]);
+              }
+            }
+          }
+      }
+    });
+  });
+}
+
 }  // namespace ember::kernels

@@ -34,6 +34,8 @@ class CpuBackend : public ReferenceBackend {
   void softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols, bool log) override;
   void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out,
                     int64_t outer, int64_t inner) override;
+  void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch) override;
+  void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch) override;
 };
 
 }  // namespace ember::kernels

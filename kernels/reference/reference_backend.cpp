@@ -285,6 +285,54 @@ void ReferenceBackend::sort(DType dt, const void* in, int64_t* out_idx, int64_t 
   });
 }
 
+// Visits every (column row, window position) pair with the input pixel it reads (or -1 when that
+// falls in the padding), in the order im2col lays them out.
+template <class F>
+static void for_each_window_entry(const WindowGeometry& g, F&& f) {
+  const int64_t L = g.out_h * g.out_w;
+  for (int64_t c = 0; c < g.channels; ++c)
+    for (int64_t i = 0; i < g.kernel_h; ++i)
+      for (int64_t j = 0; j < g.kernel_w; ++j) {
+        const int64_t row = (c * g.kernel_h + i) * g.kernel_w + j;
+        for (int64_t y = 0; y < g.out_h; ++y)
+          for (int64_t x = 0; x < g.out_w; ++x) {
+            const int64_t iy = y * g.stride_h - g.pad_h + i * g.dilation_h;
+            const int64_t ix = x * g.stride_w - g.pad_w + j * g.dilation_w;
+            const bool inside = iy >= 0 && iy < g.height && ix >= 0 && ix < g.width;
+            f(row * L + y * g.out_w + x, inside ? (c * g.height + iy) * g.width + ix : -1);
+          }
+      }
+}
+
+void ReferenceBackend::im2col(DType dt, const void* in, void* out, const WindowGeometry& g,
+                              int64_t batch) {
+  dispatch_numeric(dt, "im2col", [&]<class T>() {
+    const int64_t image = g.channels * g.height * g.width;
+    const int64_t cols = g.channels * g.kernel_h * g.kernel_w * g.out_h * g.out_w;
+    for (int64_t n = 0; n < batch; ++n) {
+      const T* x = static_cast<const T*>(in) + n * image;
+      T* o = static_cast<T*>(out) + n * cols;
+      for_each_window_entry(g, [&](int64_t dst, int64_t src) { o[dst] = src < 0 ? T(0) : x[src]; });
+    }
+  });
+}
+
+void ReferenceBackend::col2im(DType dt, const void* cols_in, void* out, const WindowGeometry& g,
+                              int64_t batch) {
+  dispatch_numeric(dt, "col2im", [&]<class T>() {
+    const int64_t image = g.channels * g.height * g.width;
+    const int64_t cols = g.channels * g.kernel_h * g.kernel_w * g.out_h * g.out_w;
+    for (int64_t n = 0; n < batch; ++n) {
+      const T* c = static_cast<const T*>(cols_in) + n * cols;
+      T* o = static_cast<T*>(out) + n * image;
+      for (int64_t p = 0; p < image; ++p) o[p] = T(0);
+      for_each_window_entry(g, [&](int64_t src, int64_t dst) {
+        if (dst >= 0) o[dst] = static_cast<T>(o[dst] + c[src]);
+      });
+    }
+  });
+}
+
 void ReferenceBackend::random_uniform(DType dt, void* out, int64_t n, uint64_t seed,
                                       uint64_t offset, double lo, double hi) {
   dispatch_floating(dt, "random_uniform", [&]<class T>() {

@@ -49,6 +49,8 @@ class ReferenceBackend : public Backend {
   int64_t nonzero(const void* mask, int64_t n, int64_t* out) override;
   void sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols,
             bool descending) override;
+  void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch) override;
+  void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch) override;
   void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo,
                       double hi) override;
   void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean,

@@ -76,6 +76,22 @@ def main():
     seq = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Dropout(0.0), nn.Linear(8, 3), nn.LogSoftmax(-1))
     run_module("sequential", seq, [r(4, 6)])
 
+    run_module("conv2d", nn.Conv2d(3, 4, 3, stride=2, padding=1), [r(2, 3, 7, 6)])
+    run_module("conv2d_groups_dilation", nn.Conv2d(4, 6, (3, 2), padding=(2, 1), dilation=(2, 1), groups=2),
+               [r(2, 4, 6, 5)])
+    run_module("conv2d_same", nn.Conv2d(2, 3, 4, padding="same", bias=False), [r(1, 2, 5, 5)])
+    run_module("conv1d", nn.Conv1d(3, 2, 3, stride=2, padding=1), [r(2, 3, 9)])
+    run_module("conv_transpose2d", nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1, groups=2),
+               [r(2, 4, 4, 3)])
+    run_module("maxpool2d", nn.MaxPool2d(3, stride=2, padding=1), [r(2, 3, 7, 6)])
+    run_module("avgpool2d", nn.AvgPool2d(2), [r(2, 3, 6, 6)])
+    run_module("avgpool2d_pad_exclude", nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False),
+               [r(1, 2, 5, 5)])
+    run_module("adaptive_avgpool2d", nn.AdaptiveAvgPool2d((3, 2)), [r(2, 3, 7, 5)])
+    cnn = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Linear(4 * 3 * 3, 5))
+    run_module("small_cnn", cnn, [r(3, 1, 6, 6)], train=True, steps=2)
+
     # Losses: inputs, output and input gradients (no parameters).
     logits, labels = r(6, 5), torch.tensor([1, 0, 4, 2, 4, 3])
     weight = torch.rand(5) + 0.5

@@ -1,0 +1,108 @@
+// Sliding windows: unfold (im2col) and fold (col2im), each the other's gradient, and constant
+// padding. Convolution and pooling in nn are built from these plus matmul and reductions.
+#include "ember/core/ops/internal.h"
+
+namespace ember {
+using namespace detail;
+
+namespace {
+
+kernels::WindowGeometry geometry(int64_t c, int64_t h, int64_t w, Pair kernel, Pair dilation,
+                                 Pair padding, Pair stride, const char* op) {
+  for (int i = 0; i < 2; ++i) {
+    EMBER_CHECK(kernel[i] > 0 && dilation[i] > 0 && stride[i] > 0 && padding[i] >= 0, op,
+                ": kernel, dilation and stride must be positive and padding non-negative");
+  }
+  kernels::WindowGeometry g{c, h, w, kernel[0], kernel[1], padding[0], padding[1], stride[0],
+                            stride[1], dilation[0], dilation[1], 0, 0};
+  g.out_h = (h + 2 * padding[0] - dilation[0] * (kernel[0] - 1) - 1) / stride[0] + 1;
+  g.out_w = (w + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1) / stride[1] + 1;
+  EMBER_CHECK(g.out_h > 0 && g.out_w > 0, op, ": input of spatial size [", h, ", ", w,
+              "] is too small for kernel [", kernel[0], ", ", kernel[1], "] with dilation [",
+              dilation[0], ", ", dilation[1], "] and padding [", padding[0], ", ", padding[1], "]");
+  return g;
+}
+
+}  // namespace
+
+Tensor unfold(const Tensor& x, Pair kernel, Pair dilation, Pair padding, Pair stride) {
+  EMBER_CHECK(x.dim() == 4, "unfold: expected a 4-D input [N, C, H, W], got shape ", x.sizes());
+  const auto g = geometry(x.size(1), x.size(2), x.size(3), kernel, dilation, padding, stride, "unfold");
+  const DType work = compute_dtype(x.dtype());
+  Tensor out;
+  {
+    autograd::NoGradGuard guard;
+    Tensor in = cast_if_needed(x, work).contiguous();
+    out = make_empty({x.size(0), g.channels * g.kernel_h * g.kernel_w, g.out_h * g.out_w}, work,
+                     x.device());
+    if (out.numel() > 0) backend_of(x).im2col(work, in.data_ptr(), out.data_ptr(), g, x.size(0));
+    out = cast_if_needed(out, x.dtype());
+  }
+  const Pair size = {x.size(2), x.size(3)};
+  autograd::record("unfold", {x}, {out}, {},
+                   [=](FunctionNode&, const variable_list& gr) -> variable_list {
+                     return {fold(gr[0], size, kernel, dilation, padding, stride)};
+                   });
+  return out;
+}
+
+Tensor fold(const Tensor& cols, Pair output_size, Pair kernel, Pair dilation, Pair padding,
+            Pair stride) {
+  EMBER_CHECK(cols.dim() == 3, "fold: expected a 3-D input [N, C*kh*kw, L], got shape ", cols.sizes());
+  const int64_t k = kernel[0] * kernel[1];
+  EMBER_CHECK(k > 0 && cols.size(1) % k == 0, "fold: dim 1 of the input (", cols.size(1),
+              ") is not a multiple of the kernel size ", k);
+  const auto g = geometry(cols.size(1) / k, output_size[0], output_size[1], kernel, dilation,
+                          padding, stride, "fold");
+  EMBER_CHECK(cols.size(2) == g.out_h * g.out_w, "fold: the input has ", cols.size(2),
+              " windows but output size [", output_size[0], ", ", output_size[1], "] gives ",
+              g.out_h * g.out_w);
+  const DType work = compute_dtype(cols.dtype());
+  Tensor out;
+  {
+    autograd::NoGradGuard guard;
+    Tensor in = cast_if_needed(cols, work).contiguous();
+    out = make_empty({cols.size(0), g.channels, g.height, g.width}, work, cols.device());
+    if (out.numel() > 0) backend_of(cols).col2im(work, in.data_ptr(), out.data_ptr(), g, cols.size(0));
+    out = cast_if_needed(out, cols.dtype());
+  }
+  autograd::record("fold", {cols}, {out}, {},
+                   [=](FunctionNode&, const variable_list& gr) -> variable_list {
+                     return {unfold(gr[0], kernel, dilation, padding, stride)};
+                   });
+  return out;
+}
+
+Tensor pad(const Tensor& x, const Shape& pads, Scalar value) {
+  EMBER_CHECK(pads.size() % 2 == 0 && static_cast<int64_t>(pads.size()) <= 2 * x.dim(),
+              "pad: expected an even number of pads, at most two per dim, got ", pads.size(),
+              " for shape ", x.sizes());
+  Shape shape = x.sizes();
+  Shape starts(x.dim(), 0);
+  for (size_t i = 0; i < pads.size() / 2; ++i) {
+    const int64_t d = x.dim() - 1 - static_cast<int64_t>(i);
+    EMBER_CHECK(pads[2 * i] >= 0 && pads[2 * i + 1] >= 0,
+                "pad: negative padding (cropping) is not supported, got ", pads);
+    shape[d] += pads[2 * i] + pads[2 * i + 1];
+    starts[d] = pads[2 * i];
+  }
+  Tensor out = full(shape, value, TensorOptions(x.dtype()).set_device(x.device()));
+  {
+    autograd::NoGradGuard guard;
+    Tensor region = out;
+    for (int64_t d = 0; d < x.dim(); ++d) region = region.narrow(d, starts[d], x.size(d));
+    if (x.numel() > 0)
+      backend_of(x).strided_copy(x.dtype(), x.data_ptr(), x.strides(), region.data_ptr(),
+                                 region.strides(), region.sizes());
+  }
+  const Shape in_shape = x.sizes();
+  autograd::record("pad", {x}, {out}, {},
+                   [starts, in_shape](FunctionNode&, const variable_list& gr) -> variable_list {
+                     Tensor g = gr[0];
+                     for (size_t d = 0; d < in_shape.size(); ++d) g = g.narrow(d, starts[d], in_shape[d]);
+                     return {g};
+                   });
+  return out;
+}
+
+}  // namespace ember
