@@ -81,3 +81,15 @@ Tensor avg_pool2d(const Tensor& x, Pair kernel, std::optional<Pair> stride = std
 Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size);
 
 }  // namespace ember::nn::functional
+
+namespace ember::nn::functional {
+
+// ---- attention (nn/attention.cpp) ---------------------------------------------------------------
+// softmax(q k^T * scale + mask) v over the last two dims, q [..., L, E], k [..., S, E], v [..., S, Ev].
+// attn_mask: bool (true = may attend, SDPA's convention) or float (added to the scores), broadcast
+// to [..., L, S]; is_causal masks keys after the query position; scale defaults to 1/sqrt(E).
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const Tensor& attn_mask = {}, double dropout_p = 0.0,
+                                    bool is_causal = false, std::optional<double> scale = std::nullopt);
+
+}  // namespace ember::nn::functional

@@ -1,6 +1,7 @@
 // All of nn: Module, containers, layers, losses, init, functional, safetensors.
 #pragma once
 #include "ember/nn/activation.h"
+#include "ember/nn/attention.h"
 #include "ember/nn/containers.h"
 #include "ember/nn/conv.h"
 #include "ember/nn/embedding.h"
@@ -12,3 +13,4 @@
 #include "ember/nn/normalization.h"
 #include "ember/nn/pooling.h"
 #include "ember/nn/serialize.h"
+#include "ember/nn/transformer.h"

@@ -369,3 +369,90 @@ TEST_CASE("gradcheck: every layer and loss in float64") {
                   },
                   {randn64({3, 4}), randn64({3, 4})});
 }
+
+TEST_CASE("attention: scaled_dot_product_attention, masks, MHA shapes and errors") {
+  namespace F = nn::functional;
+  manual_seed(5);
+  Tensor q = randn({2, 3, 4, 8}), k = randn({2, 3, 6, 8}), v = randn({2, 3, 6, 5});
+  Tensor out = F::scaled_dot_product_attention(q, k, v);
+  CHECK(out.sizes() == Shape{2, 3, 4, 5});
+  CHECK(allclose(out, matmul(softmax(matmul(q, k.transpose(-2, -1)) / std::sqrt(8.0), -1), v), 1e-5, 1e-6));
+  // is_causal equals an explicit lower-triangular bool mask (true = may attend).
+  Tensor sq = randn({4, 8});
+  Tensor causal = F::scaled_dot_product_attention(sq, sq, sq, {}, 0.0, true);
+  Tensor allowed = tril(ones({4, 4}, kBool));
+  CHECK(allclose(causal, F::scaled_dot_product_attention(sq, sq, sq, allowed), 1e-6, 1e-6));
+  CHECK(allclose(causal.index({0}), sq.index({0})));  // the first query sees only itself
+  check_error([&] { F::scaled_dot_product_attention(q, randn({2, 3, 6, 7}), v); },
+              {"scaled_dot_product_attention", "[2, 3, 6, 7]"});
+  Tensor m = nn::Transformer::generate_square_subsequent_mask(3);
+  CHECK(m.index({0, 1}).item<float>() == -INFINITY);
+  CHECK(m.index({1, 0}).item<float>() == 0.0f);
+  CHECK(m.index({2, 2}).item<float>() == 0.0f);
+
+  nn::MultiheadAttention mha(8, 2);
+  auto [o, w] = mha.forward(randn({5, 8}), randn({7, 8}), randn({7, 8}));  // unbatched
+  CHECK(o.sizes() == Shape{5, 8});
+  CHECK(w.sizes() == Shape{5, 7});
+  CHECK(allclose(w.sum({-1}), ones({5}), 1e-5, 1e-5));
+  nn::AttentionForward causal_args;
+  causal_args.is_causal = true;
+  auto [oc, wc] = mha.forward(randn({4, 2, 8}), randn({4, 2, 8}), randn({4, 2, 8}), causal_args);
+  CHECK(wc.index({Slice(), 0, Slice(1)}).abs().sum().item<float>() == 0.0f);  // no peeking ahead
+  check_error([] { nn::MultiheadAttention(10, 3); }, {"divisible"});
+  nn::AttentionForward bad;
+  bad.attn_mask = ones({3, 3}, kBool);
+  check_error([&] { mha.forward(randn({4, 2, 8}), randn({5, 2, 8}), randn({5, 2, 8}), bad); },
+              {"attn_mask", "[3, 3]", "[4, 5]"});
+  check_error([&] { mha.forward(randn({4, 2, 6}), randn({4, 2, 8}), randn({4, 2, 8})); },
+              {"embed_dim=8", "6 features"});
+  auto net = std::make_shared<nn::Transformer>([] {
+    nn::TransformerOptions t;
+    t.d_model = 8;
+    t.nhead = 2;
+    t.num_encoder_layers = 1;
+    t.num_decoder_layers = 1;
+    t.dim_feedforward = 8;
+    return t;
+  }());
+  std::vector<std::string> names;
+  for (auto& [n, p] : net->named_parameters()) names.push_back(n);
+  CHECK(names.front() == "encoder.layers.0.self_attn.in_proj_weight");
+  CHECK(std::find(names.begin(), names.end(), "decoder.layers.0.multihead_attn.out_proj.weight") != names.end());
+  CHECK(names.back() == "decoder.norm.bias");
+}
+
+TEST_CASE("gradcheck: attention and transformer layers in float64") {
+  namespace F = nn::functional;
+  manual_seed(17);
+  Tensor mask = tensor({{true, true, false}, {true, false, true}});
+  check_gradcheck([&](const autograd::variable_list& v) {
+                    return F::scaled_dot_product_attention(v[0], v[1], v[2], mask) +
+                           F::scaled_dot_product_attention(v[0], v[1], v[2], {}, 0.0, false, 0.3);
+                  },
+                  {randn64({2, 2, 4}), randn64({2, 3, 4}), randn64({2, 3, 2})});
+  nn::MultiheadAttentionOptions o;
+  o.add_bias_kv = true;
+  auto mha = std::make_shared<nn::MultiheadAttention>(4, 2, o);
+  mha->to(kFloat64);
+  nn::AttentionForward args;
+  args.key_padding_mask = tensor({{false, false, true}});
+  autograd::variable_list inputs = {randn64({2, 1, 4}), randn64({3, 1, 4})};
+  for (auto& p : mha->parameters()) inputs.push_back(p);
+  check_gradcheck([&](const autograd::variable_list& v) {
+                    auto [out, w] = mha->forward(v[0], v[1], v[1], args);
+                    return out + w.sum() * 0.5;
+                  },
+                  inputs);
+  nn::TransformerLayerOptions lo;
+  lo.d_model = 4;
+  lo.nhead = 2;
+  lo.dim_feedforward = 6;
+  lo.dropout = 0.0;
+  lo.norm_first = true;
+  auto layer = std::make_shared<nn::TransformerEncoderLayer>(lo);
+  layer->to(kFloat64);
+  autograd::variable_list lin = {randn64({3, 1, 4})};
+  for (auto& p : layer->parameters()) lin.push_back(p);
+  check_gradcheck([&](const autograd::variable_list& v) { return (*layer)(v[0]); }, lin);
+}

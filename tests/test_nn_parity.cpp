@@ -130,6 +130,79 @@ TEST_CASE("nn parity with PyTorch: layers and losses from committed fixtures") {
                                                                             fx.at("pos_weight_for_bce"));
                            },
                            loss_call};
+  // Attention and Transformer cases: masks come from the fixture (NAME.mask.<arg>).
+  auto mask = [&](const std::string& name, const std::string& arg) {
+    auto it = fx.find(name + ".mask." + arg);
+    return it == fx.end() ? Tensor() : it->second;
+  };
+  auto mha_case = [&](const std::string& name, int64_t heads, nn::MultiheadAttentionOptions o,
+                      bool need_weights, bool average) {
+    all[name] = {[=] { return std::make_shared<nn::MultiheadAttention>(8, heads, o); },
+                 [=](nn::Module& m, const std::vector<Tensor>& in) {
+                   nn::AttentionForward a;
+                   a.attn_mask = mask(name, "attn_mask");
+                   a.key_padding_mask = mask(name, "key_padding_mask");
+                   a.need_weights = need_weights;
+                   a.average_attn_weights = average;
+                   auto [out, w] = static_cast<nn::MultiheadAttention&>(m).forward(in[0], in[1], in[2], a);
+                   return w.defined() ? cat({out.flatten(), w.flatten()}) : out;
+                 }};
+  };
+  mha_case("mha_basic", 2, {}, true, true);
+  nn::MultiheadAttentionOptions bf;
+  bf.batch_first = true;
+  mha_case("mha_bool_masks_bf", 2, bf, true, false);
+  nn::MultiheadAttentionOptions kv;
+  kv.kdim = 5;
+  kv.vdim = 6;
+  kv.add_bias_kv = true;
+  kv.add_zero_attn = true;
+  mha_case("mha_float3d_kv_bias_zero", 2, kv, true, true);
+  nn::MultiheadAttentionOptions nobias;
+  nobias.bias = false;
+  mha_case("mha_no_weights", 4, nobias, false, true);
+  for (bool norm_first : {false, true}) {
+    const std::string tag = norm_first ? "pre" : "post";
+    nn::TransformerLayerOptions enc;
+    enc.d_model = 8;
+    enc.nhead = 2;
+    enc.dim_feedforward = 16;
+    enc.dropout = 0.0;
+    enc.activation = "gelu";
+    enc.norm_first = norm_first;
+    const std::string en = "encoder_layer_" + tag;
+    all[en] = {[=] { return std::make_shared<nn::TransformerEncoderLayer>(enc); },
+               [=](nn::Module& m, const std::vector<Tensor>& in) {
+                 return static_cast<nn::TransformerEncoderLayer&>(m).forward(
+                     in[0], nn::EncoderMasks{mask(en, "src_mask"), mask(en, "src_key_padding_mask")});
+               }};
+    nn::TransformerLayerOptions dec = enc;
+    dec.activation = "relu";
+    dec.batch_first = true;
+    const std::string dn = "decoder_layer_" + tag;
+    all[dn] = {[=] { return std::make_shared<nn::TransformerDecoderLayer>(dec); },
+               [=](nn::Module& m, const std::vector<Tensor>& in) {
+                 nn::DecoderMasks dm;
+                 dm.tgt_mask = mask(dn, "tgt_mask");
+                 dm.memory_key_padding_mask = mask(dn, "memory_key_padding_mask");
+                 return static_cast<nn::TransformerDecoderLayer&>(m).forward(in[0], in[1], dm);
+               }};
+    nn::TransformerOptions t;
+    t.d_model = 8;
+    t.nhead = 2;
+    t.num_encoder_layers = 2;
+    t.num_decoder_layers = 2;
+    t.dim_feedforward = 16;
+    t.dropout = 0.0;
+    t.norm_first = norm_first;
+    const std::string tn = "transformer_" + tag;
+    all[tn] = {[=] { return std::make_shared<nn::Transformer>(t); },
+               [=](nn::Module& m, const std::vector<Tensor>& in) {
+                 nn::TransformerMasks tm;
+                 tm.tgt_mask = mask(tn, "tgt_mask");
+                 return static_cast<nn::Transformer&>(m).forward(in[0], in[1], tm);
+               }};
+  }
   size_t checked = 0;
   for (auto& [name, c] : all) {
     INFO("case " << name);
@@ -179,5 +252,5 @@ TEST_CASE("nn parity with PyTorch: layers and losses from committed fixtures") {
     ++checked;
   }
   CHECK(checked == all.size());
-  CHECK(checked >= 36);
+  CHECK(checked >= 46);
 }

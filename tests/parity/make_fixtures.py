@@ -83,7 +83,7 @@ def main():
 
 
 def write_safetensors(path, tensors):
-    codes = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64"}
+    codes = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.bool: "BOOL"}
     header, blobs, offset = {}, [], 0
     for name in sorted(tensors):
         t = tensors[name].contiguous()

@@ -55,6 +55,29 @@ def r(*shape):
     return torch.randn(*shape)
 
 
+def with_masks(base, name, **masks):
+    """A subclass of `base` whose forward passes fixed masks (stored as NAME.mask.<arg>) and returns
+    one tensor: the output, with the attention weights appended when there are any."""
+    for k, v in masks.items():
+        if isinstance(v, torch.Tensor):
+            put(f"{name}.mask.{k}", v)
+
+    class Wrapped(base):
+        def forward(self, *inputs):
+            out = super().forward(*inputs, **masks)
+            if isinstance(out, tuple):
+                o, w = out
+                return torch.cat([o.flatten(), w.flatten()]) if w is not None else o
+            return out
+    return Wrapped
+
+
+def bool_mask(rows, cols):
+    m = torch.rand(rows, cols) < 0.3
+    m[:, 0] = False  # every row keeps at least one key
+    return m
+
+
 def main():
     run_module("linear", nn.Linear(7, 5), [r(4, 7)])
     run_module("linear_nobias_3d", nn.Linear(6, 3, bias=False), [r(2, 4, 6)])
@@ -91,6 +114,42 @@ def main():
     cnn = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Flatten(), nn.Linear(4 * 3 * 3, 5))
     run_module("small_cnn", cnn, [r(3, 1, 6, 6)], train=True, steps=2)
+
+    # Attention and Transformer (dropout 0 so train mode is deterministic).
+    L, S, N, E = 4, 5, 3, 8
+    run_module("mha_basic", with_masks(nn.MultiheadAttention, "mha_basic")(E, 2), [r(L, N, E), r(S, N, E), r(S, N, E)])
+    run_module("mha_bool_masks_bf",
+               with_masks(nn.MultiheadAttention, "mha_bool_masks_bf", attn_mask=bool_mask(L, S),
+                          key_padding_mask=bool_mask(N, S), average_attn_weights=False)(E, 2, batch_first=True),
+               [r(N, L, E), r(N, S, E), r(N, S, E)])
+    run_module("mha_float3d_kv_bias_zero",
+               with_masks(nn.MultiheadAttention, "mha_float3d_kv_bias_zero", attn_mask=r(N * 2, L, S))(
+                   E, 2, kdim=5, vdim=6, add_bias_kv=True, add_zero_attn=True),
+               [r(L, N, E), r(S, N, 5), r(S, N, 6)])
+    run_module("mha_no_weights",
+               with_masks(nn.MultiheadAttention, "mha_no_weights", need_weights=False,
+                          key_padding_mask=bool_mask(N, S))(E, 4, bias=False),
+               [r(L, N, E), r(S, N, E), r(S, N, E)])
+    src_mask = nn.Transformer.generate_square_subsequent_mask(S)
+    for norm_first in (False, True):
+        tag = "pre" if norm_first else "post"
+        run_module(f"encoder_layer_{tag}",
+                   with_masks(nn.TransformerEncoderLayer, f"encoder_layer_{tag}", src_mask=src_mask,
+                              src_key_padding_mask=bool_mask(N, S))(
+                       E, 2, 16, dropout=0.0, activation="gelu", norm_first=norm_first),
+                   [r(S, N, E)])
+        run_module(f"decoder_layer_{tag}",
+                   with_masks(nn.TransformerDecoderLayer, f"decoder_layer_{tag}",
+                              tgt_mask=nn.Transformer.generate_square_subsequent_mask(L),
+                              memory_key_padding_mask=bool_mask(N, S))(
+                       E, 2, 16, dropout=0.0, norm_first=norm_first, batch_first=True),
+                   [r(N, L, E), r(N, S, E)])
+        run_module(f"transformer_{tag}",
+                   with_masks(nn.Transformer, f"transformer_{tag}",
+                              tgt_mask=nn.Transformer.generate_square_subsequent_mask(L))(
+                       d_model=E, nhead=2, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=16,
+                       dropout=0.0, norm_first=norm_first),
+                   [r(S, N, E), r(L, N, E)])
 
     # Losses: inputs, output and input gradients (no parameters).
     logits, labels = r(6, 5), torch.tensor([1, 0, 4, 2, 4, 3])
