@@ -62,6 +62,25 @@ std::vector<Entry> workloads() {
                     Tensor a = randn({4096, 1024});
                     return std::function<void()>([a] { softmax(a, -1); });
                   }});
+  // MultiheadAttention(256, 8) self-attention on [L=128, B=32, 256], forward + backward of out.sum().
+  // FLOPs: 4 projections (2*L*B*E*E each, x3 for fwd+bwd) + scores and context (2*B*H*L*L*hd each,
+  // x3); the rate is reported against that count.
+  {
+    const double L = 128, B = 32, E = 256;
+    const double flops = 3 * (4 * 2 * L * B * E * E + 2 * 2 * B * L * L * E);
+    list.push_back({{"mha_fwd_bwd", "GFLOP/s", flops}, [] {
+                      auto mha = std::make_shared<nn::MultiheadAttention>(256, 8);
+                      Tensor x = randn({128, 32, 256}).requires_grad_();
+                      return std::function<void()>([mha, x]() mutable {
+                        nn::AttentionForward args;
+                        args.need_weights = false;
+                        Tensor out = mha->forward(x, x, x, args).first;
+                        out.sum().backward();
+                        mha->zero_grad();
+                        x.mutable_grad() = Tensor();
+                      });
+                    }});
+  }
   return list;
 }
 

@@ -11,9 +11,19 @@ namespace ember::bench {
 bool libtorch_available() { return true; }
 
 std::optional<double> libtorch_seconds(const std::string& name, int threads) {
-  torch::NoGradGuard no_grad;
   torch::manual_seed(0);
   torch::set_num_threads(threads);
+  if (name == "mha_fwd_bwd") {
+    auto mha = torch::nn::MultiheadAttention(torch::nn::MultiheadAttentionOptions(256, 8));
+    auto x = torch::randn({128, 32, 256}).requires_grad_();
+    return median_seconds([&] {
+      auto out = std::get<0>(mha->forward(x, x, x, {}, /*need_weights=*/false));
+      out.sum().backward();
+      mha->zero_grad();
+      x.mutable_grad() = torch::Tensor();
+    }, 2, 5, 0.5);
+  }
+  torch::NoGradGuard no_grad;
   std::function<void()> run;
   if (name.rfind("sgemm_", 0) == 0) {
     const int64_t n = std::stoll(name.substr(6));
