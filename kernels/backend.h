@@ -54,7 +54,7 @@ struct WindowGeometry {
 // whether it has a kernel for an op and dtype before choosing it.
 enum class Op {
   Fill, Cast, StridedCopy, Unary, Binary, Where, Reduce, Cumsum, Gemm, Softmax, IndexSelect,
-  IndexAdd, Gather, Scatter, Nonzero, Sort, RandomUniform, RandomNormal, Im2Col, Col2Im,
+  IndexAdd, Gather, Scatter, Nonzero, Sort, RandomUniform, RandomNormal, Im2Col, Col2Im, Attention,
 };
 
 inline bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq; }
@@ -138,6 +138,25 @@ class Backend {
   // is overwritten.
   virtual void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g,
                       int64_t batch) = 0;
+
+  // ---- fused attention ---------------------------------------------------------------------
+  // For each batch b < B and query row i < L (all compact): s_j = scale * q[b,i]·k[b,j] + mask,
+  // p = softmax(s), out[b,i] = sum_j p_j v[b,j]; lse[b,i] = log sum_j exp(s_j) (float of dt) is
+  // kept for the backward. mask (optional, dt) is added through `mask_strides` ([B, L, S], 0 =
+  // broadcast); causal drops keys j > i. Only one row of S scores exists at a time.
+  struct AttentionShape {
+    int64_t batch, q_len, kv_len, head_dim, v_dim;
+    double scale;
+    bool causal;
+  };
+  virtual void attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k,
+                                 const void* v, const void* mask, Dims mask_strides, void* out,
+                                 void* lse) = 0;
+  // Gradients of the forward above given grad_out; gq, gk, gv are overwritten.
+  virtual void attention_backward(DType dt, const AttentionShape& a, const void* q, const void* k,
+                                  const void* v, const void* mask, Dims mask_strides,
+                                  const void* out, const void* grad_out, const void* lse, void* gq,
+                                  void* gk, void* gv) = 0;
 
   // ---- random numbers: counter-based (Philox), so results depend only on (seed, offset) ------
   virtual void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,

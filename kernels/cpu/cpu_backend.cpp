@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "ember/kernels/attention_rows.h"
 #include "ember/kernels/cpu/cpu_allocator.h"
 #include "ember/kernels/cpu/fast_math.h"
 #include "ember/kernels/cpu/sgemm.h"
@@ -495,6 +496,154 @@ void CpuBackend::col2im(DType dt, const void* cols, void* out, const WindowGeome
           }
       }
     });
+  });
+}
+
+// Fused attention on the CPU. float32 goes by blocks of query rows: a [Br, S] tile of scores from
+// one GEMM, a row softmax in place, one GEMM into the output; backward recomputes the tile from the
+// saved log-sum-exp and runs the five GEMMs of the attention gradient per tile. Batch entries go to
+// threads (their gk/gv are private to them). Other dtypes use the reference row algorithm. Holding
+// a [Br, S] tile is what bounds the memory: the L x S matrix never exists.
+namespace {
+
+constexpr int64_t kAttentionRows = 64;
+
+struct AttentionTile {
+  const Backend::AttentionShape& a;
+  const float* mask;
+  Dims ms;
+  // Adds the mask and the causal cut to scores[r, j] of rows i0..i0+rows of batch b.
+  void mask_scores(float* scores, int64_t b, int64_t i0, int64_t rows) const {
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = scores + r * a.kv_len;
+      const int64_t i = i0 + r;
+      if (mask) {
+        const float* m = mask + b * ms[0] + i * ms[1];
+        for (int64_t j = 0; j < a.kv_len; ++j) row[j] += m[j * ms[2]];
+      }
+      if (a.causal)
+        for (int64_t j = i + 1; j < a.kv_len; ++j) row[j] = -INFINITY;
+    }
+  }
+};
+
+}  // namespace
+
+void CpuBackend::attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k,
+                                   const void* v, const void* mask, Dims mask_strides, void* out,
+                                   void* lse) {
+  if (dt != kFloat32) {
+    ReferenceBackend::attention_forward(dt, a, q, k, v, mask, mask_strides, out, lse);
+    return;
+  }
+  const float* Q = static_cast<const float*>(q);
+  const float* K = static_cast<const float*>(k);
+  const float* V = static_cast<const float*>(v);
+  float* O = static_cast<float*>(out);
+  float* LSE = static_cast<float*>(lse);
+  AttentionTile tile{a, static_cast<const float*>(mask), mask_strides};
+  const int64_t blocks = (a.q_len + kAttentionRows - 1) / kAttentionRows;
+  parallel_for(a.batch * blocks, kAttentionRows * a.kv_len * (a.head_dim + a.v_dim),
+               [&](int64_t t0, int64_t t1) {
+    std::vector<float> scores(kAttentionRows * a.kv_len);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / blocks, i0 = (t % blocks) * kAttentionRows;
+      const int64_t rows = std::min(kAttentionRows, a.q_len - i0);
+      const float* Qb = Q + (b * a.q_len + i0) * a.head_dim;
+      const float* Kb = K + b * a.kv_len * a.head_dim;
+      gemm(kFloat32, false, true, rows, a.kv_len, a.head_dim, a.scale, Qb, a.head_dim, 0, Kb,
+           a.head_dim, 0, 0.0, scores.data(), a.kv_len, 0, 1);
+      tile.mask_scores(scores.data(), b, i0, rows);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* row = scores.data() + r * a.kv_len;
+        const float mx = max_run(row, a.kv_len);
+        float sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < a.kv_len; ++j) {
+          const float e = fast_expf_nonpositive(row[j] - mx);
+          row[j] = e;
+          sum += e;
+        }
+        const float inv = 1.0f / sum;
+        for (int64_t j = 0; j < a.kv_len; ++j) row[j] *= inv;
+        LSE[b * a.q_len + i0 + r] = mx + std::log(sum);  // nan/-inf rows stay nan, like softmax
+      }
+      gemm(kFloat32, false, false, rows, a.v_dim, a.kv_len, 1.0, scores.data(), a.kv_len, 0,
+           V + b * a.kv_len * a.v_dim, a.v_dim, 0, 0.0, O + (b * a.q_len + i0) * a.v_dim, a.v_dim,
+           0, 1);
+    }
+  });
+}
+
+void CpuBackend::attention_backward(DType dt, const AttentionShape& a, const void* q, const void* k,
+                                    const void* v, const void* mask, Dims mask_strides,
+                                    const void* out, const void* grad_out, const void* lse,
+                                    void* gq, void* gk, void* gv) {
+  if (dt != kFloat32) {
+    ReferenceBackend::attention_backward(dt, a, q, k, v, mask, mask_strides, out, grad_out, lse, gq,
+                                         gk, gv);
+    return;
+  }
+  const float* Q = static_cast<const float*>(q);
+  const float* K = static_cast<const float*>(k);
+  const float* V = static_cast<const float*>(v);
+  const float* O = static_cast<const float*>(out);
+  const float* GO = static_cast<const float*>(grad_out);
+  const float* LSE = static_cast<const float*>(lse);
+  float* GQ = static_cast<float*>(gq);
+  float* GK = static_cast<float*>(gk);
+  float* GV = static_cast<float*>(gv);
+  AttentionTile tile{a, static_cast<const float*>(mask), mask_strides};
+  parallel_for(a.batch, a.q_len * a.kv_len * (a.head_dim + a.v_dim) * 4, [&](int64_t b0, int64_t b1) {
+    std::vector<float> p(kAttentionRows * a.kv_len), dp(kAttentionRows * a.kv_len);
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* Kb = K + b * a.kv_len * a.head_dim;
+      const float* Vb = V + b * a.kv_len * a.v_dim;
+      float* GKb = GK + b * a.kv_len * a.head_dim;
+      float* GVb = GV + b * a.kv_len * a.v_dim;
+      std::fill_n(GKb, a.kv_len * a.head_dim, 0.0f);
+      std::fill_n(GVb, a.kv_len * a.v_dim, 0.0f);
+      for (int64_t i0 = 0; i0 < a.q_len; i0 += kAttentionRows) {
+        const int64_t rows = std::min(kAttentionRows, a.q_len - i0);
+        const float* Qi = Q + (b * a.q_len + i0) * a.head_dim;
+        const float* Oi = O + (b * a.q_len + i0) * a.v_dim;
+        const float* Gi = GO + (b * a.q_len + i0) * a.v_dim;
+        // P = exp(scale * Q K^T + mask - lse)
+        gemm(kFloat32, false, true, rows, a.kv_len, a.head_dim, a.scale, Qi, a.head_dim, 0, Kb,
+             a.head_dim, 0, 0.0, p.data(), a.kv_len, 0, 1);
+        tile.mask_scores(p.data(), b, i0, rows);
+        for (int64_t r = 0; r < rows; ++r) {
+          float* row = p.data() + r * a.kv_len;
+          const float l = LSE[b * a.q_len + i0 + r];
+          if (std::isnan(l)) {  // a row that attended to nothing has no gradient
+            std::fill_n(row, a.kv_len, 0.0f);
+            continue;
+          }
+#pragma omp simd
+          for (int64_t j = 0; j < a.kv_len; ++j) row[j] = fast_expf_nonpositive(std::min(row[j] - l, 0.0f));
+        }
+        // dV += P^T dO;  dP = dO V^T
+        gemm(kFloat32, true, false, a.kv_len, a.v_dim, rows, 1.0, p.data(), a.kv_len, 0, Gi, a.v_dim, 0,
+             1.0, GVb, a.v_dim, 0, 1);
+        gemm(kFloat32, false, true, rows, a.kv_len, a.v_dim, 1.0, Gi, a.v_dim, 0, Vb, a.v_dim, 0, 0.0,
+             dp.data(), a.kv_len, 0, 1);
+        // dS = P * (dP - rowsum(dO * O)) * scale, written over dP
+        for (int64_t r = 0; r < rows; ++r) {
+          float d = 0;
+          for (int64_t e = 0; e < a.v_dim; ++e) d += Gi[r * a.v_dim + e] * Oi[r * a.v_dim + e];
+          const float* pr = p.data() + r * a.kv_len;
+          float* dr = dp.data() + r * a.kv_len;
+          const float sc = static_cast<float>(a.scale);
+#pragma omp simd
+          for (int64_t j = 0; j < a.kv_len; ++j) dr[j] = pr[j] * (dr[j] - d) * sc;
+        }
+        // dQ = dS K;  dK += dS^T Q
+        gemm(kFloat32, false, false, rows, a.head_dim, a.kv_len, 1.0, dp.data(), a.kv_len, 0, Kb,
+             a.head_dim, 0, 0.0, GQ + (b * a.q_len + i0) * a.head_dim, a.head_dim, 0, 1);
+        gemm(kFloat32, true, false, a.kv_len, a.head_dim, rows, 1.0, dp.data(), a.kv_len, 0, Qi,
+             a.head_dim, 0, 1.0, GKb, a.head_dim, 0, 1);
+      }
+    }
   });
 }
 

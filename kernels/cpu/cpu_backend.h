@@ -35,6 +35,13 @@ class CpuBackend : public ReferenceBackend {
   void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out,
                     int64_t outer, int64_t inner) override;
   void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch) override;
+  void attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k,
+                         const void* v, const void* mask, Dims mask_strides, void* out,
+                         void* lse) override;
+  void attention_backward(DType dt, const AttentionShape& a, const void* q, const void* k,
+                          const void* v, const void* mask, Dims mask_strides, const void* out,
+                          const void* grad_out, const void* lse, void* gq, void* gk,
+                          void* gv) override;
   void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch) override;
 };
 

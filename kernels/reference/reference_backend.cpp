@@ -10,6 +10,7 @@
 
 #include "ember/kernels/dispatch.h"
 #include "ember/kernels/elementwise_ops.h"
+#include "ember/kernels/attention_rows.h"
 #include "ember/kernels/philox.h"
 
 namespace ember::kernels {
@@ -330,6 +331,36 @@ void ReferenceBackend::col2im(DType dt, const void* cols_in, void* out, const Wi
         if (dst >= 0) o[dst] = static_cast<T>(o[dst] + c[src]);
       });
     }
+  });
+}
+
+void ReferenceBackend::attention_forward(DType dt, const AttentionShape& a, const void* q,
+                                         const void* k, const void* v, const void* mask,
+                                         Dims mask_strides, void* out, void* lse) {
+  dispatch_floating(dt, "attention_forward", [&]<class T>() {
+    AttentionRows<T> rows{a, static_cast<const T*>(q), static_cast<const T*>(k),
+                          static_cast<const T*>(v), static_cast<const T*>(mask), mask_strides};
+    std::vector<double> scratch(a.kv_len);
+    for (int64_t b = 0; b < a.batch; ++b)
+      for (int64_t i = 0; i < a.q_len; ++i)
+        rows.forward_row(b, i, static_cast<T*>(out), static_cast<T*>(lse), scratch);
+  });
+}
+
+void ReferenceBackend::attention_backward(DType dt, const AttentionShape& a, const void* q,
+                                          const void* k, const void* v, const void* mask,
+                                          Dims mask_strides, const void* out, const void* grad_out,
+                                          const void* lse, void* gq, void* gk, void* gv) {
+  dispatch_floating(dt, "attention_backward", [&]<class T>() {
+    AttentionRows<T> rows{a, static_cast<const T*>(q), static_cast<const T*>(k),
+                          static_cast<const T*>(v), static_cast<const T*>(mask), mask_strides};
+    std::fill_n(static_cast<T*>(gk), a.batch * a.kv_len * a.head_dim, T(0));
+    std::fill_n(static_cast<T*>(gv), a.batch * a.kv_len * a.v_dim, T(0));
+    for (int64_t b = 0; b < a.batch; ++b)
+      for (int64_t i = 0; i < a.q_len; ++i)
+        rows.backward_row(b, i, static_cast<const T*>(out), static_cast<const T*>(grad_out),
+                          static_cast<const T*>(lse), static_cast<T*>(gq), static_cast<T*>(gk),
+                          static_cast<T*>(gv));
   });
 }
 

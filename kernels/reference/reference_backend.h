@@ -51,6 +51,13 @@ class ReferenceBackend : public Backend {
             bool descending) override;
   void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch) override;
   void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch) override;
+  void attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k,
+                         const void* v, const void* mask, Dims mask_strides, void* out,
+                         void* lse) override;
+  void attention_backward(DType dt, const AttentionShape& a, const void* q, const void* k,
+                          const void* v, const void* mask, Dims mask_strides, const void* out,
+                          const void* grad_out, const void* lse, void* gq, void* gk,
+                          void* gv) override;
   void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo,
                       double hi) override;
   void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean,
