@@ -3,6 +3,8 @@
 //   dispatch_numeric(dt, "sum", [&]<class T>() { ... T ... });
 #pragma once
 #include <cstdint>
+#include <span>
+#include <vector>
 
 #include "ember/core/dtype.h"
 #include "ember/core/error.h"
@@ -68,6 +70,17 @@ inline To convert(From v) {
   } else {
     return static_cast<To>(v);
   }
+}
+
+// Row-major strides of a compact buffer of the given sizes.
+inline std::vector<int64_t> compact_strides(std::span<const int64_t> sizes) {
+  std::vector<int64_t> strides(sizes.size());
+  int64_t step = 1;
+  for (size_t d = sizes.size(); d-- > 0;) {
+    strides[d] = step;
+    step *= sizes[d];
+  }
+  return strides;
 }
 
 template <class T>

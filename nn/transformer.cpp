@@ -33,6 +33,14 @@ TransformerLayerOptions basic(int64_t d_model, int64_t nhead, int64_t ff, double
   return o;
 }
 
+// num_layers copies of one layer, as PyTorch's deepcopy makes them.
+template <class Layer>
+std::shared_ptr<ModuleList> clones_of(const Layer& layer, int64_t num_layers) {
+  auto list = std::make_shared<ModuleList>();
+  for (int64_t i = 0; i < num_layers; ++i) list->push_back(layer.clone());
+  return list;
+}
+
 template <class M>
 std::shared_ptr<M> copy_of(const M& layer) {
   auto copy = std::make_shared<M>(layer.options);
@@ -91,8 +99,7 @@ Tensor TransformerEncoderLayer::forward(const Tensor& src, const EncoderMasks& m
 TransformerEncoder::TransformerEncoder(const TransformerEncoderLayer& layer, int64_t num_layers,
                                        std::shared_ptr<LayerNorm> final_norm)
     : Module("TransformerEncoder") {
-  layers = register_module("layers", std::make_shared<ModuleList>());
-  for (int64_t i = 0; i < num_layers; ++i) layers->push_back(layer.clone());
+  layers = register_module("layers", clones_of(layer, num_layers));
   if (final_norm) norm = register_module("norm", final_norm);
 }
 
@@ -164,8 +171,7 @@ Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory,
 TransformerDecoder::TransformerDecoder(const TransformerDecoderLayer& layer, int64_t num_layers,
                                        std::shared_ptr<LayerNorm> final_norm)
     : Module("TransformerDecoder") {
-  layers = register_module("layers", std::make_shared<ModuleList>());
-  for (int64_t i = 0; i < num_layers; ++i) layers->push_back(layer.clone());
+  layers = register_module("layers", clones_of(layer, num_layers));
   if (final_norm) norm = register_module("norm", final_norm);
 }
 

@@ -194,9 +194,9 @@ void CpuBackend::unary(UnaryOp op, DType dt, const void* in, void* out, int64_t 
 
 void CpuBackend::binary(BinaryOp op, DType dt, const void* a, Dims a_strides, const void* b,
                         Dims b_strides, void* out, Dims sizes) {
-  std::vector<int64_t> out_strides(sizes.size());
+  const std::vector<int64_t> out_strides = compact_strides(sizes);
   int64_t step = 1;
-  for (size_t d = sizes.size(); d-- > 0;) { out_strides[d] = step; step *= sizes[d]; }
+  for (auto s : sizes) step *= s;
   if (step == 0) return;
   std::vector<int64_t> cs;
   std::array<std::vector<int64_t>, 3> st;

@@ -8,14 +8,12 @@
 
 namespace ember::kernels {
 
-inline float fast_expf(float x) {
-  const float hi = 88.72283935546875f, lo = -87.33654022216797f;
-  const bool overflow = x > hi, underflow = x < lo;
-  float xc = x < lo ? lo : (x > hi ? hi : x);
+// e^xc as p(r) * 2^n, with n = round(xc / ln2) returned through `n` and |r| <= ln2/2.
+inline float exp_reduced(float xc, float& n) {
   // Round to nearest by adding and subtracting 1.5*2^23 (vectorises, unlike a call to roundevenf).
   const float shifter = 12582912.0f;
-  float n = (xc * 1.44269504088896341f + shifter) - shifter;
-  float r = xc - n * 0.693145751953125f;   // ln2 split in two for an exact product
+  n = (xc * 1.44269504088896341f + shifter) - shifter;
+  float r = xc - n * 0.693145751953125f;  // ln2 split in two for an exact product
   r = r - n * 1.428606765330187045e-06f;
   float p = 1.0f / 720.0f;
   p = p * r + 1.0f / 120.0f;
@@ -23,7 +21,15 @@ inline float fast_expf(float x) {
   p = p * r + 1.0f / 6.0f;
   p = p * r + 0.5f;
   p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  return p * r + 1.0f;
+}
+
+inline float fast_expf(float x) {
+  const float hi = 88.72283935546875f, lo = -87.33654022216797f;
+  const bool overflow = x > hi, underflow = x < lo;
+  float xc = x < lo ? lo : (x > hi ? hi : x);
+  float n;
+  const float p = exp_reduced(xc, n);
   // 2^n in two halves so n = 128 (x near the top of the range) does not overflow the exponent.
   int32_t ni = static_cast<int32_t>(n);
   int32_t n1 = ni >> 1, n2 = ni - n1;
@@ -41,17 +47,8 @@ inline float fast_expf(float x) {
 inline float fast_expf_nonpositive(float x) {
   const float lo = -87.33654022216797f;
   const float xc = x < lo ? lo : x;
-  const float shifter = 12582912.0f;
-  const float n = (xc * 1.44269504088896341f + shifter) - shifter;
-  float r = xc - n * 0.693145751953125f;
-  r = r - n * 1.428606765330187045e-06f;
-  float p = 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  float n;
+  const float p = exp_reduced(xc, n);
   const float scale = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
   return x < lo ? 0.0f : p * scale;
 }

@@ -83,9 +83,7 @@ void ReferenceBackend::unary(UnaryOp op, DType dt, const void* in, void* out, in
 
 void ReferenceBackend::binary(BinaryOp op, DType dt, const void* a, Dims a_strides, const void* b,
                               Dims b_strides, void* out, Dims sizes) {
-  std::vector<int64_t> out_strides(sizes.size());
-  int64_t step = 1;
-  for (size_t d = sizes.size(); d-- > 0;) { out_strides[d] = step; step *= sizes[d]; }
+  const std::vector<int64_t> out_strides = compact_strides(sizes);
   dispatch_numeric(dt, "binary", [&]<class T>() {
     const T* x = static_cast<const T*>(a);
     const T* y = static_cast<const T*>(b);
@@ -102,9 +100,7 @@ void ReferenceBackend::binary(BinaryOp op, DType dt, const void* a, Dims a_strid
 
 void ReferenceBackend::where(DType dt, const void* cond, Dims c_strides, const void* a,
                              Dims a_strides, const void* b, Dims b_strides, void* out, Dims sizes) {
-  std::vector<int64_t> out_strides(sizes.size());
-  int64_t step = 1;
-  for (size_t d = sizes.size(); d-- > 0;) { out_strides[d] = step; step *= sizes[d]; }
+  const std::vector<int64_t> out_strides = compact_strides(sizes);
   dispatch_by_size(dt, [&]<class T>() {
     const bool* c = static_cast<const bool*>(cond);
     const T* x = static_cast<const T*>(a);
