@@ -13,3 +13,4 @@
 #include "ember/core/ops.h"
 #include "ember/core/tensor.h"
 #include "ember/nn/nn.h"
+#include "ember/optim/optim.h"

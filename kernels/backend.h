@@ -54,7 +54,7 @@ struct WindowGeometry {
 // whether it has a kernel for an op and dtype before choosing it.
 enum class Op {
   Fill, Cast, StridedCopy, Unary, Binary, Where, Reduce, Cumsum, Gemm, Softmax, IndexSelect,
-  IndexAdd, Gather, Scatter, Nonzero, Sort, RandomUniform, RandomNormal, Im2Col, Col2Im, Attention,
+  IndexAdd, Gather, Scatter, Nonzero, Sort, RandomUniform, RandomNormal, Im2Col, Col2Im, Attention, OptimizerUpdate,
 };
 
 inline bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq; }
@@ -157,6 +157,23 @@ class Backend {
                                   const void* v, const void* mask, Dims mask_strides,
                                   const void* out, const void* grad_out, const void* lse, void* gq,
                                   void* gk, void* gv) = 0;
+
+  // ---- fused optimizer updates ---------------------------------------------------------------
+  // One pass over a parameter updating it and its state buffers in place (PyTorch's formulas; see
+  // kernels/optimizer_update.h). state[0..2] are the optimizer's per-parameter buffers (momentum,
+  // exp_avg, exp_avg_sq, max_exp_avg_sq, square_avg, grad_avg, sum: which ones depends on kind).
+  enum class OptimizerKind { SGD, Adam, AdamW, RMSprop, Adagrad };
+  struct UpdateSpec {
+    OptimizerKind kind;
+    double lr = 0, weight_decay = 0, momentum = 0, dampening = 0, beta1 = 0.9, beta2 = 0.999,
+           eps = 1e-8, alpha = 0.99;
+    bool nesterov = false, maximize = false, amsgrad = false, centered = false;
+    bool first_step = false;  // SGD: the momentum buffer starts as the gradient
+    int64_t step = 1;         // Adam/AdamW/Adagrad: the step count after this update
+    double lr_decay = 0;      // Adagrad
+  };
+  virtual void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param,
+                                const void* grad, void* state0, void* state1, void* state2) = 0;
 
   // ---- random numbers: counter-based (Philox), so results depend only on (seed, offset) ------
   virtual void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,

@@ -14,6 +14,7 @@
 
 #include "ember/kernels/attention_rows.h"
 #include "ember/kernels/cpu/cpu_allocator.h"
+#include "ember/kernels/optimizer_update.h"
 #include "ember/kernels/cpu/fast_math.h"
 #include "ember/kernels/cpu/sgemm.h"
 #include "ember/kernels/dispatch.h"
@@ -426,6 +427,15 @@ void CpuBackend::index_select(DType dt, const void* in, int64_t n, const int64_t
         const int64_t o = p / k, j = p % k;
         std::memcpy(y + p * inner, x + (o * n + idx[j]) * inner, sizeof(T) * inner);
       }
+    });
+  });
+}
+
+void CpuBackend::optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param,
+                                  const void* grad, void* state0, void* state1, void* state2) {
+  dispatch_floating(dt, "optimizer_update", [&]<class T>() {
+    parallel_for(n, 8, [&](int64_t b, int64_t e) {
+      update_range<T>(spec, b, e, param, grad, state0, state1, state2);
     });
   });
 }

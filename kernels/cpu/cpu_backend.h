@@ -34,6 +34,8 @@ class CpuBackend : public ReferenceBackend {
   void softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols, bool log) override;
   void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out,
                     int64_t outer, int64_t inner) override;
+  void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param, const void* grad,
+                        void* state0, void* state1, void* state2) override;
   void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch) override;
   void attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k,
                          const void* v, const void* mask, Dims mask_strides, void* out,

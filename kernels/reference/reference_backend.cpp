@@ -11,6 +11,7 @@
 #include "ember/kernels/dispatch.h"
 #include "ember/kernels/elementwise_ops.h"
 #include "ember/kernels/attention_rows.h"
+#include "ember/kernels/optimizer_update.h"
 #include "ember/kernels/philox.h"
 
 namespace ember::kernels {
@@ -357,6 +358,13 @@ void ReferenceBackend::attention_backward(DType dt, const AttentionShape& a, con
         rows.backward_row(b, i, static_cast<const T*>(out), static_cast<const T*>(grad_out),
                           static_cast<const T*>(lse), static_cast<T*>(gq), static_cast<T*>(gk),
                           static_cast<T*>(gv));
+  });
+}
+
+void ReferenceBackend::optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param,
+                                        const void* grad, void* state0, void* state1, void* state2) {
+  dispatch_floating(dt, "optimizer_update", [&]<class T>() {
+    update_range<T>(spec, 0, n, param, grad, state0, state1, state2);
   });
 }
 

@@ -58,6 +58,8 @@ class ReferenceBackend : public Backend {
                           const void* v, const void* mask, Dims mask_strides, const void* out,
                           const void* grad_out, const void* lse, void* gq, void* gk,
                           void* gv) override;
+  void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param, const void* grad,
+                        void* state0, void* state1, void* state2) override;
   void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo,
                       double hi) override;
   void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean,

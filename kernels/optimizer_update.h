@@ -1,0 +1,102 @@
+// The per-element update of each optimizer, PyTorch's algorithms written as one function of one
+// element so a backend applies it in a single pass (reference: a loop; CPU: a parallel loop).
+// Buffers by kind:
+//   SGD      s0 = momentum_buffer
+//   Adam(W)  s0 = exp_avg, s1 = exp_avg_sq, s2 = max_exp_avg_sq (amsgrad)
+//   RMSprop  s0 = square_avg, s1 = momentum_buffer, s2 = grad_avg (centered)
+//   Adagrad  s0 = sum
+#pragma once
+#include <cmath>
+
+#include "ember/kernels/backend.h"
+
+namespace ember::kernels {
+
+struct UpdateConstants {
+  double bias_correction1 = 1, bias_correction2_sqrt = 1, adagrad_lr = 0;
+  explicit UpdateConstants(const Backend::UpdateSpec& s) {
+    using K = Backend::OptimizerKind;
+    if (s.kind == K::Adam || s.kind == K::AdamW) {
+      bias_correction1 = 1 - std::pow(s.beta1, static_cast<double>(s.step));
+      bias_correction2_sqrt = std::sqrt(1 - std::pow(s.beta2, static_cast<double>(s.step)));
+    }
+    if (s.kind == K::Adagrad) adagrad_lr = s.lr / (1 + static_cast<double>(s.step - 1) * s.lr_decay);
+  }
+};
+
+template <class T>
+inline void update_element(const Backend::UpdateSpec& s, const UpdateConstants& c, T& p, T grad,
+                           T* s0, T* s1, T* s2) {
+  using K = Backend::OptimizerKind;
+  T g = s.maximize ? -grad : grad;
+  if (s.kind == K::AdamW) p = static_cast<T>(p * (1 - s.lr * s.weight_decay));
+  else if (s.weight_decay != 0) g = static_cast<T>(g + s.weight_decay * p);
+  switch (s.kind) {
+    case K::SGD: {
+      if (s.momentum != 0) {
+        T& buf = *s0;
+        buf = s.first_step ? g : static_cast<T>(s.momentum * buf + (1 - s.dampening) * g);
+        g = s.nesterov ? static_cast<T>(g + s.momentum * buf) : buf;
+      }
+      p = static_cast<T>(p - s.lr * g);
+      return;
+    }
+    case K::Adam:
+    case K::AdamW: {
+      T& m = *s0;
+      T& v = *s1;
+      m = static_cast<T>(s.beta1 * m + (1 - s.beta1) * g);
+      v = static_cast<T>(s.beta2 * v + (1 - s.beta2) * g * g);
+      T vhat = v;
+      if (s.amsgrad) {
+        *s2 = *s2 > v ? *s2 : v;
+        vhat = *s2;
+      }
+      const double denom = std::sqrt(static_cast<double>(vhat)) / c.bias_correction2_sqrt + s.eps;
+      p = static_cast<T>(p - (s.lr / c.bias_correction1) * m / denom);
+      return;
+    }
+    case K::RMSprop: {
+      T& sq = *s0;
+      sq = static_cast<T>(s.alpha * sq + (1 - s.alpha) * g * g);
+      double avg;
+      if (s.centered) {
+        T& ga = *s2;
+        ga = static_cast<T>(s.alpha * ga + (1 - s.alpha) * g);
+        avg = std::sqrt(static_cast<double>(sq - ga * ga)) + s.eps;
+      } else {
+        avg = std::sqrt(static_cast<double>(sq)) + s.eps;
+      }
+      if (s.momentum > 0) {
+        T& buf = *s1;
+        buf = static_cast<T>(s.momentum * buf + g / avg);
+        p = static_cast<T>(p - s.lr * buf);
+      } else {
+        p = static_cast<T>(p - s.lr * g / avg);
+      }
+      return;
+    }
+    case K::Adagrad: {
+      T& sum = *s0;
+      sum = static_cast<T>(sum + g * g);
+      p = static_cast<T>(p - c.adagrad_lr * g / (std::sqrt(static_cast<double>(sum)) + s.eps));
+      return;
+    }
+  }
+}
+
+// Applies the update to elements [begin, end).
+template <class T>
+void update_range(const Backend::UpdateSpec& s, int64_t begin, int64_t end, void* param,
+                  const void* grad, void* state0, void* state1, void* state2) {
+  const UpdateConstants c(s);
+  T* p = static_cast<T*>(param);
+  const T* g = static_cast<const T*>(grad);
+  T* a = static_cast<T*>(state0);
+  T* b = static_cast<T*>(state1);
+  T* d = static_cast<T*>(state2);
+  for (int64_t i = begin; i < end; ++i)
+    update_element<T>(s, c, p[i], g[i], a ? a + i : nullptr, b ? b + i : nullptr, d ? d + i : nullptr);
+}
+
+}  // namespace ember::kernels

@@ -1,0 +1,151 @@
+// Learning-rate schedulers with PyTorch's formulas. Like PyTorch, each computes the next lr from the
+// current one (the "chainable" form), construction performs the first step (epoch 0), and step()
+// advances one epoch (or iteration, as the caller decides). state_dict() holds every number a
+// scheduler needs to continue exactly.
+#pragma once
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ember/optim/optimizer.h"
+
+namespace ember::optim {
+
+struct SchedulerState {
+  int64_t last_epoch = 0;
+  int64_t step_count = 0;
+  std::vector<double> base_lrs, last_lrs;
+  std::map<std::string, double> extra;  // scheduler-specific counters (ReduceLROnPlateau's best, ...)
+};
+
+class LRScheduler {
+ public:
+  explicit LRScheduler(Optimizer& optimizer);
+  virtual ~LRScheduler() = default;
+  virtual void step();
+  const std::vector<double>& get_last_lr() const { return last_lrs_; }
+  int64_t last_epoch() const { return last_epoch_; }
+  virtual SchedulerState state_dict() const;
+  virtual void load_state_dict(const SchedulerState& s);
+
+ protected:
+  // The lr of each group for the epoch in last_epoch_, computed from the current lrs.
+  virtual std::vector<double> get_lr() = 0;
+  void initial_step();  // derived constructors call it once their fields are set
+  std::vector<double> current_lrs() const;
+  Optimizer& optimizer_;
+  std::vector<double> base_lrs_, last_lrs_;
+  int64_t last_epoch_ = -1;
+  int64_t step_count_ = 0;
+};
+
+class StepLR : public LRScheduler {
+ public:
+  StepLR(Optimizer& opt, int64_t step_size, double gamma = 0.1);
+ protected:
+  std::vector<double> get_lr() override;
+  int64_t step_size_;
+  double gamma_;
+};
+
+class MultiStepLR : public LRScheduler {
+ public:
+  MultiStepLR(Optimizer& opt, std::vector<int64_t> milestones, double gamma = 0.1);
+ protected:
+  std::vector<double> get_lr() override;
+  std::vector<int64_t> milestones_;
+  double gamma_;
+};
+
+class ExponentialLR : public LRScheduler {
+ public:
+  ExponentialLR(Optimizer& opt, double gamma);
+ protected:
+  std::vector<double> get_lr() override;
+  double gamma_;
+};
+
+class CosineAnnealingLR : public LRScheduler {
+ public:
+  CosineAnnealingLR(Optimizer& opt, int64_t T_max, double eta_min = 0);
+ protected:
+  std::vector<double> get_lr() override;
+  int64_t t_max_;
+  double eta_min_;
+};
+
+class LinearLR : public LRScheduler {
+ public:
+  LinearLR(Optimizer& opt, double start_factor = 1.0 / 3, double end_factor = 1.0, int64_t total_iters = 5);
+ protected:
+  std::vector<double> get_lr() override;
+  double start_, end_;
+  int64_t total_;
+};
+
+class ConstantLR : public LRScheduler {
+ public:
+  ConstantLR(Optimizer& opt, double factor = 1.0 / 3, int64_t total_iters = 5);
+ protected:
+  std::vector<double> get_lr() override;
+  double factor_;
+  int64_t total_;
+};
+
+class PolynomialLR : public LRScheduler {
+ public:
+  PolynomialLR(Optimizer& opt, int64_t total_iters = 5, double power = 1.0);
+ protected:
+  std::vector<double> get_lr() override;
+  int64_t total_;
+  double power_;
+};
+
+// lr = base_lr * lambda(epoch)
+class LambdaLR : public LRScheduler {
+ public:
+  LambdaLR(Optimizer& opt, std::function<double(int64_t)> lambda);
+ protected:
+  std::vector<double> get_lr() override;
+  std::function<double(int64_t)> lambda_;
+};
+
+// lr = lr * lambda(epoch) for epochs after the first
+class MultiplicativeLR : public LRScheduler {
+ public:
+  MultiplicativeLR(Optimizer& opt, std::function<double(int64_t)> lambda);
+ protected:
+  std::vector<double> get_lr() override;
+  std::function<double(int64_t)> lambda_;
+};
+
+// Lowers the lr by `factor` when a metric stops improving for `patience` epochs.
+class ReduceLROnPlateau {
+ public:
+  struct Options {
+    std::string mode = "min";             // "min" or "max"
+    double factor = 0.1;
+    int64_t patience = 10;
+    double threshold = 1e-4;
+    std::string threshold_mode = "rel";   // "rel" or "abs"
+    int64_t cooldown = 0;
+    double min_lr = 0;
+    double eps = 1e-8;
+  };
+  ReduceLROnPlateau(Optimizer& opt, Options options);
+  explicit ReduceLROnPlateau(Optimizer& opt) : ReduceLROnPlateau(opt, Options{}) {}
+  void step(double metric);
+  std::vector<double> get_last_lr() const;
+  SchedulerState state_dict() const;
+  void load_state_dict(const SchedulerState& s);
+
+ private:
+  bool better(double a, double best) const;
+  Optimizer& optimizer_;
+  Options o_;
+  double best_;
+  int64_t num_bad_epochs_ = 0, cooldown_counter_ = 0, last_epoch_ = 0;
+};
+
+}  // namespace ember::optim

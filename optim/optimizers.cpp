@@ -1,0 +1,121 @@
+// The optimizers: option tables and the one fused update they share; see optimizers.h.
+#include "ember/optim/optimizers.h"
+
+namespace ember::optim {
+
+using Kind = kernels::Backend::OptimizerKind;
+
+Options SGDOptions::to_map() const {
+  EMBER_CHECK(lr >= 0 && momentum >= 0 && weight_decay >= 0, "SGD: invalid lr, momentum or weight_decay");
+  EMBER_CHECK(!nesterov || (momentum > 0 && dampening == 0),
+              "SGD: nesterov momentum requires a momentum and zero dampening");
+  return {{"lr", lr}, {"momentum", momentum}, {"dampening", dampening},
+          {"weight_decay", weight_decay}, {"nesterov", nesterov ? 1.0 : 0.0}, {"maximize", maximize ? 1.0 : 0.0}};
+}
+
+Options AdamOptions::to_map() const {
+  EMBER_CHECK(lr >= 0 && eps >= 0 && beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1 && weight_decay >= 0,
+              "Adam: invalid lr, betas, eps or weight_decay");
+  return {{"lr", lr}, {"beta1", beta1}, {"beta2", beta2}, {"eps", eps}, {"weight_decay", weight_decay},
+          {"amsgrad", amsgrad ? 1.0 : 0.0}, {"maximize", maximize ? 1.0 : 0.0}};
+}
+
+Options RMSpropOptions::to_map() const {
+  EMBER_CHECK(lr >= 0 && eps >= 0 && alpha >= 0 && momentum >= 0 && weight_decay >= 0,
+              "RMSprop: invalid lr, alpha, eps, momentum or weight_decay");
+  return {{"lr", lr}, {"alpha", alpha}, {"eps", eps}, {"weight_decay", weight_decay},
+          {"momentum", momentum}, {"centered", centered ? 1.0 : 0.0}, {"maximize", maximize ? 1.0 : 0.0}};
+}
+
+Options AdagradOptions::to_map() const {
+  EMBER_CHECK(lr >= 0 && lr_decay >= 0 && weight_decay >= 0 && initial_accumulator_value >= 0 && eps >= 0,
+              "Adagrad: invalid options");
+  return {{"lr", lr}, {"lr_decay", lr_decay}, {"weight_decay", weight_decay},
+          {"initial_accumulator_value", initial_accumulator_value}, {"eps", eps},
+          {"maximize", maximize ? 1.0 : 0.0}};
+}
+
+FusedOptimizer::FusedOptimizer(std::vector<ParamGroup> groups, Options defaults, std::string name,
+                               Kind kind)
+    : Optimizer(std::move(groups), std::move(defaults), std::move(name)), kind_(kind) {}
+
+SGD::SGD(std::vector<ParamGroup> g, SGDOptions o) : FusedOptimizer(std::move(g), o.to_map(), "SGD", Kind::SGD) {}
+Adam::Adam(std::vector<ParamGroup> g, AdamOptions o) : FusedOptimizer(std::move(g), o.to_map(), "Adam", Kind::Adam) {}
+AdamW::AdamW(std::vector<ParamGroup> g, AdamWOptions o)
+    : FusedOptimizer(std::move(g), o.to_map(), "AdamW", Kind::AdamW) {}
+RMSprop::RMSprop(std::vector<ParamGroup> g, RMSpropOptions o)
+    : FusedOptimizer(std::move(g), o.to_map(), "RMSprop", Kind::RMSprop) {}
+Adagrad::Adagrad(std::vector<ParamGroup> g, AdagradOptions o)
+    : FusedOptimizer(std::move(g), o.to_map(), "Adagrad", Kind::Adagrad) {}
+
+void FusedOptimizer::update(ParamGroup& group, Tensor& param, std::map<std::string, Tensor>& st) {
+  kernels::Backend::UpdateSpec s;
+  s.kind = kind_;
+  s.lr = group.get("lr");
+  s.weight_decay = group.get("weight_decay");
+  s.maximize = group.get("maximize") != 0;
+  auto buffer = [&](const std::string& key, double init) -> Tensor& {
+    auto it = st.find(key);
+    if (it == st.end()) it = st.emplace(key, full_like(param, init)).first;
+    return it->second;
+  };
+  // PyTorch keeps the step count as a float tensor in the state; so do we, for state_dict parity.
+  auto next_step = [&]() {
+    auto it = st.find("step");
+    if (it == st.end()) it = st.emplace("step", zeros({}, kFloat32)).first;
+    Tensor& step = it->second;
+    step.add_(1.0);
+    return static_cast<int64_t>(step.to(kFloat64).item<double>());
+  };
+  Tensor s0, s1, s2;
+  switch (kind_) {
+    case Kind::SGD:
+      s.momentum = group.get("momentum");
+      s.dampening = group.get("dampening");
+      s.nesterov = group.get("nesterov") != 0;
+      if (s.momentum != 0) {
+        s.first_step = !st.count("momentum_buffer");
+        s0 = buffer("momentum_buffer", 0.0);
+      }
+      break;
+    case Kind::Adam:
+    case Kind::AdamW:
+      s.beta1 = group.get("beta1");
+      s.beta2 = group.get("beta2");
+      s.eps = group.get("eps");
+      s.amsgrad = group.get("amsgrad") != 0;
+      s.step = next_step();
+      s0 = buffer("exp_avg", 0.0);
+      s1 = buffer("exp_avg_sq", 0.0);
+      if (s.amsgrad) s2 = buffer("max_exp_avg_sq", 0.0);
+      break;
+    case Kind::RMSprop:
+      s.alpha = group.get("alpha");
+      s.eps = group.get("eps");
+      s.momentum = group.get("momentum");
+      s.centered = group.get("centered") != 0;
+      s.step = next_step();
+      s0 = buffer("square_avg", 0.0);
+      if (s.momentum > 0) s1 = buffer("momentum_buffer", 0.0);
+      if (s.centered) s2 = buffer("grad_avg", 0.0);
+      break;
+    case Kind::Adagrad:
+      s.eps = group.get("eps");
+      s.lr_decay = group.get("lr_decay");
+      s0 = buffer("sum", group.get("initial_accumulator_value"));
+      s.step = next_step();
+      break;
+  }
+  // The fused pass needs compact memory; parameters almost always are. Otherwise work on compact
+  // copies and write them back.
+  Tensor p = param.is_contiguous() ? param : param.contiguous();
+  Tensor g = param.grad().contiguous().to(param.dtype());
+  kernels::backend_for(param.device())
+      .optimizer_update(param.dtype(), s, p.numel(), p.data_ptr(), g.data_ptr(),
+                        s0.defined() ? s0.data_ptr() : nullptr, s1.defined() ? s1.data_ptr() : nullptr,
+                        s2.defined() ? s2.data_ptr() : nullptr);
+  if (!p.is_same(param)) param.assign_data_(p);
+  else param.impl()->storage->bump_version();
+}
+
+}  // namespace ember::optim

@@ -1,0 +1,83 @@
+// The optimizers, with PyTorch's options and defaults. Each update is one fused pass per parameter
+// through the backend's optimizer_update primitive (kernels/optimizer_update.h has the formulas).
+//   SGD      momentum, dampening, nesterov, weight_decay, maximize
+//   Adam     betas, eps, weight_decay (L2, added to the gradient), amsgrad, maximize
+//   AdamW    the same with decoupled weight decay (default 1e-2)
+//   RMSprop  alpha, eps, weight_decay, momentum, centered, maximize
+//   Adagrad  lr_decay, weight_decay, initial_accumulator_value, eps, maximize
+#pragma once
+#include "ember/kernels/backend.h"
+#include "ember/optim/optimizer.h"
+
+namespace ember::optim {
+
+struct SGDOptions {
+  double lr = 1e-3, momentum = 0, dampening = 0, weight_decay = 0;
+  bool nesterov = false, maximize = false;
+  Options to_map() const;
+};
+
+struct AdamOptions {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  bool amsgrad = false, maximize = false;
+  Options to_map() const;
+};
+
+struct AdamWOptions : AdamOptions {
+  AdamWOptions() { weight_decay = 1e-2; }
+};
+
+struct RMSpropOptions {
+  double lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0, momentum = 0;
+  bool centered = false, maximize = false;
+  Options to_map() const;
+};
+
+struct AdagradOptions {
+  double lr = 1e-2, lr_decay = 0, weight_decay = 0, initial_accumulator_value = 0, eps = 1e-10;
+  bool maximize = false;
+  Options to_map() const;
+};
+
+// Shared by the concrete optimizers: builds the fused update for one parameter.
+class FusedOptimizer : public Optimizer {
+ public:
+  FusedOptimizer(std::vector<ParamGroup> groups, Options defaults, std::string name,
+                 kernels::Backend::OptimizerKind kind);
+
+ protected:
+  void update(ParamGroup& group, Tensor& param, std::map<std::string, Tensor>& state) override;
+  kernels::Backend::OptimizerKind kind_;
+};
+
+class SGD : public FusedOptimizer {
+ public:
+  SGD(std::vector<ParamGroup> groups, SGDOptions o = {});
+  SGD(const std::vector<Tensor>& params, SGDOptions o = {}) : SGD(single_group(params), o) {}
+};
+
+class Adam : public FusedOptimizer {
+ public:
+  Adam(std::vector<ParamGroup> groups, AdamOptions o = {});
+  Adam(const std::vector<Tensor>& params, AdamOptions o = {}) : Adam(single_group(params), o) {}
+};
+
+class AdamW : public FusedOptimizer {
+ public:
+  AdamW(std::vector<ParamGroup> groups, AdamWOptions o = {});
+  AdamW(const std::vector<Tensor>& params, AdamWOptions o = {}) : AdamW(single_group(params), o) {}
+};
+
+class RMSprop : public FusedOptimizer {
+ public:
+  RMSprop(std::vector<ParamGroup> groups, RMSpropOptions o = {});
+  RMSprop(const std::vector<Tensor>& params, RMSpropOptions o = {}) : RMSprop(single_group(params), o) {}
+};
+
+class Adagrad : public FusedOptimizer {
+ public:
+  Adagrad(std::vector<ParamGroup> groups, AdagradOptions o = {});
+  Adagrad(const std::vector<Tensor>& params, AdagradOptions o = {}) : Adagrad(single_group(params), o) {}
+};
+
+}  // namespace ember::optim
