@@ -167,6 +167,151 @@ std::vector<double> MultiplicativeLR::get_lr() {
   return lrs;
 }
 
+namespace {
+// The key of the optimizer's momentum-like option: SGD/RMSprop "momentum", Adam(W) "beta1".
+std::string momentum_key(Optimizer& opt, const char* who) {
+  if (opt.defaults().count("beta1")) return "beta1";
+  if (opt.defaults().count("momentum")) return "momentum";
+  fail(who, ": cycle_momentum needs an optimizer with momentum or betas (", opt.name(), " has neither)");
+}
+double anneal(const std::string& how, double start, double end, double pct) {
+  if (how == "cos") return end + (start - end) / 2.0 * (std::cos(M_PI * pct) + 1);
+  return (end - start) * pct + start;
+}
+}  // namespace
+
+OneCycleLR::OneCycleLR(Optimizer& opt, Options o) : LRScheduler(opt), o_(std::move(o)) {
+  EMBER_CHECK(o_.total_steps > 0, "OneCycleLR: total_steps must be positive");
+  EMBER_CHECK(o_.pct_start >= 0 && o_.pct_start <= 1, "OneCycleLR: pct_start must be in [0, 1]");
+  EMBER_CHECK(o_.anneal_strategy == "cos" || o_.anneal_strategy == "linear",
+              "OneCycleLR: anneal_strategy must be \"cos\" or \"linear\"");
+  const double T = static_cast<double>(o_.total_steps);
+  if (o_.three_phase) {
+    phases_ = {{o_.pct_start * T - 1, "initial_lr", "max_lr", o_.max_momentum, o_.base_momentum},
+               {2 * o_.pct_start * T - 2, "max_lr", "initial_lr", o_.base_momentum, o_.max_momentum},
+               {T - 1, "initial_lr", "min_lr", o_.max_momentum, o_.max_momentum}};
+  } else {
+    phases_ = {{o_.pct_start * T - 1, "initial_lr", "max_lr", o_.max_momentum, o_.base_momentum},
+               {T - 1, "max_lr", "min_lr", o_.base_momentum, o_.max_momentum}};
+  }
+  if (o_.cycle_momentum) momentum_key_ = momentum_key(opt, "OneCycleLR");
+  base_lrs_.clear();
+  for (auto& g : opt.param_groups()) {
+    const double initial = o_.max_lr / o_.div_factor;
+    g.options["initial_lr"] = initial;
+    g.options["max_lr"] = o_.max_lr;
+    g.options["min_lr"] = initial / o_.final_div_factor;
+    g.lr() = initial;
+    base_lrs_.push_back(initial);
+    if (o_.cycle_momentum) g.options[momentum_key_] = o_.max_momentum;
+  }
+  initial_step();
+}
+
+std::vector<double> OneCycleLR::get_lr() {
+  EMBER_CHECK(last_epoch_ <= o_.total_steps, "OneCycleLR: tried to step ", last_epoch_,
+              " times, more than total_steps (", o_.total_steps, ")");
+  std::vector<double> lrs;
+  const double step = static_cast<double>(last_epoch_);
+  for (auto& g : optimizer_.param_groups()) {
+    double start_step = 0;
+    for (size_t i = 0; i < phases_.size(); ++i) {
+      const Phase& ph = phases_[i];
+      if (step <= ph.end_step || i + 1 == phases_.size()) {
+        const double pct = (step - start_step) / (ph.end_step - start_step);
+        lrs.push_back(anneal(o_.anneal_strategy, g.options.at(ph.start_lr), g.options.at(ph.end_lr), pct));
+        if (o_.cycle_momentum) g.options[momentum_key_] = anneal(o_.anneal_strategy, ph.start_m, ph.end_m, pct);
+        break;
+      }
+      start_step = ph.end_step;
+    }
+  }
+  return lrs;
+}
+
+CyclicLR::CyclicLR(Optimizer& opt, Options o) : LRScheduler(opt), o_(std::move(o)) {
+  EMBER_CHECK(o_.mode == "triangular" || o_.mode == "triangular2" || o_.mode == "exp_range",
+              "CyclicLR: mode must be triangular, triangular2 or exp_range, got \"", o_.mode, "\"");
+  const double up = static_cast<double>(o_.step_size_up);
+  const double down = o_.step_size_down < 0 ? up : static_cast<double>(o_.step_size_down);
+  total_size_ = up + down;
+  step_ratio_ = up / total_size_;
+  base_lrs_.clear();
+  for (auto& g : opt.param_groups()) {
+    g.lr() = o_.base_lr;
+    base_lrs_.push_back(o_.base_lr);
+  }
+  if (o_.cycle_momentum) {
+    momentum_key_ = momentum_key(opt, "CyclicLR");
+    for (auto& g : opt.param_groups()) g.options[momentum_key_] = o_.max_momentum;
+  }
+  initial_step();
+}
+
+std::vector<double> CyclicLR::get_lr() {
+  const double e = static_cast<double>(last_epoch_);
+  const double cycle = std::floor(1 + e / total_size_);
+  const double x = 1.0 + e / total_size_ - cycle;
+  const double scale_factor = x <= step_ratio_ ? x / step_ratio_ : (x - 1) / (step_ratio_ - 1);
+  double scale = 1.0;
+  if (o_.mode == "triangular2") scale = 1.0 / std::pow(2.0, cycle - 1);
+  if (o_.mode == "exp_range") scale = std::pow(o_.gamma, e);
+  std::vector<double> lrs;
+  for (size_t i = 0; i < base_lrs_.size(); ++i)
+    lrs.push_back(base_lrs_[i] + (o_.max_lr - base_lrs_[i]) * scale_factor * scale);
+  if (o_.cycle_momentum)
+    for (auto& g : optimizer_.param_groups())
+      g.options[momentum_key_] = o_.max_momentum - (o_.max_momentum - o_.base_momentum) * scale_factor * scale;
+  return lrs;
+}
+
+CosineAnnealingWarmRestarts::CosineAnnealingWarmRestarts(Optimizer& opt, int64_t t0, int64_t t_mult,
+                                                         double eta_min)
+    : LRScheduler(opt), t0_(t0), t_mult_(t_mult), t_i_(t0), eta_min_(eta_min) {
+  EMBER_CHECK(t0 > 0 && t_mult >= 1, "CosineAnnealingWarmRestarts: T_0 must be positive and T_mult >= 1");
+  initial_step();
+}
+
+void CosineAnnealingWarmRestarts::step() {
+  if (last_epoch_ < 0) {
+    t_cur_ = 0;
+  } else {
+    ++t_cur_;
+    if (t_cur_ >= t_i_) {
+      t_cur_ -= t_i_;
+      t_i_ *= t_mult_;
+    }
+  }
+  LRScheduler::step();
+}
+
+std::vector<double> CosineAnnealingWarmRestarts::get_lr() {
+  std::vector<double> lrs;
+  for (double b : base_lrs_)
+    lrs.push_back(eta_min_ + (b - eta_min_) * (1 + std::cos(M_PI * t_cur_ / static_cast<double>(t_i_))) / 2);
+  return lrs;
+}
+
+SchedulerState CosineAnnealingWarmRestarts::state_dict() const {
+  SchedulerState s = LRScheduler::state_dict();
+  s.extra = {{"T_i", static_cast<double>(t_i_)}, {"T_cur", static_cast<double>(t_cur_)}};
+  return s;
+}
+
+void CosineAnnealingWarmRestarts::load_state_dict(const SchedulerState& s) {
+  LRScheduler::load_state_dict(s);
+  t_i_ = static_cast<int64_t>(s.extra.at("T_i"));
+  t_cur_ = static_cast<int64_t>(s.extra.at("T_cur"));
+}
+
+ChainedScheduler::ChainedScheduler(std::vector<LRScheduler*> schedulers) : schedulers_(std::move(schedulers)) {
+  EMBER_CHECK(!schedulers_.empty(), "ChainedScheduler: needs at least one scheduler");
+}
+
+void ChainedScheduler::step() {
+  for (auto* s : schedulers_) s->step();
+}
+
 ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& opt, Options o) : optimizer_(opt), o_(std::move(o)) {
   EMBER_CHECK(o_.factor < 1, "ReduceLROnPlateau: factor should be < 1.0, got ", o_.factor);
   EMBER_CHECK(o_.mode == "min" || o_.mode == "max", "ReduceLROnPlateau: mode must be \"min\" or \"max\"");

@@ -120,6 +120,72 @@ class MultiplicativeLR : public LRScheduler {
   std::function<double(int64_t)> lambda_;
 };
 
+// One cycle: lr rises from max_lr/div_factor to max_lr over pct_start of total_steps, then anneals
+// to initial/final_div_factor ("cos" or "linear"); momentum (SGD) or beta1 (Adam) cycles inversely.
+class OneCycleLR : public LRScheduler {
+ public:
+  struct Options {
+    double max_lr = 0.1;
+    int64_t total_steps = 100;
+    double pct_start = 0.3;
+    std::string anneal_strategy = "cos";
+    bool cycle_momentum = true;
+    double base_momentum = 0.85, max_momentum = 0.95, div_factor = 25, final_div_factor = 1e4;
+    bool three_phase = false;
+  };
+  OneCycleLR(Optimizer& opt, Options options);
+ protected:
+  std::vector<double> get_lr() override;
+  Options o_;
+  struct Phase { double end_step; std::string start_lr, end_lr; double start_m, end_m; };
+  std::vector<Phase> phases_;
+  std::string momentum_key_;
+};
+
+// Cyclical lr between base_lr and max_lr ("triangular", "triangular2", "exp_range"), with momentum
+// cycling inversely when the optimizer has one.
+class CyclicLR : public LRScheduler {
+ public:
+  struct Options {
+    double base_lr = 1e-3, max_lr = 6e-3;
+    int64_t step_size_up = 2000;
+    int64_t step_size_down = -1;  // -1: same as up
+    std::string mode = "triangular";
+    double gamma = 1.0;
+    bool cycle_momentum = true;
+    double base_momentum = 0.8, max_momentum = 0.9;
+  };
+  CyclicLR(Optimizer& opt, Options options);
+ protected:
+  std::vector<double> get_lr() override;
+  Options o_;
+  double total_size_, step_ratio_;
+  std::string momentum_key_;
+};
+
+// Cosine annealing restarting every T_i epochs, T_i growing by T_mult after each restart.
+class CosineAnnealingWarmRestarts : public LRScheduler {
+ public:
+  CosineAnnealingWarmRestarts(Optimizer& opt, int64_t T_0, int64_t T_mult = 1, double eta_min = 0);
+  void step() override;
+  SchedulerState state_dict() const override;
+  void load_state_dict(const SchedulerState& s) override;
+ protected:
+  std::vector<double> get_lr() override;
+  int64_t t0_, t_mult_, t_i_, t_cur_ = -1;
+  double eta_min_;
+};
+
+// Steps several schedulers on the same optimizer, one after the other, every step.
+class ChainedScheduler {
+ public:
+  explicit ChainedScheduler(std::vector<LRScheduler*> schedulers);
+  void step();
+  std::vector<double> get_last_lr() const { return schedulers_.back()->get_last_lr(); }
+ private:
+  std::vector<LRScheduler*> schedulers_;
+};
+
 // Lowers the lr by `factor` when a metric stops improving for `patience` epochs.
 class ReduceLROnPlateau {
  public:

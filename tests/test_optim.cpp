@@ -182,11 +182,21 @@ TEST_CASE("schedulers: lr sequences over 100 steps match PyTorch") {
       {"polynomial", [](Optimizer& o) { return std::make_unique<PolynomialLR>(o, 60, 2.0); }},
       {"lambda", [](Optimizer& o) { return std::make_unique<LambdaLR>(o, [](int64_t e) { return 1.0 / (1 + e); }); }},
       {"multiplicative", [](Optimizer& o) { return std::make_unique<MultiplicativeLR>(o, [](int64_t) { return 0.99; }); }},
+      {"onecycle", [](Optimizer& o) { return std::make_unique<OneCycleLR>(o, OneCycleLR::Options{.max_lr = 0.5, .total_steps = 101}); }},
+      {"onecycle_linear_3phase",
+       [](Optimizer& o) {
+         return std::make_unique<OneCycleLR>(o, OneCycleLR::Options{.max_lr = 0.3, .total_steps = 120, .pct_start = 0.25,
+                                                                    .anneal_strategy = "linear", .three_phase = true});
+       }},
+      {"cyclic", [](Optimizer& o) { return std::make_unique<CyclicLR>(o, CyclicLR::Options{.base_lr = 0.01, .max_lr = 0.1, .step_size_up = 10, .step_size_down = 15}); }},
+      {"cyclic_tri2", [](Optimizer& o) { return std::make_unique<CyclicLR>(o, CyclicLR::Options{.base_lr = 0.01, .max_lr = 0.1, .step_size_up = 8, .mode = "triangular2"}); }},
+      {"cyclic_exp", [](Optimizer& o) { return std::make_unique<CyclicLR>(o, CyclicLR::Options{.base_lr = 0.01, .max_lr = 0.1, .step_size_up = 8, .mode = "exp_range", .gamma = 0.99}); }},
+      {"warm_restarts", [](Optimizer& o) { return std::make_unique<CosineAnnealingWarmRestarts>(o, 10, 2, 0.001); }},
   };
   for (auto& [name, make] : makers) {
     INFO("scheduler " << name);
     Tensor w = zeros({1}).requires_grad_();
-    SGD opt({w}, {.lr = 0.1});
+    SGD opt({w}, {.lr = 0.1, .momentum = 0.9});
     auto sched = make(opt);
     std::vector<double> lrs;
     for (int i = 0; i < 100; ++i) {
@@ -195,14 +205,30 @@ TEST_CASE("schedulers: lr sequences over 100 steps match PyTorch") {
       sched->step();
     }
     CHECK(allclose(tensor(lrs, {100}, kFloat64), fx["sched." + name], 1e-10, 1e-14));
+    CHECK(opt.param_groups()[0]["momentum"] ==
+          doctest::Approx(fx["sched." + name + ".final_momentum"].item<double>()));
+    if (name.rfind("onecycle", 0) == 0 || name.rfind("cyclic", 0) == 0) continue;  // set lr at build
     // Resuming from a state_dict continues the same sequence.
-    SGD opt2({w}, {.lr = 0.1});
+    SGD opt2({w}, {.lr = 0.1, .momentum = 0.9});
     auto resumed = make(opt2);
     resumed->load_state_dict(sched->state_dict());
     opt2.param_groups()[0].lr() = opt.param_groups()[0].lr();
     sched->step();
     resumed->step();
     CHECK(resumed->get_last_lr()[0] == doctest::Approx(sched->get_last_lr()[0]));
+  }
+  {
+    Tensor w = zeros({1}).requires_grad_();
+    SGD opt({w}, {.lr = 0.1});
+    ExponentialLR a(opt, 0.98);
+    StepLR b(opt, 9, 0.5);
+    ChainedScheduler chain({&a, &b});
+    std::vector<double> lrs;
+    for (int i = 0; i < 100; ++i) {
+      lrs.push_back(opt.param_groups()[0].lr());
+      chain.step();
+    }
+    CHECK(allclose(tensor(lrs, {100}, kFloat64), fx["sched.chained"], 1e-10, 1e-14));
   }
   Tensor metrics = fx["plateau.metrics"];
   for (auto [name, o] : std::vector<std::pair<std::string, ReduceLROnPlateau::Options>>{

@@ -60,9 +60,16 @@ SCHEDULERS = {
     "polynomial": lambda o: S.PolynomialLR(o, total_iters=60, power=2.0),
     "lambda": lambda o: S.LambdaLR(o, lambda e: 1.0 / (1 + e)),
     "multiplicative": lambda o: S.MultiplicativeLR(o, lambda e: 0.99),
+    "onecycle": lambda o: S.OneCycleLR(o, max_lr=0.5, total_steps=101),
+    "onecycle_linear_3phase": lambda o: S.OneCycleLR(o, max_lr=0.3, total_steps=120, pct_start=0.25,
+                                                     anneal_strategy="linear", three_phase=True),
+    "cyclic": lambda o: S.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=10, step_size_down=15),
+    "cyclic_tri2": lambda o: S.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=8, mode="triangular2"),
+    "cyclic_exp": lambda o: S.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=8, mode="exp_range", gamma=0.99),
+    "warm_restarts": lambda o: S.CosineAnnealingWarmRestarts(o, T_0=10, T_mult=2, eta_min=0.001),
 }
 for name, make in SCHEDULERS.items():
-    opt = O.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    opt = O.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
     sched = make(opt)
     lrs = []
     for _ in range(100):
@@ -70,6 +77,17 @@ for name, make in SCHEDULERS.items():
         opt.step()
         sched.step()
     T[f"sched.{name}"] = torch.tensor(lrs, dtype=torch.float64)
+    T[f"sched.{name}.final_momentum"] = torch.tensor([opt.param_groups[0]["momentum"]], dtype=torch.float64)
+
+# ChainedScheduler: ExponentialLR then StepLR on the same optimizer.
+opt = O.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+chain = S.ChainedScheduler([S.ExponentialLR(opt, gamma=0.98), S.StepLR(opt, step_size=9, gamma=0.5)])
+lrs = []
+for _ in range(100):
+    lrs.append(opt.param_groups[0]["lr"])
+    opt.step()
+    chain.step()
+T["sched.chained"] = torch.tensor(lrs, dtype=torch.float64)
 
 metrics = torch.cat([torch.linspace(1.0, 0.5, 20), torch.full((30,), 0.5), torch.linspace(0.5, 0.4, 10),
                      torch.full((40,), 0.45)]).double()
