@@ -40,6 +40,122 @@ struct Entry {
   std::function<std::function<void()>()> make;  // builds inputs, returns the timed call
 };
 
+// ---- training steps: zero_grad, forward, cross-entropy, backward, optimizer step -------------
+// The rate is samples/s (tokens/s for the sequence models), reported in thousands.
+
+struct Mlp : nn::Module {
+  Mlp() : nn::Module("Mlp") {
+    body = register_module("body", std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
+        std::make_shared<nn::Linear>(784, 256), std::make_shared<nn::ReLU>(),
+        std::make_shared<nn::Linear>(256, 256), std::make_shared<nn::ReLU>(),
+        std::make_shared<nn::Linear>(256, 10)}));
+  }
+  Tensor forward(const Tensor& x) override { return (*body)(x); }
+  std::shared_ptr<nn::Sequential> body;
+};
+
+std::shared_ptr<nn::Sequential> make_cnn() {
+  nn::Conv2dOptions pad1;
+  pad1.padding = {1, 1};
+  return std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
+      std::make_shared<nn::Conv2d>(1, 32, 3, pad1), std::make_shared<nn::BatchNorm2d>(32),
+      std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2),
+      std::make_shared<nn::Conv2d>(32, 64, 3, pad1), std::make_shared<nn::BatchNorm2d>(64),
+      std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2), std::make_shared<nn::Flatten>(),
+      std::make_shared<nn::Linear>(3136, 128), std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::Linear>(128, 10)});
+}
+
+// A classifier step on (x, y) with the given model and optimizer.
+template <class Opt, class OptOptions>
+std::function<void()> classifier_step(std::shared_ptr<nn::Module> model, Tensor x, Tensor y, OptOptions o) {
+  auto opt = std::make_shared<Opt>(model->parameters(), o);
+  return [model, opt, x, y] {
+    opt->zero_grad();
+    Tensor loss = nn::functional::cross_entropy((*model)(x), y);
+    loss.backward();
+    opt->step();
+  };
+}
+
+struct EncoderLM : nn::Module {
+  EncoderLM() : nn::Module("EncoderLM") {
+    emb = register_module("emb", std::make_shared<nn::Embedding>(1000, 128));
+    nn::TransformerLayerOptions o;
+    o.d_model = 128;
+    o.nhead = 4;
+    o.dim_feedforward = 512;
+    o.dropout = 0.0;
+    enc = register_module("enc", std::make_shared<nn::TransformerEncoder>(nn::TransformerEncoderLayer(o), 2));
+    head = register_module("head", std::make_shared<nn::Linear>(128, 1000));
+  }
+  Tensor forward(const Tensor& tokens) override { return (*head)(enc->forward((*emb)(tokens))); }
+  std::shared_ptr<nn::Embedding> emb;
+  std::shared_ptr<nn::TransformerEncoder> enc;
+  std::shared_ptr<nn::Linear> head;
+};
+
+struct Seq2Seq : nn::Module {
+  Seq2Seq() : nn::Module("Seq2Seq") {
+    emb = register_module("emb", std::make_shared<nn::Embedding>(100, 128));
+    nn::TransformerOptions o;
+    o.d_model = 128;
+    o.nhead = 4;
+    o.num_encoder_layers = 2;
+    o.num_decoder_layers = 2;
+    o.dim_feedforward = 512;
+    o.dropout = 0.0;
+    model = register_module("model", std::make_shared<nn::Transformer>(o));
+    head = register_module("head", std::make_shared<nn::Linear>(128, 100));
+  }
+  Tensor forward2(const Tensor& src, const Tensor& tgt_in) {
+    nn::TransformerMasks m;
+    m.tgt_mask = nn::Transformer::generate_square_subsequent_mask(tgt_in.size(0));
+    return (*head)(model->forward((*emb)(src), (*emb)(tgt_in), m));
+  }
+  std::shared_ptr<nn::Embedding> emb;
+  std::shared_ptr<nn::Transformer> model;
+  std::shared_ptr<nn::Linear> head;
+};
+
+void add_training_steps(std::vector<Entry>& list) {
+  list.push_back({{"mlp_step_b128", "k samples/s", 128e6}, [] {
+                    return classifier_step<optim::Adam>(std::make_shared<Mlp>(), randn({128, 784}),
+                                                        randint(10, {128}), optim::AdamOptions{.lr = 1e-3});
+                  }});
+  list.push_back({{"mlp_step_b8", "k samples/s", 8e6}, [] {
+                    return classifier_step<optim::SGD>(std::make_shared<Mlp>(), randn({8, 784}),
+                                                       randint(10, {8}), optim::SGDOptions{.lr = 1e-2});
+                  }});
+  list.push_back({{"cnn_step_b64", "k samples/s", 64e6}, [] {
+                    return classifier_step<optim::Adam>(make_cnn(), randn({64, 1, 28, 28}),
+                                                        randint(10, {64}), optim::AdamOptions{.lr = 1e-3});
+                  }});
+  list.push_back({{"encoder_step", "k tokens/s", 64 * 32 * 1e6}, [] {
+                    auto model = std::make_shared<EncoderLM>();
+                    auto opt = std::make_shared<optim::Adam>(model->parameters(), optim::AdamOptions{.lr = 1e-3});
+                    Tensor tokens = randint(1000, {64, 32}), targets = randint(1000, {64, 32});
+                    return std::function<void()>([model, opt, tokens, targets] {
+                      opt->zero_grad();
+                      Tensor logits = (*model)(tokens);
+                      nn::functional::cross_entropy(logits.reshape({-1, 1000}), targets.reshape({-1})).backward();
+                      opt->step();
+                    });
+                  }});
+  list.push_back({{"seq2seq_step", "k tokens/s", 19 * 32 * 1e6}, [] {
+                    auto model = std::make_shared<Seq2Seq>();
+                    auto opt = std::make_shared<optim::Adam>(model->parameters(), optim::AdamOptions{.lr = 1e-3});
+                    Tensor src = randint(100, {20, 32}), tgt = randint(100, {20, 32});
+                    return std::function<void()>([model, opt, src, tgt] {
+                      opt->zero_grad();
+                      Tensor logits = model->forward2(src, tgt.narrow(0, 0, 19));
+                      nn::functional::cross_entropy(logits.reshape({-1, 100}),
+                                                    tgt.narrow(0, 1, 19).reshape({-1})).backward();
+                      opt->step();
+                    });
+                  }});
+}
+
 std::vector<Entry> workloads() {
   std::vector<Entry> list;
   for (int64_t n : {256, 1024, 2048}) {
@@ -81,6 +197,7 @@ std::vector<Entry> workloads() {
                       });
                     }});
   }
+  add_training_steps(list);
   return list;
 }
 

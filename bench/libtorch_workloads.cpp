@@ -23,6 +23,76 @@ std::optional<double> libtorch_seconds(const std::string& name, int threads) {
       x.mutable_grad() = torch::Tensor();
     }, 2, 5, 0.5);
   }
+  // Training steps, the same models as bench_main.cpp.
+  auto mlp = [] {
+    return torch::nn::Sequential(torch::nn::Linear(784, 256), torch::nn::ReLU(), torch::nn::Linear(256, 256),
+                                 torch::nn::ReLU(), torch::nn::Linear(256, 10));
+  };
+  auto classifier = [&](torch::nn::Sequential model, torch::Tensor x, torch::Tensor y,
+                        std::shared_ptr<torch::optim::Optimizer> opt) {
+    return median_seconds([&] {
+      opt->zero_grad();
+      torch::nn::functional::cross_entropy(model->forward(x), y).backward();
+      opt->step();
+    }, 3, 10, 0.25);
+  };
+  if (name == "mlp_step_b128") {
+    auto m = mlp();
+    return classifier(m, torch::randn({128, 784}), torch::randint(10, {128}),
+                      std::make_shared<torch::optim::Adam>(m->parameters(), torch::optim::AdamOptions(1e-3)));
+  }
+  if (name == "mlp_step_b8") {
+    auto m = mlp();
+    return classifier(m, torch::randn({8, 784}), torch::randint(10, {8}),
+                      std::make_shared<torch::optim::SGD>(m->parameters(), torch::optim::SGDOptions(1e-2)));
+  }
+  if (name == "cnn_step_b64") {
+    namespace tn = torch::nn;
+    tn::Sequential m(tn::Conv2d(tn::Conv2dOptions(1, 32, 3).padding(1)), tn::BatchNorm2d(32), tn::ReLU(),
+                     tn::MaxPool2d(2), tn::Conv2d(tn::Conv2dOptions(32, 64, 3).padding(1)), tn::BatchNorm2d(64),
+                     tn::ReLU(), tn::MaxPool2d(2), tn::Flatten(), tn::Linear(3136, 128), tn::ReLU(),
+                     tn::Linear(128, 10));
+    return classifier(m, torch::randn({64, 1, 28, 28}), torch::randint(10, {64}),
+                      std::make_shared<torch::optim::Adam>(m->parameters(), torch::optim::AdamOptions(1e-3)));
+  }
+  if (name == "encoder_step") {
+    namespace tn = torch::nn;
+    tn::Embedding emb(1000, 128);
+    tn::TransformerEncoder enc(tn::TransformerEncoderOptions(
+        tn::TransformerEncoderLayerOptions(128, 4).dim_feedforward(512).dropout(0.0), 2));
+    tn::Linear head(128, 1000);
+    std::vector<torch::Tensor> params;
+    for (auto* mod : std::vector<tn::Module*>{emb.get(), enc.get(), head.get()})
+      for (auto& p : mod->parameters()) params.push_back(p);
+    torch::optim::Adam opt(params, torch::optim::AdamOptions(1e-3));
+    auto tokens = torch::randint(1000, {64, 32}), targets = torch::randint(1000, {64, 32});
+    return median_seconds([&] {
+      opt.zero_grad();
+      auto logits = head(enc(emb(tokens)));
+      torch::nn::functional::cross_entropy(logits.reshape({-1, 1000}), targets.reshape({-1})).backward();
+      opt.step();
+    }, 2, 5, 0.5);
+  }
+  if (name == "seq2seq_step") {
+    namespace tn = torch::nn;
+    tn::Embedding emb(100, 128);
+    tn::Transformer model(tn::TransformerOptions(128, 4).num_encoder_layers(2).num_decoder_layers(2)
+                              .dim_feedforward(512).dropout(0.0));
+    tn::Linear head(128, 100);
+    std::vector<torch::Tensor> params;
+    for (auto* mod : std::vector<tn::Module*>{emb.get(), model.get(), head.get()})
+      for (auto& p : mod->parameters()) params.push_back(p);
+    torch::optim::Adam opt(params, torch::optim::AdamOptions(1e-3));
+    auto src = torch::randint(100, {20, 32}), tgt = torch::randint(100, {20, 32});
+    auto mask = tn::TransformerImpl::generate_square_subsequent_mask(19);
+    return median_seconds([&] {
+      opt.zero_grad();
+      auto out = model->forward(emb(src), emb(tgt.narrow(0, 0, 19)), torch::Tensor(), mask);
+      torch::nn::functional::cross_entropy(head(out).reshape({-1, 100}), tgt.narrow(0, 1, 19).reshape({-1}))
+          .backward();
+      opt.step();
+    }, 2, 5, 0.5);
+  }
   torch::NoGradGuard no_grad;
   std::function<void()> run;
   if (name.rfind("sgemm_", 0) == 0) {

@@ -85,18 +85,65 @@ inline void update_element(const Backend::UpdateSpec& s, const UpdateConstants& 
   }
 }
 
-// Applies the update to elements [begin, end).
+// Applies the update to elements [begin, end): the kind is decided once, outside the loop, so each
+// loop is one branch-free formula the compiler vectorises (a per-element switch made SGD on the
+// 270k parameters of bench mlp_step_b8 cost a third of the step).
+template <class T, Backend::OptimizerKind K>
+void update_loop(const Backend::UpdateSpec& s, const UpdateConstants& c, int64_t begin, int64_t end,
+                 T* __restrict p, const T* __restrict g, T* __restrict a, T* __restrict b,
+                 T* __restrict d) {
+  Backend::UpdateSpec fixed = s;
+  fixed.kind = K;
+  for (int64_t i = begin; i < end; ++i)
+    update_element<T>(fixed, c, p[i], g[i], a ? a + i : nullptr, b ? b + i : nullptr, d ? d + i : nullptr);
+}
+
+// Plain SGD, the most common small-model case, gets its own loop in T arithmetic.
+template <class T>
+void sgd_loop(const Backend::UpdateSpec& s, int64_t begin, int64_t end, T* __restrict p,
+              const T* __restrict g, T* __restrict buf) {
+  const T lr = static_cast<T>(s.lr), wd = static_cast<T>(s.weight_decay), m = static_cast<T>(s.momentum);
+  const T keep = static_cast<T>(1 - s.dampening), sign = s.maximize ? T(-1) : T(1);
+  if (!buf) {
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) p[i] -= lr * (sign * g[i] + wd * p[i]);
+    return;
+  }
+  if (s.first_step) {
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) {
+      const T gi = sign * g[i] + wd * p[i];
+      buf[i] = gi;
+      p[i] -= lr * (s.nesterov ? gi + m * gi : gi);
+    }
+    return;
+  }
+#pragma omp simd
+  for (int64_t i = begin; i < end; ++i) {
+    const T gi = sign * g[i] + wd * p[i];
+    const T bi = m * buf[i] + keep * gi;
+    buf[i] = bi;
+    p[i] -= lr * (s.nesterov ? gi + m * bi : bi);
+  }
+}
+
 template <class T>
 void update_range(const Backend::UpdateSpec& s, int64_t begin, int64_t end, void* param,
                   const void* grad, void* state0, void* state1, void* state2) {
+  using K = Backend::OptimizerKind;
   const UpdateConstants c(s);
   T* p = static_cast<T*>(param);
   const T* g = static_cast<const T*>(grad);
   T* a = static_cast<T*>(state0);
   T* b = static_cast<T*>(state1);
   T* d = static_cast<T*>(state2);
-  for (int64_t i = begin; i < end; ++i)
-    update_element<T>(s, c, p[i], g[i], a ? a + i : nullptr, b ? b + i : nullptr, d ? d + i : nullptr);
+  switch (s.kind) {
+    case K::SGD: return sgd_loop<T>(s, begin, end, p, g, a);
+    case K::Adam: return update_loop<T, K::Adam>(s, c, begin, end, p, g, a, b, d);
+    case K::AdamW: return update_loop<T, K::AdamW>(s, c, begin, end, p, g, a, b, d);
+    case K::RMSprop: return update_loop<T, K::RMSprop>(s, c, begin, end, p, g, a, b, d);
+    case K::Adagrad: return update_loop<T, K::Adagrad>(s, c, begin, end, p, g, a, b, d);
+  }
 }
 
 }  // namespace ember::kernels

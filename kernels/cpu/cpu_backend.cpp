@@ -434,7 +434,9 @@ void CpuBackend::index_select(DType dt, const void* in, int64_t n, const int64_t
 void CpuBackend::optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param,
                                   const void* grad, void* state0, void* state1, void* state2) {
   dispatch_floating(dt, "optimizer_update", [&]<class T>() {
-    parallel_for(n, 8, [&](int64_t b, int64_t e) {
+    // Counted as one unit per element: a streaming update is memory-bound, and waking the second
+    // thread for a mid-size parameter costs more than it saves (bench mlp_step_b8).
+    parallel_for(n, 1, [&](int64_t b, int64_t e) {
       update_range<T>(spec, b, e, param, grad, state0, state1, state2);
     });
   });

@@ -7,7 +7,7 @@
 
 namespace ember::kernels {
 
-inline constexpr int64_t kParallelGrain = 32768;
+inline constexpr int64_t kParallelGrain = 262144;
 
 class CpuBackend : public ReferenceBackend {
  public:

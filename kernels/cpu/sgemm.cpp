@@ -128,7 +128,7 @@ void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
     for (int64_t pc = 0; pc < k; pc += KC) {
       const int64_t kc = std::min(KC, k - pc);
       const bool first = pc == 0;
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) if (threads > 1)
       {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         // Pack B together: each thread packs a share of the NR-panels.
