@@ -127,6 +127,37 @@ void sgd_loop(const Backend::UpdateSpec& s, int64_t begin, int64_t end, T* __res
   }
 }
 
+// Adam and AdamW, the common large-model case, in T arithmetic with the option branches hoisted:
+// the per-element double-precision path cost a quarter of bench mlp_step_b128.
+template <class T, bool kDecoupled, bool kAmsgrad>
+void adam_loop(const Backend::UpdateSpec& s, const UpdateConstants& c, int64_t begin, int64_t end,
+               T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
+               T* __restrict vmax) {
+  const T b1 = static_cast<T>(s.beta1), b2 = static_cast<T>(s.beta2);
+  const T one_b1 = static_cast<T>(1 - s.beta1), one_b2 = static_cast<T>(1 - s.beta2);
+  const T step_size = static_cast<T>(s.lr / c.bias_correction1);
+  const T bc2 = static_cast<T>(c.bias_correction2_sqrt), eps = static_cast<T>(s.eps);
+  const T wd = static_cast<T>(s.weight_decay), sign = s.maximize ? T(-1) : T(1);
+  const T decay = static_cast<T>(1 - s.lr * s.weight_decay);
+#pragma omp simd
+  for (int64_t i = begin; i < end; ++i) {
+    T gi = sign * g[i];
+    T pi = p[i];
+    if constexpr (kDecoupled) pi *= decay;
+    else gi += wd * pi;
+    const T mi = b1 * m[i] + one_b1 * gi;
+    const T vi = b2 * v[i] + one_b2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    T vh = vi;
+    if constexpr (kAmsgrad) {
+      vh = vmax[i] > vi ? vmax[i] : vi;
+      vmax[i] = vh;
+    }
+    p[i] = pi - step_size * mi / (std::sqrt(vh) / bc2 + eps);
+  }
+}
+
 template <class T>
 void update_range(const Backend::UpdateSpec& s, int64_t begin, int64_t end, void* param,
                   const void* grad, void* state0, void* state1, void* state2) {
@@ -139,8 +170,12 @@ void update_range(const Backend::UpdateSpec& s, int64_t begin, int64_t end, void
   T* d = static_cast<T*>(state2);
   switch (s.kind) {
     case K::SGD: return sgd_loop<T>(s, begin, end, p, g, a);
-    case K::Adam: return update_loop<T, K::Adam>(s, c, begin, end, p, g, a, b, d);
-    case K::AdamW: return update_loop<T, K::AdamW>(s, c, begin, end, p, g, a, b, d);
+    case K::Adam:
+      return s.amsgrad ? adam_loop<T, false, true>(s, c, begin, end, p, g, a, b, d)
+                       : adam_loop<T, false, false>(s, c, begin, end, p, g, a, b, d);
+    case K::AdamW:
+      return s.amsgrad ? adam_loop<T, true, true>(s, c, begin, end, p, g, a, b, d)
+                       : adam_loop<T, true, false>(s, c, begin, end, p, g, a, b, d);
     case K::RMSprop: return update_loop<T, K::RMSprop>(s, c, begin, end, p, g, a, b, d);
     case K::Adagrad: return update_loop<T, K::Adagrad>(s, c, begin, end, p, g, a, b, d);
   }
