@@ -2,6 +2,7 @@
 #include "ember/nn/functional.h"
 
 #include "ember/autograd/grad_mode.h"
+#include "ember/autograd/node.h"
 
 namespace ember::nn::functional {
 
@@ -227,6 +228,44 @@ std::pair<Tensor, Tensor> nll_terms(const Tensor& logp, const Tensor& target, co
   return {picked * w, w};
 }
 
+// Cross-entropy with class indices, fused: one log_softmax pass forward, and backward straight from
+// the saved log-probabilities, d loss_i / d x_i = (softmax(x_i) - onehot(t_i)) * w_{t_i}, instead of
+// differentiating gather and log_softmax separately. Returns the per-row losses (zero where ignored)
+// and the per-row weights.
+std::pair<Tensor, Tensor> fused_cross_entropy_rows(const Tensor& logits, const Tensor& target,
+                                                   const Tensor& weight, int64_t ignore_index) {
+  const int64_t c = logits.size(1);
+  Tensor t = target.to(kInt64);
+  Tensor logp, safe, w, loss;
+  {
+    autograd::NoGradGuard guard;
+    Tensor keep = t != ignore_index;
+    safe = where(keep, t, zeros_like(t));
+    if (safe.numel() > 0) {
+      const int64_t lo = safe.min().item<int64_t>(), hi = safe.max().item<int64_t>();
+      EMBER_CHECK(lo >= 0 && hi < c, "cross_entropy: target ", lo < 0 ? lo : hi,
+                  " is out of bounds for ", c, " classes");
+    }
+    if (weight.defined())
+      EMBER_CHECK(weight.dim() == 1 && weight.size(0) == c, "cross_entropy: weight of shape ",
+                  weight.sizes(), " does not match ", c, " classes");
+    logp = log_softmax(logits, 1);
+    w = weight.defined() ? index_select(weight.to(logits.dtype()), 0, safe) : ones({safe.numel()}, TensorOptions(logits.dtype()).set_device(logits.device()));
+    w = w * keep.to(w.dtype());
+    loss = neg(gather(logp, 1, safe.unsqueeze(1)).squeeze(1)) * w;
+  }
+  autograd::record("cross_entropy", {logits}, {loss}, {logits, logp, safe, w},
+                   [](autograd::FunctionNode& n, const autograd::variable_list& g) -> autograd::variable_list {
+                     Tensor x = n.saved(0), logp = n.saved(1), safe = n.saved(2), w = n.saved(3);
+                     Tensor coef = (g[0] * w).unsqueeze(1);  // [M, 1]
+                     // With create_graph, softmax(x) keeps the result differentiable in x.
+                     Tensor p = autograd::GradMode::is_enabled() ? softmax(x, 1) : exp(logp);
+                     Tensor grad = p * coef;
+                     return {scatter_add(grad, 1, safe.unsqueeze(1), neg(coef))};
+                   });
+  return {loss, w};
+}
+
 }  // namespace
 
 Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
@@ -247,8 +286,8 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
               "cross_entropy: unknown reduction \"", reduction, "\"");
   const int64_t class_dim = input.dim() == 1 ? 0 : 1;
   const int64_t c = input.size(class_dim);
-  Tensor logp_full = log_softmax(input, class_dim);
   if (is_floating(target.dtype())) {
+    Tensor logp_full = log_softmax(input, class_dim);
     // Class probabilities: -sum_c w_c * q_c * log p_c, q smoothed towards uniform.
     check_same_shape(input, target, "cross_entropy");
     Tensor q = label_smoothing > 0 ? target * (1 - label_smoothing) + label_smoothing / c : target;
@@ -262,11 +301,19 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
     if (reduction == "mean") return loss.sum() / static_cast<double>(input.dim() == 1 ? 1 : loss.numel());
     return reduction == "sum" ? loss.sum() : loss;
   }
-  auto [logp, t] = flatten_classes(logp_full, target, "cross_entropy");
-  auto [nll, w] = nll_terms(logp, t, weight, ignore_index, "cross_entropy");
   auto finish = [&](const Tensor& per_elem) {
     return input.dim() == 1 ? per_elem.squeeze(0) : per_elem.reshape(target.sizes());
   };
+  if (label_smoothing == 0) {
+    EMBER_CHECK(target.dtype() == kInt64 || target.dtype() == kInt32,
+                "cross_entropy: class-index target must be int64, got ", dtype_name(target.dtype()));
+    auto [x2, t2] = flatten_classes(input, target, "cross_entropy");
+    auto [nll, w] = fused_cross_entropy_rows(x2, t2, weight, ignore_index);
+    if (reduction == "mean") return nll.sum() / w.sum();
+    return reduction == "sum" ? nll.sum() : finish(nll);
+  }
+  auto [logp, t] = flatten_classes(log_softmax(input, class_dim), target, "cross_entropy");
+  auto [nll, w] = nll_terms(logp, t, weight, ignore_index, "cross_entropy");
   Tensor nll_red = reduction == "mean" ? nll.sum() / w.sum() : reduction == "sum" ? nll.sum() : finish(nll);
   if (label_smoothing == 0) return nll_red;
   // Smoothing term: -sum_c w_c log p_c per element, zero where ignored.

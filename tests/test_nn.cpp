@@ -527,3 +527,25 @@ TEST_CASE("fused attention: matches the composed formula, forward and backward, 
   };
   test::check_against_reference(long_grads, 1e-4, 1e-5);
 }
+
+TEST_CASE("fused cross_entropy equals log_softmax + nll_loss, with double backward") {
+  namespace F = nn::functional;
+  manual_seed(31);
+  Tensor labels = tensor({1, 0, 2, 2, 1});
+  Tensor w = rand({3}, kFloat64) + 0.5;
+  for (const char* red : {"mean", "sum", "none"}) {
+    INFO(red);
+    Tensor x = randn64({5, 3});
+    Tensor fused = F::cross_entropy(x, labels, w, 2, red);
+    Tensor composed = F::nll_loss(log_softmax(x, 1), labels, w, 2, red);
+    CHECK(allclose(fused, composed, 1e-12, 1e-12));
+    auto g1 = autograd::grad({fused.sum()}, {x});
+    auto g2 = autograd::grad({composed.sum()}, {x});
+    CHECK(allclose(g1[0], g2[0], 1e-12, 1e-12));
+  }
+  check_gradcheck([&](const autograd::variable_list& v) { return F::cross_entropy(v[0], labels, w, 2); },
+                  {randn64({5, 3})}, {1e-6, 1e-5, 1e-3, true});
+  Tensor nd_labels = tensor({{0, 3, 1}, {2, 2, 0}});
+  check_gradcheck([&](const autograd::variable_list& v) { return F::cross_entropy(v[0], nd_labels, {}, -100, "none"); },
+                  {randn64({2, 4, 3})});
+}
