@@ -21,13 +21,81 @@ std::vector<double> LRScheduler::current_lrs() const {
 
 void LRScheduler::initial_step() { step(); }
 
-void LRScheduler::step() {
-  ++step_count_;
-  ++last_epoch_;
-  std::vector<double> lrs = get_lr();
+void LRScheduler::apply(const std::vector<double>& lrs) {
   auto& groups = optimizer_.param_groups();
   for (size_t i = 0; i < groups.size(); ++i) groups[i].lr() = lrs[i];
   last_lrs_ = lrs;
+}
+
+void LRScheduler::step() {
+  ++step_count_;
+  ++last_epoch_;
+  apply(get_lr());
+}
+
+void LRScheduler::step_to(int64_t epoch) {
+  ++step_count_;
+  last_epoch_ = epoch;
+  auto closed = closed_form();
+  apply(closed ? *closed : get_lr());
+}
+
+namespace {
+template <class F>
+std::vector<double> from_base(const std::vector<double>& base, F&& f) {
+  std::vector<double> out;
+  for (double b : base) out.push_back(f(b));
+  return out;
+}
+}  // namespace
+
+std::optional<std::vector<double>> StepLR::closed_form() const {
+  return from_base(base_lrs_, [&](double b) { return b * std::pow(gamma_, static_cast<double>(last_epoch_ / step_size_)); });
+}
+std::optional<std::vector<double>> MultiStepLR::closed_form() const {
+  std::vector<int64_t> sorted = milestones_;
+  std::sort(sorted.begin(), sorted.end());
+  const auto passed = std::upper_bound(sorted.begin(), sorted.end(), last_epoch_) - sorted.begin();
+  return from_base(base_lrs_, [&](double b) { return b * std::pow(gamma_, static_cast<double>(passed)); });
+}
+std::optional<std::vector<double>> ExponentialLR::closed_form() const {
+  return from_base(base_lrs_, [&](double b) { return b * std::pow(gamma_, static_cast<double>(last_epoch_)); });
+}
+std::optional<std::vector<double>> CosineAnnealingLR::closed_form() const {
+  return from_base(base_lrs_, [&](double b) {
+    return eta_min_ + (b - eta_min_) * (1 + std::cos(M_PI * last_epoch_ / static_cast<double>(t_max_))) / 2;
+  });
+}
+std::optional<std::vector<double>> LinearLR::closed_form() const {
+  const double e = static_cast<double>(std::min(total_, last_epoch_));
+  return from_base(base_lrs_, [&](double b) { return b * (start_ + (end_ - start_) * e / total_); });
+}
+std::optional<std::vector<double>> ConstantLR::closed_form() const {
+  return from_base(base_lrs_, [&](double b) { return b * (factor_ + (last_epoch_ >= total_) * (1 - factor_)); });
+}
+std::optional<std::vector<double>> PolynomialLR::closed_form() const {
+  const double e = static_cast<double>(std::min(total_, last_epoch_));
+  return from_base(base_lrs_, [&](double b) { return b * std::pow(1.0 - e / total_, power_); });
+}
+
+SequentialLR::SequentialLR(Optimizer& opt, std::vector<LRScheduler*> schedulers, std::vector<int64_t> milestones)
+    : schedulers_(std::move(schedulers)), milestones_(std::move(milestones)) {
+  EMBER_CHECK(!schedulers_.empty() && milestones_.size() + 1 == schedulers_.size(),
+              "SequentialLR: expected one more scheduler than milestones, got ", schedulers_.size(),
+              " schedulers and ", milestones_.size(), " milestones");
+  for (auto& g : opt.param_groups()) g.lr() = g.options.at("initial_lr");
+  for (auto* s : schedulers_) --s->last_epoch_;  // undo the step each scheduler's construction took
+  schedulers_[0]->initial_step();
+  last_lrs_ = schedulers_[0]->get_last_lr();
+}
+
+void SequentialLR::step() {
+  ++last_epoch_;
+  const size_t idx = std::upper_bound(milestones_.begin(), milestones_.end(), last_epoch_) - milestones_.begin();
+  LRScheduler* s = schedulers_[idx];
+  if (idx > 0 && milestones_[idx - 1] == last_epoch_) s->step_to(0);
+  else s->step();
+  last_lrs_ = s->get_last_lr();
 }
 
 SchedulerState LRScheduler::state_dict() const {

@@ -5,6 +5,7 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,8 +29,14 @@ class LRScheduler {
   int64_t last_epoch() const { return last_epoch_; }
   virtual SchedulerState state_dict() const;
   virtual void load_state_dict(const SchedulerState& s);
+  // Jumps to `epoch` (PyTorch's step(epoch)): the closed-form lr where the scheduler has one.
+  void step_to(int64_t epoch);
 
  protected:
+  friend class SequentialLR;
+  // The lr of each group at last_epoch_ computed from base_lrs alone, where a formula exists.
+  virtual std::optional<std::vector<double>> closed_form() const { return std::nullopt; }
+  void apply(const std::vector<double>& lrs);
   // The lr of each group for the epoch in last_epoch_, computed from the current lrs.
   virtual std::vector<double> get_lr() = 0;
   void initial_step();  // derived constructors call it once their fields are set
@@ -45,6 +52,7 @@ class StepLR : public LRScheduler {
   StepLR(Optimizer& opt, int64_t step_size, double gamma = 0.1);
  protected:
   std::vector<double> get_lr() override;
+  std::optional<std::vector<double>> closed_form() const override;
   int64_t step_size_;
   double gamma_;
 };
@@ -54,6 +62,7 @@ class MultiStepLR : public LRScheduler {
   MultiStepLR(Optimizer& opt, std::vector<int64_t> milestones, double gamma = 0.1);
  protected:
   std::vector<double> get_lr() override;
+  std::optional<std::vector<double>> closed_form() const override;
   std::vector<int64_t> milestones_;
   double gamma_;
 };
@@ -63,6 +72,7 @@ class ExponentialLR : public LRScheduler {
   ExponentialLR(Optimizer& opt, double gamma);
  protected:
   std::vector<double> get_lr() override;
+  std::optional<std::vector<double>> closed_form() const override;
   double gamma_;
 };
 
@@ -71,6 +81,7 @@ class CosineAnnealingLR : public LRScheduler {
   CosineAnnealingLR(Optimizer& opt, int64_t T_max, double eta_min = 0);
  protected:
   std::vector<double> get_lr() override;
+  std::optional<std::vector<double>> closed_form() const override;
   int64_t t_max_;
   double eta_min_;
 };
@@ -80,6 +91,7 @@ class LinearLR : public LRScheduler {
   LinearLR(Optimizer& opt, double start_factor = 1.0 / 3, double end_factor = 1.0, int64_t total_iters = 5);
  protected:
   std::vector<double> get_lr() override;
+  std::optional<std::vector<double>> closed_form() const override;
   double start_, end_;
   int64_t total_;
 };
@@ -89,6 +101,7 @@ class ConstantLR : public LRScheduler {
   ConstantLR(Optimizer& opt, double factor = 1.0 / 3, int64_t total_iters = 5);
  protected:
   std::vector<double> get_lr() override;
+  std::optional<std::vector<double>> closed_form() const override;
   double factor_;
   int64_t total_;
 };
@@ -98,6 +111,7 @@ class PolynomialLR : public LRScheduler {
   PolynomialLR(Optimizer& opt, int64_t total_iters = 5, double power = 1.0);
  protected:
   std::vector<double> get_lr() override;
+  std::optional<std::vector<double>> closed_form() const override;
   int64_t total_;
   double power_;
 };
@@ -174,6 +188,21 @@ class CosineAnnealingWarmRestarts : public LRScheduler {
   std::vector<double> get_lr() override;
   int64_t t0_, t_mult_, t_i_, t_cur_ = -1;
   double eta_min_;
+};
+
+// Runs schedulers one after another: schedulers[i] from milestones[i-1] on (restarting its own
+// count at the milestone, as PyTorch's SequentialLR does).
+class SequentialLR {
+ public:
+  SequentialLR(Optimizer& opt, std::vector<LRScheduler*> schedulers, std::vector<int64_t> milestones);
+  void step();
+  const std::vector<double>& get_last_lr() const { return last_lrs_; }
+
+ private:
+  std::vector<LRScheduler*> schedulers_;
+  std::vector<int64_t> milestones_;
+  int64_t last_epoch_ = 0;
+  std::vector<double> last_lrs_;
 };
 
 // Steps several schedulers on the same optimizer, one after the other, every step.

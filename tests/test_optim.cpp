@@ -230,6 +230,20 @@ TEST_CASE("schedulers: lr sequences over 100 steps match PyTorch") {
     }
     CHECK(allclose(tensor(lrs, {100}, kFloat64), fx["sched.chained"], 1e-10, 1e-14));
   }
+  {
+    Tensor w = zeros({1}).requires_grad_();
+    SGD opt({w}, {.lr = 0.1});
+    LinearLR warm(opt, 0.1, 1.0, 10);
+    CosineAnnealingLR cosine(opt, 40);
+    ExponentialLR decay(opt, 0.95);
+    SequentialLR seq(opt, {&warm, &cosine, &decay}, {10, 50});
+    std::vector<double> lrs;
+    for (int i = 0; i < 100; ++i) {
+      lrs.push_back(opt.param_groups()[0].lr());
+      seq.step();
+    }
+    CHECK(allclose(tensor(lrs, {100}, kFloat64), fx["sched.sequential"], 1e-10, 1e-14));
+  }
   Tensor metrics = fx["plateau.metrics"];
   for (auto [name, o] : std::vector<std::pair<std::string, ReduceLROnPlateau::Options>>{
            {"plateau_min", {.factor = 0.5, .patience = 3, .cooldown = 2, .min_lr = 0.001}},

@@ -89,6 +89,17 @@ for _ in range(100):
     chain.step()
 T["sched.chained"] = torch.tensor(lrs, dtype=torch.float64)
 
+# SequentialLR: linear warm-up, then cosine, then exponential.
+opt = O.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+seq = S.SequentialLR(opt, [S.LinearLR(opt, start_factor=0.1, total_iters=10), S.CosineAnnealingLR(opt, T_max=40),
+                           S.ExponentialLR(opt, gamma=0.95)], milestones=[10, 50])
+lrs = []
+for _ in range(100):
+    lrs.append(opt.param_groups[0]["lr"])
+    opt.step()
+    seq.step()
+T["sched.sequential"] = torch.tensor(lrs, dtype=torch.float64)
+
 metrics = torch.cat([torch.linspace(1.0, 0.5, 20), torch.full((30,), 0.5), torch.linspace(0.5, 0.4, 10),
                      torch.full((40,), 0.45)]).double()
 T["plateau.metrics"] = metrics
