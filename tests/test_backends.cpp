@@ -141,7 +141,9 @@ TEST_CASE("backends: reductions over every dim set, odd sizes, non-contiguous") 
 
 TEST_CASE("backends: GEMM over odd shapes, transposes and batches") {
   manual_seed(6);
-  std::vector<std::array<int64_t, 3>> mnk = {{1, 1, 1}, {7, 33, 5}, {33, 7, 1023}, {0, 3, 4},
+  // Small m or k (<= 16) take the skinny-GEMM loops, the rest the packed kernel.
+  std::vector<std::array<int64_t, 3>> mnk = {{1, 1, 1}, {7, 33, 5}, {33, 7, 1023}, {0, 3, 4}, {8, 300, 784},
+                                             {300, 200, 8}, {16, 65, 100}, {1, 129, 257},
                                              {3, 0, 4}, {3, 4, 0}, {64, 65, 66}};
   for (auto [m, n, k] : mnk) {
     INFO(m << "x" << k << " @ " << k << "x" << n);

@@ -347,6 +347,11 @@ void CpuBackend::gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n
       }
       if constexpr (std::is_same_v<T, float>) {
         // Our packed AVX-512 kernel beats Eigen from small sizes up (bench: sgemm_*).
+        if (small_sgemm_applies(m, n, k)) {
+          small_sgemm(trans_a, trans_b, m, n, k, static_cast<float>(alpha), A, lda, B, ldb,
+                      static_cast<float>(beta), Cp, ldc);
+          return;
+        }
         if (packed_sgemm_available() && m * n * k >= 4096) {
           packed_sgemm(trans_a, trans_b, m, n, k, static_cast<float>(alpha), A, lda, B, ldb,
                        static_cast<float>(beta), Cp, ldc);

@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <vector>
 #include <cstdint>
 #include <vector>
 
@@ -168,5 +169,49 @@ void packed_sgemm(bool, bool, int64_t, int64_t, int64_t, float, const float*, in
                   int64_t, float, float*, int64_t) {}
 
 #endif
+
+bool small_sgemm_applies(int64_t m, int64_t n, int64_t k) {
+  return (m <= 16 || k <= 16) && m * n * k >= 4096;
+}
+
+void small_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                 int64_t ldc) {
+  auto A = [&](int64_t i, int64_t p) { return trans_a ? a[p * lda + i] : a[i * lda + p]; };
+  // Start C at beta * C (beta == 0 ignores C's contents, as BLAS does).
+  for (int64_t i = 0; i < m; ++i) {
+    float* row = c + i * ldc;
+    if (beta == 0.0f) std::fill(row, row + n, 0.0f);
+    else if (beta != 1.0f)
+      for (int64_t j = 0; j < n; ++j) row[j] *= beta;
+  }
+  if (trans_b) {
+    // B is stored [n, k]: every C entry is a dot product of two contiguous rows.
+    std::vector<float> at(static_cast<size_t>(m * k));
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t p = 0; p < k; ++p) at[i * k + p] = A(i, p);
+    for (int64_t j = 0; j < n; ++j) {
+      const float* bj = b + j * ldb;
+      for (int64_t i = 0; i < m; ++i) {
+        const float* ai = at.data() + i * k;
+        float dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t p = 0; p < k; ++p) dot += ai[p] * bj[p];
+        c[i * ldc + j] += alpha * dot;
+      }
+    }
+    return;
+  }
+  // B is stored [k, n]: C[i, :] += A[i, p] * B[p, :], each B row read once per block of C rows.
+  for (int64_t i = 0; i < m; ++i) {
+    float* row = c + i * ldc;
+    for (int64_t p = 0; p < k; ++p) {
+      const float s = alpha * A(i, p);
+      const float* bp = b + p * ldb;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) row[j] += s * bp[j];
+    }
+  }
+}
 
 }  // namespace ember::kernels
