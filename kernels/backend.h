@@ -54,7 +54,7 @@ struct WindowGeometry {
 // whether it has a kernel for an op and dtype before choosing it.
 enum class Op {
   Fill, Cast, StridedCopy, Unary, Binary, Where, Reduce, Cumsum, Gemm, Softmax, IndexSelect,
-  IndexAdd, Gather, Scatter, Nonzero, Sort, RandomUniform, RandomNormal, Im2Col, Col2Im, Attention, OptimizerUpdate,
+  IndexAdd, Gather, Scatter, Nonzero, Sort, RandomUniform, RandomNormal, Im2Col, Col2Im, Attention, OptimizerUpdate, LayerNorm,
 };
 
 inline bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq; }
@@ -157,6 +157,15 @@ class Backend {
                                   const void* v, const void* mask, Dims mask_strides,
                                   const void* out, const void* grad_out, const void* lse, void* gq,
                                   void* gk, void* gv) = 0;
+
+  // ---- layer normalisation over the last `cols` elements of each of `rows` rows ------------------
+  // y = (x - mean) * rstd * w + b (w, b optional); mean and rstd (per row, dtype dt) are kept for
+  // the backward. Backward overwrites dx and, when given, dw and db.
+  virtual void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows,
+                                  int64_t cols, double eps, void* y, void* mean, void* rstd) = 0;
+  virtual void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean,
+                                   const void* rstd, const void* dy, int64_t rows, int64_t cols,
+                                   void* dx, void* dw, void* db) = 0;
 
   // ---- fused optimizer updates ---------------------------------------------------------------
   // One pass over a parameter updating it and its state buffers in place (PyTorch's formulas; see

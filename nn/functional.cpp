@@ -2,7 +2,9 @@
 #include "ember/nn/functional.h"
 
 #include "ember/autograd/grad_mode.h"
+#include "ember/autograd/engine.h"
 #include "ember/autograd/node.h"
+#include "ember/kernels/backend.h"
 
 namespace ember::nn::functional {
 
@@ -52,14 +54,11 @@ Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int6
   return out;
 }
 
-Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
-                  const Tensor& bias, double eps) {
-  const int64_t k = static_cast<int64_t>(normalized_shape.size());
-  EMBER_CHECK(k >= 1 && x.dim() >= k, "layer_norm: normalized_shape ", normalized_shape,
-              " needs an input with at least ", k, " dims, got ", x.sizes());
-  for (int64_t i = 0; i < k; ++i)
-    EMBER_CHECK(x.size(x.dim() - k + i) == normalized_shape[i], "layer_norm: input of shape ",
-                x.sizes(), " does not end with normalized_shape ", normalized_shape);
+namespace {
+
+// layer_norm from differentiable ops: the reference, and what double backward differentiates.
+Tensor layer_norm_composed(const Tensor& x, int64_t k, const Tensor& weight, const Tensor& bias,
+                           double eps) {
   Shape dims;
   for (int64_t i = x.dim() - k; i < x.dim(); ++i) dims.push_back(i);
   Tensor mu = x.mean(dims, true);
@@ -68,6 +67,76 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   Tensor y = centered * rsqrt(var + eps);
   if (weight.defined()) y = y * weight;
   if (bias.defined()) y = y + bias;
+  return y;
+}
+
+}  // namespace
+
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
+                  const Tensor& bias, double eps) {
+  const int64_t k = static_cast<int64_t>(normalized_shape.size());
+  EMBER_CHECK(k >= 1 && x.dim() >= k, "layer_norm: normalized_shape ", normalized_shape,
+              " needs an input with at least ", k, " dims, got ", x.sizes());
+  int64_t cols = 1;
+  for (int64_t i = 0; i < k; ++i) {
+    EMBER_CHECK(x.size(x.dim() - k + i) == normalized_shape[i], "layer_norm: input of shape ",
+                x.sizes(), " does not end with normalized_shape ", normalized_shape);
+    cols *= normalized_shape[i];
+  }
+  for (const Tensor* t : {&weight, &bias})
+    if (t->defined())
+      EMBER_CHECK(t->sizes() == normalized_shape, "layer_norm: weight/bias of shape ", t->sizes(),
+                  " must have normalized_shape ", normalized_shape);
+  const bool fusable = (x.dtype() == kFloat32 || x.dtype() == kFloat64) &&
+                       (!weight.defined() || weight.dtype() == x.dtype()) &&
+                       (!bias.defined() || bias.dtype() == x.dtype()) && cols > 0;
+  if (!fusable) return layer_norm_composed(x, k, weight, bias, eps);
+  // Fused: one pass forward, and a backward kernel from the saved mean and 1/std.
+  const int64_t rows = x.numel() / cols;
+  Tensor xc, wc, bc, y, mean, rstd;
+  {
+    autograd::NoGradGuard guard;
+    xc = x.contiguous();
+    wc = weight.defined() ? weight.contiguous() : Tensor();
+    bc = bias.defined() ? bias.contiguous() : Tensor();
+    y = empty(x.sizes(), TensorOptions(x.dtype()).set_device(x.device()));
+    mean = empty({rows}, TensorOptions(x.dtype()).set_device(x.device()));
+    rstd = empty({rows}, TensorOptions(x.dtype()).set_device(x.device()));
+    kernels::backend_for(x.device())
+        .layer_norm_forward(x.dtype(), xc.data_ptr(), wc.defined() ? wc.data_ptr() : nullptr,
+                            bc.defined() ? bc.data_ptr() : nullptr, rows, cols, eps, y.data_ptr(),
+                            mean.data_ptr(), rstd.data_ptr());
+  }
+  autograd::record(
+      "layer_norm", {x, weight, bias}, {y}, {xc, wc, mean, rstd, x, weight, bias},
+      [k, eps, rows, cols](autograd::FunctionNode& n, const autograd::variable_list& g) -> autograd::variable_list {
+        if (autograd::GradMode::is_enabled()) {
+          // create_graph: differentiate the composed formula in terms of the original inputs.
+          Tensor x0 = n.saved(4), w0 = n.saved(5), b0 = n.saved(6);
+          Tensor out = layer_norm_composed(x0, k, w0, b0, eps);
+          autograd::variable_list wrt, targets;
+          for (const Tensor& t : {x0, w0, b0}) wrt.push_back(t.defined() && t.requires_grad() ? t : Tensor());
+          for (auto& t : wrt)
+            if (t.defined()) targets.push_back(t);
+          auto got = autograd::grad({out}, targets, {g[0]}, true, true, true);
+          autograd::variable_list result(3);
+          for (size_t i = 0, j = 0; i < 3; ++i)
+            if (wrt[i].defined()) result[i] = got[j++];
+          return result;
+        }
+        Tensor xc = n.saved(0), wc = n.saved(1), mean = n.saved(2), rstd = n.saved(3);
+        Tensor dy = g[0].contiguous();
+        Tensor dx = empty(xc.sizes(), TensorOptions(xc.dtype()).set_device(xc.device()));
+        Tensor dw, db;
+        if (n.needs_input_grad(1)) dw = empty(wc.sizes(), TensorOptions(xc.dtype()).set_device(xc.device()));
+        if (n.needs_input_grad(2)) db = empty({cols}, TensorOptions(xc.dtype()).set_device(xc.device()));
+        kernels::backend_for(xc.device())
+            .layer_norm_backward(xc.dtype(), xc.data_ptr(), wc.defined() ? wc.data_ptr() : nullptr,
+                                 mean.data_ptr(), rstd.data_ptr(), dy.data_ptr(), rows, cols,
+                                 dx.data_ptr(), dw.defined() ? dw.data_ptr() : nullptr,
+                                 db.defined() ? db.data_ptr() : nullptr);
+        return {dx, dw, db.defined() ? db.view(n.input_shape(2)) : db};
+      });
   return y;
 }
 

@@ -549,3 +549,33 @@ TEST_CASE("fused cross_entropy equals log_softmax + nll_loss, with double backwa
   check_gradcheck([&](const autograd::variable_list& v) { return F::cross_entropy(v[0], nd_labels, {}, -100, "none"); },
                   {randn64({2, 4, 3})});
 }
+
+TEST_CASE("fused layer_norm: both backends, gradients, double backward") {
+  namespace F = nn::functional;
+  manual_seed(41);
+  for (Shape norm : {Shape{7}, Shape{3, 33}, Shape{1}}) {
+    INFO(shape_str(norm));
+    Shape xs = {5};
+    xs.insert(xs.end(), norm.begin(), norm.end());
+    Tensor x = randn(xs), w = randn(norm), b = randn(norm), dy = randn(xs);
+    auto run = [&] {
+      Tensor xg = x.clone().requires_grad_(), wg = w.clone().requires_grad_(), bg = b.clone().requires_grad_();
+      Tensor y = F::layer_norm(xg, norm, wg, bg, 1e-5);
+      auto g = autograd::grad({(y * dy).sum()}, {xg, wg, bg});
+      return cat({y.flatten(), g[0].flatten(), g[1].flatten(), g[2].flatten()});
+    };
+    test::check_against_reference(run, 1e-4, 1e-5);
+  }
+  Tensor big = randn({300, 1000});  // past the threading threshold: per-thread dw/db partials
+  Tensor wbig = randn({1000}).requires_grad_();
+  auto run_big = [&] {
+    Tensor xg = big.clone().requires_grad_();
+    auto g = autograd::grad({(F::layer_norm(xg, {1000}, wbig) * big).sum()}, {xg, wbig});
+    return cat({g[0].flatten(), g[1]});
+  };
+  test::check_against_reference(run_big, 1e-4, 1e-4);
+  check_gradcheck([](const autograd::variable_list& v) { return F::layer_norm(v[0], {2, 3}, v[1], v[2]); },
+                  {randn64({4, 2, 3}), randn64({2, 3}), randn64({2, 3})}, {1e-6, 1e-5, 1e-3, true});
+  check_gradcheck([](const autograd::variable_list& v) { return F::layer_norm(v[0], {4}); },
+                  {randn64({3, 4})}, {1e-6, 1e-5, 1e-3, true});
+}

@@ -14,6 +14,7 @@
 
 #include "ember/kernels/attention_rows.h"
 #include "ember/kernels/cpu/cpu_allocator.h"
+#include "ember/kernels/layer_norm_rows.h"
 #include "ember/kernels/optimizer_update.h"
 #include "ember/kernels/cpu/fast_math.h"
 #include "ember/kernels/cpu/sgemm.h"
@@ -433,6 +434,54 @@ void CpuBackend::index_select(DType dt, const void* in, int64_t n, const int64_t
         std::memcpy(y + p * inner, x + (o * n + idx[j]) * inner, sizeof(T) * inner);
       }
     });
+  });
+}
+
+// Rows go to threads; in backward each thread sums its rows' dw/db privately, then the partial sums
+// are added in thread order (deterministic).
+void CpuBackend::layer_norm_forward(DType dt, const void* x, const void* w, const void* b,
+                                    int64_t rows, int64_t cols, double eps, void* y, void* mean,
+                                    void* rstd) {
+  dispatch_floating(dt, "layer_norm", [&]<class T>() {
+    parallel_for(rows, cols * 4, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        layer_norm_row_forward<T>(static_cast<const T*>(x) + r * cols, static_cast<const T*>(w),
+                                  static_cast<const T*>(b), cols, eps, static_cast<T*>(y) + r * cols,
+                                  static_cast<T*>(mean) + r, static_cast<T*>(rstd) + r);
+    });
+  });
+}
+
+void CpuBackend::layer_norm_backward(DType dt, const void* x, const void* w, const void* mean,
+                                     const void* rstd, const void* dy, int64_t rows, int64_t cols,
+                                     void* dx, void* dw, void* db) {
+  dispatch_floating(dt, "layer_norm_backward", [&]<class T>() {
+    const int threads = worth_parallel(rows * cols * 6) ? omp_get_max_threads() : 1;
+    std::vector<std::vector<T>> pw(threads), pb(threads);
+    const int64_t chunk = (rows + threads - 1) / threads;
+    auto work = [&](int t) {
+      if (dw) pw[t].assign(cols, T(0));
+      if (db) pb[t].assign(cols, T(0));
+      const int64_t r0 = std::min(rows, t * chunk), r1 = std::min(rows, r0 + chunk);
+      for (int64_t r = r0; r < r1; ++r)
+        layer_norm_row_backward<T>(static_cast<const T*>(x) + r * cols, static_cast<const T*>(w),
+                                   static_cast<const T*>(mean)[r], static_cast<const T*>(rstd)[r],
+                                   static_cast<const T*>(dy) + r * cols, cols,
+                                   static_cast<T*>(dx) + r * cols, dw ? pw[t].data() : nullptr,
+                                   db ? pb[t].data() : nullptr);
+    };
+    if (threads == 1) {
+      work(0);
+    } else {
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+      for (int t = 0; t < threads; ++t) work(t);
+    }
+    for (auto [dst, parts] : {std::pair{static_cast<T*>(dw), &pw}, std::pair{static_cast<T*>(db), &pb}}) {
+      if (!dst) continue;
+      std::fill_n(dst, cols, T(0));
+      for (auto& part : *parts)
+        for (int64_t j = 0; j < cols; ++j) dst[j] += part[j];
+    }
   });
 }
 

@@ -34,6 +34,11 @@ class CpuBackend : public ReferenceBackend {
   void softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols, bool log) override;
   void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out,
                     int64_t outer, int64_t inner) override;
+  void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows,
+                          int64_t cols, double eps, void* y, void* mean, void* rstd) override;
+  void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd,
+                           const void* dy, int64_t rows, int64_t cols, void* dx, void* dw,
+                           void* db) override;
   void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param, const void* grad,
                         void* state0, void* state1, void* state2) override;
   void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch) override;

@@ -11,6 +11,7 @@
 #include "ember/kernels/dispatch.h"
 #include "ember/kernels/elementwise_ops.h"
 #include "ember/kernels/attention_rows.h"
+#include "ember/kernels/layer_norm_rows.h"
 #include "ember/kernels/optimizer_update.h"
 #include "ember/kernels/philox.h"
 
@@ -358,6 +359,31 @@ void ReferenceBackend::attention_backward(DType dt, const AttentionShape& a, con
         rows.backward_row(b, i, static_cast<const T*>(out), static_cast<const T*>(grad_out),
                           static_cast<const T*>(lse), static_cast<T*>(gq), static_cast<T*>(gk),
                           static_cast<T*>(gv));
+  });
+}
+
+void ReferenceBackend::layer_norm_forward(DType dt, const void* x, const void* w, const void* b,
+                                          int64_t rows, int64_t cols, double eps, void* y,
+                                          void* mean, void* rstd) {
+  dispatch_floating(dt, "layer_norm", [&]<class T>() {
+    for (int64_t r = 0; r < rows; ++r)
+      layer_norm_row_forward<T>(static_cast<const T*>(x) + r * cols, static_cast<const T*>(w),
+                                static_cast<const T*>(b), cols, eps, static_cast<T*>(y) + r * cols,
+                                static_cast<T*>(mean) + r, static_cast<T*>(rstd) + r);
+  });
+}
+
+void ReferenceBackend::layer_norm_backward(DType dt, const void* x, const void* w, const void* mean,
+                                           const void* rstd, const void* dy, int64_t rows,
+                                           int64_t cols, void* dx, void* dw, void* db) {
+  dispatch_floating(dt, "layer_norm_backward", [&]<class T>() {
+    if (dw) std::fill_n(static_cast<T*>(dw), cols, T(0));
+    if (db) std::fill_n(static_cast<T*>(db), cols, T(0));
+    for (int64_t r = 0; r < rows; ++r)
+      layer_norm_row_backward<T>(static_cast<const T*>(x) + r * cols, static_cast<const T*>(w),
+                                 static_cast<const T*>(mean)[r], static_cast<const T*>(rstd)[r],
+                                 static_cast<const T*>(dy) + r * cols, cols,
+                                 static_cast<T*>(dx) + r * cols, static_cast<T*>(dw), static_cast<T*>(db));
   });
 }
 

@@ -58,6 +58,11 @@ class ReferenceBackend : public Backend {
                           const void* v, const void* mask, Dims mask_strides, const void* out,
                           const void* grad_out, const void* lse, void* gq, void* gk,
                           void* gv) override;
+  void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows,
+                          int64_t cols, double eps, void* y, void* mean, void* rstd) override;
+  void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd,
+                           const void* dy, int64_t rows, int64_t cols, void* dx, void* dw,
+                           void* db) override;
   void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param, const void* grad,
                         void* state0, void* state1, void* state2) override;
   void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo,
