@@ -208,4 +208,17 @@ variable_list grad(const variable_list& outputs, const variable_list& inputs,
   return capture.grads;
 }
 
+variable_list grad_aligned(const Tensor& output, const variable_list& inputs, const Tensor& grad_output,
+                           bool create_graph) {
+  variable_list targets;
+  for (const auto& t : inputs)
+    if (t.defined() && t.requires_grad()) targets.push_back(t);
+  variable_list result(inputs.size());
+  if (targets.empty()) return result;
+  variable_list got = grad({output}, targets, {grad_output}, true, create_graph, true);
+  for (size_t i = 0, j = 0; i < inputs.size(); ++i)
+    if (inputs[i].defined() && inputs[i].requires_grad()) result[i] = got[j++];
+  return result;
+}
+
 }  // namespace ember::autograd

@@ -18,4 +18,10 @@ variable_list grad(const variable_list& outputs, const variable_list& inputs,
                    const variable_list& grad_outputs = {}, std::optional<bool> retain_graph = {},
                    bool create_graph = false, bool allow_unused = false);
 
+// grad() for a list of inputs some of which may be undefined or not require grad: the result is
+// aligned with `inputs`, undefined where there is nothing to differentiate. Fused ops use it to
+// differentiate their composed formula under create_graph.
+variable_list grad_aligned(const Tensor& output, const variable_list& inputs, const Tensor& grad_output,
+                           bool create_graph);
+
 }  // namespace ember::autograd

@@ -113,16 +113,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
           // In terms of the original inputs, so the result stays connected to them.
           Tensor qq = n.saved(6), kk = n.saved(7), vv = n.saved(8);
           Tensor y = attention_composed(qq, kk, vv, mask_full, 0.0, s);
-          autograd::variable_list wrt;
-          for (Tensor t : {qq, kk, vv}) wrt.push_back(t.requires_grad() ? t : Tensor());
-          autograd::variable_list out_grads(3);
-          autograd::variable_list targets;
-          for (auto& t : wrt)
-            if (t.defined()) targets.push_back(t);
-          auto got = autograd::grad({y}, targets, {g[0]}, true, true, true);
-          for (size_t i = 0, j = 0; i < 3; ++i)
-            if (wrt[i].defined()) out_grads[i] = got[j++];
-          return out_grads;
+          return autograd::grad_aligned(y, {qq, kk, vv}, g[0], true);
         }
         Tensor go = g[0].reshape({B, L, Ev}).contiguous();
         Tensor gq = empty({B, L, E}, TensorOptions(q3.dtype()).set_device(q3.device()));

@@ -114,15 +114,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
           // create_graph: differentiate the composed formula in terms of the original inputs.
           Tensor x0 = n.saved(4), w0 = n.saved(5), b0 = n.saved(6);
           Tensor out = layer_norm_composed(x0, k, w0, b0, eps);
-          autograd::variable_list wrt, targets;
-          for (const Tensor& t : {x0, w0, b0}) wrt.push_back(t.defined() && t.requires_grad() ? t : Tensor());
-          for (auto& t : wrt)
-            if (t.defined()) targets.push_back(t);
-          auto got = autograd::grad({out}, targets, {g[0]}, true, true, true);
-          autograd::variable_list result(3);
-          for (size_t i = 0, j = 0; i < 3; ++i)
-            if (wrt[i].defined()) result[i] = got[j++];
-          return result;
+          return autograd::grad_aligned(out, {x0, w0, b0}, g[0], true);
         }
         Tensor xc = n.saved(0), wc = n.saved(1), mean = n.saved(2), rstd = n.saved(3);
         Tensor dy = g[0].contiguous();
