@@ -263,30 +263,39 @@ std::pair<Tensor, Tensor> flatten_classes(const Tensor& input, const Tensor& tar
   return {x.reshape({-1, input.size(1)}), target.reshape({-1})};
 }
 
-// Per-element NLL (already weighted and zeroed where ignored) and the per-element weights.
-std::pair<Tensor, Tensor> nll_terms(const Tensor& logp, const Tensor& target, const Tensor& weight,
-                                    int64_t ignore_index, const char* name) {
+// Checked class-index targets: `safe` has ignored entries replaced by class 0 (so gather/scatter
+// stay in bounds), `w` the per-entry weight, zero where ignored. Class weights are not trained,
+// as in PyTorch, so this runs outside autograd.
+struct ClassTargets {
+  Tensor safe, w;
+};
+
+ClassTargets class_targets(const Tensor& target, int64_t c, const Tensor& weight, int64_t ignore_index,
+                           DType dtype, const char* name) {
   EMBER_CHECK(target.dtype() == kInt64 || target.dtype() == kInt32, name,
               ": class-index target must be int64, got ", dtype_name(target.dtype()));
-  const int64_t c = logp.size(1);
-  Tensor t = target.to(kInt64);
-  Tensor keep = t != ignore_index;
-  Tensor safe = where(keep, t, zeros_like(t));
-  {
-    autograd::NoGradGuard guard;
-    if (safe.numel() > 0) {
-      const int64_t lo = safe.min().item<int64_t>(), hi = safe.max().item<int64_t>();
-      EMBER_CHECK(lo >= 0 && hi < c, name, ": target ", lo < 0 ? lo : hi, " is out of bounds for ",
-                  c, " classes");
-    }
-  }
   if (weight.defined())
     EMBER_CHECK(weight.dim() == 1 && weight.size(0) == c, name, ": weight of shape ", weight.sizes(),
                 " does not match ", c, " classes");
-  Tensor picked = neg(gather(logp, 1, safe.unsqueeze(1)).squeeze(1));
-  Tensor w = weight.defined() ? index_select(weight, 0, safe) : ones_like(picked);
-  w = w * keep.to(w.dtype());
-  return {picked * w, w};
+  autograd::NoGradGuard guard;
+  Tensor t = target.to(kInt64);
+  Tensor keep = t != ignore_index;
+  Tensor safe = where(keep, t, zeros_like(t));
+  if (safe.numel() > 0) {
+    const int64_t lo = safe.min().item<int64_t>(), hi = safe.max().item<int64_t>();
+    EMBER_CHECK(lo >= 0 && hi < c, name, ": target ", lo < 0 ? lo : hi, " is out of bounds for ", c,
+                " classes");
+  }
+  Tensor w = weight.defined() ? index_select(weight.to(dtype), 0, safe)
+                              : ones({safe.numel()}, TensorOptions(dtype).set_device(target.device()));
+  return {safe, w * keep.to(dtype)};
+}
+
+// Per-element NLL (already weighted and zeroed where ignored) and the per-element weights.
+std::pair<Tensor, Tensor> nll_terms(const Tensor& logp, const Tensor& target, const Tensor& weight,
+                                    int64_t ignore_index, const char* name) {
+  auto [safe, w] = class_targets(target, logp.size(1), weight, ignore_index, logp.dtype(), name);
+  return {neg(gather(logp, 1, safe.unsqueeze(1)).squeeze(1)) * w, w};
 }
 
 // Cross-entropy with class indices, fused: one log_softmax pass forward, and backward straight from
@@ -295,24 +304,12 @@ std::pair<Tensor, Tensor> nll_terms(const Tensor& logp, const Tensor& target, co
 // and the per-row weights.
 std::pair<Tensor, Tensor> fused_cross_entropy_rows(const Tensor& logits, const Tensor& target,
                                                    const Tensor& weight, int64_t ignore_index) {
-  const int64_t c = logits.size(1);
-  Tensor t = target.to(kInt64);
-  Tensor logp, safe, w, loss;
+  auto [safe, w] = class_targets(target, logits.size(1), weight, ignore_index, logits.dtype(),
+                                 "cross_entropy");
+  Tensor logp, loss;
   {
     autograd::NoGradGuard guard;
-    Tensor keep = t != ignore_index;
-    safe = where(keep, t, zeros_like(t));
-    if (safe.numel() > 0) {
-      const int64_t lo = safe.min().item<int64_t>(), hi = safe.max().item<int64_t>();
-      EMBER_CHECK(lo >= 0 && hi < c, "cross_entropy: target ", lo < 0 ? lo : hi,
-                  " is out of bounds for ", c, " classes");
-    }
-    if (weight.defined())
-      EMBER_CHECK(weight.dim() == 1 && weight.size(0) == c, "cross_entropy: weight of shape ",
-                  weight.sizes(), " does not match ", c, " classes");
     logp = log_softmax(logits, 1);
-    w = weight.defined() ? index_select(weight.to(logits.dtype()), 0, safe) : ones({safe.numel()}, TensorOptions(logits.dtype()).set_device(logits.device()));
-    w = w * keep.to(w.dtype());
     loss = neg(gather(logp, 1, safe.unsqueeze(1)).squeeze(1)) * w;
   }
   autograd::record("cross_entropy", {logits}, {loss}, {logits, logp, safe, w},
@@ -366,8 +363,6 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
     return input.dim() == 1 ? per_elem.squeeze(0) : per_elem.reshape(target.sizes());
   };
   if (label_smoothing == 0) {
-    EMBER_CHECK(target.dtype() == kInt64 || target.dtype() == kInt32,
-                "cross_entropy: class-index target must be int64, got ", dtype_name(target.dtype()));
     auto [x2, t2] = flatten_classes(input, target, "cross_entropy");
     auto [nll, w] = fused_cross_entropy_rows(x2, t2, weight, ignore_index);
     if (reduction == "mean") return nll.sum() / w.sum();
@@ -376,14 +371,12 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
   auto [logp, t] = flatten_classes(log_softmax(input, class_dim), target, "cross_entropy");
   auto [nll, w] = nll_terms(logp, t, weight, ignore_index, "cross_entropy");
   Tensor nll_red = reduction == "mean" ? nll.sum() / w.sum() : reduction == "sum" ? nll.sum() : finish(nll);
-  if (label_smoothing == 0) return nll_red;
   // Smoothing term: -sum_c w_c log p_c per element, zero where ignored.
   Tensor lp = weight.defined() ? logp * weight.unsqueeze(0) : logp;
   Tensor keep = (t.to(kInt64) != ignore_index).to(lp.dtype());
   Tensor smooth = neg(lp.sum({1})) * keep;
   Tensor smooth_red = reduction == "mean" ? smooth.sum() / w.sum()
                       : reduction == "sum" ? smooth.sum() : finish(smooth);
-  if (reduction == "mean" && !weight.defined()) smooth_red = smooth.sum() / keep.sum();
   return nll_red * (1 - label_smoothing) + smooth_red * (label_smoothing / c);
 }
 
