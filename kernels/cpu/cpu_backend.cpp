@@ -496,36 +496,47 @@ void CpuBackend::optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, v
   });
 }
 
+namespace {
+
+// The loop nest im2col and col2im share. One task per (image, channel) goes to a thread: the column
+// rows of a channel and the pixels they read belong to that channel alone, so tasks never write the
+// same memory. on_task(plane) runs first; then row(plane, col, iy, j) for every kernel offset (i, j)
+// and output row y, where plane/col are element offsets of the channel's image and of the column
+// segment for (i, j, y), and iy is the input row read (possibly in the padding).
+template <class OnTask, class Row>
+void for_each_window_row(const WindowGeometry& g, int64_t batch, OnTask&& on_task, Row&& row) {
+  const int64_t L = g.out_h * g.out_w, plane = g.height * g.width;
+  const int64_t rows_per_channel = g.kernel_h * g.kernel_w;
+  parallel_for(batch * g.channels, rows_per_channel * L, [&](int64_t b, int64_t e) {
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t plane_offset = task * plane, col_base = task * rows_per_channel * L;
+      on_task(plane_offset);
+      for (int64_t i = 0; i < g.kernel_h; ++i)
+        for (int64_t j = 0; j < g.kernel_w; ++j)
+          for (int64_t y = 0; y < g.out_h; ++y)
+            row(plane_offset, col_base + (i * g.kernel_w + j) * L + y * g.out_w,
+                y * g.stride_h - g.pad_h + i * g.dilation_h, j);
+    }
+  });
+}
+
+}  // namespace
+
 void CpuBackend::im2col(DType dt, const void* in, void* out, const WindowGeometry& g,
                         int64_t batch) {
-  // One task per (image, channel): each writes its own kh*kw rows of the column matrix, with a
-  // contiguous inner loop over x when the stride is 1.
   dispatch_numeric(dt, "im2col", [&]<class T>() {
-    const int64_t L = g.out_h * g.out_w;
-    const int64_t plane = g.height * g.width;
-    const int64_t rows_per_channel = g.kernel_h * g.kernel_w;
-    parallel_for(batch * g.channels, rows_per_channel * L, [&](int64_t b, int64_t e) {
-      for (int64_t task = b; task < e; ++task) {
-        const int64_t n = task / g.channels, c = task % g.channels;
-        const T* x = static_cast<const T*>(in) + (n * g.channels + c) * plane;
-        T* o = static_cast<T*>(out) + (n * g.channels * rows_per_channel + c * rows_per_channel) * L;
-        for (int64_t i = 0; i < g.kernel_h; ++i)
-          for (int64_t j = 0; j < g.kernel_w; ++j) {
-            T* row = o + (i * g.kernel_w + j) * L;
-            for (int64_t y = 0; y < g.out_h; ++y) {
-              const int64_t iy = y * g.stride_h - g.pad_h + i * g.dilation_h;
-              T* dst = row + y * g.out_w;
-              if (iy < 0 || iy >= g.height) {
-                std::fill(dst, dst + g.out_w, T(0));
-                continue;
-              }
-              const T* src = x + iy * g.width;
-              for (int64_t xo = 0; xo < g.out_w; ++xo) {
-                const int64_t ix = xo * g.stride_w - g.pad_w + j * g.dilation_w;
-                dst[xo] = (ix >= 0 && ix < g.width) ? src[ix] : T(0);
-              }
-            }
-          }
+    const T* x = static_cast<const T*>(in);
+    T* o = static_cast<T*>(out);
+    for_each_window_row(g, batch, [](int64_t) {}, [&](int64_t plane, int64_t col, int64_t iy, int64_t j) {
+      T* dst = o + col;
+      if (iy < 0 || iy >= g.height) {
+        std::fill(dst, dst + g.out_w, T(0));
+        return;
+      }
+      const T* src = x + plane + iy * g.width;
+      for (int64_t xo = 0; xo < g.out_w; ++xo) {
+        const int64_t ix = xo * g.stride_w - g.pad_w + j * g.dilation_w;
+        dst[xo] = (ix >= 0 && ix < g.width) ? src[ix] : T(0);
       }
     });
   });
@@ -533,35 +544,21 @@ void CpuBackend::im2col(DType dt, const void* in, void* out, const WindowGeometr
 
 void CpuBackend::col2im(DType dt, const void* cols, void* out, const WindowGeometry& g,
                         int64_t batch) {
-  // One task per (image, channel): the pixels a channel's rows add into belong to that channel
-  // alone, so tasks never write the same memory.
   dispatch_numeric(dt, "col2im", [&]<class T>() {
-    const int64_t L = g.out_h * g.out_w;
-    const int64_t plane = g.height * g.width;
-    const int64_t rows_per_channel = g.kernel_h * g.kernel_w;
-    parallel_for(batch * g.channels, rows_per_channel * L, [&](int64_t b, int64_t e) {
-      for (int64_t task = b; task < e; ++task) {
-        const int64_t n = task / g.channels, c = task % g.channels;
-        T* x = static_cast<T*>(out) + (n * g.channels + c) * plane;
-        const T* o =
-            static_cast<const T*>(cols) + (n * g.channels * rows_per_channel + c * rows_per_channel) * L;
-        std::fill(x, x + plane, T(0));
-        for (int64_t i = 0; i < g.kernel_h; ++i)
-          for (int64_t j = 0; j < g.kernel_w; ++j) {
-            const T* row = o + (i * g.kernel_w + j) * L;
-            for (int64_t y = 0; y < g.out_h; ++y) {
-              const int64_t iy = y * g.stride_h - g.pad_h + i * g.dilation_h;
-              if (iy < 0 || iy >= g.height) continue;
-              T* dst = x + iy * g.width;
-              const T* src = row + y * g.out_w;
-              for (int64_t xo = 0; xo < g.out_w; ++xo) {
-                const int64_t ix = xo * g.stride_w - g.pad_w + j * g.dilation_w;
-                if (ix >= 0 && ix < g.width) dst[ix] = static_cast<T>(dst[ix] + src[xo]);
-              }
-            }
+    const T* c = static_cast<const T*>(cols);
+    T* x = static_cast<T*>(out);
+    const int64_t plane_size = g.height * g.width;
+    for_each_window_row(
+        g, batch, [&](int64_t plane) { std::fill(x + plane, x + plane + plane_size, T(0)); },
+        [&](int64_t plane, int64_t col, int64_t iy, int64_t j) {
+          if (iy < 0 || iy >= g.height) return;
+          T* dst = x + plane + iy * g.width;
+          const T* src = c + col;
+          for (int64_t xo = 0; xo < g.out_w; ++xo) {
+            const int64_t ix = xo * g.stride_w - g.pad_w + j * g.dilation_w;
+            if (ix >= 0 && ix < g.width) dst[ix] = static_cast<T>(dst[ix] + src[xo]);
           }
-      }
-    });
+        });
   });
 }
 
