@@ -1,5 +1,5 @@
-// ember: include this one header for everything (tensor, ops, autograd, nn). Finer headers live under
-// <ember/core/...>, <ember/autograd/...> and <ember/kernels/...>.
+// ember: include this one header for everything (tensor, ops, autograd, nn, optim, trainer). Finer headers
+// live under <ember/core/...>, <ember/nn/...>, <ember/trainer/...> and so on.
 #pragma once
 #include "ember/autograd/engine.h"
 #include "ember/autograd/function.h"
@@ -14,3 +14,4 @@
 #include "ember/core/tensor.h"
 #include "ember/nn/nn.h"
 #include "ember/optim/optim.h"
+#include "ember/trainer/trainer_all.h"

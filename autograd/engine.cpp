@@ -221,4 +221,24 @@ variable_list grad_aligned(const Tensor& output, const variable_list& inputs, co
   return result;
 }
 
+std::vector<Tensor> graph_leaves(const Tensor& root) {
+  std::vector<Tensor> leaves;
+  if (!root.defined() || !root.impl()->autograd) return leaves;
+  std::shared_ptr<Node> start = meta_of(root).grad_fn;
+  if (!start) {
+    if (root.requires_grad()) leaves.push_back(root);
+    return leaves;
+  }
+  std::unordered_set<const Node*> seen{start.get()};
+  std::vector<Node*> stack{start.get()};
+  while (!stack.empty()) {
+    Node* node = stack.back();
+    stack.pop_back();
+    if (auto* acc = dynamic_cast<AccumulateGrad*>(node)) leaves.push_back(acc->variable());
+    for (const Edge& e : node->next_edges)
+      if (e.valid() && seen.insert(e.node.get()).second) stack.push_back(e.node.get());
+  }
+  return leaves;
+}
+
 }  // namespace ember::autograd

@@ -24,4 +24,8 @@ variable_list grad(const variable_list& outputs, const variable_list& inputs,
 variable_list grad_aligned(const Tensor& output, const variable_list& inputs, const Tensor& grad_output,
                            bool create_graph);
 
+// The leaf tensors a backward from `root` would accumulate into (each once, in no set order). The
+// trainer uses it to find tensors that get gradients but are not registered parameters.
+std::vector<Tensor> graph_leaves(const Tensor& root);
+
 }  // namespace ember::autograd

@@ -89,6 +89,34 @@ SequentialLR::SequentialLR(Optimizer& opt, std::vector<LRScheduler*> schedulers,
   last_lrs_ = schedulers_[0]->get_last_lr();
 }
 
+namespace {
+std::vector<LRScheduler*> raw(const std::vector<std::shared_ptr<LRScheduler>>& owned) {
+  std::vector<LRScheduler*> out;
+  for (auto& s : owned) out.push_back(s.get());
+  return out;
+}
+}  // namespace
+
+SequentialLR::SequentialLR(Optimizer& opt, std::vector<std::shared_ptr<LRScheduler>> schedulers,
+                           std::vector<int64_t> milestones)
+    : SequentialLR(opt, raw(schedulers), std::move(milestones)) {
+  owned_ = std::move(schedulers);
+}
+
+std::vector<SchedulerState> SequentialLR::state_dict() const {
+  std::vector<SchedulerState> out{{last_epoch_, 0, {}, last_lrs_, {}}};
+  for (auto* s : schedulers_) out.push_back(s->state_dict());
+  return out;
+}
+
+void SequentialLR::load_state_dict(const std::vector<SchedulerState>& s) {
+  EMBER_CHECK(s.size() == schedulers_.size() + 1, "SequentialLR.load_state_dict: expected ",
+              schedulers_.size() + 1, " states, got ", s.size());
+  last_epoch_ = s[0].last_epoch;
+  last_lrs_ = s[0].last_lrs;
+  for (size_t i = 0; i < schedulers_.size(); ++i) schedulers_[i]->load_state_dict(s[i + 1]);
+}
+
 void SequentialLR::step() {
   ++last_epoch_;
   const size_t idx = std::upper_bound(milestones_.begin(), milestones_.end(), last_epoch_) - milestones_.begin();
@@ -376,8 +404,25 @@ ChainedScheduler::ChainedScheduler(std::vector<LRScheduler*> schedulers) : sched
   EMBER_CHECK(!schedulers_.empty(), "ChainedScheduler: needs at least one scheduler");
 }
 
+ChainedScheduler::ChainedScheduler(std::vector<std::shared_ptr<LRScheduler>> schedulers)
+    : ChainedScheduler(raw(schedulers)) {
+  owned_ = std::move(schedulers);
+}
+
 void ChainedScheduler::step() {
   for (auto* s : schedulers_) s->step();
+}
+
+std::vector<SchedulerState> ChainedScheduler::state_dict() const {
+  std::vector<SchedulerState> out;
+  for (auto* s : schedulers_) out.push_back(s->state_dict());
+  return out;
+}
+
+void ChainedScheduler::load_state_dict(const std::vector<SchedulerState>& s) {
+  EMBER_CHECK(s.size() == schedulers_.size(), "ChainedScheduler.load_state_dict: expected ",
+              schedulers_.size(), " states, got ", s.size());
+  for (size_t i = 0; i < schedulers_.size(); ++i) schedulers_[i]->load_state_dict(s[i]);
 }
 
 ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& opt, Options o) : optimizer_(opt), o_(std::move(o)) {

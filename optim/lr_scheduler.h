@@ -5,6 +5,7 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,7 @@ class LRScheduler {
   virtual void load_state_dict(const SchedulerState& s);
   // Jumps to `epoch` (PyTorch's step(epoch)): the closed-form lr where the scheduler has one.
   void step_to(int64_t epoch);
+  Optimizer& optimizer() const { return optimizer_; }
 
  protected:
   friend class SequentialLR;
@@ -195,10 +197,18 @@ class CosineAnnealingWarmRestarts : public LRScheduler {
 class SequentialLR {
  public:
   SequentialLR(Optimizer& opt, std::vector<LRScheduler*> schedulers, std::vector<int64_t> milestones);
+  // The same, sharing ownership of the schedulers (what a Trainer's configure_optimizers returns).
+  SequentialLR(Optimizer& opt, std::vector<std::shared_ptr<LRScheduler>> schedulers,
+               std::vector<int64_t> milestones);
   void step();
   const std::vector<double>& get_last_lr() const { return last_lrs_; }
+  Optimizer& optimizer() const { return schedulers_[0]->optimizer(); }
+  // Its own position first, then each inner scheduler's state.
+  std::vector<SchedulerState> state_dict() const;
+  void load_state_dict(const std::vector<SchedulerState>& s);
 
  private:
+  std::vector<std::shared_ptr<LRScheduler>> owned_;
   std::vector<LRScheduler*> schedulers_;
   std::vector<int64_t> milestones_;
   int64_t last_epoch_ = 0;
@@ -209,9 +219,14 @@ class SequentialLR {
 class ChainedScheduler {
  public:
   explicit ChainedScheduler(std::vector<LRScheduler*> schedulers);
+  explicit ChainedScheduler(std::vector<std::shared_ptr<LRScheduler>> schedulers);
   void step();
   std::vector<double> get_last_lr() const { return schedulers_.back()->get_last_lr(); }
+  Optimizer& optimizer() const { return schedulers_[0]->optimizer(); }
+  std::vector<SchedulerState> state_dict() const;
+  void load_state_dict(const std::vector<SchedulerState>& s);
  private:
+  std::vector<std::shared_ptr<LRScheduler>> owned_;
   std::vector<LRScheduler*> schedulers_;
 };
 
@@ -232,6 +247,7 @@ class ReduceLROnPlateau {
   explicit ReduceLROnPlateau(Optimizer& opt) : ReduceLROnPlateau(opt, Options{}) {}
   void step(double metric);
   std::vector<double> get_last_lr() const;
+  Optimizer& optimizer() const { return optimizer_; }
   SchedulerState state_dict() const;
   void load_state_dict(const SchedulerState& s);
 

@@ -1,0 +1,149 @@
+// BatchStream: the Trainer's view of a loader together with the module that consumes its batches.
+// The loops in trainer.cpp are ordinary compiled code that only knows "start an epoch, fetch the
+// next batch, run the step of this stage on it"; the one place that knows the user's batch type is
+// the small adapter template here, made when fit/validate/test/predict is called.
+//
+// Any range of batches is a loader (a std::vector of batches, say); a data::DataLoader is driven
+// through start_epoch so its order follows the epoch and a resumed run can skip batches without
+// loading them.
+#pragma once
+#include <array>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#include "ember/trainer/lightning_module.h"
+
+namespace ember::trainer {
+
+enum class Stage { Train, Validate, Test, Predict };
+
+class BatchStream {
+ public:
+  virtual ~BatchStream() = default;
+  virtual int64_t size() const = 0;                       // batches per epoch
+  virtual void begin(int64_t epoch, int64_t skip) = 0;    // start a pass, skipping `skip` batches
+  virtual bool next() = 0;                                // load the next batch; false at the end
+  virtual int64_t batch_size() const = 0;                 // of the current batch
+  virtual Tensor run(Stage stage, int64_t batch_idx) = 0; // the module's step on the current batch
+};
+
+namespace detail {
+
+template <class B>
+int64_t infer_batch_size(const B& batch) {
+  if constexpr (std::is_convertible_v<const B&, const Tensor&>) {
+    const Tensor& t = batch;
+    return t.defined() && t.dim() > 0 ? t.size(0) : 1;
+  } else if constexpr (requires { std::tuple_size<B>::value; }) {
+    int64_t found = -1;
+    std::apply([&](const auto&... field) {
+      auto one = [&](const auto& f) {
+        if (found >= 0) return;
+        if constexpr (std::is_convertible_v<decltype(f), const Tensor&>) {
+          const Tensor& t = f;
+          if (t.defined() && t.dim() > 0) found = t.size(0);
+        }
+      };
+      (one(field), ...);
+    }, batch);
+    return found >= 0 ? found : 1;
+  } else if constexpr (requires { batch.begin(); batch.size(); }) {
+    if constexpr (std::is_convertible_v<decltype(*batch.begin()), const Tensor&>) {
+      for (const Tensor& t : batch)
+        if (t.defined() && t.dim() > 0) return t.size(0);
+    }
+    return 1;
+  } else {
+    return 1;  // a struct: log(..., {.batch_size = n}) gives the weight explicitly
+  }
+}
+
+template <class M, class Batch>
+Tensor run_step(M& module, Stage stage, const Batch& batch, int64_t batch_idx) {
+  switch (stage) {
+    case Stage::Train: return module.training_step(batch, batch_idx);
+    case Stage::Validate: return module.validation_step(batch, batch_idx);
+    case Stage::Test: return module.test_step(batch, batch_idx);
+    case Stage::Predict: return module.predict_step(batch, batch_idx);
+  }
+  return {};
+}
+
+// A data::DataLoader (anything with start_epoch and size).
+template <class M, class L>
+class LoaderStream : public BatchStream {
+ public:
+  LoaderStream(M& module, std::shared_ptr<L> loader) : module_(module), loader_(std::move(loader)) {}
+  int64_t size() const override { return loader_->size(); }
+  void begin(int64_t epoch, int64_t skip) override {
+    reader_.reset();
+    reader_ = loader_->start_epoch(epoch, skip);
+  }
+  bool next() override {
+    auto b = reader_->next();
+    if (!b) return false;
+    current_.emplace(std::move(*b));
+    return true;
+  }
+  int64_t batch_size() const override { return infer_batch_size(*current_); }
+  Tensor run(Stage stage, int64_t batch_idx) override { return run_step(module_, stage, *current_, batch_idx); }
+
+ private:
+  M& module_;
+  std::shared_ptr<L> loader_;
+  std::unique_ptr<typename L::Reader> reader_;
+  std::optional<typename M::Batch> current_;
+};
+
+// Any other range of batches.
+template <class M, class R>
+class RangeStream : public BatchStream {
+ public:
+  RangeStream(M& module, std::shared_ptr<R> range) : module_(module), range_(std::move(range)) {}
+  int64_t size() const override { return static_cast<int64_t>(std::distance(std::begin(*range_), std::end(*range_))); }
+  void begin(int64_t, int64_t skip) override {
+    it_ = std::begin(*range_);
+    for (int64_t i = 0; i < skip && it_ != std::end(*range_); ++i) ++it_;
+  }
+  bool next() override {
+    if (it_ == std::end(*range_)) return false;
+    current_.emplace(*it_);
+    ++it_;
+    return true;
+  }
+  int64_t batch_size() const override { return infer_batch_size(*current_); }
+  Tensor run(Stage stage, int64_t batch_idx) override { return run_step(module_, stage, *current_, batch_idx); }
+
+ private:
+  M& module_;
+  std::shared_ptr<R> range_;
+  decltype(std::begin(*range_)) it_;
+  std::optional<typename M::Batch> current_;
+};
+
+// Keeps an rvalue loader alive inside the stream; an lvalue one is referred to.
+template <class L>
+std::shared_ptr<std::remove_cvref_t<L>> hold(L&& loader) {
+  using D = std::remove_cvref_t<L>;
+  if constexpr (std::is_lvalue_reference_v<L>) return std::shared_ptr<D>(std::shared_ptr<D>{}, const_cast<D*>(&loader));
+  else return std::make_shared<D>(std::move(loader));
+}
+
+template <class M, class L>
+std::unique_ptr<BatchStream> make_stream(M& module, L&& loader) {
+  using D = std::remove_cvref_t<L>;
+  if constexpr (requires(const D& d) { d.start_epoch(0, 0); d.size(); }) {
+    return std::make_unique<LoaderStream<M, D>>(module, hold(std::forward<L>(loader)));
+  } else {
+    static_assert(requires(D& d) { std::begin(d); std::end(d); },
+                  "Trainer: a loader must be a range of batches or a data::DataLoader");
+    return std::make_unique<RangeStream<M, D>>(module, hold(std::forward<L>(loader)));
+  }
+}
+
+}  // namespace detail
+}  // namespace ember::trainer

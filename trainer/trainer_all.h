@@ -1,0 +1,15 @@
+// Everything of the trainer layer: LightningModule, Trainer, callbacks, loggers, and data loading.
+#pragma once
+#include "ember/trainer/callback.h"
+#include "ember/trainer/callbacks.h"
+#include "ember/trainer/checkpoint.h"
+#include "ember/trainer/data_loader.h"
+#include "ember/trainer/dataset.h"
+#include "ember/trainer/hparams.h"
+#include "ember/trainer/lightning_module.h"
+#include "ember/trainer/logger.h"
+#include "ember/trainer/mnist.h"
+#include "ember/trainer/optimizer_config.h"
+#include "ember/trainer/progress.h"
+#include "ember/trainer/sampler.h"
+#include "ember/trainer/trainer.h"
