@@ -104,6 +104,7 @@ class DataLoader {
   template <class D>
   DataLoader(std::shared_ptr<D> dataset, DataLoaderOptions options = {}, Collate collate = nullptr)
       : dataset_(std::move(dataset)), o_(std::move(options)), collate_(std::move(collate)) {
+    const bool custom_collate = static_cast<bool>(collate_);
     EMBER_CHECK(o_.batch_size >= 1, "DataLoader: batch_size must be >= 1, got ", o_.batch_size);
     EMBER_CHECK(o_.num_workers >= 0 && o_.prefetch_factor >= 1,
                 "DataLoader: num_workers must be >= 0 and prefetch_factor >= 1");
@@ -115,7 +116,7 @@ class DataLoader {
     if constexpr (requires(const D& d, const std::vector<int64_t>& i) {
                     { d.get_batch(i) } -> std::convertible_to<Batch>;
                   }) {
-      if (!collate) {
+      if (!custom_collate) {
         auto* d = static_cast<const D*>(dataset_.get());
         gather_ = [d](const std::vector<int64_t>& idx) { return Batch(d->get_batch(idx)); };
       }
@@ -186,11 +187,12 @@ class DataLoader {
     void start_workers() {
       const int w = dl_.o_.num_workers;
       consumed_ = next_;
-      for (int i = 0; i < w; ++i) workers_.emplace_back([this, i, w] { work(i, w); });
+      const int64_t first = next_;  // read here: next() moves next_ while the threads start
+      for (int i = 0; i < w; ++i) workers_.emplace_back([this, first, i, w] { work(first + i, w); });
     }
-    void work(int id, int num_workers) {
+    void work(int64_t first, int num_workers) {
       const int64_t ahead = static_cast<int64_t>(num_workers) * dl_.o_.prefetch_factor;
-      for (int64_t k = next_ + id; k < static_cast<int64_t>(batches_.size()); k += num_workers) {
+      for (int64_t k = first; k < static_cast<int64_t>(batches_.size()); k += num_workers) {
         {
           std::unique_lock<std::mutex> lock(mu_);
           changed_.wait(lock, [&] { return stop_ || k < consumed_ + ahead; });

@@ -22,7 +22,9 @@ namespace ember::trainer {
 class Scheduler {
  public:
   Scheduler() = default;
-  Scheduler(std::shared_ptr<optim::LRScheduler> s) : lr_(std::move(s)) {}
+  template <class S>
+    requires std::derived_from<S, optim::LRScheduler>
+  Scheduler(std::shared_ptr<S> s) : lr_(std::move(s)) {}
   Scheduler(std::shared_ptr<optim::ReduceLROnPlateau> s) : plateau_(std::move(s)) {}
   Scheduler(std::shared_ptr<optim::SequentialLR> s) : sequential_(std::move(s)) {}
   Scheduler(std::shared_ptr<optim::ChainedScheduler> s) : chained_(std::move(s)) {}

@@ -221,7 +221,7 @@ void Trainer::check_registration(const Tensor& loss) {
     std::ostringstream os;
     os << "ember: " << stray.size() << " tensor(s) received gradients but are not registered parameters of "
        << module_->type_name() << " (shapes " << shapes_of(stray) << "). parameters() does not return them, so "
-       << (optimized.empty() ? "no optimizer built from parameters() will" : "no optimizer") << " update them"
+       << "no optimizer updates them"
        << " and checkpoints do not save them. Keep sub-modules in nn::ModuleList / nn::ModuleDict (or "
        << "register_module / register_parameter) instead of a std::vector or std::map.";
     warn(os.str());

@@ -1,0 +1,767 @@
+// The Trainer and LightningModule: hook order, every configure_optimizers form, logging reductions,
+// accumulation, clipping, callbacks, exact resume, nested modules, the unregistered-parameter
+// warning, manual optimization, and bad input.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "ember/ember.h"
+#include "helpers.h"
+
+using namespace ember;
+using ember::test::check_error;
+using namespace ember::trainer;
+namespace fs = std::filesystem;
+
+namespace {
+
+using Batch = std::array<Tensor, 2>;
+
+std::vector<Batch> regression_batches(int64_t n_batches, int64_t batch_size, uint64_t seed) {
+  manual_seed(seed);
+  Tensor w = randn({4, 1});
+  std::vector<Batch> out;
+  for (int64_t i = 0; i < n_batches; ++i) {
+    Tensor x = randn({batch_size, 4});
+    out.push_back({x, matmul(x, w) + 0.1 * randn({batch_size, 1})});
+  }
+  return out;
+}
+
+fs::path scratch(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("ember_trainer_" + name);
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+// A small regression model whose optimizers, steps and hooks the tests can swap.
+struct Reg : LightningModule<Batch> {
+  explicit Reg(const HParams& hp = {{"hidden", int64_t(8)}, {"lr", 0.05}, {"dropout", 0.0}}) : LightningModule("Reg") {
+    save_hyperparameters(hp);
+    l1 = register_module("l1", std::make_shared<nn::Linear>(4, hp.get<int64_t>("hidden")));
+    drop = register_module("drop", std::make_shared<nn::Dropout>(hp.get<double>("dropout")));
+    l2 = register_module("l2", std::make_shared<nn::Linear>(hp.get<int64_t>("hidden"), 1));
+  }
+  Tensor forward(const Tensor& x) override { return (*l2)((*drop)((*l1)(x).relu())); }
+  Tensor training_step(const Batch& b, int64_t i) override {
+    if (train_fn) return train_fn(b, i);
+    Tensor loss = nn::functional::mse_loss(forward(b[0]), b[1]);
+    log("train_loss", loss, {.prog_bar = true, .on_epoch = true});
+    return loss;
+  }
+  Tensor validation_step(const Batch& b, int64_t) override {
+    Tensor loss = nn::functional::mse_loss(forward(b[0]), b[1]);
+    log("val_loss", loss, {.prog_bar = true});
+    return loss;
+  }
+  Tensor test_step(const Batch& b, int64_t) override {
+    Tensor loss = nn::functional::mse_loss(forward(b[0]), b[1]);
+    log("test_loss", loss);
+    return loss;
+  }
+  Optimizers configure_optimizers() override {
+    if (configure) return configure(*this);
+    return std::make_shared<optim::SGD>(parameters(), optim::SGDOptions{.lr = hparams().get<double>("lr")});
+  }
+  std::function<Optimizers(Reg&)> configure;
+  std::function<Tensor(const Batch&, int64_t)> train_fn;
+  std::shared_ptr<nn::Linear> l1, l2;
+  std::shared_ptr<nn::Dropout> drop;
+};
+
+TrainerOptions quiet(TrainerOptions o = {}) {
+  o.enable_progress_bar = false;
+  o.enable_model_summary = false;
+  if (o.loggers.empty()) o.logger = false;
+  o.enable_checkpointing = false;  // tests that want checkpoints pass a ModelCheckpoint
+  return o;
+}
+
+bool same_weights(const nn::Module& a, const nn::Module& b) {
+  auto sa = a.state_dict(), sb = b.state_dict();
+  if (sa.size() != sb.size()) return false;
+  for (size_t i = 0; i < sa.size(); ++i)
+    if (sa[i].first != sb[i].first || !equal(sa[i].second, sb[i].second)) return false;
+  return true;
+}
+
+std::vector<std::string>* g_events = nullptr;
+
+struct Recorder : Callback {
+  void rec(const std::string& s) { if (g_events) g_events->push_back("cb:" + s); }
+  void setup(T&, M&, const std::string& s) override { rec("setup:" + s); }
+  void on_fit_start(T&, M&) override { rec("on_fit_start"); }
+  void on_train_epoch_start(T&, M&) override { rec("on_train_epoch_start"); }
+  void on_train_batch_start(T&, M&, int64_t) override { rec("on_train_batch_start"); }
+  void on_validation_end(T&, M&) override { rec("on_validation_end"); }
+  void on_sanity_check_start(T&, M&) override { rec("on_sanity_check_start"); }
+  void on_sanity_check_end(T&, M&) override { rec("on_sanity_check_end"); }
+  void on_train_epoch_end(T&, M&) override { rec("on_train_epoch_end"); }
+};
+
+struct HookModel : Reg {
+  void rec(const std::string& s) { if (g_events) g_events->push_back(s); }
+  void setup(const std::string& s) override { rec("setup:" + s); }
+  void teardown(const std::string& s) override { rec("teardown:" + s); }
+  void on_fit_start() override { rec("on_fit_start"); }
+  void on_fit_end() override { rec("on_fit_end"); }
+  void on_train_start() override { rec("on_train_start"); }
+  void on_train_end() override { rec("on_train_end"); }
+  void on_train_epoch_start() override { rec("on_train_epoch_start"); }
+  void on_train_epoch_end() override { rec("on_train_epoch_end"); }
+  int on_train_batch_start(int64_t) override { rec("on_train_batch_start"); return 0; }
+  void on_train_batch_end(const Tensor&, int64_t) override { rec("on_train_batch_end"); }
+  void on_validation_start() override { rec("on_validation_start"); }
+  void on_validation_end() override { rec("on_validation_end"); }
+  void on_validation_epoch_start() override { rec("on_validation_epoch_start"); }
+  void on_validation_epoch_end() override { rec("on_validation_epoch_end"); }
+  void on_validation_batch_start(int64_t) override { rec("on_validation_batch_start"); }
+  void on_validation_batch_end(const Tensor&, int64_t) override { rec("on_validation_batch_end"); }
+  void on_before_backward(const Tensor&) override { rec("on_before_backward"); }
+  void on_after_backward() override { rec("on_after_backward"); }
+  void on_before_optimizer_step(optim::Optimizer&) override { rec("on_before_optimizer_step"); }
+  void on_before_zero_grad(optim::Optimizer&) override { rec("on_before_zero_grad"); }
+  Tensor training_step(const Batch& b, int64_t i) override { rec("training_step"); return Reg::training_step(b, i); }
+  Tensor validation_step(const Batch& b, int64_t i) override { rec("validation_step"); return Reg::validation_step(b, i); }
+};
+
+}  // namespace
+
+TEST_CASE("Trainer: hooks run in Lightning's documented order, callbacks before the module") {
+  std::vector<std::string> events;
+  g_events = &events;
+  HookModel model;
+  auto train = regression_batches(2, 4, 1);
+  auto val = regression_batches(1, 4, 2);
+  Trainer t(quiet({.max_epochs = 1, .num_sanity_val_steps = 1, .callbacks = {std::make_shared<Recorder>()}}));
+  t.fit(model, train, val);
+  g_events = nullptr;
+  std::vector<std::string> module_events;
+  for (auto& e : events)
+    if (e.rfind("cb:", 0) != 0) module_events.push_back(e);
+  const std::vector<std::string> val_loop = {"on_validation_start", "on_validation_epoch_start", "on_validation_batch_start",
+                                             "validation_step", "on_validation_batch_end", "on_validation_epoch_end",
+                                             "on_validation_end"};
+  const std::vector<std::string> batch = {"on_train_batch_start", "training_step", "on_before_zero_grad",
+                                          "on_before_backward", "on_after_backward", "on_before_optimizer_step",
+                                          "on_train_batch_end"};
+  std::vector<std::string> expected = {"setup:fit", "on_fit_start"};
+  expected.insert(expected.end(), val_loop.begin(), val_loop.end());  // sanity check
+  expected.push_back("on_train_start");
+  expected.push_back("on_train_epoch_start");
+  for (int i = 0; i < 2; ++i) expected.insert(expected.end(), batch.begin(), batch.end());
+  expected.insert(expected.end(), val_loop.begin(), val_loop.end());  // validation before epoch end
+  for (auto e : {"on_train_epoch_end", "on_train_end", "on_fit_end", "teardown:fit"}) expected.push_back(e);
+  CHECK(module_events == expected);
+  // Callbacks run first, and the sanity check is bracketed by its callback hooks.
+  auto pos = [&](const std::string& e) { return std::find(events.begin(), events.end(), e) - events.begin(); };
+  CHECK(pos("cb:setup:fit") < pos("setup:fit"));
+  CHECK(pos("cb:on_fit_start") < pos("on_fit_start"));
+  CHECK(pos("cb:on_sanity_check_start") < pos("on_validation_start"));
+  CHECK(pos("cb:on_sanity_check_end") < pos("on_train_start"));
+  CHECK(pos("cb:on_train_epoch_end") < pos("on_train_epoch_end"));
+}
+
+TEST_CASE("Trainer: on_train_batch_start returning -1 ends the epoch; max_steps; limits; fast_dev_run") {
+  struct Stopper : Reg {
+    int on_train_batch_start(int64_t i) override { return i == 2 ? -1 : 0; }
+  } model;
+  auto train = regression_batches(6, 4, 1);
+  Trainer t(quiet({.max_epochs = 2}));
+  t.fit(model, train);
+  CHECK(t.global_step() == 4);  // two batches in each of two epochs
+  Reg m2;
+  Trainer t2(quiet({.max_epochs = 10, .max_steps = 7}));
+  t2.fit(m2, train);
+  CHECK(t2.global_step() == 7);
+  CHECK(t2.current_epoch() == 2);  // the stopped epoch still ends (its end hooks ran)
+  Reg m3;
+  Trainer t3(quiet({.max_epochs = 2, .limit_train_batches = 0.5}));
+  t3.fit(m3, train);
+  CHECK(t3.global_step() == 6);
+  Reg m4;
+  Trainer t4(quiet({.max_epochs = 1, .limit_train_batches = 2}));
+  t4.fit(m4, train);
+  CHECK(t4.global_step() == 2);
+  Reg m5;
+  Trainer t5({.fast_dev_run = 1, .enable_progress_bar = false, .enable_model_summary = false});
+  t5.fit(m5, train, regression_batches(3, 4, 2));
+  CHECK(t5.global_step() == 1);
+  CHECK(t5.loggers().empty());
+  CHECK(t5.find_callback<ModelCheckpoint>() == nullptr);
+}
+
+TEST_CASE("configure_optimizers: every Lightning form") {
+  auto train = regression_batches(3, 4, 1);
+  auto run = [&](std::function<Optimizers(Reg&)> configure, int epochs = 1) {
+    auto m = std::make_shared<Reg>();
+    m->configure = configure;
+    Reg before;
+    before.load_state_dict(m->state_dict());
+    auto t = std::make_shared<Trainer>(quiet({.max_epochs = epochs}));
+    t->fit(*m, train);
+    return std::make_tuple(m, t, !same_weights(*m, before));
+  };
+  {  // none: the steps run, nothing changes
+    auto [m, t, changed] = run([](Reg&) { return Optimizers{}; });
+    CHECK_FALSE(changed);
+    CHECK(t->optimizers().empty());
+  }
+  {  // one optimizer
+    auto [m, t, changed] = run([](Reg& r) { return std::make_shared<optim::Adam>(r.parameters()); });
+    CHECK(changed);
+    CHECK(t->global_step() == 3);
+  }
+  {  // a list of two disjoint optimizers: both step, global_step counts once per batch
+    auto [m, t, changed] = run([](Reg& r) -> Optimizers {
+      return {std::make_shared<optim::SGD>(r.l1->parameters(), optim::SGDOptions{.lr = 0.1}),
+              std::make_shared<optim::Adam>(r.l2->parameters())};
+    });
+    CHECK(changed);
+    CHECK(t->optimizers().size() == 2);
+    CHECK(t->global_step() == 3);
+  }
+  {  // two lists: optimizers and step-interval schedulers with a frequency
+    auto [m, t, changed] = run([](Reg& r) {
+      auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 1.0});
+      auto sched = std::make_shared<optim::StepLR>(*opt, 1, 0.5);
+      return Optimizers::with_schedulers({opt}, {{.scheduler = sched, .interval = "step", .frequency = 2}});
+    });
+    CHECK(t->optimizers()[0]->param_groups()[0].lr() == doctest::Approx(0.5));  // stepped at global_step 2 only
+  }
+  {  // a config with an epoch scheduler, over two epochs
+    auto [m, t, changed] = run([](Reg& r) {
+      auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 1.0});
+      return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::ExponentialLR>(*opt, 0.1)}};
+    }, 2);
+    CHECK(t->optimizers()[0]->param_groups()[0].lr() == doctest::Approx(0.01));
+  }
+  {  // a list of configs
+    auto [m, t, changed] = run([](Reg& r) {
+      auto a = std::make_shared<optim::SGD>(r.l1->parameters(), optim::SGDOptions{.lr = 1.0});
+      auto b = std::make_shared<optim::SGD>(r.l2->parameters(), optim::SGDOptions{.lr = 1.0});
+      return std::vector<OptimizerConfig>{
+          {.optimizer = a, .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::StepLR>(*a, 1, 0.5), .interval = "step"}},
+          {.optimizer = b}};
+    });
+    CHECK(t->optimizers()[0]->param_groups()[0].lr() == doctest::Approx(0.125));
+    CHECK(t->optimizers()[1]->param_groups()[0].lr() == doctest::Approx(1.0));
+  }
+  {  // ReduceLROnPlateau reads its monitor
+    auto m = std::make_shared<Reg>();
+    m->configure = [](Reg& r) {
+      auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 0.0});
+      optim::ReduceLROnPlateau::Options po;
+      po.patience = 0;
+      po.factor = 0.5;
+      return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{
+          .scheduler = std::make_shared<optim::ReduceLROnPlateau>(*opt, po), .monitor = "train_loss"}};
+    };
+    Trainer t(quiet({.max_epochs = 3}));
+    t.fit(*m, train);  // lr 0: the loss never improves after the first epoch
+    CHECK(t.optimizers()[0]->param_groups()[0].lr() == 0.0);
+    auto m2 = std::make_shared<Reg>();
+    m2->configure = [](Reg& r) {
+      auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 0.1});
+      return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{
+          .scheduler = std::make_shared<optim::ReduceLROnPlateau>(*opt), .monitor = "nope"}};
+    };
+    Trainer t2(quiet({.max_epochs = 1}));
+    check_error([&] { t2.fit(*m2, train); }, {"ReduceLROnPlateau", "\"nope\"", "train_loss"});
+  }
+  {  // overlapping parameter sets in automatic optimization are an error naming them
+    auto m = std::make_shared<Reg>();
+    m->configure = [](Reg& r) -> Optimizers {
+      return {std::make_shared<optim::SGD>(r.parameters()), std::make_shared<optim::Adam>(r.l2->parameters())};
+    };
+    Trainer t(quiet({.max_epochs = 1}));
+    check_error([&] { t.fit(*m, train); }, {"configure_optimizers", "l2.weight", "l2.bias", "optimizers 0 and 1"});
+  }
+}
+
+TEST_CASE("log: per-hook defaults, weighted epoch means, reductions, _step/_epoch keys, CSV") {
+  struct Logging : Reg {
+    Tensor training_step(const Batch& b, int64_t i) override {
+      log("value", static_cast<double>(i + 1));                      // on_step only (training default)
+      log("both", static_cast<double>(i + 1), {.on_epoch = true});   // both: value_step, value_epoch
+      log("total", 1.0, {.on_step = false, .on_epoch = true, .reduce_fx = "sum"});
+      log("peak", static_cast<double>(i), {.on_step = false, .on_epoch = true, .reduce_fx = "max"});
+      return Reg::training_step(b, i);
+    }
+    Tensor validation_step(const Batch& b, int64_t i) override {
+      log("val_mean", static_cast<double>(b[0].size(0)));  // on_epoch (validation default), weighted
+      return {};
+    }
+  } model;
+  std::vector<Batch> train = regression_batches(3, 4, 1);
+  std::vector<Batch> val = {regression_batches(1, 2, 5)[0], regression_batches(1, 6, 6)[0]};
+  const fs::path dir = scratch("logging");
+  auto csv = std::make_shared<CSVLogger>(dir.string());
+  Trainer t(quiet({.max_epochs = 2, .num_sanity_val_steps = 0, .log_every_n_steps = 1, .loggers = {csv}}));
+  t.fit(model, train, val);
+  auto& cm = t.callback_metrics();
+  CHECK(cm.at("value") == 3.0);
+  CHECK(cm.at("both_step") == 3.0);
+  CHECK(cm.at("both_epoch") == doctest::Approx(2.0));
+  CHECK(cm.at("total") == 3.0);
+  CHECK(cm.at("peak") == 2.0);
+  CHECK(cm.count("value_epoch") == 0);
+  // weighted by batch size: (2*2 + 6*6) / 8
+  CHECK(cm.at("val_mean") == doctest::Approx(5.0));
+  // CSV: one row per logging call, columns for every key, epoch and step.
+  std::ifstream in(fs::path(csv->log_dir()) / "metrics.csv");
+  std::string header;
+  std::getline(in, header);
+  for (auto key : {"both_epoch", "both_step", "epoch", "peak", "step", "total", "val_mean", "value"})
+    CHECK(header.find(key) != std::string::npos);
+  int rows = 0;
+  for (std::string line; std::getline(in, line);) ++rows;
+  CHECK(rows == 2 * (3 + 1 + 1));  // per epoch: 3 step rows, 1 validation row, 1 train-epoch row
+  CHECK(fs::exists(fs::path(csv->log_dir()) / "hparams.yaml"));
+  check_error([&] { model.log("x", 1.0, {.reduce_fx = "median"}); }, {"reduce_fx", "median"});
+}
+
+TEST_CASE("Trainer: gradient accumulation equals one step on the concatenated batch") {
+  auto train = regression_batches(4, 3, 1);
+  Reg a, b;
+  b.load_state_dict(a.state_dict());
+  Trainer ta(quiet({.max_epochs = 1, .accumulate_grad_batches = 2}));
+  ta.fit(a, train);
+  CHECK(ta.global_step() == 2);
+  std::vector<Batch> merged = {{cat({train[0][0], train[1][0]}), cat({train[0][1], train[1][1]})},
+                               {cat({train[2][0], train[3][0]}), cat({train[2][1], train[3][1]})}};
+  Trainer tb(quiet({.max_epochs = 1}));
+  tb.fit(b, merged);
+  auto sa = a.state_dict(), sb = b.state_dict();
+  for (size_t i = 0; i < sa.size(); ++i) CHECK(allclose(sa[i].second, sb[i].second, 1e-5, 1e-6));
+}
+
+TEST_CASE("Trainer: gradient clipping by norm and by value") {
+  auto train = regression_batches(1, 8, 1);
+  for (std::string algo : {"norm", "value"}) {
+    Reg clipped, manual;
+    manual.load_state_dict(clipped.state_dict());
+    Trainer t(quiet({.max_epochs = 1, .gradient_clip_val = 0.01, .gradient_clip_algorithm = algo}));
+    t.fit(clipped, train);
+    // The same update by hand: SGD(lr 0.05) on clipped gradients.
+    Tensor loss = nn::functional::mse_loss(manual.forward(train[0][0]), train[0][1]);
+    loss.backward();
+    auto params = manual.parameters();
+    if (algo == "norm") nn::utils::clip_grad_norm_(params, 0.01);
+    else nn::utils::clip_grad_value_(params, 0.01);
+    {
+      autograd::NoGradGuard g;
+      for (auto& p : params) const_cast<Tensor&>(p).sub_(p.grad() * 0.05);
+    }
+    auto sa = clipped.state_dict(), sb = manual.state_dict();
+    for (size_t i = 0; i < sa.size(); ++i) CHECK(allclose(sa[i].second, sb[i].second, 1e-6, 1e-7));
+  }
+  check_error([] { Trainer bad({.gradient_clip_algorithm = "max"}); }, {"gradient_clip_algorithm", "max"});
+}
+
+TEST_CASE("ModelCheckpoint: top-k by a monitored metric, last.ckpt, filename templates, every n steps") {
+  const fs::path dir = scratch("ckpt");
+  auto train = regression_batches(4, 8, 1);
+  auto val = regression_batches(2, 8, 2);
+  auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{
+      .dirpath = (dir / "top").string(), .filename = "{epoch}-{val_loss:.3f}", .monitor = "val_loss",
+      .save_top_k = 2, .save_last = true});
+  Reg model;
+  Trainer t(quiet({.max_epochs = 4, .callbacks = {ckpt}}));
+  t.fit(model, train, val);
+  int files = 0;
+  for (auto& e : fs::directory_iterator(dir / "top")) files += e.path().extension() == ".ckpt";
+  CHECK(files == 3);  // the best two and last.ckpt
+  CHECK(ckpt->best_k_models().size() == 2);
+  REQUIRE(ckpt->best_model_score());
+  for (auto& [path, score] : ckpt->best_k_models()) CHECK(*ckpt->best_model_score() <= score);
+  CHECK(fs::path(ckpt->best_model_path()).filename().string().rfind("epoch=", 0) == 0);
+  CHECK(ckpt->best_model_path().find("-val_loss=") != std::string::npos);
+  CHECK(fs::exists(ckpt->last_model_path()));
+  CHECK(ckpt->format_checkpoint_name({{"epoch", 3}, {"val_loss", 0.12345}}) == "epoch=3-val_loss=0.123");
+
+  auto steps = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{
+      .dirpath = (dir / "steps").string(), .save_top_k = -1, .every_n_train_steps = 3});
+  Reg m2;
+  Trainer t2(quiet({.max_epochs = 2, .callbacks = {steps}}));
+  t2.fit(m2, train);
+  CHECK(steps->best_k_models().size() == 2);  // steps 3 and 6
+  CHECK(fs::exists(dir / "steps" / "epoch=0-step=3.ckpt"));
+  CHECK(fs::exists(dir / "steps" / "epoch=1-step=6.ckpt"));
+
+  auto missing = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = (dir / "m").string(), .monitor = "val_acc"});
+  Reg m3;
+  Trainer t3(quiet({.max_epochs = 1, .callbacks = {missing}}));
+  check_error([&] { t3.fit(m3, train, val); }, {"ModelCheckpoint", "val_acc", "val_loss"});
+}
+
+TEST_CASE("EarlyStopping: patience, min_delta, thresholds, non-finite values; min_epochs wins") {
+  auto train = regression_batches(2, 8, 1);
+  auto val = regression_batches(1, 8, 2);
+  {  // lr 0: val_loss never improves, so training stops after 1 + patience epochs
+    Reg m({{"hidden", int64_t(4)}, {"lr", 0.0}, {"dropout", 0.0}});
+    auto es = std::make_shared<EarlyStopping>(EarlyStopping::Options{.monitor = "val_loss", .patience = 2});
+    Trainer t(quiet({.max_epochs = 20, .callbacks = {es}}));
+    t.fit(m, train, val);
+    CHECK(t.current_epoch() == 3);
+    CHECK(es->stopped_epoch() == 2);
+    CHECK(es->stopping_reason().find("did not improve") != std::string::npos);
+    Reg m2({{"hidden", int64_t(4)}, {"lr", 0.0}, {"dropout", 0.0}});
+    Trainer t2(quiet({.max_epochs = 20, .min_epochs = 5,
+                      .callbacks = {std::make_shared<EarlyStopping>(EarlyStopping::Options{.monitor = "val_loss", .patience = 1})}}));
+    t2.fit(m2, train, val);
+    CHECK(t2.current_epoch() == 5);
+  }
+  {  // a stopping threshold every value beats
+    Reg m;
+    auto es = std::make_shared<EarlyStopping>(EarlyStopping::Options{.monitor = "val_loss", .stopping_threshold = 1e9});
+    Trainer t(quiet({.max_epochs = 5, .callbacks = {es}}));
+    t.fit(m, train, val);
+    CHECK(t.current_epoch() == 1);
+    CHECK(es->stopping_reason().find("Stopping threshold") != std::string::npos);
+  }
+  {  // divergence, mode max
+    Reg m;
+    auto es = std::make_shared<EarlyStopping>(EarlyStopping::Options{.monitor = "val_loss", .mode = "max", .divergence_threshold = 1e9});
+    Trainer t(quiet({.max_epochs = 5, .callbacks = {es}}));
+    t.fit(m, train, val);
+    CHECK(t.current_epoch() == 1);
+  }
+  {  // a non-finite metric stops at once
+    struct NaNs : Reg {
+      Tensor validation_step(const Batch&, int64_t) override { log("val_loss", NAN); return {}; }
+    } m;
+    auto es = std::make_shared<EarlyStopping>(EarlyStopping::Options{.monitor = "val_loss", .patience = 10});
+    Trainer t(quiet({.max_epochs = 5, .callbacks = {es}}));
+    t.fit(m, train, val);
+    CHECK(t.current_epoch() == 1);
+    CHECK(es->stopping_reason().find("not finite") != std::string::npos);
+  }
+  {  // strict: a missing monitor is an error naming what exists
+    Reg m;
+    Trainer t(quiet({.max_epochs = 2, .callbacks = {std::make_shared<EarlyStopping>(EarlyStopping::Options{.monitor = "val_acc"})}}));
+    check_error([&] { t.fit(m, train, val); }, {"EarlyStopping", "val_acc", "val_loss"});
+  }
+}
+
+TEST_CASE("LearningRateMonitor, GradientAccumulationScheduler and Timer") {
+  auto train = regression_batches(4, 4, 1);
+  {
+    Reg m;
+    m.configure = [](Reg& r) {
+      auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 1.0});
+      return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{
+          .scheduler = std::make_shared<optim::StepLR>(*opt, 1, 0.5), .interval = "step"}};
+    };
+    auto lrm = std::make_shared<LearningRateMonitor>();
+    Trainer t(quiet({.max_epochs = 1, .callbacks = {lrm}}));
+    t.fit(m, train);
+    // Logged at the start of the last batch, after three scheduler steps.
+    CHECK(lrm->last_lrs().at("lr-SGD") == doctest::Approx(0.125));
+  }
+  {
+    Reg m;
+    auto gas = std::make_shared<GradientAccumulationScheduler>(std::map<int64_t, int64_t>{{0, 4}, {1, 2}});
+    Trainer t(quiet({.max_epochs = 2, .callbacks = {gas}}));
+    t.fit(m, train);
+    CHECK(t.global_step() == 1 + 2);
+    CHECK(gas->factor(7) == 2);
+  }
+  {
+    Reg m;
+    auto timer = std::make_shared<Timer>(0.0);
+    Trainer t(quiet({.max_epochs = 100, .callbacks = {timer}}));
+    t.fit(m, train);
+    CHECK(t.global_step() == 1);  // stops after the first step
+    CHECK(timer->time_elapsed() >= 0.0);
+    check_error([] { Timer bad("1:2"); }, {"Timer", "DD:HH:MM:SS"});
+  }
+}
+
+namespace {
+// Trains `epochs` epochs of a shuffled, dropout-using, Adam + StepLR run, optionally resuming.
+struct ResumeRun {
+  std::shared_ptr<Reg> model;
+  std::vector<std::map<std::string, double>> epoch_metrics;
+};
+
+struct MetricsTap : Callback {
+  std::vector<std::map<std::string, double>>* out;
+  explicit MetricsTap(std::vector<std::map<std::string, double>>* o) : out(o) {}
+  void on_train_epoch_end(T& t, M&) override { out->push_back(t.callback_metrics()); }
+};
+
+ResumeRun train_for(int64_t epochs, const std::string& ckpt_dir, const std::string& resume_from,
+                    int64_t every_n_steps = 0) {
+  seed_everything(42);
+  ResumeRun run;
+  run.model = std::make_shared<Reg>(HParams{{"hidden", int64_t(16)}, {"lr", 0.01}, {"dropout", 0.3}});
+  run.model->configure = [](Reg& r) {
+    auto opt = std::make_shared<optim::Adam>(r.parameters(), optim::AdamOptions{.lr = 0.01});
+    return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::StepLR>(*opt, 1, 0.7)}};
+  };
+  manual_seed(7);
+  Tensor x = randn({40, 4}), y = x.sum({1}, true) + 0.1 * randn({40, 1});
+  auto ds = std::make_shared<data::TensorDataset<2>>(x, y);
+  data::DataLoader train(ds, {.batch_size = 8, .shuffle = true});
+  data::DataLoader val(ds, {.batch_size = 20});
+  seed_everything(1234);  // dropout draws from here on
+  std::vector<std::shared_ptr<Callback>> cbs = {std::make_shared<MetricsTap>(&run.epoch_metrics)};
+  if (!ckpt_dir.empty())
+    cbs.push_back(std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{
+        .dirpath = ckpt_dir, .save_top_k = -1, .save_last = true, .every_n_train_steps = every_n_steps}));
+  Trainer t(quiet({.max_epochs = epochs, .num_sanity_val_steps = 1, .callbacks = cbs}));
+  t.fit(*run.model, train, val, resume_from);
+  return run;
+}
+}  // namespace
+
+TEST_CASE("Checkpoint: 4 epochs straight == 2 epochs, stop, resume 2 more (bitwise weights and metrics)") {
+  const fs::path dir = scratch("resume");
+  ResumeRun straight = train_for(4, "", "");
+  ResumeRun first = train_for(2, (dir / "a").string(), "");
+  ResumeRun resumed = train_for(4, (dir / "b").string(), (dir / "a" / "last.ckpt").string());
+  CHECK(same_weights(*straight.model, *resumed.model));
+  CHECK_FALSE(same_weights(*straight.model, *first.model));
+  REQUIRE(straight.epoch_metrics.size() == 4);
+  REQUIRE(resumed.epoch_metrics.size() == 2);
+  for (int e = 0; e < 2; ++e) {
+    CHECK(straight.epoch_metrics[2 + e].at("train_loss_epoch") == resumed.epoch_metrics[e].at("train_loss_epoch"));
+    CHECK(straight.epoch_metrics[2 + e].at("val_loss") == resumed.epoch_metrics[e].at("val_loss"));
+  }
+  // Mid-epoch: resume from the checkpoint taken after step 7 (epoch 1, batch 2 of 5).
+  ResumeRun stepped = train_for(2, (dir / "c").string(), "", 7);
+  CHECK(fs::exists(dir / "c" / "epoch=1-step=7.ckpt"));
+  ResumeRun straight2 = train_for(2, "", "");
+  ResumeRun mid = train_for(2, "", (dir / "c" / "epoch=1-step=7.ckpt").string());
+  CHECK(same_weights(*straight2.model, *mid.model));
+  CHECK(same_weights(*straight2.model, *stepped.model));
+}
+
+TEST_CASE("Checkpoint: load_from_checkpoint rebuilds from hparams; another model's checkpoint names the keys") {
+  const fs::path dir = scratch("hparams");
+  Reg model({{"hidden", int64_t(5)}, {"lr", 0.1}, {"dropout", 0.0}});
+  Trainer t(quiet({.max_epochs = 1}));
+  t.fit(model, regression_batches(2, 4, 1));
+  t.save_checkpoint((dir / "m.ckpt").string());
+  auto loaded = load_from_checkpoint<Reg>((dir / "m.ckpt").string());
+  CHECK(loaded->hparams().get<int64_t>("hidden") == 5);
+  CHECK(loaded->hparams().get<double>("lr") == 0.1);
+  CHECK(same_weights(model, *loaded));
+  // The checkpoint is a safetensors file any tool reads.
+  nn::Metadata meta;
+  auto tensors = nn::load_safetensors((dir / "m.ckpt").string(), &meta);
+  CHECK(meta.count("ember.checkpoint") == 1);
+  CHECK(nn::find(tensors, "state_dict.l1.weight") != nullptr);
+
+  struct Other : LightningModule<Batch> {
+    Other() : LightningModule("Other") { register_module("body", std::make_shared<nn::Linear>(4, 1)); }
+  } other;
+  check_error([&] { load_checkpoint_weights(other, (dir / "m.ckpt").string()); },
+              {"missing key(s)", "body.weight", "unexpected key(s)", "l1.weight"});
+  check_error([&] { checkpoint_hparams((dir / "nothing.ckpt").string()); }, {"checkpoint", "nothing.ckpt"});
+  check_error([] { HParams h{{"a", int64_t(1)}}; h.get<std::string>("a"); }, {"\"a\"", "int"});
+}
+
+TEST_CASE("Nested LightningModules: children log through the parent's trainer with extra arguments") {
+  struct Extractor : LightningModule<Batch> {
+    Extractor() : LightningModule("Extractor") { lin = register_module("lin", std::make_shared<nn::Linear>(4, 1)); }
+    Tensor forward(const Tensor& x) override { return (*lin)(x); }
+    Tensor training_step(const Batch& b, int64_t, const std::string& prefix) {
+      Tensor loss = nn::functional::mse_loss(forward(b[0]), b[1]);
+      log(prefix + "_loss", loss);
+      return loss;
+    }
+    Optimizers configure_optimizers() override { return std::make_shared<optim::Adam>(parameters()); }
+    std::shared_ptr<nn::Linear> lin;
+  };
+  struct Parent : LightningModule<Batch> {
+    Parent() : LightningModule("Parent") {
+      e1 = register_module("e1", std::make_shared<Extractor>());
+      e2 = register_module("e2", std::make_shared<Extractor>());
+    }
+    Tensor training_step(const Batch& b, int64_t i) override {
+      return e1->training_step(b, i, "extractor1") + e2->training_step(b, i, "extractor2");
+    }
+    Optimizers configure_optimizers() override { return {e1->configure_optimizers(), e2->configure_optimizers()}; }
+    std::shared_ptr<Extractor> e1, e2;
+  } parent;
+  Trainer t(quiet({.max_epochs = 1}));
+  t.fit(parent, regression_batches(2, 4, 1));
+  CHECK(t.callback_metrics().count("extractor1_loss") == 1);
+  CHECK(t.callback_metrics().count("extractor2_loss") == 1);
+  CHECK(t.optimizers().size() == 2);
+  CHECK(&parent.e1->trainer() == &t);
+}
+
+TEST_CASE("Trainer: warns once about tensors with gradients outside the module tree, and idle parameters") {
+  struct Stray : LightningModule<Batch> {
+    Stray() : LightningModule("Stray") {
+      for (int i = 0; i < 2; ++i) heads.push_back(std::make_shared<nn::Linear>(4, 3));  // not registered
+      out = register_module("out", std::make_shared<nn::Linear>(6, 1));
+      idle = register_module("idle", std::make_shared<nn::Linear>(2, 2));
+    }
+    Tensor training_step(const Batch& b, int64_t) override {
+      Tensor h = cat({(*heads[0])(b[0]), (*heads[1])(b[0])}, 1);
+      return nn::functional::mse_loss((*out)(h), b[1]);
+    }
+    Optimizers configure_optimizers() override { return std::make_shared<optim::SGD>(out->parameters()); }
+    std::vector<std::shared_ptr<nn::Linear>> heads;
+    std::shared_ptr<nn::Linear> out, idle;
+  } model;
+  Trainer t(quiet({.max_epochs = 2}));
+  t.fit(model, regression_batches(3, 4, 1));
+  REQUIRE(t.warnings().size() == 2);  // once each, not per step
+  CHECK(t.warnings()[0].find("4 tensor(s) received gradients") != std::string::npos);
+  CHECK(t.warnings()[0].find("[3, 4]") != std::string::npos);
+  CHECK(t.warnings()[0].find("ModuleList") != std::string::npos);
+  CHECK(t.warnings()[1].find("\"idle.weight\"") != std::string::npos);
+}
+
+TEST_CASE("Manual optimization: a GAN step with two optimizers, toggling, accumulation and clipping") {
+  struct Gan : LightningModule<Batch> {
+    Gan() : LightningModule("Gan") {
+      automatic_optimization(false);
+      gen = register_module("gen", std::make_shared<nn::Linear>(4, 4));
+      disc = register_module("disc", std::make_shared<nn::Linear>(4, 1));
+    }
+    Tensor training_step(const Batch& b, int64_t i) override {
+      auto opts = optimizers();
+      auto& g_opt = opts[0];
+      auto& d_opt = opts[1];
+      // generator: make the discriminator call fakes real
+      toggle_optimizer(g_opt);
+      Tensor fake = (*gen)(b[0]);
+      Tensor g_loss = nn::functional::binary_cross_entropy_with_logits((*disc)(fake), ones({b[0].size(0), 1}));
+      g_opt.zero_grad();
+      manual_backward(g_loss);
+      if (i == 0) disc_grad_during_g = disc->weight.grad().defined();
+      g_opt.step();
+      untoggle_optimizer(g_opt);
+      // discriminator
+      toggle_optimizer(d_opt);
+      Tensor real = nn::functional::binary_cross_entropy_with_logits((*disc)(b[0]), ones({b[0].size(0), 1}));
+      Tensor f = nn::functional::binary_cross_entropy_with_logits((*disc)(fake.detach()), zeros({b[0].size(0), 1}));
+      Tensor d_loss = (real + f) / 2;
+      d_opt.zero_grad();
+      manual_backward(d_loss);
+      d_opt.step();
+      untoggle_optimizer(d_opt);
+      log_dict(std::map<std::string, Tensor>{{"g_loss", g_loss}, {"d_loss", d_loss}}, {.prog_bar = true});
+      return {};
+    }
+    Optimizers configure_optimizers() override {
+      return {std::make_shared<optim::Adam>(gen->parameters()), std::make_shared<optim::Adam>(disc->parameters())};
+    }
+    std::shared_ptr<nn::Linear> gen, disc;
+    bool disc_grad_during_g = true;
+  } gan;
+  Tensor g0 = gan.gen->weight.clone(), d0 = gan.disc->weight.clone();
+  Trainer t(quiet({.max_epochs = 1, .accumulate_grad_batches = 2, .gradient_clip_val = 1.0}));
+  t.fit(gan, regression_batches(4, 8, 1));
+  CHECK(t.global_step() == 2);  // the first optimizer's steps: every second batch
+  CHECK_FALSE(equal(g0, gan.gen->weight));
+  CHECK_FALSE(equal(d0, gan.disc->weight));
+  CHECK_FALSE(gan.disc_grad_during_g);  // toggled off while the generator trained
+  CHECK(gan.disc->weight.requires_grad());  // and back on after
+  CHECK(t.callback_metrics().count("g_loss") == 1);
+}
+
+TEST_CASE("Bad input: a training_step returning nothing skips the step; loops without steps") {
+  Reg model;
+  model.train_fn = [](const Batch&, int64_t) { return Tensor(); };
+  Reg before;
+  before.load_state_dict(model.state_dict());
+  Trainer t(quiet({.max_epochs = 1}));
+  t.fit(model, regression_batches(3, 4, 1));
+  CHECK(same_weights(model, before));
+  CHECK(t.global_step() == 0);
+  struct NoVal : LightningModule<Batch> {
+    NoVal() : LightningModule("NoVal") { register_module("l", std::make_shared<nn::Linear>(4, 1)); }
+    Tensor training_step(const Batch& b, int64_t) override { return nn::functional::mse_loss(forward_l(b[0]), b[1]); }
+    Tensor forward_l(const Tensor& x) { return (*std::dynamic_pointer_cast<nn::Linear>(find_child("l")))(x); }
+    Optimizers configure_optimizers() override { return std::make_shared<optim::SGD>(parameters()); }
+  } nv;
+  Trainer t2(quiet({.max_epochs = 1}));
+  t2.fit(nv, regression_batches(2, 4, 1), regression_batches(1, 4, 2));  // validation silently skipped
+  CHECK(t2.global_step() == 2);
+  check_error([&] { t2.test(nv, regression_batches(1, 4, 2)); }, {"test", "NoVal", "test_step"});
+  struct NoTrain : LightningModule<Batch> {
+    NoTrain() : LightningModule("NoTrain") {}
+  } nt;
+  Trainer t3(quiet({.max_epochs = 1}));
+  check_error([&] { t3.fit(nt, regression_batches(1, 4, 1)); }, {"NoTrain", "training_step"});
+  model.train_fn = [](const Batch& b, int64_t) { return b[0]; };
+  check_error([&] { t3.fit(model, regression_batches(1, 4, 1)); }, {"training_step", "scalar", "[4, 4]"});
+  check_error([] { Trainer bad({.accelerator = "tpu"}); }, {"accelerator", "tpu"});
+}
+
+TEST_CASE("Trainer: validate, test and predict; val_check_interval and check_val_every_n_epoch") {
+  Reg model;
+  auto train = regression_batches(4, 4, 1);
+  auto val = regression_batches(2, 4, 2);
+  Trainer t(quiet({.max_epochs = 1}));
+  t.fit(model, train, val);
+  auto results = t.test(model, val);
+  REQUIRE(results.count("test_loss") == 1);
+  Tensor manual = (nn::functional::mse_loss(model.forward(val[0][0]), val[0][1]) +
+                   nn::functional::mse_loss(model.forward(val[1][0]), val[1][1])) / 2;
+  CHECK(results["test_loss"] == doctest::Approx(manual.item<float>()).epsilon(1e-5));
+  auto vres = t.validate(model, val);
+  CHECK(vres.at("val_loss") == doctest::Approx(results["test_loss"]));
+  auto preds = t.predict(model, val);
+  REQUIRE(preds.size() == 2);
+  CHECK(preds[0].sizes() == Shape{4, 1});
+  CHECK(allclose(preds[1], model.forward(val[1][0])));
+
+  struct Counting : Reg {
+    int val_epochs = 0;
+    void on_validation_epoch_end() override { ++val_epochs; }
+  };
+  Counting c1;
+  Trainer t1(quiet({.max_epochs = 2, .val_check_interval = 2, .num_sanity_val_steps = 0}));
+  t1.fit(c1, train, val);
+  CHECK(c1.val_epochs == 2 * 2);  // after batch 2 and at the end of each epoch
+  Counting c2;
+  Trainer t2(quiet({.max_epochs = 4, .check_val_every_n_epoch = 2, .num_sanity_val_steps = 0}));
+  t2.fit(c2, train, val);
+  CHECK(c2.val_epochs == 2);
+  Counting c3;
+  Trainer t3(quiet({.max_epochs = 1, .overfit_batches = 1}));
+  t3.fit(c3, train, val);
+  CHECK(t3.global_step() == 1);
+  CHECK(t3.num_val_batches() == 1);
+}
+
+TEST_CASE("ProgressBar: one plain line per epoch off a terminal; model summary") {
+  Reg model;
+  std::ostringstream captured;
+  auto* old = std::cout.rdbuf(captured.rdbuf());
+  Trainer t({.max_epochs = 2, .enable_checkpointing = false, .callbacks = {std::make_shared<ProgressBar>(false)},
+             .logger = false});
+  t.fit(model, regression_batches(3, 4, 1));
+  std::cout.rdbuf(old);
+  const std::string out = captured.str();
+  CHECK(out.find("| l1   | Linear") != std::string::npos);
+  CHECK(out.find("Trainable params") != std::string::npos);
+  CHECK(out.find("Epoch 0: 3/3 batches") != std::string::npos);
+  CHECK(out.find("Epoch 1: 3/3 batches") != std::string::npos);
+  CHECK(out.find("train_loss_step=") != std::string::npos);
+  CHECK(out.find("\r") == std::string::npos);
+}
+
+TEST_CASE("HParams: JSON round trip and typed access") {
+  HParams h{{"layers", int64_t(3)}, {"lr", 1e-3}, {"name", std::string("cnn")}, {"bn", true}};
+  HParams back = HParams::from_json(h.to_json());
+  CHECK(back.get<int64_t>("layers") == 3);
+  CHECK(back.get<double>("layers") == 3.0);
+  CHECK(back.get<double>("lr") == 1e-3);
+  CHECK(back.get<std::string>("name") == "cnn");
+  CHECK(back.get<bool>("bn"));
+  CHECK(back.get<int64_t>("missing", 7) == 7);
+  CHECK(h.to_yaml() == "layers: 3\nlr: 0.001\nname: cnn\nbn: true\n");
+  check_error([&] { back.at("nope"); }, {"\"nope\"", "layers, lr, name, bn"});
+}
