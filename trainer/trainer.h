@@ -106,6 +106,8 @@ class Trainer {
   bool should_stop = false;
   bool sanity_checking() const { return sanity_checking_; }
   bool training() const { return stage_ == Stage::Train && running_; }
+  // Inside fit (training or its validation), as opposed to a standalone validate/test/predict.
+  bool fitting() const { return fitting_; }
   const std::map<std::string, double>& callback_metrics() const { return callback_metrics_; }
   const std::map<std::string, double>& logged_metrics() const { return logged_metrics_; }
   const std::map<std::string, double>& progress_bar_metrics() const { return progress_bar_metrics_; }
@@ -202,7 +204,8 @@ class Trainer {
   Stage stage_ = Stage::Train;
   bool running_ = false, sanity_checking_ = false, registration_checked_ = false;
   bool manual_step_pending_ = false;
-  bool val_enabled_ = true;  // false once the module turned out to have no validation_step
+  bool val_enabled_ = true;
+  bool fitting_ = false;  // false once the module turned out to have no validation_step
   std::vector<std::string> warnings_;
   std::chrono::steady_clock::time_point start_time_;
   double max_time_seconds_ = -1;
