@@ -6,7 +6,9 @@
 set -euo pipefail
 
 # python3-torch: the safetensors interop tests read and write files with PyTorch (Debian's).
-packages=(g++ cmake make pkg-config ccache libeigen3-dev doctest-dev nlohmann-json3-dev python3-torch)
+# libprotobuf-dev + protobuf-compiler: the TensorBoard logger's event records.
+packages=(g++ cmake make pkg-config ccache libeigen3-dev doctest-dev nlohmann-json3-dev libprotobuf-dev
+          protobuf-compiler python3-torch)
 if [[ "${1:-}" == "--bench" ]]; then
   # Debian's libtorch links the generic libblas.so.3; OpenBLAS makes it the fair comparator that
   # shared/BENCH.md measured.

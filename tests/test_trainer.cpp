@@ -765,3 +765,37 @@ TEST_CASE("HParams: JSON round trip and typed access") {
   CHECK(h.to_yaml() == "layers: 3\nlr: 0.001\nname: cnn\nbn: true\n");
   check_error([&] { back.at("nope"); }, {"\"nope\"", "layers, lr, name, bn"});
 }
+
+TEST_CASE("TensorBoardLogger: event records read back with the values the CSV logger got") {
+  CHECK(crc32c("123456789", 9) == 0xE3069283u);  // the standard CRC-32C check value
+  const fs::path dir = scratch("tensorboard");
+  auto tb = std::make_shared<TensorBoardLogger>(dir.string());
+  auto csv = std::make_shared<CSVLogger>(dir.string(), "csv");
+  Reg model;
+  Trainer t(quiet({.max_epochs = 2, .log_every_n_steps = 1, .loggers = {tb, csv}}));
+  t.fit(model, regression_batches(3, 4, 1), regression_batches(1, 4, 2));
+  auto scalars = read_tensorboard_scalars(tb->event_file());
+  std::vector<double> tb_steps, csv_steps;
+  for (auto& s : scalars)
+    if (s.tag == "train_loss_step") tb_steps.push_back(s.value);
+  for (auto& row : csv->rows())
+    if (row.count("train_loss_step")) csv_steps.push_back(row.at("train_loss_step"));
+  REQUIRE(tb_steps.size() == 6);
+  REQUIRE(csv_steps.size() == 6);
+  for (size_t i = 0; i < 6; ++i) CHECK(tb_steps[i] == doctest::Approx(csv_steps[i]).epsilon(1e-6));
+  int val_records = 0;
+  for (auto& s : scalars) val_records += s.tag == "val_loss";
+  CHECK(val_records == 2);
+  CHECK(scalars.back().step == 5);
+  CHECK(fs::exists(dir / "lightning_logs" / "version_0" / "hparams.yaml"));
+  // A flipped byte fails the CRC check.
+  std::string bytes;
+  {
+    std::ifstream in(tb->event_file(), std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  bytes[bytes.size() - 6] ^= 0x40;
+  const std::string bad = (dir / "corrupt.tfevents").string();
+  std::ofstream(bad, std::ios::binary) << bytes;
+  check_error([&] { read_tensorboard_scalars(bad); }, {"bad data CRC"});
+}

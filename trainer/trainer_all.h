@@ -13,3 +13,4 @@
 #include "ember/trainer/progress.h"
 #include "ember/trainer/sampler.h"
 #include "ember/trainer/trainer.h"
+#include "ember/trainer/tensorboard_logger.h"
