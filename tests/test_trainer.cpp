@@ -799,3 +799,29 @@ TEST_CASE("TensorBoardLogger: event records read back with the values the CSV lo
   std::ofstream(bad, std::ios::binary) << bytes;
   check_error([&] { read_tensorboard_scalars(bad); }, {"bad data CRC"});
 }
+
+TEST_CASE("Trainer: max_time stops training; on_exception reaches callbacks and the module") {
+  Reg model;
+  Trainer t(quiet({.max_epochs = 50, .max_time = "00:00:00:00"}));
+  t.fit(model, regression_batches(3, 4, 1));
+  CHECK(t.global_step() == 1);
+  check_error([] { Trainer bad({.max_time = "10 minutes"}); }, {"max_time", "DD:HH:MM:SS"});
+
+  struct Seen : Callback {
+    std::string what;
+    void on_exception(T&, M&, const std::exception& e) override { what = e.what(); }
+  };
+  struct Throws : Reg {
+    std::string what;
+    void on_exception(const std::exception& e) override { what = e.what(); }
+  } bad;
+  bad.train_fn = [&bad](const Batch& b, int64_t i) -> Tensor {
+    EMBER_CHECK(i < 1, "planted failure in batch ", i);
+    return nn::functional::mse_loss(bad.forward(b[0]), b[1]);
+  };
+  auto seen = std::make_shared<Seen>();
+  Trainer t2(quiet({.max_epochs = 1, .callbacks = {seen}}));
+  check_error([&] { t2.fit(bad, regression_batches(3, 4, 1)); }, {"planted failure in batch 1"});
+  CHECK(seen->what.find("planted failure") != std::string::npos);
+  CHECK(bad.what.find("planted failure") != std::string::npos);
+}

@@ -277,7 +277,8 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
       sanity_checking_ = false;
     }
     EMBER_HOOK(on_train_start);
-    while (!(max_epochs >= 0 && epoch_ >= max_epochs) && !past_max_steps() && !time_is_up()) {
+    // max_time is checked after every batch (like Lightning's Timer), so a run makes at least one step.
+    while (!(max_epochs >= 0 && epoch_ >= max_epochs) && !past_max_steps()) {
       if (should_stop && epoch_ >= o_.min_epochs) break;
       run_train_epoch(*train, val_stream);
       if (should_stop && epoch_ < o_.min_epochs) should_stop = false;  // min_epochs wins

@@ -16,7 +16,7 @@ if(rc)
 endif()
 execute_process(COMMAND ${WORK_DIR}/build/consumer RESULT_VARIABLE rc)
 if(rc)
-  message(FATAL_ERROR "the consumer ran but its gradient check failed")
+  message(FATAL_ERROR "the consumer ran but its checks failed (gradient or training)")
 endif()
 # pkg-config file is installed and names the library.
 file(GLOB_RECURSE pcs ${WORK_DIR}/prefix/*/ember.pc)
