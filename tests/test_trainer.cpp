@@ -825,3 +825,38 @@ TEST_CASE("Trainer: max_time stops training; on_exception reaches callbacks and 
   CHECK(seen->what.find("planted failure") != std::string::npos);
   CHECK(bad.what.find("planted failure") != std::string::npos);
 }
+
+TEST_CASE("LightningModule: freeze/unfreeze, lr_schedulers(), device(), print() and trainer() outside fit") {
+  Reg model;
+  model.freeze();
+  CHECK_FALSE(model.is_training());
+  for (auto& p : model.parameters()) CHECK_FALSE(p.requires_grad());
+  model.unfreeze();
+  CHECK(model.is_training());
+  for (auto& p : model.parameters()) CHECK(p.requires_grad());
+  CHECK(model.device() == Device::cpu());
+  CHECK(model.current_epoch() == 0);
+  check_error([&] { model.trainer(); }, {"Reg", "not attached to a Trainer"});
+  model.log("ignored", 1.0);  // outside a Trainer, logging goes nowhere
+
+  struct Peek : Reg {
+    size_t schedulers = 0;
+    std::string printed;
+    void on_train_start() override {
+      schedulers = lr_schedulers().size();
+      std::ostringstream os;
+      auto* old = std::cout.rdbuf(os.rdbuf());
+      print("epoch ", current_epoch(), " rank ", global_rank());
+      std::cout.rdbuf(old);
+      printed = os.str();
+    }
+  } peek;
+  peek.configure = [](Reg& r) {
+    auto opt = std::make_shared<optim::SGD>(r.parameters());
+    return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::StepLR>(*opt, 1)}};
+  };
+  Trainer t(quiet({.max_epochs = 1}));
+  t.fit(peek, regression_batches(1, 4, 1));
+  CHECK(peek.schedulers == 1);
+  CHECK(peek.printed == "epoch 0 rank 0\n");
+}
