@@ -6,9 +6,10 @@
 set -euo pipefail
 
 # python3-torch: the safetensors interop tests read and write files with PyTorch (Debian's).
-# libprotobuf-dev + protobuf-compiler: the TensorBoard logger's event records.
+# libprotobuf-dev + protobuf-compiler: the TensorBoard logger's event records. openmpi: data-parallel
+# training (the tests launch 2 ranks with mpirun).
 packages=(g++ cmake make pkg-config ccache libeigen3-dev doctest-dev nlohmann-json3-dev libprotobuf-dev
-          protobuf-compiler python3-torch)
+          protobuf-compiler openmpi-bin libopenmpi-dev python3-torch)
 if [[ "${1:-}" == "--bench" ]]; then
   # Debian's libtorch links the generic libblas.so.3; OpenBLAS makes it the fair comparator that
   # shared/BENCH.md measured.

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ember/trainer/lightning_module.h"
+#include "ember/trainer/sampler.h"
 
 namespace ember::trainer {
 
@@ -29,6 +30,11 @@ class BatchStream {
   virtual bool next() = 0;                                // load the next batch; false at the end
   virtual int64_t batch_size() const = 0;                 // of the current batch
   virtual Tensor run(Stage stage, int64_t batch_idx) = 0; // the module's step on the current batch
+  // Data parallelism: from now on this stream yields rank `rank`'s share of `world` equal shares
+  // (a DistributedSampler for a DataLoader - shuffled like the loader when `train` - and every
+  // world-th batch, padded by wrapping around, for a plain range). Returns how many examples or
+  // batches were repeated to make the shares equal.
+  virtual int64_t distribute(int rank, int world, bool train) = 0;
 };
 
 namespace detail {
@@ -83,6 +89,16 @@ class LoaderStream : public BatchStream {
     reader_.reset();
     reader_ = loader_->start_epoch(epoch, skip);
   }
+  int64_t distribute(int rank, int world, bool train) override {
+    if (dynamic_cast<const data::DistributedSampler*>(&loader_->sampler())) return 0;  // the user's own
+    loader_ = std::make_shared<L>(*loader_);  // the user's loader keeps its sampler
+    const int64_t n = loader_->dataset().size();
+    loader_->set_sampler(std::make_shared<data::DistributedSampler>(
+        n, data::DistributedSampler::Options{.num_replicas = world, .rank = rank,
+                                             .shuffle = train && loader_->options().shuffle,
+                                             .seed = loader_->shuffle_seed()}));
+    return (n + world - 1) / world * world - n;
+  }
   bool next() override {
     auto b = reader_->next();
     if (!b) return false;
@@ -104,24 +120,52 @@ template <class M, class R>
 class RangeStream : public BatchStream {
  public:
   RangeStream(M& module, std::shared_ptr<R> range) : module_(module), range_(std::move(range)) {}
-  int64_t size() const override { return static_cast<int64_t>(std::distance(std::begin(*range_), std::end(*range_))); }
+  int64_t size() const override {
+    const int64_t n = static_cast<int64_t>(std::distance(std::begin(*range_), std::end(*range_)));
+    return world_ > 1 ? (n + world_ - 1) / world_ : n;
+  }
   void begin(int64_t, int64_t skip) override {
     it_ = std::begin(*range_);
-    for (int64_t i = 0; i < skip && it_ != std::end(*range_); ++i) ++it_;
+    position_ = 0;
+    skip_to(skip);
   }
   bool next() override {
+    if (world_ > 1) {  // this rank's batches: rank, rank + world, ... wrapping around
+      const int64_t n = static_cast<int64_t>(std::distance(std::begin(*range_), std::end(*range_)));
+      if (position_ >= size() || n == 0) return false;
+      auto it = std::begin(*range_);
+      std::advance(it, (rank_ + position_ * world_) % n);
+      current_.emplace(*it);
+      ++position_;
+      return true;
+    }
     if (it_ == std::end(*range_)) return false;
     current_.emplace(*it_);
     ++it_;
     return true;
+  }
+  int64_t distribute(int rank, int world, bool) override {
+    rank_ = rank;
+    world_ = world;
+    const int64_t n = static_cast<int64_t>(std::distance(std::begin(*range_), std::end(*range_)));
+    return (n + world - 1) / world * world - n;
   }
   int64_t batch_size() const override { return infer_batch_size(*current_); }
   Tensor run(Stage stage, int64_t batch_idx) override { return run_step(module_, stage, *current_, batch_idx); }
 
  private:
   M& module_;
+  void skip_to(int64_t skip) {
+    if (world_ > 1) {
+      position_ = skip;
+      return;
+    }
+    for (int64_t i = 0; i < skip && it_ != std::end(*range_); ++i) ++it_;
+  }
   std::shared_ptr<R> range_;
   decltype(std::begin(*range_)) it_;
+  int64_t position_ = 0;
+  int rank_ = 0, world_ = 1;
   std::optional<typename M::Batch> current_;
 };
 

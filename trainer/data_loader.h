@@ -124,8 +124,8 @@ class DataLoader {
     if (!o_.sampler) {
       const int64_t n = dataset_->size();
       if (o_.shuffle) {
-        const uint64_t seed = o_.seed ? *o_.seed : draw_seed();
-        o_.sampler = std::make_shared<RandomSampler>(n, seed);
+        shuffle_seed_ = o_.seed ? *o_.seed : draw_seed();
+        o_.sampler = std::make_shared<RandomSampler>(n, shuffle_seed_);
       } else {
         o_.sampler = std::make_shared<SequentialSampler>(n);
       }
@@ -142,6 +142,8 @@ class DataLoader {
   const Sampler& sampler() const { return *o_.sampler; }
   // Replaces the sampler (the Trainer installs a DistributedSampler this way).
   void set_sampler(std::shared_ptr<Sampler> s) { o_.sampler = std::move(s); }
+  // The seed of shuffle's order (0 without shuffle); equal on every rank that seeded alike.
+  uint64_t shuffle_seed() const { return shuffle_seed_; }
   const Dataset<Example>& dataset() const { return *dataset_; }
 
   // One pass over the data.
@@ -274,6 +276,7 @@ class DataLoader {
   Collate collate_;
   std::function<Batch(const std::vector<int64_t>&)> gather_;
   int64_t iteration_ = 0;
+  uint64_t shuffle_seed_ = 0;
 };
 
 template <class D>

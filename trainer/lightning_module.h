@@ -159,6 +159,11 @@ class LightningModuleBase : public nn::Module {
   int global_rank() const;
   int local_rank() const;
 
+  // Across the ranks of a data-parallel run (in one process: the input itself, stacked for all_gather).
+  Tensor all_gather(const Tensor& t) const;
+  void broadcast(Tensor& t, int src = 0) const;
+  void barrier() const;
+
   void attach_trainer(Trainer* t) { trainer_ = t; }
 
  private:

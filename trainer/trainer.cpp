@@ -98,8 +98,16 @@ Trainer::Trainer(TrainerOptions options) : o_(std::move(options)) {
               "Trainer: accelerator must be \"auto\", \"cpu\" or \"cuda\", got \"", o_.accelerator, "\"");
   EMBER_CHECK(o_.accelerator != "cuda", "Trainer: accelerator=\"cuda\" needs the CUDA backend, which "
               "this build of ember does not have; use \"cpu\" or \"auto\"");
-  EMBER_CHECK(o_.devices == 1, "Trainer: devices=", o_.devices, " needs strategy=\"ddp\", which is not "
-              "available in this build; use devices=1");
+  EMBER_CHECK(o_.strategy == "auto" || o_.strategy == "ddp" || o_.strategy == "single",
+              "Trainer: strategy must be \"auto\", \"ddp\" or \"single\", got \"", o_.strategy, "\"");
+  if (o_.strategy != "single" && distributed::launched_with_several_ranks()) {
+    group_ = distributed::world();
+    EMBER_CHECK(group_ != nullptr, "Trainer: launched with several ranks but this ember was built without MPI");
+    group_->set_timeout(o_.ddp_timeout);
+  }
+  EMBER_CHECK(o_.devices == 1 || (group_ && group_->size() == o_.devices), "Trainer: devices=", o_.devices,
+              " needs that many processes: launch with `mpirun -np ", o_.devices, " ./your_program` (this process "
+              "is one of ", world_size(), ")");
   EMBER_CHECK(o_.log_every_n_steps >= 1, "Trainer: log_every_n_steps must be >= 1");
   EMBER_CHECK(o_.check_val_every_n_epoch >= 1, "Trainer: check_val_every_n_epoch must be >= 1");
   if (o_.seed) seed_everything(*o_.seed);
@@ -137,6 +145,7 @@ Trainer::Trainer(TrainerOptions options) : o_(std::move(options)) {
 Trainer::~Trainer() = default;
 
 std::string Trainer::log_dir() {
+  if (!is_global_zero()) return o_.default_root_dir;  // only rank 0 writes logs (and picks versions)
   for (auto& l : loggers_) {
     const std::string d = l->log_dir();
     if (!d.empty()) return d;
@@ -253,6 +262,12 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
   fitting_ = true;
   try {
     const int64_t max_epochs = o_.max_epochs ? *o_.max_epochs : (o_.max_steps >= 0 ? -1 : 1000);
+    EMBER_HOOK(setup, "fit");
+    configure_optimizers();
+    if (is_global_zero())
+      for (auto& l : loggers_) l->log_hyperparams(module_->hparams());
+    if (!ckpt_path.empty()) restore(ckpt_path, /*full=*/true);
+    if (group_) setup_ddp(*train, val.get());
     num_training_batches_ = o_.limit_train_batches.resolve(train->size(), "limit_train_batches");
     num_val_batches_ = val ? o_.limit_val_batches.resolve(val->size(), "limit_val_batches") : 0;
     const bool overfit = o_.overfit_batches.count ? *o_.overfit_batches.count > 0 : o_.overfit_batches.fraction > 0;
@@ -261,11 +276,6 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
       val_stream = train.get();
       num_val_batches_ = num_training_batches_;
     }
-    EMBER_HOOK(setup, "fit");
-    configure_optimizers();
-    if (is_global_zero())
-      for (auto& l : loggers_) l->log_hyperparams(module_->hparams());
-    if (!ckpt_path.empty()) restore(ckpt_path, /*full=*/true);
     if (o_.enable_model_summary && is_global_zero()) std::cout << model_summary(*module_);
     EMBER_HOOK(on_fit_start);
     if (val_stream && o_.num_sanity_val_steps != 0 && num_val_batches_ > 0 && val_enabled_) {
@@ -291,12 +301,16 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
     for (auto& cb : callbacks_) cb->on_exception(*this, *module_, e);
     module_->on_exception(e);
     for (auto& l : loggers_) l->finalize("failed");
+    // The other ranks would wait for this one in their next collective: end them all, saying why.
+    if (group_) group_->abort(std::string("failed: ") + e.what());
     sanity_checking_ = false;
     fitting_ = false;
     detach();
     throw;
   }
   fitting_ = false;
+  if (reducer_) reducer_->detach();
+  reducer_.reset();
   detach();
 }
 
@@ -323,7 +337,8 @@ void Trainer::run_train_epoch(BatchStream& train, BatchStream* val) {
       module_->train();
       stage_ = Stage::Train;
     }
-    if (past_max_steps() || should_stop || time_is_up()) {
+    // Every rank must stop at the same batch, or the others would wait in a collective forever.
+    if (any_rank(past_max_steps() || should_stop || time_is_up())) {
       should_stop = true;
       break;
     }
@@ -340,6 +355,7 @@ void Trainer::run_train_epoch(BatchStream& train, BatchStream* val) {
   EMBER_HOOK(on_train_epoch_end);
   finish_epoch_metrics(Stage::Train, /*send=*/true);
   for (auto& l : loggers_) l->save();
+  should_stop = any_rank(should_stop);
   ++epoch_;
   epoch_batches_done_ = 0;
   epoch_finished_ = false;
@@ -396,7 +412,9 @@ void Trainer::backward(const Tensor& loss) {
   // Accumulated gradients are the mean over the window, as if the batches were one.
   const Tensor scaled = accumulate_ > 1 ? loss / static_cast<double>(accumulate_) : loss;
   EMBER_HOOK(on_before_backward, scaled);
+  if (reducer_) reducer_->arm(window_end());  // gradients travel during backward at window ends
   scaled.backward();
+  if (reducer_) reducer_->finish();
   EMBER_HOOK(on_after_backward);
 }
 
@@ -536,6 +554,7 @@ std::map<std::string, double> Trainer::evaluate_impl(LightningModuleBase& module
   try {
     EMBER_HOOK(setup, name);
     if (!ckpt_path.empty()) restore(ckpt_path, /*full=*/false);
+    if (group_) loader->distribute(global_rank(), world_size(), false);
     const BatchLimit& limit = stage == Stage::Validate ? o_.limit_val_batches : o_.limit_test_batches;
     const int64_t n = limit.resolve(loader->size(), stage == Stage::Validate ? "limit_val_batches" : "limit_test_batches");
     const bool saved_val = val_enabled_;
@@ -551,6 +570,7 @@ std::map<std::string, double> Trainer::evaluate_impl(LightningModuleBase& module
   } catch (const std::exception& e) {
     for (auto& cb : callbacks_) cb->on_exception(*this, *module_, e);
     module_->on_exception(e);
+    if (group_) group_->abort(std::string("failed: ") + e.what());
     detach();
     throw;
   }
@@ -565,12 +585,14 @@ std::vector<Tensor> Trainer::predict_impl(LightningModuleBase& module, std::uniq
   try {
     EMBER_HOOK(setup, "predict");
     if (!ckpt_path.empty()) restore(ckpt_path, /*full=*/false);
+    if (group_) loader->distribute(global_rank(), world_size(), false);
     const int64_t n = o_.limit_predict_batches.resolve(loader->size(), "limit_predict_batches");
     run_eval_loop(*loader, Stage::Predict, n, false, &outputs);
     EMBER_HOOK(teardown, "predict");
   } catch (const std::exception& e) {
     for (auto& cb : callbacks_) cb->on_exception(*this, *module_, e);
     module_->on_exception(e);
+    if (group_) group_->abort(std::string("failed: ") + e.what());
     detach();
     throw;
   }
@@ -596,6 +618,14 @@ void Trainer::log(const std::string& name, double value, const LogOptions& opt) 
   EMBER_CHECK(opt.reduce_fx == "mean" || opt.reduce_fx == "sum" || opt.reduce_fx == "max" || opt.reduce_fx == "min",
               "log(\"", name, "\"): reduce_fx must be \"mean\", \"sum\", \"max\" or \"min\", got \"", opt.reduce_fx, "\"");
   if (sanity_checking_ || !running_) return;  // Lightning discards what the sanity check logs
+  if (group_ && opt.sync_dist) {
+    Tensor v = tensor({value}, kFloat64);
+    const auto op = opt.reduce_fx == "sum" ? distributed::ReduceOp::Sum
+                    : opt.reduce_fx == "max" ? distributed::ReduceOp::Max
+                    : opt.reduce_fx == "min" ? distributed::ReduceOp::Min : distributed::ReduceOp::Mean;
+    group_->all_reduce(v, op);
+    value = v.item<double>();
+  }
   const bool on_step = opt.on_step.value_or(default_on_step_);
   const bool on_epoch = opt.on_epoch.value_or(default_on_epoch_);
   auto& slot = metrics_[static_cast<int>(stage_)][name];
@@ -657,6 +687,49 @@ void Trainer::finish_epoch_metrics(Stage stage, bool send) {
 void Trainer::send_to_loggers(const std::map<std::string, double>& metrics, int64_t step) {
   if (!is_global_zero()) return;
   for (auto& l : loggers_) l->log_metrics(metrics, step);
+}
+
+// ---- data parallelism ---------------------------------------------------------------------------------
+
+// Every rank starts from rank 0's weights, gets its share of the data, and averages gradients.
+void Trainer::setup_ddp(BatchStream& train, BatchStream* val) {
+  {
+    autograd::NoGradGuard no_grad;
+    for (auto& [name, t] : module_->state_dict()) {
+      Tensor buffer = t.contiguous();
+      group_->broadcast(buffer, 0);
+      if (buffer.data_ptr() != t.data_ptr()) const_cast<Tensor&>(t).copy_(buffer);
+    }
+  }
+  reducer_ = GradientReducer::create(group_, module_->parameters(), o_.ddp_bucket_mb << 20);
+  train.distribute(global_rank(), world_size(), true);
+  if (val) {
+    const int64_t repeated = val->distribute(global_rank(), world_size(), false);
+    if (repeated > 0 && is_global_zero())
+      warn("ember: the validation data does not split evenly over " + std::to_string(world_size()) + " ranks; " +
+           std::to_string(repeated) + " example(s) or batch(es) are repeated to give every rank the same number, "
+           "so validation metrics can differ slightly from one process's.");
+  }
+}
+
+bool Trainer::any_rank(bool flag) {
+  if (!group_) return flag;
+  Tensor v = tensor({static_cast<int64_t>(flag)}, kInt64);
+  group_->all_reduce(v, distributed::ReduceOp::Max);
+  return v.item<int64_t>() != 0;
+}
+
+Tensor Trainer::all_gather(const Tensor& t) { return group_ ? group_->all_gather(t) : t.unsqueeze(0); }
+
+void Trainer::broadcast(Tensor& t, int src) {
+  if (!group_) return;
+  Tensor buffer = t.contiguous();
+  group_->broadcast(buffer, src);
+  if (buffer.data_ptr() != t.data_ptr()) t.copy_(buffer);
+}
+
+void Trainer::barrier() {
+  if (group_) group_->barrier();
 }
 
 // ---- checkpoints --------------------------------------------------------------------------------------
@@ -798,6 +871,15 @@ int64_t LightningModuleBase::global_step() const { return trainer_ ? trainer_->g
 Device LightningModuleBase::device() const {
   auto ps = parameters();
   return ps.empty() ? Device::cpu() : ps[0].device();
+}
+Tensor LightningModuleBase::all_gather(const Tensor& t) const {
+  return trainer_ ? trainer_->all_gather(t) : t.unsqueeze(0);
+}
+void LightningModuleBase::broadcast(Tensor& t, int src) const {
+  if (trainer_) trainer_->broadcast(t, src);
+}
+void LightningModuleBase::barrier() const {
+  if (trainer_) trainer_->barrier();
 }
 int LightningModuleBase::global_rank() const { return trainer_ ? trainer_->global_rank() : 0; }
 int LightningModuleBase::local_rank() const { return trainer_ ? trainer_->local_rank() : 0; }

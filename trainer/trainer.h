@@ -18,6 +18,8 @@
 
 #include "ember/trainer/batch_stream.h"
 #include "ember/trainer/callback.h"
+#include "ember/trainer/distributed.h"
+#include "ember/trainer/gradient_reducer.h"
 #include "ember/trainer/lightning_module.h"
 #include "ember/trainer/logger.h"
 
@@ -61,7 +63,12 @@ struct TrainerOptions {
   std::vector<std::shared_ptr<Logger>> loggers;  // empty: a CSVLogger under default_root_dir
   bool logger = true;                 // false: no logger at all
   std::string accelerator = "auto";   // "auto", "cpu" or "cuda"
-  int devices = 1;
+  int devices = 1;                    // with strategy "ddp": the number of ranks mpirun started
+  // "auto": data-parallel ("ddp") when launched by mpirun with several ranks, else one process;
+  // "ddp": the same, stated; "single": one process even under mpirun.
+  std::string strategy = "auto";
+  double ddp_timeout = 1800;          // seconds a collective may take before every rank is ended
+  int64_t ddp_bucket_mb = 25;         // gradient all-reduce bucket size
   std::optional<uint64_t> seed;       // seed_everything(seed) before anything runs
 };
 
@@ -130,9 +137,15 @@ class Trainer {
       if (auto p = std::dynamic_pointer_cast<C>(c)) return p;
     return nullptr;
   }
-  int global_rank() const { return 0; }
-  int local_rank() const { return 0; }
-  int world_size() const { return 1; }
+  int global_rank() const { return group_ ? group_->rank() : 0; }
+  int local_rank() const { return group_ ? group_->local_rank() : 0; }
+  int world_size() const { return group_ ? group_->size() : 1; }
+  // The ranks of a data-parallel run (null in one process).
+  const std::shared_ptr<distributed::ProcessGroup>& process_group() const { return group_; }
+  // Collectives for modules and callbacks; in one process they return their input.
+  Tensor all_gather(const Tensor& t);
+  void broadcast(Tensor& t, int src = 0);
+  void barrier();
   bool is_global_zero() const { return global_rank() == 0; }
   Device device() const { return device_; }
   // Seconds since fit started.
@@ -183,10 +196,14 @@ class Trainer {
   void finish_epoch_metrics(Stage stage, bool send);
   void log_step_metrics();
   void send_to_loggers(const std::map<std::string, double>& metrics, int64_t step);
+  void setup_ddp(BatchStream& train, BatchStream* val);
+  bool any_rank(bool flag);
 
   TrainerOptions o_;
   std::vector<std::shared_ptr<Callback>> callbacks_;
   std::vector<std::shared_ptr<Logger>> loggers_;
+  std::shared_ptr<distributed::ProcessGroup> group_;
+  std::shared_ptr<GradientReducer> reducer_;
   LightningModuleBase* module_ = nullptr;
   Device device_ = Device::cpu();
   std::vector<std::shared_ptr<optim::Optimizer>> optimizers_;

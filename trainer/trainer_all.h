@@ -5,6 +5,8 @@
 #include "ember/trainer/checkpoint.h"
 #include "ember/trainer/data_loader.h"
 #include "ember/trainer/dataset.h"
+#include "ember/trainer/distributed.h"
+#include "ember/trainer/gradient_reducer.h"
 #include "ember/trainer/hparams.h"
 #include "ember/trainer/lightning_module.h"
 #include "ember/trainer/logger.h"
