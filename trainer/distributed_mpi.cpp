@@ -149,8 +149,8 @@ class MPIProcessGroup : public ProcessGroup {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       const double started = started_;
       if (started > 0 && now() - started > timeout_)
-        abort(std::string("collective ") + what_.load() + " did not complete within " + std::to_string(timeout_) +
-              " s (another rank failed or stopped calling it)");
+        abort(std::string("collective ") + what_.load() + " did not complete within " +
+              std::to_string(static_cast<int64_t>(timeout_)) + " s (another rank failed or stopped calling it)");
     }
   }
 
