@@ -82,6 +82,7 @@ Tensor BatchNorm::forward(const Tensor& x) {
   check_input(x);
   EMBER_CHECK(x.size(1) == num_features, type_name(), "(num_features=", num_features,
               "): input of shape ", x.sizes(), " has ", x.size(1), " channels in dim 1");
+  if (reduce_stats && is_training()) return forward_synced(x);
   const bool use_batch_stats = is_training() || !track_running_stats;
   double factor = momentum.value_or(0.0);
   if (is_training() && track_running_stats) {
@@ -93,6 +94,32 @@ Tensor BatchNorm::forward(const Tensor& x) {
   return functional::batch_norm(x, update || !use_batch_stats ? running_mean : Tensor(),
                                 update || !use_batch_stats ? running_var : Tensor(), weight, bias,
                                 use_batch_stats, factor, eps);
+}
+
+// Batch statistics over every process: per-channel sums, sums of squares and the count go through
+// reduce_stats in one piece, then mean and biased variance normalise as usual.
+Tensor BatchNorm::forward_synced(const Tensor& x) {
+  Shape dims, view(x.dim(), 1);
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (d != 1) dims.push_back(d);
+  view[1] = num_features;
+  const int64_t c = num_features;
+  const double local_count = static_cast<double>(x.numel() / c);
+  Tensor stats = reduce_stats(cat({x.sum(dims), (x * x).sum(dims), full({1}, local_count, x.dtype())}));
+  Tensor count = stats.slice(0, 2 * c, 2 * c + 1);
+  Tensor mean = stats.slice(0, 0, c) / count;
+  Tensor var = stats.slice(0, c, 2 * c) / count - mean * mean;
+  if (track_running_stats) {
+    autograd::NoGradGuard no_grad;
+    num_batches_tracked.add_(1);
+    const double m = momentum ? *momentum : 1.0 / static_cast<double>(num_batches_tracked.item<int64_t>());
+    const double n = count.item<double>();
+    running_mean.mul_(1 - m).add_(mean.detach() * m);
+    running_var.mul_(1 - m).add_(var.detach() * (m * n / std::max(n - 1, 1.0)));  // unbiased, as PyTorch
+  }
+  Tensor y = (x - mean.reshape(view)) * (var.reshape(view) + eps).rsqrt();
+  if (affine) y = y * weight.reshape(view) + bias.reshape(view);
+  return y;
 }
 
 std::string BatchNorm::extra_repr() const {

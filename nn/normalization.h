@@ -3,6 +3,7 @@
 // num_batches_tracked, updates them in training with the unbiased batch variance, and uses them in
 // eval).
 #pragma once
+#include <functional>
 #include <optional>
 
 #include "ember/nn/module.h"
@@ -47,9 +48,17 @@ class BatchNorm : public Module {
   std::optional<double> momentum;
   bool affine, track_running_stats;
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+  // Synchronised batch statistics (SyncBatchNorm): when set, training-mode statistics are taken
+  // over the per-channel [sums, sums of squares, count] after passing them through this function,
+  // which sums them over the processes of a data-parallel run (differentiably). nn knows nothing of
+  // processes; trainer::convert_sync_batchnorm sets it.
+  std::function<Tensor(const Tensor&)> reduce_stats;
 
  protected:
   virtual void check_input(const Tensor& x) const = 0;
+
+ private:
+  Tensor forward_synced(const Tensor& x);
 };
 
 class BatchNorm1d : public BatchNorm {

@@ -579,3 +579,26 @@ TEST_CASE("fused layer_norm: both backends, gradients, double backward") {
   check_gradcheck([](const autograd::variable_list& v) { return F::layer_norm(v[0], {4}); },
                   {randn64({3, 4})}, {1e-6, 1e-5, 1e-3, true});
 }
+
+TEST_CASE("BatchNorm with reduce_stats (SyncBatchNorm's path) equals plain BatchNorm in one process") {
+  manual_seed(3);
+  for (bool affine : {true, false}) {
+    nn::BatchNorm2d plain(3, 1e-5, 0.1, affine), synced(3, 1e-5, 0.1, affine);
+    synced.load_state_dict(plain.state_dict());
+    synced.reduce_stats = [](const Tensor& stats) { return stats * 1.0; };  // one process: the sum is itself
+    Tensor x = randn({4, 3, 5, 2}).requires_grad_();
+    Tensor x2 = x.detach().clone().requires_grad_();
+    Tensor w = randn({4, 3, 5, 2});
+    Tensor a = plain(x), b = synced(x2);
+    CHECK(allclose(a, b, 1e-4, 1e-5));
+    (a * w).sum().backward();
+    (b * w).sum().backward();
+    CHECK(allclose(x.grad(), x2.grad(), 1e-4, 1e-5));
+    CHECK(allclose(plain.running_mean, synced.running_mean, 1e-5, 1e-6));
+    CHECK(allclose(plain.running_var, synced.running_var, 1e-5, 1e-6));
+    if (affine) CHECK(allclose(plain.weight.grad(), synced.weight.grad(), 1e-4, 1e-5));
+    synced.eval();
+    plain.eval();
+    CHECK(allclose(plain(x.detach()), synced(x.detach()), 1e-5, 1e-6));  // eval: running stats, no sync
+  }
+}

@@ -17,6 +17,7 @@
 #include "ember/trainer/callbacks.h"
 #include "ember/trainer/checkpoint.h"
 #include "ember/trainer/progress.h"
+#include "ember/trainer/sync_batch_norm.h"
 
 namespace ember::trainer {
 namespace fs = std::filesystem;
@@ -263,6 +264,7 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
   try {
     const int64_t max_epochs = o_.max_epochs ? *o_.max_epochs : (o_.max_steps >= 0 ? -1 : 1000);
     EMBER_HOOK(setup, "fit");
+    if (group_ && o_.sync_batchnorm) convert_sync_batchnorm(*module_, group_);
     configure_optimizers();
     if (is_global_zero())
       for (auto& l : loggers_) l->log_hyperparams(module_->hparams());

@@ -69,6 +69,7 @@ struct TrainerOptions {
   std::string strategy = "auto";
   double ddp_timeout = 1800;          // seconds a collective may take before every rank is ended
   int64_t ddp_bucket_mb = 25;         // gradient all-reduce bucket size
+  bool sync_batchnorm = false;        // BatchNorm statistics over the global batch (ddp only)
   std::optional<uint64_t> seed;       // seed_everything(seed) before anything runs
 };
 

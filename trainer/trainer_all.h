@@ -14,5 +14,6 @@
 #include "ember/trainer/optimizer_config.h"
 #include "ember/trainer/progress.h"
 #include "ember/trainer/sampler.h"
+#include "ember/trainer/sync_batch_norm.h"
 #include "ember/trainer/trainer.h"
 #include "ember/trainer/tensorboard_logger.h"

@@ -4,6 +4,7 @@
 //                 per parameter: equivalence_small_buckets)
 //   coverage      every example is seen exactly once per epoch across ranks; eval metrics with
 //                 sync_dist equal one process's; sync_dist reduces across ranks
+//   syncbn        sync_batchnorm: 2 ranks x batch 8 == 1 process x batch 16, running stats included
 //   checkpoint    rank 0 alone writes checkpoints and logs (a 2-rank run writes DIR/last.ckpt)
 //   resume DIR    one process resumes the 2-rank checkpoint and trains on
 //   throw         rank 1 throws in training_step: every rank ends, naming rank 1
@@ -100,6 +101,37 @@ int equivalence(int64_t bucket_mb) {
   return failures;
 }
 
+// SyncBatchNorm: 2 ranks x batch 8 == 1 process x batch 16, running statistics included.
+int syncbn() {
+  struct BnModel : LightningModule<Batch> {
+    BnModel() : LightningModule("BnModel") {
+      seed_everything(21);
+      body = register_module("body", std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
+          std::make_shared<nn::Linear>(4, 6), std::make_shared<nn::BatchNorm1d>(6), std::make_shared<nn::Tanh>(),
+          std::make_shared<nn::Linear>(6, 1)}));
+    }
+    Tensor forward(const Tensor& x) override { return (*body)(x); }
+    Tensor training_step(const Batch& b, int64_t) override { return nn::functional::mse_loss(forward(b[0]), b[1]); }
+    Optimizers configure_optimizers() override { return std::make_shared<optim::SGD>(parameters(), optim::SGDOptions{.lr = 0.2}); }
+    std::shared_ptr<nn::Sequential> body;
+  };
+  auto ds = dataset(16);
+  BnModel ddp;
+  Trainer t(quiet({.max_epochs = 3, .enable_checkpointing = false, .logger = false, .sync_batchnorm = true}));
+  t.fit(ddp, data::DataLoader(ds, {.batch_size = 8}));
+  BnModel single;
+  optim::SGD opt(single.parameters(), optim::SGDOptions{.lr = 0.2});
+  for (int step = 0; step < 3; ++step) {
+    opt.zero_grad();
+    nn::functional::mse_loss(single.forward(ds->tensors()[0]), ds->tensors()[1]).backward();
+    opt.step();
+  }
+  auto a = ddp.state_dict(), b = single.state_dict();
+  for (size_t i = 0; i < a.size(); ++i)
+    expect(allclose(a[i].second.to(kFloat64), b[i].second.to(kFloat64), 1e-4, 1e-5), "sync batchnorm: " + a[i].first);
+  return failures;
+}
+
 int coverage() {
   auto ds = dataset(40);
   Model m;
@@ -176,6 +208,7 @@ int main(int argc, char** argv) {
     if (mode == "equivalence") return equivalence(25);
     if (mode == "equivalence_small_buckets") return equivalence(0);
     if (mode == "coverage") return coverage();
+    if (mode == "syncbn") return syncbn();
     if (mode == "checkpoint" && argc > 2) return checkpoint(argv[2]);
     if (mode == "resume" && argc > 2) return resume(argv[2]);
     if (mode == "throw") return failing(false);
