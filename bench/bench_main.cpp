@@ -12,27 +12,10 @@
 #include <vector>
 
 #include "bench.h"
+#include "bench_models.h"
 #include <ember/ember.h>
 
 namespace ember::bench {
-
-double median_seconds(const std::function<void()>& run, int warmup, int min_iters,
-                      double min_seconds) {
-  using clock = std::chrono::steady_clock;
-  for (int i = 0; i < warmup; ++i) run();
-  std::vector<double> times;
-  const auto start = clock::now();
-  while (static_cast<int>(times.size()) < min_iters ||
-         std::chrono::duration<double>(clock::now() - start).count() < min_seconds) {
-    const auto t0 = clock::now();
-    run();
-    times.push_back(std::chrono::duration<double>(clock::now() - t0).count());
-    if (times.size() >= 1000) break;
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
 namespace {
 
 struct Entry {
@@ -78,22 +61,6 @@ std::function<void()> classifier_step(std::shared_ptr<nn::Module> model, Tensor 
   };
 }
 
-struct EncoderLM : nn::Module {
-  EncoderLM() : nn::Module("EncoderLM") {
-    emb = register_module("emb", std::make_shared<nn::Embedding>(1000, 128));
-    nn::TransformerLayerOptions o;
-    o.d_model = 128;
-    o.nhead = 4;
-    o.dim_feedforward = 512;
-    o.dropout = 0.0;
-    enc = register_module("enc", std::make_shared<nn::TransformerEncoder>(nn::TransformerEncoderLayer(o), 2));
-    head = register_module("head", std::make_shared<nn::Linear>(128, 1000));
-  }
-  Tensor forward(const Tensor& tokens) override { return (*head)(enc->forward((*emb)(tokens))); }
-  std::shared_ptr<nn::Embedding> emb;
-  std::shared_ptr<nn::TransformerEncoder> enc;
-  std::shared_ptr<nn::Linear> head;
-};
 
 struct Seq2Seq : nn::Module {
   Seq2Seq() : nn::Module("Seq2Seq") {
