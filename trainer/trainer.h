@@ -122,6 +122,9 @@ class Trainer {
   int64_t num_training_batches() const { return num_training_batches_; }
   int64_t num_val_batches() const { return num_val_batches_; }
   int64_t accumulate_grad_batches() const { return accumulate_; }
+  // Optimizer steps the whole fit will take (for OneCycleLR's total_steps and the like); valid from
+  // configure_optimizers on. Counts this rank's share of the data in data-parallel runs.
+  int64_t estimated_stepping_batches() const;
   void set_accumulate_grad_batches(int64_t n);
   const TrainerOptions& options() const { return o_; }
   std::vector<std::shared_ptr<Callback>>& callbacks() { return callbacks_; }
@@ -146,6 +149,7 @@ class Trainer {
   // Collectives for modules and callbacks; in one process they return their input.
   Tensor all_gather(const Tensor& t);
   void broadcast(Tensor& t, int src = 0);
+  std::string broadcast(const std::string& text, int src = 0);
   void barrier();
   bool is_global_zero() const { return global_rank() == 0; }
   Device device() const { return device_; }
@@ -216,6 +220,7 @@ class Trainer {
   int64_t resume_skip_ = 0;
   bool epoch_finished_ = false;
   int64_t accumulate_ = 1;
+  int64_t max_epochs_ = 0;
   int64_t num_training_batches_ = 0, num_val_batches_ = 0;
   int64_t batch_idx_ = 0, total_batches_ = 0;
   int64_t current_batch_size_ = 1;
