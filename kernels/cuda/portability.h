@@ -1,0 +1,51 @@
+// The one header a kernel file (.cu) includes. Under nvcc it is CUDA itself; under g++ it is the
+// SIMT simulator (sim/simt.h), which runs the same source on the CPU so every kernel is tested in CI
+// without a GPU. Kernel files follow the rules in shared/KERNELS.md: launch through EMBER_LAUNCH,
+// dynamic shared memory through ember_dynamic_shared<T>(), barriers only where every live thread of
+// the block arrives, warp collectives with exact masks, kWarpSize instead of warpSize.
+#pragma once
+#include <cstddef>
+#include <cstring>
+
+#if defined(__CUDACC__)
+#include <cuda_runtime.h>
+
+namespace ember::cuda {
+inline constexpr int kWarpSize = 32;
+}  // namespace ember::cuda
+
+// kernel<<<grid, block, shared_bytes, stream>>>(args...)
+#define EMBER_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
+  kernel<<<(grid), (block), (shared_bytes), (stream)>>>(__VA_ARGS__)
+
+template <class T>
+__device__ inline T* ember_dynamic_shared() {
+  extern __shared__ unsigned char ember_dynamic_smem[];
+  return reinterpret_cast<T*>(ember_dynamic_smem);
+}
+
+#else
+#include "ember/kernels/cuda/sim/simt.h"
+#endif
+
+// Device memory for kernel tests and host wrappers: cudaMalloc/cudaMemcpy on a GPU, the simulator's
+// heap (with overrun canaries) on the CPU. The same test runs unchanged on both.
+namespace ember::gpu {
+#if defined(__CUDACC__)
+inline void* malloc(size_t bytes) {
+  void* p = nullptr;
+  cudaMalloc(&p, bytes);
+  return p;
+}
+inline void free(void* p) { cudaFree(p); }
+inline void copy_to_device(void* dst, const void* src, size_t bytes) { cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice); }
+inline void copy_to_host(void* dst, const void* src, size_t bytes) { cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost); }
+inline void synchronize() { cudaDeviceSynchronize(); }
+#else
+inline void* malloc(size_t bytes) { return ::ember::sim::device_malloc(bytes); }
+inline void free(void* p) { ::ember::sim::device_free(p); }
+inline void copy_to_device(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+inline void copy_to_host(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+inline void synchronize() {}
+#endif
+}  // namespace ember::gpu

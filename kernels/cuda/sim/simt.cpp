@@ -1,0 +1,445 @@
+// The SIMT simulator's runtime: fibers, the per-block scheduler, barriers, warp collectives and the
+// simulated device heap. See simt.h for what it does and checks.
+#include "ember/kernels/cuda/sim/simt.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include "ember/core/error.h"
+
+// ---- the context switch ------------------------------------------------------------------------------
+// ember_sim_switch(save, load): pushes the callee-saved registers (and the SSE/x87 control words) on
+// the current stack, stores the stack pointer in *save, switches to `load` and pops the same set.
+// A new fiber's stack is laid out so that the first switch to it "returns" into ember_sim_fiber_start,
+// which calls ember_sim_fiber_entry(r12).
+extern "C" void ember_sim_switch(void** save, void* load);
+extern "C" void ember_sim_fiber_start();
+asm(R"(
+  .text
+  .globl ember_sim_switch
+  .type ember_sim_switch,@function
+ember_sim_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $16, %rsp
+  stmxcsr 8(%rsp)
+  fnstcw (%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  fldcw (%rsp)
+  ldmxcsr 8(%rsp)
+  addq $16, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size ember_sim_switch, .-ember_sim_switch
+
+  .globl ember_sim_fiber_start
+  .type ember_sim_fiber_start,@function
+ember_sim_fiber_start:
+  movq %r12, %rdi
+  call ember_sim_fiber_entry
+  ud2
+  .size ember_sim_fiber_start, .-ember_sim_fiber_start
+)");
+
+namespace ember::sim {
+
+thread_local ThreadContext* g_current = nullptr;
+
+namespace {
+
+constexpr size_t kStackBytes = 64 << 10;
+
+struct Fiber {
+  void* memory = nullptr;  // guard page + stack
+  size_t bytes = 0;
+  void* sp = nullptr;
+};
+
+enum class Wait { None, Barrier, Warp };
+
+struct SimThread {
+  ThreadContext ctx;
+  Fiber* fiber = nullptr;
+  Wait wait = Wait::None;
+  int line = 0;
+  bool finished = false;
+  // a pending warp collective
+  unsigned mask = 0;
+  uint64_t value = 0, result = 0;
+  int kind = 0, arg = 0, width = 32;
+};
+
+struct Block {
+  std::vector<SimThread> threads;
+  std::vector<int> order;
+  size_t next_unstarted = 0;
+  std::deque<int> runnable;
+  int live = 0;
+  int running = -1;
+  const std::function<void()>* body = nullptr;
+  std::vector<unsigned char> dynamic_shared;
+  std::vector<Fiber*> fibers;  // every fiber this block used
+  std::string error;
+  void* scheduler_sp = nullptr;
+};
+
+thread_local Block* t_block = nullptr;
+thread_local std::vector<Fiber*> t_idle;
+
+Fiber* new_fiber() {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  auto* f = new Fiber;
+  f->bytes = kStackBytes + page;
+  f->memory = mmap(nullptr, f->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  EMBER_CHECK(f->memory != MAP_FAILED, "simulator: cannot map a fiber stack");
+  mprotect(f->memory, page, PROT_NONE);  // a stack overflow faults instead of corrupting memory
+  // Initial frame: control words, six registers (r12 = the fiber), then the start address placed
+  // so that the stack is 16-byte aligned when ember_sim_fiber_start calls into C++.
+  auto top = reinterpret_cast<uintptr_t>(f->memory) + f->bytes;
+  top &= ~uintptr_t(15);
+  // The return address sits at 8 (mod 16): after `ret` the stack is 16-aligned, and the call in
+  // ember_sim_fiber_start leaves C++ the usual 8 (mod 16) at function entry.
+  auto* slot = reinterpret_cast<uint64_t*>(top - 24);
+  slot[0] = reinterpret_cast<uint64_t>(&ember_sim_fiber_start);
+  uint64_t* regs = slot - 6;  // r15 r14 r13 r12 rbx rbp (popped in this order)
+  regs[0] = regs[1] = regs[2] = regs[4] = regs[5] = 0;
+  regs[3] = reinterpret_cast<uint64_t>(f);  // r12
+  uint64_t* control = regs - 2;
+  control[0] = 0x037F;  // x87 control word
+  control[1] = 0x1F80;  // MXCSR
+  f->sp = control;
+  return f;
+}
+
+void free_fiber(Fiber* f) {
+  munmap(f->memory, f->bytes);
+  delete f;
+}
+
+// Back to the block's scheduler; returns when this fiber is resumed.
+void yield(Fiber* f) { ember_sim_switch(&f->sp, t_block->scheduler_sp); }
+
+std::string order_name() {
+  const char* v = std::getenv("EMBER_SIM_ORDER");
+  return v ? v : "forward";
+}
+
+void fail_block(Block& b, const std::string& message) {
+  if (b.error.empty()) b.error = message;
+}
+
+// A warp collective can finish once every lane of its mask waits at the same call site.
+bool try_complete_warp(Block& b, int thread) {
+  SimThread& me = b.threads[thread];
+  const int warp = me.ctx.linear / 32, n = static_cast<int>(b.threads.size());
+  for (int lane = 0; lane < 32; ++lane) {
+    if (!(me.mask >> lane & 1u)) continue;
+    const int t = warp * 32 + lane;
+    if (t >= n) {
+      fail_block(b, "warp collective at line " + std::to_string(me.line) + " names lane " + std::to_string(lane) +
+                        " in its mask, which does not exist in a block of " + std::to_string(n) + " threads");
+      return false;
+    }
+    const SimThread& other = b.threads[t];
+    if (other.finished) {
+      fail_block(b, "warp collective at line " + std::to_string(me.line) + " waits for lane " + std::to_string(lane) +
+                        " (thread " + std::to_string(t) + "), which has exited: a deadlock on a GPU");
+      return false;
+    }
+    if (other.wait != Wait::Warp || other.line != me.line || other.mask != me.mask) return false;
+  }
+  // Everyone is here: compute each lane's result, then release the others.
+  for (int lane = 0; lane < 32; ++lane) {
+    if (!(me.mask >> lane & 1u)) continue;
+    SimThread& t = b.threads[warp * 32 + lane];
+    const int base = lane & ~(t.width - 1);
+    int src = lane;
+    switch (t.kind) {
+      case 0: src = base + (t.arg & (t.width - 1)); break;
+      case 1: src = lane - t.arg >= base ? lane - t.arg : lane; break;
+      case 2: src = lane + t.arg < base + t.width ? lane + t.arg : lane; break;
+      case 3: src = (lane ^ t.arg) < base + t.width ? lane ^ t.arg : lane; break;
+      default: break;
+    }
+    if (t.kind == -1) {  // ballot
+      uint64_t bits = 0;
+      for (int l = 0; l < 32; ++l)
+        if ((me.mask >> l & 1u) && b.threads[warp * 32 + l].value) bits |= uint64_t(1) << l;
+      t.result = bits;
+    } else if (t.kind >= 0) {
+      t.result = (me.mask >> src & 1u) ? b.threads[warp * 32 + src].value : t.value;
+    }
+  }
+  for (int lane = 0; lane < 32; ++lane) {
+    if (!(me.mask >> lane & 1u)) continue;
+    const int t = warp * 32 + lane;
+    b.threads[t].wait = Wait::None;
+    if (t != thread) b.runnable.push_back(t);
+  }
+  return true;
+}
+
+// Nothing can run and some threads wait: release a barrier everyone reached, or report why not.
+void resolve(Block& b) {
+  std::map<int, std::vector<int>> at_line;
+  int exited = 0, warp_waiters = 0;
+  for (size_t t = 0; t < b.threads.size(); ++t) {
+    const SimThread& s = b.threads[t];
+    if (s.finished) ++exited;
+    else if (s.wait == Wait::Barrier) at_line[s.line].push_back(static_cast<int>(t));
+    else if (s.wait == Wait::Warp) ++warp_waiters;
+  }
+  std::ostringstream os;
+  if (warp_waiters > 0) {
+    for (size_t t = 0; t < b.threads.size(); ++t) {
+      const SimThread& w = b.threads[t];
+      if (w.wait != Wait::Warp) continue;
+      os << "warp collective at line " << w.line << " (thread " << t << ") can never complete: ";
+      const int warp = w.ctx.linear / 32;
+      int exited_lane = -1;
+      for (int lane = 0; lane < 32 && exited_lane < 0; ++lane)
+        if ((w.mask >> lane & 1u) && b.threads[warp * 32 + lane].finished) exited_lane = lane;
+      if (exited_lane >= 0) os << "lane " << exited_lane << " of its mask has exited";
+      else os << "lanes of its mask wait elsewhere";
+      os << " (a deadlock on a GPU)";
+      break;
+    }
+    fail_block(b, os.str());
+    return;
+  }
+  if (at_line.size() > 1) {
+    os << "divergent __syncthreads: threads of one block wait at different barriers:";
+    for (auto& [line, ts] : at_line) os << " line " << line << " (" << ts.size() << " threads, first " << ts[0] << ")";
+    fail_block(b, os.str());
+    return;
+  }
+  if (exited > 0) {
+    os << "__syncthreads at line " << at_line.begin()->first << " waits for " << exited
+       << " thread(s) of the block that already exited (an early return before a barrier)";
+    fail_block(b, os.str());
+    return;
+  }
+  for (int t : b.order)
+    if (b.threads[t].wait == Wait::Barrier) {
+      b.threads[t].wait = Wait::None;
+      b.runnable.push_back(t);
+    }
+}
+
+void run_block(Block& b) {
+  t_block = &b;
+  while (b.error.empty()) {
+    Fiber* next = nullptr;
+    if (!b.runnable.empty()) {
+      const int t = b.runnable.front();
+      b.runnable.pop_front();
+      b.running = t;
+      g_current = &b.threads[t].ctx;
+      next = b.threads[t].fiber;
+    } else if (b.next_unstarted < b.order.size()) {
+      if (t_idle.empty()) t_idle.push_back(new_fiber());
+      next = t_idle.back();
+      t_idle.pop_back();
+      b.fibers.push_back(next);
+    } else if (b.live > 0) {
+      resolve(b);
+      continue;
+    } else {
+      break;
+    }
+    ember_sim_switch(&b.scheduler_sp, next->sp);
+  }
+  if (!b.error.empty()) {
+    // Fibers stopped mid-kernel are never resumed: drop them (idle ones stay in the pool).
+    for (Fiber* f : b.fibers)
+      if (std::find(t_idle.begin(), t_idle.end(), f) == t_idle.end()) free_fiber(f);
+  }
+  t_block = nullptr;
+  g_current = nullptr;
+}
+
+struct Heap {
+  std::mutex mu;
+  std::map<unsigned char*, size_t> live;
+};
+Heap& heap() {
+  static Heap h;
+  return h;
+}
+constexpr size_t kCanary = 64;
+constexpr unsigned char kCanaryByte = 0xCD;
+
+}  // namespace
+}  // namespace ember::sim
+
+// Where every fiber starts: runs not-yet-started threads one after another, then idles.
+extern "C" void ember_sim_fiber_entry(ember::sim::Fiber* f) {
+  using namespace ember::sim;
+  for (;;) {
+    Block& b = *t_block;
+    while (b.error.empty() && b.next_unstarted < b.order.size()) {
+      const int t = b.order[b.next_unstarted++];
+      SimThread& s = b.threads[t];
+      s.fiber = f;
+      b.running = t;
+      g_current = &s.ctx;
+      (*b.body)();
+      s.finished = true;
+      s.fiber = nullptr;
+      --b.live;
+    }
+    t_idle.push_back(f);
+    ember_sim_switch(&f->sp, t_block->scheduler_sp);
+  }
+}
+
+namespace ember::sim {
+
+void launch(const char* kernel_name, dim3 grid, dim3 block, size_t dynamic_shared_bytes,
+            const std::function<void()>& body) {
+  const int64_t n_blocks = int64_t(grid.x) * grid.y * grid.z;
+  const int threads = static_cast<int>(block.x * block.y * block.z);
+  EMBER_CHECK(threads >= 1 && threads <= 1024, kernel_name, ": a block of ", threads,
+              " threads (1 to 1024 allowed)");
+  EMBER_CHECK(dynamic_shared_bytes <= (228u << 10), kernel_name, ": ", dynamic_shared_bytes,
+              " bytes of dynamic shared memory is more than a GPU block can have");
+  const std::string order = order_name();
+  std::string first_error;
+  std::mutex error_mu;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t blk = 0; blk < n_blocks; ++blk) {
+    Block b;
+    b.body = &body;
+    b.threads.resize(threads);
+    const dim3 bidx(static_cast<unsigned>(blk % grid.x), static_cast<unsigned>(blk / grid.x % grid.y),
+                    static_cast<unsigned>(blk / (int64_t(grid.x) * grid.y)));
+    for (int t = 0; t < threads; ++t) {
+      ThreadContext& c = b.threads[t].ctx;
+      c.thread_idx = dim3(t % block.x, t / block.x % block.y, t / (block.x * block.y));
+      c.block_idx = bidx;
+      c.block_dim = block;
+      c.grid_dim = grid;
+      c.linear = t;
+      c.block = &b;
+    }
+    b.order.resize(threads);
+    std::iota(b.order.begin(), b.order.end(), 0);
+    if (order == "reverse") std::reverse(b.order.begin(), b.order.end());
+    else if (order == "random") std::shuffle(b.order.begin(), b.order.end(), std::mt19937_64(static_cast<uint64_t>(blk) * 7919 + 1));
+    b.live = threads;
+    b.dynamic_shared.assign(dynamic_shared_bytes, 0xFF);  // NaN bytes: reading before writing shows
+    run_block(b);
+    if (!b.error.empty()) {
+      std::lock_guard<std::mutex> lock(error_mu);
+      if (first_error.empty()) {
+        std::ostringstream os;
+        os << "block (" << bidx.x << ", " << bidx.y << ", " << bidx.z << "): " << b.error;
+        first_error = os.str();
+      }
+    }
+  }
+  EMBER_CHECK(first_error.empty(), kernel_name, ": ", first_error);
+  check_canaries(kernel_name);
+}
+
+void syncthreads(int line) {
+  Block& b = *t_block;
+  SimThread& me = b.threads[b.running];
+  me.wait = Wait::Barrier;
+  me.line = line;
+  Fiber* f = me.fiber;
+  yield(f);
+}
+
+static uint64_t collective(int kind, unsigned mask, uint64_t value, int arg, int width, int line) {
+  Block& b = *t_block;
+  const int thread = b.running;
+  SimThread& me = b.threads[thread];
+  const int lane = me.ctx.linear % 32;
+  if (!(mask >> lane & 1u)) {
+    fail_block(b, "warp collective at line " + std::to_string(line) + " called by lane " + std::to_string(lane) +
+                      ", which its mask does not include");
+    yield(me.fiber);
+  }
+  if (width < 1 || width > 32 || (width & (width - 1))) {
+    fail_block(b, "warp shuffle at line " + std::to_string(line) + " with width " + std::to_string(width) +
+                      " (a power of two up to 32)");
+    yield(me.fiber);
+  }
+  me.wait = Wait::Warp;
+  me.mask = mask;
+  me.value = value;
+  me.kind = kind;
+  me.arg = arg;
+  me.width = width;
+  me.line = line;
+  if (!try_complete_warp(b, thread)) yield(me.fiber);
+  b.running = thread;  // resumed (or completed without waiting)
+  return me.result;
+}
+
+void syncwarp(unsigned mask, int line) { collective(-2, mask, 0, 0, 32, line); }
+
+uint64_t shuffle(unsigned mask, uint64_t value, int kind, int arg, int width, int line) {
+  return collective(kind, mask, value, arg, width, line);
+}
+
+unsigned ballot(unsigned mask, bool predicate, int line) {
+  return static_cast<unsigned>(collective(-1, mask, predicate ? 1 : 0, 0, 32, line));
+}
+
+void* dynamic_shared() {
+  Block& b = *t_block;
+  return b.dynamic_shared.empty() ? nullptr : b.dynamic_shared.data();
+}
+
+void* device_malloc(size_t bytes) {
+  auto* p = static_cast<unsigned char*>(std::aligned_alloc(256, (bytes + kCanary + 255) / 256 * 256));
+  EMBER_CHECK(p != nullptr, "simulator: out of memory allocating ", bytes, " bytes");
+  std::memset(p + bytes, kCanaryByte, kCanary);
+  std::lock_guard<std::mutex> lock(heap().mu);
+  heap().live[p] = bytes;
+  return p;
+}
+
+void device_free(void* p) {
+  if (!p) return;
+  {
+    std::lock_guard<std::mutex> lock(heap().mu);
+    heap().live.erase(static_cast<unsigned char*>(p));
+  }
+  std::free(p);
+}
+
+void check_canaries(const char* kernel_name) {
+  std::lock_guard<std::mutex> lock(heap().mu);
+  for (auto& [p, bytes] : heap().live)
+    for (size_t k = 0; k < kCanary; ++k)
+      if (p[bytes + k] != kCanaryByte) {
+        std::memset(p + bytes, kCanaryByte, kCanary);  // report once
+        EMBER_CHECK(false, kernel_name, ": wrote past the end of a device allocation of ", bytes,
+                    " bytes (byte ", bytes + k, " changed)");
+      }
+}
+
+}  // namespace ember::sim
