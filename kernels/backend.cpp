@@ -4,6 +4,7 @@
 
 #include "ember/core/error.h"
 #include "ember/kernels/cpu/cpu_backend.h"
+#include "ember/kernels/cuda/cuda_backend.h"
 #include "ember/kernels/reference/reference_backend.h"
 
 namespace ember::kernels {
@@ -23,9 +24,10 @@ Backend& cpu_backend() {
 
 Backend& backend_for(Device device) {
   if (device.is_cpu()) return cpu_override ? *cpu_override : cpu_backend();
+  if (Backend* cuda = cuda_backend_or_null(); cuda && device.index == 0) return *cuda;
   fail("backend: device ", device.str(),
-       " is not available: this build of ember has no CUDA backend (configure with EMBER_CUDA=ON on "
-       "a machine with the CUDA toolkit)");
+       " is not available: ember's CUDA backend runs on the SIMT simulator in this version (set "
+       "EMBER_CUDA_SIM=1 to use it as cuda:0); there is no GPU build yet");
 }
 
 ScopedBackend::ScopedBackend(DeviceType type, Backend& backend) : type_(type) {

@@ -1,17 +1,19 @@
-// The math of every unary and binary op, as small lambdas shared by all CPU-side backends (the
-// reference loops and the OpenMP loops apply the same formula, so they differ only in order and
-// threading). `visit_unary(op, a, b, body)` calls body(f) with f: T -> T for the op.
+// The math of every unary and binary op, as small lambdas shared by every backend: the reference
+// loops, the OpenMP loops and the CUDA kernels (which take the lambda as a template argument; the
+// lambdas are EMBER_HD so nvcc compiles them for the device) apply the same formula, so backends
+// differ only in order and threading. `visit_unary(op, a, b, body)` calls body(f) with f: T -> T for the op.
 #pragma once
 #include <cmath>
 #include <type_traits>
 
 #include "ember/kernels/backend.h"
 #include "ember/kernels/dispatch.h"
+#include "ember/kernels/host_device.h"
 
 namespace ember::kernels {
 
 template <class T>
-inline T sigmoid_of(T x) {
+EMBER_HD inline T sigmoid_of(T x) {
   return T(1) / (T(1) + std::exp(-x));
 }
 
@@ -19,46 +21,46 @@ template <class T, class Body>
 void visit_unary(UnaryOp op, double a, double b, Body&& body) {
   const T ta = static_cast<T>(a), tb = static_cast<T>(b);
   switch (op) {
-    case UnaryOp::Neg: return body([](T x) { return static_cast<T>(-x); });
-    case UnaryOp::Exp: return body([](T x) { return static_cast<T>(std::exp(x)); });
-    case UnaryOp::Log: return body([](T x) { return static_cast<T>(std::log(x)); });
-    case UnaryOp::Log1p: return body([](T x) { return static_cast<T>(std::log1p(x)); });
-    case UnaryOp::Sqrt: return body([](T x) { return static_cast<T>(std::sqrt(x)); });
-    case UnaryOp::Rsqrt: return body([](T x) { return static_cast<T>(T(1) / std::sqrt(x)); });
-    case UnaryOp::Abs: return body([](T x) { return static_cast<T>(x < T(0) ? -x : x); });
+    case UnaryOp::Neg: return body([] EMBER_HD (T x) { return static_cast<T>(-x); });
+    case UnaryOp::Exp: return body([] EMBER_HD (T x) { return static_cast<T>(std::exp(x)); });
+    case UnaryOp::Log: return body([] EMBER_HD (T x) { return static_cast<T>(std::log(x)); });
+    case UnaryOp::Log1p: return body([] EMBER_HD (T x) { return static_cast<T>(std::log1p(x)); });
+    case UnaryOp::Sqrt: return body([] EMBER_HD (T x) { return static_cast<T>(std::sqrt(x)); });
+    case UnaryOp::Rsqrt: return body([] EMBER_HD (T x) { return static_cast<T>(T(1) / std::sqrt(x)); });
+    case UnaryOp::Abs: return body([] EMBER_HD (T x) { return static_cast<T>(x < T(0) ? -x : x); });
     case UnaryOp::Sign:
-      return body([](T x) { return static_cast<T>((T(0) < x) - (x < T(0))); });
-    case UnaryOp::Sin: return body([](T x) { return static_cast<T>(std::sin(x)); });
-    case UnaryOp::Cos: return body([](T x) { return static_cast<T>(std::cos(x)); });
-    case UnaryOp::Tanh: return body([](T x) { return static_cast<T>(std::tanh(x)); });
-    case UnaryOp::Sigmoid: return body([](T x) { return sigmoid_of(x); });
-    case UnaryOp::Relu: return body([](T x) { return x < T(0) ? T(0) : x; });
-    case UnaryOp::LeakyRelu: return body([ta](T x) { return x < T(0) ? static_cast<T>(x * ta) : x; });
+      return body([] EMBER_HD (T x) { return static_cast<T>((T(0) < x) - (x < T(0))); });
+    case UnaryOp::Sin: return body([] EMBER_HD (T x) { return static_cast<T>(std::sin(x)); });
+    case UnaryOp::Cos: return body([] EMBER_HD (T x) { return static_cast<T>(std::cos(x)); });
+    case UnaryOp::Tanh: return body([] EMBER_HD (T x) { return static_cast<T>(std::tanh(x)); });
+    case UnaryOp::Sigmoid: return body([] EMBER_HD (T x) { return sigmoid_of(x); });
+    case UnaryOp::Relu: return body([] EMBER_HD (T x) { return x < T(0) ? T(0) : x; });
+    case UnaryOp::LeakyRelu: return body([ta] EMBER_HD (T x) { return x < T(0) ? static_cast<T>(x * ta) : x; });
     case UnaryOp::Gelu:
-      return body([](T x) {
+      return body([] EMBER_HD (T x) {
         return static_cast<T>(T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440))));
       });
     case UnaryOp::GeluTanh:
-      return body([](T x) {
+      return body([] EMBER_HD (T x) {
         const T inner = T(0.79788456080286535588) * (x + T(0.044715) * x * x * x);
         return static_cast<T>(T(0.5) * x * (T(1) + std::tanh(inner)));
       });
-    case UnaryOp::Silu: return body([](T x) { return static_cast<T>(x * sigmoid_of(x)); });
+    case UnaryOp::Silu: return body([] EMBER_HD (T x) { return static_cast<T>(x * sigmoid_of(x)); });
     case UnaryOp::Softplus:
-      return body([ta, tb](T x) {
+      return body([ta, tb] EMBER_HD (T x) {
         return x * ta > tb ? x : static_cast<T>(std::log1p(std::exp(x * ta)) / ta);
       });
     case UnaryOp::Clamp:
-      return body([ta, tb](T x) { return x < ta ? ta : (x > tb ? tb : x); });
+      return body([ta, tb] EMBER_HD (T x) { return x < ta ? ta : (x > tb ? tb : x); });
     case UnaryOp::PowScalar:
-      if (a == 2.0) return body([](T x) { return static_cast<T>(x * x); });
-      return body([a](T x) { return static_cast<T>(std::pow(x, static_cast<T>(a))); });
-    case UnaryOp::Reciprocal: return body([](T x) { return static_cast<T>(T(1) / x); });
-    case UnaryOp::Square: return body([](T x) { return static_cast<T>(x * x); });
-    case UnaryOp::Erf: return body([](T x) { return static_cast<T>(std::erf(x)); });
-    case UnaryOp::LogicalNot: return body([](T x) { return static_cast<T>(x == T(0)); });
-    case UnaryOp::AddScalar: return body([ta](T x) { return static_cast<T>(x + ta); });
-    case UnaryOp::MulScalar: return body([ta](T x) { return static_cast<T>(x * ta); });
+      if (a == 2.0) return body([] EMBER_HD (T x) { return static_cast<T>(x * x); });
+      return body([a] EMBER_HD (T x) { return static_cast<T>(std::pow(x, static_cast<T>(a))); });
+    case UnaryOp::Reciprocal: return body([] EMBER_HD (T x) { return static_cast<T>(T(1) / x); });
+    case UnaryOp::Square: return body([] EMBER_HD (T x) { return static_cast<T>(x * x); });
+    case UnaryOp::Erf: return body([] EMBER_HD (T x) { return static_cast<T>(std::erf(x)); });
+    case UnaryOp::LogicalNot: return body([] EMBER_HD (T x) { return static_cast<T>(x == T(0)); });
+    case UnaryOp::AddScalar: return body([ta] EMBER_HD (T x) { return static_cast<T>(x + ta); });
+    case UnaryOp::MulScalar: return body([ta] EMBER_HD (T x) { return static_cast<T>(x * ta); });
   }
 }
 
@@ -66,35 +68,35 @@ void visit_unary(UnaryOp op, double a, double b, Body&& body) {
 template <class T, class Body>
 void visit_binary(BinaryOp op, Body&& body) {
   switch (op) {
-    case BinaryOp::Add: return body([](T x, T y) { return static_cast<T>(x + y); });
-    case BinaryOp::Sub: return body([](T x, T y) { return static_cast<T>(x - y); });
-    case BinaryOp::Mul: return body([](T x, T y) { return static_cast<T>(x * y); });
+    case BinaryOp::Add: return body([] EMBER_HD (T x, T y) { return static_cast<T>(x + y); });
+    case BinaryOp::Sub: return body([] EMBER_HD (T x, T y) { return static_cast<T>(x - y); });
+    case BinaryOp::Mul: return body([] EMBER_HD (T x, T y) { return static_cast<T>(x * y); });
     case BinaryOp::Div:
       if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
         // Integer division (only reached through floor-style callers) rounds toward -inf.
-        return body([](T x, T y) {
+        return body([] EMBER_HD (T x, T y) {
           if (y == 0) return T(0);
           T q = x / y;
           return static_cast<T>((x % y != 0 && ((x < 0) != (y < 0))) ? q - 1 : q);
         });
       } else {
-        return body([](T x, T y) { return static_cast<T>(x / y); });
+        return body([] EMBER_HD (T x, T y) { return static_cast<T>(x / y); });
       }
     case BinaryOp::Pow:
-      return body([](T x, T y) { return static_cast<T>(std::pow(x, y)); });
+      return body([] EMBER_HD (T x, T y) { return static_cast<T>(std::pow(x, y)); });
     case BinaryOp::Maximum:
-      return body([](T x, T y) { return (x != x || x > y) ? x : y; });
+      return body([] EMBER_HD (T x, T y) { return (x != x || x > y) ? x : y; });
     case BinaryOp::Minimum:
-      return body([](T x, T y) { return (x != x || x < y) ? x : y; });
-    case BinaryOp::Eq: return body([](T x, T y) { return x == y; });
-    case BinaryOp::Ne: return body([](T x, T y) { return x != y; });
-    case BinaryOp::Lt: return body([](T x, T y) { return x < y; });
-    case BinaryOp::Le: return body([](T x, T y) { return x <= y; });
-    case BinaryOp::Gt: return body([](T x, T y) { return x > y; });
-    case BinaryOp::Ge: return body([](T x, T y) { return x >= y; });
-    case BinaryOp::LogicalAnd: return body([](T x, T y) { return x != T(0) && y != T(0); });
-    case BinaryOp::LogicalOr: return body([](T x, T y) { return x != T(0) || y != T(0); });
-    case BinaryOp::LogicalXor: return body([](T x, T y) { return (x != T(0)) != (y != T(0)); });
+      return body([] EMBER_HD (T x, T y) { return (x != x || x < y) ? x : y; });
+    case BinaryOp::Eq: return body([] EMBER_HD (T x, T y) { return x == y; });
+    case BinaryOp::Ne: return body([] EMBER_HD (T x, T y) { return x != y; });
+    case BinaryOp::Lt: return body([] EMBER_HD (T x, T y) { return x < y; });
+    case BinaryOp::Le: return body([] EMBER_HD (T x, T y) { return x <= y; });
+    case BinaryOp::Gt: return body([] EMBER_HD (T x, T y) { return x > y; });
+    case BinaryOp::Ge: return body([] EMBER_HD (T x, T y) { return x >= y; });
+    case BinaryOp::LogicalAnd: return body([] EMBER_HD (T x, T y) { return x != T(0) && y != T(0); });
+    case BinaryOp::LogicalOr: return body([] EMBER_HD (T x, T y) { return x != T(0) || y != T(0); });
+    case BinaryOp::LogicalXor: return body([] EMBER_HD (T x, T y) { return (x != T(0)) != (y != T(0)); });
   }
 }
 
@@ -103,7 +105,7 @@ template <class T>
 using acc_t = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
 
 template <class T>
-inline bool is_nan(T v) {
+EMBER_HD inline bool is_nan(T v) {
   if constexpr (std::is_floating_point_v<T>) return std::isnan(v);
   else return false;
 }
