@@ -112,7 +112,7 @@ EMBER_HD inline bool is_nan(T v) {
 
 // Sort order with NaN treated as larger than everything (PyTorch puts NaN last ascending).
 template <class T>
-inline bool less_nan_last(T x, T y) {
+EMBER_HD inline bool less_nan_last(T x, T y) {
   if constexpr (std::is_floating_point_v<T>) {
     if (std::isnan(y)) return !std::isnan(x);
     if (std::isnan(x)) return false;

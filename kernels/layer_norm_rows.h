@@ -2,13 +2,14 @@
 // With xhat = (x - mean) * rstd and g = dy * w:
 //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  dw += dy * xhat,  db += dy.
 #pragma once
+#include "ember/kernels/host_device.h"
 #include <cmath>
 #include <cstdint>
 
 namespace ember::kernels {
 
 template <class T>
-inline void layer_norm_row_forward(const T* x, const T* w, const T* b, int64_t n, double eps, T* y,
+EMBER_HD inline void layer_norm_row_forward(const T* x, const T* w, const T* b, int64_t n, double eps, T* y,
                                    T* mean_out, T* rstd_out) {
   double sum = 0;
   for (int64_t j = 0; j < n; ++j) sum += x[j];
@@ -32,7 +33,7 @@ inline void layer_norm_row_forward(const T* x, const T* w, const T* b, int64_t n
 
 // Writes dx for the row; adds the row's share into dw/db (when given).
 template <class T>
-inline void layer_norm_row_backward(const T* x, const T* w, T mean, T rstd, const T* dy, int64_t n,
+EMBER_HD inline void layer_norm_row_backward(const T* x, const T* w, T mean, T rstd, const T* dy, int64_t n,
                                     T* dx, T* dw, T* db) {
   double mg = 0, mgx = 0;
   for (int64_t j = 0; j < n; ++j) {

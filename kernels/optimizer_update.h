@@ -6,6 +6,7 @@
 //   RMSprop  s0 = square_avg, s1 = momentum_buffer, s2 = grad_avg (centered)
 //   Adagrad  s0 = sum
 #pragma once
+#include "ember/kernels/host_device.h"
 #include <cmath>
 
 #include "ember/kernels/backend.h"
@@ -25,7 +26,7 @@ struct UpdateConstants {
 };
 
 template <class T>
-inline void update_element(const Backend::UpdateSpec& s, const UpdateConstants& c, T& p, T grad,
+EMBER_HD inline void update_element(const Backend::UpdateSpec& s, const UpdateConstants& c, T& p, T grad,
                            T* s0, T* s1, T* s2) {
   using K = Backend::OptimizerKind;
   T g = s.maximize ? -grad : grad;

@@ -2,13 +2,14 @@
 // element asks for the block at counter (offset + i), so results depend only on (seed, offset, i):
 // the same on one thread or many, on the CPU or a GPU.
 #pragma once
+#include "ember/kernels/host_device.h"
 #include <array>
 #include <cmath>
 #include <cstdint>
 
 namespace ember::kernels {
 
-inline std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t seed) {
+EMBER_HD inline std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t seed) {
   uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32);
   uint32_t c2 = 0, c3 = 0;
   uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
@@ -28,13 +29,13 @@ inline std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t seed) {
 }
 
 // Uniform in [0, 1) with 53 random bits.
-inline double philox_uniform(uint64_t seed, uint64_t counter) {
+EMBER_HD inline double philox_uniform(uint64_t seed, uint64_t counter) {
   auto r = philox4x32(counter, seed);
   return static_cast<double>(((static_cast<uint64_t>(r[0]) << 32) | r[1]) >> 11) * 0x1.0p-53;
 }
 
 // Standard normal by Box-Muller on the block's two 53-bit uniforms.
-inline double philox_normal(uint64_t seed, uint64_t counter) {
+EMBER_HD inline double philox_normal(uint64_t seed, uint64_t counter) {
   auto r = philox4x32(counter, seed);
   double u1 = static_cast<double>(((static_cast<uint64_t>(r[0]) << 32) | r[1]) >> 11) * 0x1.0p-53;
   double u2 = static_cast<double>(((static_cast<uint64_t>(r[2]) << 32) | r[3]) >> 11) * 0x1.0p-53;

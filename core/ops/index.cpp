@@ -43,7 +43,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   Tensor out;
   {
     autograd::NoGradGuard guard;
-    Tensor idx = index.to(kInt64).contiguous().reshape({-1});
+    Tensor idx = index.to(x.device(), kInt64).contiguous().reshape({-1});
     Tensor xc = x.contiguous();
     Shape shape = x.sizes();
     if (x.dim()) shape[d] = idx.numel();
@@ -51,7 +51,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
     auto [outer, inner] = outer_inner(x.sizes(), d);
     if (out.numel() > 0)
       backend_of(x).index_select(x.dtype(), xc.data_ptr(), x.dim() ? x.size(d) : 1,
-                                 idx.data_ptr<int64_t>(), idx.numel(), out.data_ptr(), outer, inner);
+                                 static_cast<int64_t*>(idx.data_ptr()), idx.numel(), out.data_ptr(), outer, inner);
   }
   Shape in_shape = x.sizes();
   autograd::record("index_select", {x}, {out}, {index},
@@ -76,12 +76,12 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
   {
     autograd::NoGradGuard guard;
     out = x.clone();
-    Tensor idx = index.to(kInt64).contiguous().reshape({-1});
+    Tensor idx = index.to(x.device(), kInt64).contiguous().reshape({-1});
     Tensor src = source.to(x.dtype()).contiguous();
     auto [outer, inner] = outer_inner(x.sizes(), d);
     if (src.numel() > 0)
       backend_of(x).index_add(x.dtype(), out.data_ptr(), x.dim() ? x.size(d) : 1,
-                              idx.data_ptr<int64_t>(), idx.numel(), src.data_ptr(), outer, inner,
+                              static_cast<int64_t*>(idx.data_ptr()), idx.numel(), src.data_ptr(), outer, inner,
                               alpha.to_double());
   }
   const double a = alpha.to_double();
@@ -110,12 +110,12 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
     for (int64_t i = 0; i < x.dim(); ++i)
       if (i != d) xs = xs.narrow(i, 0, index.size(i));
     xs = xs.contiguous();
-    Tensor idx = index.to(kInt64).contiguous();
+    Tensor idx = index.to(x.device(), kInt64).contiguous();
     out = make_empty(index.sizes(), x.dtype(), x.device());
     auto [outer, inner] = outer_inner(index.sizes(), d);
     if (out.numel() > 0)
       backend_of(x).gather(x.dtype(), xs.data_ptr(), x.dim() ? x.size(d) : 1,
-                           idx.data_ptr<int64_t>(), out.data_ptr(), outer,
+                           static_cast<int64_t*>(idx.data_ptr()), out.data_ptr(), outer,
                            index.dim() ? index.size(d) : 1, inner);
   }
   Shape in_shape = x.sizes();
@@ -150,12 +150,12 @@ Tensor scatter_impl(const Tensor& x, int64_t d, const Tensor& index, const Tenso
   Tensor work = region.contiguous();
   Tensor s = src;
   for (int64_t i = 0; i < x.dim(); ++i) s = s.narrow(i, 0, index.size(i));
-  s = s.to(x.dtype()).contiguous();
-  Tensor idx = index.to(kInt64).contiguous();
+  s = s.to(x.device(), x.dtype()).contiguous();
+  Tensor idx = index.to(x.device(), kInt64).contiguous();
   auto [outer, inner] = outer_inner(index.sizes(), d);
   if (idx.numel() > 0)
     backend_of(x).scatter(x.dtype(), work.data_ptr(), x.dim() ? x.size(d) : 1,
-                          idx.data_ptr<int64_t>(), s.data_ptr(), outer,
+                          static_cast<int64_t*>(idx.data_ptr()), s.data_ptr(), outer,
                           index.dim() ? index.size(d) : 1, inner, accumulate);
   if (!work.is_same(region))
     backend_of(x).strided_copy(x.dtype(), work.data_ptr(), work.strides(), region.data_ptr(),
@@ -209,7 +209,7 @@ Tensor nonzero(const Tensor& x) {
   auto& be = backend_of(x);
   const int64_t count = be.nonzero(mask.data_ptr(), mask.numel(), nullptr);
   Tensor flat = make_empty({count}, kInt64, x.device());
-  if (count) be.nonzero(mask.data_ptr(), mask.numel(), flat.data_ptr<int64_t>());
+  if (count) be.nonzero(mask.data_ptr(), mask.numel(), static_cast<int64_t*>(flat.data_ptr()));
   if (x.dim() == 0) return make_empty({count, 0}, kInt64, x.device());
   // Flat positions to coordinates, one column per dim, last dim first.
   std::vector<Tensor> cols(x.dim());
@@ -233,7 +233,7 @@ Tensor masked_select(const Tensor& x, const Tensor& mask) {
     auto& be = backend_of(x);
     const int64_t count = be.nonzero(m.data_ptr(), m.numel(), nullptr);
     positions = make_empty({count}, kInt64, x.device());
-    if (count) be.nonzero(m.data_ptr(), m.numel(), positions.data_ptr<int64_t>());
+    if (count) be.nonzero(m.data_ptr(), m.numel(), static_cast<int64_t*>(positions.data_ptr()));
   }
   return index_select(x.expand(shape).reshape({-1}), 0, positions);
 }
@@ -274,7 +274,7 @@ std::pair<Tensor, Tensor> sort(const Tensor& x, int64_t dim, bool descending) {
     idx = make_empty(moved.sizes(), kInt64, x.device());
     const int64_t cols = moved.size(-1);
     if (idx.numel() > 0)
-      backend_of(x).sort(moved.dtype(), moved.data_ptr(), idx.data_ptr<int64_t>(),
+      backend_of(x).sort(moved.dtype(), moved.data_ptr(), static_cast<int64_t*>(idx.data_ptr()),
                          idx.numel() / cols, cols, descending);
     if (d != last) idx = idx.transpose(d, last).contiguous();
   }

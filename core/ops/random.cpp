@@ -70,7 +70,7 @@ Tensor bernoulli(const Shape& shape, double p, TensorOptions opts) {
   EMBER_CHECK(p >= 0 && p <= 1, "bernoulli: p must be in [0, 1], got ", p);
   autograd::NoGradGuard guard;
   Tensor u = rand(shape, TensorOptions(kFloat64).set_device(opts.device));
-  return lt(u, scalar_tensor(p, kFloat64)).to(opts.dtype);
+  return lt(u, scalar_tensor(p, TensorOptions(kFloat64).set_device(opts.device))).to(opts.dtype);
 }
 
 Tensor dropout(const Tensor& input, double p, bool train) {

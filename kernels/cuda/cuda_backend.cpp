@@ -24,8 +24,7 @@ bool simulated_enabled() {
 }
 
 [[noreturn]] void no_kernel(const char* op) {
-  fail("cuda backend: ", op, " has no CUDA kernel yet (this version has elementwise ops, reductions, "
-       "softmax and GEMM); move the tensor to the CPU for it");
+  fail("cuda backend: ", op, " has no CUDA kernel yet; move the tensor to the CPU for it");
 }
 
 class CudaBackend : public Backend {
@@ -37,9 +36,13 @@ class CudaBackend : public Backend {
                          dtype == kBool;
     switch (op) {
       case Op::Fill: case Op::Cast: case Op::StridedCopy: case Op::Unary: case Op::Binary: case Op::Where:
-      case Op::Reduce:
+      case Op::Reduce: case Op::Cumsum: case Op::IndexSelect: case Op::Gather: case Op::Scatter: case Op::Nonzero:
+      case Op::Sort: case Op::Im2Col: case Op::Col2Im:
         return numeric;
-      case Op::Gemm: case Op::Softmax:
+      case Op::IndexAdd:
+        return dtype == kFloat32 || dtype == kFloat64 || dtype == kInt32;
+      case Op::Gemm: case Op::Softmax: case Op::LayerNorm: case Op::OptimizerUpdate: case Op::RandomUniform:
+      case Op::RandomNormal:
         return dtype == kFloat32 || dtype == kFloat64;
       default:
         return false;
@@ -85,23 +88,35 @@ class CudaBackend : public Backend {
                        stride_c, batch);
   }
 
-  void cumsum(DType, const void*, void*, int64_t, int64_t, int64_t) override { no_kernel("cumsum"); }
-  void index_select(DType, const void*, int64_t, const int64_t*, int64_t, void*, int64_t, int64_t) override {
-    no_kernel("index_select");
+  void cumsum(DType dt, const void* in, void* out, int64_t outer, int64_t r, int64_t inner) override {
+    cuda::cumsum(dt, in, out, outer, r, inner);
   }
-  void index_add(DType, void*, int64_t, const int64_t*, int64_t, const void*, int64_t, int64_t, double) override {
-    no_kernel("index_add");
+  void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out, int64_t outer,
+                    int64_t inner) override {
+    cuda::index_select(dt, in, n, idx, k, out, outer, inner);
   }
-  void gather(DType, const void*, int64_t, const int64_t*, void*, int64_t, int64_t, int64_t) override {
-    no_kernel("gather");
+  void index_add(DType dt, void* out, int64_t n, const int64_t* idx, int64_t k, const void* src, int64_t outer,
+                 int64_t inner, double alpha) override {
+    cuda::index_add(dt, out, n, idx, k, src, outer, inner, alpha);
   }
-  void scatter(DType, void*, int64_t, const int64_t*, const void*, int64_t, int64_t, int64_t, bool) override {
-    no_kernel("scatter");
+  void gather(DType dt, const void* in, int64_t n, const int64_t* idx, void* out, int64_t outer, int64_t k,
+              int64_t inner) override {
+    cuda::gather(dt, in, n, idx, out, outer, k, inner);
   }
-  int64_t nonzero(const void*, int64_t, int64_t*) override { no_kernel("nonzero"); }
-  void sort(DType, const void*, int64_t*, int64_t, int64_t, bool) override { no_kernel("sort"); }
-  void im2col(DType, const void*, void*, const WindowGeometry&, int64_t) override { no_kernel("im2col"); }
-  void col2im(DType, const void*, void*, const WindowGeometry&, int64_t) override { no_kernel("col2im"); }
+  void scatter(DType dt, void* out, int64_t n, const int64_t* idx, const void* src, int64_t outer, int64_t k,
+               int64_t inner, bool accumulate) override {
+    cuda::scatter(dt, out, n, idx, src, outer, k, inner, accumulate);
+  }
+  int64_t nonzero(const void* mask, int64_t n, int64_t* out) override { return cuda::nonzero(mask, n, out); }
+  void sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols, bool descending) override {
+    cuda::sort(dt, in, out_idx, rows, cols, descending);
+  }
+  void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch) override {
+    cuda::im2col(dt, in, out, g, batch);
+  }
+  void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch) override {
+    cuda::col2im(dt, cols, out, g, batch);
+  }
   void attention_forward(DType, const AttentionShape&, const void*, const void*, const void*, const void*, Dims,
                          void*, void*) override {
     no_kernel("attention_forward");
@@ -110,22 +125,25 @@ class CudaBackend : public Backend {
                           const void*, const void*, const void*, void*, void*, void*) override {
     no_kernel("attention_backward");
   }
-  void layer_norm_forward(DType, const void*, const void*, const void*, int64_t, int64_t, double, void*, void*,
-                          void*) override {
-    no_kernel("layer_norm_forward");
+  void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows, int64_t cols,
+                          double eps, void* y, void* mean, void* rstd) override {
+    cuda::layer_norm_forward(dt, x, w, b, rows, cols, eps, y, mean, rstd);
   }
-  void layer_norm_backward(DType, const void*, const void*, const void*, const void*, const void*, int64_t,
-                           int64_t, void*, void*, void*) override {
-    no_kernel("layer_norm_backward");
+  void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd,
+                           const void* dy, int64_t rows, int64_t cols, void* dx, void* dw, void* db) override {
+    cuda::layer_norm_backward(dt, x, w, mean, rstd, dy, rows, cols, dx, dw, db);
   }
-  void optimizer_update(DType, const UpdateSpec&, int64_t, void*, const void*, void*, void*, void*) override {
-    no_kernel("optimizer_update");
+  void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param, const void* grad, void* s0,
+                        void* s1, void* s2) override {
+    cuda::optimizer_update(dt, spec, n, param, grad, s0, s1, s2);
   }
-  void random_uniform(DType, void*, int64_t, uint64_t, uint64_t, double, double) override {
-    no_kernel("random_uniform");
+  void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo,
+                      double hi) override {
+    cuda::random_uniform(dt, out, n, seed, offset, lo, hi);
   }
-  void random_normal(DType, void*, int64_t, uint64_t, uint64_t, double, double) override {
-    no_kernel("random_normal");
+  void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean,
+                     double stddev) override {
+    cuda::random_normal(dt, out, n, seed, offset, mean, stddev);
   }
 };
 

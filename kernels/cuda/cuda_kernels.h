@@ -1,4 +1,5 @@
-// Host entry points of ember's CUDA kernels, one file per op family (elementwise.cu, reduce.cu).
+// Host entry points of ember's CUDA kernels, one file per op family (elementwise.cu, reduce.cu,
+// index.cu, training.cu).
 // They take device pointers and plain sizes; the CUDA backend (cuda_backend.cpp) calls them. Under
 // the simulator the same kernels run on the CPU.
 #pragma once
@@ -27,5 +28,30 @@ void binary(BinaryOp op, DType dt, const void* a, const void* b, void* out, cons
 void where(DType dt, const void* cond, const void* a, const void* b, void* out, const Strided& s);
 void reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int64_t r, int64_t inner);
 void softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols, bool log);
+
+// index.cu
+void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out, int64_t outer,
+                  int64_t inner);
+void index_add(DType dt, void* out, int64_t n, const int64_t* idx, int64_t k, const void* src, int64_t outer,
+               int64_t inner, double alpha);
+void gather(DType dt, const void* in, int64_t n, const int64_t* idx, void* out, int64_t outer, int64_t k,
+            int64_t inner);
+void scatter(DType dt, void* out, int64_t n, const int64_t* idx, const void* src, int64_t outer, int64_t k,
+             int64_t inner, bool accumulate);
+void cumsum(DType dt, const void* in, void* out, int64_t outer, int64_t r, int64_t inner);
+int64_t nonzero(const void* mask, int64_t n, int64_t* out);
+void sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols, bool descending);
+
+// training.cu
+void optimizer_update(DType dt, const Backend::UpdateSpec& spec, int64_t n, void* param, const void* grad,
+                      void* s0, void* s1, void* s2);
+void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi);
+void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double stddev);
+void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows, int64_t cols, double eps,
+                        void* y, void* mean, void* rstd);
+void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd, const void* dy,
+                         int64_t rows, int64_t cols, void* dx, void* dw, void* db);
+void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch);
+void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch);
 
 }  // namespace ember::kernels::cuda

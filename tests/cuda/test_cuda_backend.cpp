@@ -125,16 +125,110 @@ TEST_CASE("cuda: autograd runs on the device and agrees with the CPU") {
   check_same(gw.grad(), cw.grad(), 1e-5, 1e-5);
 }
 
+TEST_CASE("cuda: random numbers equal the CPU's for the same seed") {
+  cuda::enable_simulated_device();
+  manual_seed(11);
+  Tensor a = randn({33, 7}, TensorOptions(kCuda));
+  Tensor b = rand({100}, TensorOptions(kCuda));
+  manual_seed(11);
+  Tensor ca = randn({33, 7}), cb = rand({100});
+  CHECK(equal(a.to(Device::cpu()), ca));
+  CHECK(equal(b.to(Device::cpu()), cb));
+  manual_seed(12);
+  Tensor d = nn::functional::dropout(ones({64}, TensorOptions(kCuda)), 0.5, true);
+  manual_seed(12);
+  CHECK(equal(d.to(Device::cpu()), nn::functional::dropout(ones({64}), 0.5, true)));
+}
+
+TEST_CASE("cuda: index ops, cumsum, sort and nonzero") {
+  cuda::enable_simulated_device();
+  manual_seed(13);
+  Tensor x = randn({9, 6});
+  Tensor idx = tensor(std::vector<int64_t>{4, 0, 4, 8, 2}, {5});
+  check_same(index_select(x.to(kCuda), 0, idx.to(kCuda)), index_select(x, 0, idx));
+  Tensor g_idx = randint(0, 6, {9, 3});
+  check_same(gather(x.to(kCuda), 1, g_idx.to(kCuda)), gather(x, 1, g_idx));
+  Tensor src = randn({9, 3});
+  check_same(scatter_add(zeros({9, 6}).to(kCuda), 1, g_idx.to(kCuda), src.to(kCuda)),
+             scatter_add(zeros({9, 6}), 1, g_idx, src), 1e-5, 1e-6);
+  check_same(cumsum(x.to(kCuda), 1), cumsum(x, 1), 1e-5, 1e-6);
+  check_same(cumsum(x.to(kCuda), 0), cumsum(x, 0), 1e-5, 1e-6);
+  auto [values, order] = sort(x.to(kCuda), 1, true);
+  auto [cvalues, corder] = sort(x, 1, true);
+  check_same(values, cvalues);
+  check_same(order, corder);
+  check_same(nonzero(x.to(kCuda) > 0), nonzero(x > 0));
+  // Embedding forward and backward (index_add with repeated indices).
+  nn::Embedding emb(10, 4);
+  Tensor w = emb.weight.detach().clone();
+  Tensor tokens = tensor(std::vector<int64_t>{1, 3, 1, 9, 1}, {5});
+  Tensor gw = w.to(kCuda).requires_grad_(), cw = w.clone().requires_grad_();
+  (nn::functional::embedding(tokens.to(kCuda), gw) * 2.0).sum().backward();
+  (nn::functional::embedding(tokens, cw) * 2.0).sum().backward();
+  check_same(gw.grad(), cw.grad());
+}
+
+TEST_CASE("cuda: layers and a training step on the device match the CPU") {
+  cuda::enable_simulated_device();
+  manual_seed(14);
+  // LayerNorm forward and backward.
+  Tensor x = randn({6, 17});
+  nn::LayerNorm ln(17);
+  Tensor gx = x.to(kCuda).requires_grad_(), cx = x.clone().requires_grad_();
+  Tensor dy = randn({6, 17});
+  auto cuda_ln = std::make_shared<nn::LayerNorm>(17);
+  cuda_ln->load_state_dict(ln.state_dict());
+  cuda_ln->to(kCuda);
+  ((*cuda_ln)(gx) * dy.to(kCuda)).sum().backward();
+  (ln(cx) * dy).sum().backward();
+  check_same(gx.grad(), cx.grad(), 1e-5, 1e-5);
+  check_same(cuda_ln->weight.grad(), ln.weight.grad(), 1e-5, 1e-5);
+  // Conv2d forward and backward (im2col / col2im).
+  nn::Conv2d conv(3, 4, 3, nn::Conv2dOptions{.stride = {2, 1}, .padding = {1, 1}});
+  auto cuda_conv = std::make_shared<nn::Conv2d>(3, 4, 3, nn::Conv2dOptions{.stride = {2, 1}, .padding = {1, 1}});
+  cuda_conv->load_state_dict(conv.state_dict());
+  cuda_conv->to(kCuda);
+  Tensor img = randn({2, 3, 7, 5});
+  Tensor gi = img.to(kCuda).requires_grad_(), ci = img.clone().requires_grad_();
+  Tensor go = (*cuda_conv)(gi), co = conv(ci);
+  check_same(go, co, 1e-5, 1e-5);
+  go.pow(2.0).sum().backward();
+  co.pow(2.0).sum().backward();
+  check_same(gi.grad(), ci.grad(), 1e-4, 1e-5);
+  check_same(cuda_conv->weight.grad(), conv.weight.grad(), 1e-4, 1e-5);
+  // An MLP classifier: three Adam steps on each device.
+  auto make = [] {
+    manual_seed(15);
+    return std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
+        std::make_shared<nn::Linear>(8, 16), std::make_shared<nn::ReLU>(), std::make_shared<nn::Linear>(16, 4)});
+  };
+  auto on_cuda = make(), on_cpu = make();
+  on_cuda->to(kCuda);
+  optim::Adam cuda_opt(on_cuda->parameters()), cpu_opt(on_cpu->parameters());
+  Tensor data = randn({32, 8}), labels = randint(0, 4, {32});
+  for (int step = 0; step < 3; ++step) {
+    cuda_opt.zero_grad();
+    cpu_opt.zero_grad();
+    nn::functional::cross_entropy((*on_cuda)(data.to(kCuda)), labels.to(kCuda)).backward();
+    nn::functional::cross_entropy((*on_cpu)(data), labels).backward();
+    cuda_opt.step();
+    cpu_opt.step();
+  }
+  auto a = on_cuda->state_dict(), b = on_cpu->state_dict();
+  for (size_t i = 0; i < a.size(); ++i) check_same(a[i].second, b[i].second, 1e-5, 1e-6);
+}
+
 TEST_CASE("cuda: ops without a CUDA kernel yet give a clear error") {
   cuda::enable_simulated_device();
   Tensor g = randn({4, 3}).to(kCuda);
+  Tensor q = randn({1, 2, 4, 8}).to(kCuda);
   try {
-    (void)cumsum(g, 0);
+    (void)nn::functional::scaled_dot_product_attention(q, q, q);
     FAIL("expected an error");
   } catch (const Error& e) {
-    CHECK(std::string(e.what()).find("cumsum has no CUDA kernel yet") != std::string::npos);
+    CHECK(std::string(e.what()).find("attention_forward has no CUDA kernel yet") != std::string::npos);
   }
-  CHECK_FALSE(kernels::backend_for(kCuda).supports(kernels::Op::Sort, kFloat32));
+  CHECK_FALSE(kernels::backend_for(kCuda).supports(kernels::Op::Attention, kFloat32));
   CHECK(kernels::backend_for(kCuda).supports(kernels::Op::Softmax, kFloat32));
   try {
     (void)zeros({2}, TensorOptions(Device::cuda(1)));
