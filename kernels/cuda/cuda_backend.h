@@ -4,10 +4,10 @@
 // cuda::enable_simulated_device()), so CI tests the CUDA path without a GPU. Without it,
 // Device::cuda(i) is a clear error and cuda::is_available() is false.
 //
-// Kernels so far: every primitive but fused attention - fill, cast, strided copy, unary and
-// broadcasting binary ops, where, reductions, cumsum, softmax, index ops, nonzero, sort, im2col /
-// col2im, layer norm, optimizer updates, Philox random numbers. GEMM goes through the CPU's GEMM on
-// the simulated device (cuBLAS on a GPU). Attention reports that it has no CUDA kernel yet.
+// Every primitive has a kernel: fill, cast, strided copy, unary and broadcasting binary ops, where,
+// reductions, cumsum, softmax, index ops, nonzero, sort, im2col / col2im, layer norm, fused
+// attention (a first, untiled version), optimizer updates, Philox random numbers. GEMM goes through
+// the CPU's GEMM on the simulated device (cuBLAS on a GPU).
 #pragma once
 #include "ember/kernels/backend.h"
 

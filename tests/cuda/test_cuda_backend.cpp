@@ -218,18 +218,41 @@ TEST_CASE("cuda: layers and a training step on the device match the CPU") {
   for (size_t i = 0; i < a.size(); ++i) check_same(a[i].second, b[i].second, 1e-5, 1e-6);
 }
 
-TEST_CASE("cuda: ops without a CUDA kernel yet give a clear error") {
+TEST_CASE("cuda: fused attention forward and backward, with causal and padding masks") {
   cuda::enable_simulated_device();
-  Tensor g = randn({4, 3}).to(kCuda);
-  Tensor q = randn({1, 2, 4, 8}).to(kCuda);
-  try {
-    (void)nn::functional::scaled_dot_product_attention(q, q, q);
-    FAIL("expected an error");
-  } catch (const Error& e) {
-    CHECK(std::string(e.what()).find("attention_forward has no CUDA kernel yet") != std::string::npos);
+  manual_seed(16);
+  Tensor q = randn({2, 3, 5, 8}), k = randn({2, 3, 7, 8}), v = randn({2, 3, 7, 6});
+  // The last two keys are padding in batch 0, none in batch 1.
+  Tensor float_mask = tensor(std::vector<float>{0, 0, 0, 0, 0, -1e30f, -1e30f, 0, 0, 0, 0, 0, 0, 0}, {2, 1, 1, 7});
+  for (int variant = 0; variant < 3; ++variant) {
+    Tensor gq = q.to(kCuda).requires_grad_(), gk = k.to(kCuda).requires_grad_(), gv = v.to(kCuda).requires_grad_();
+    Tensor cq = q.clone().requires_grad_(), ck = k.clone().requires_grad_(), cv = v.clone().requires_grad_();
+    Tensor go, co;
+    if (variant == 0) {
+      go = nn::functional::scaled_dot_product_attention(gq, gk, gv);
+      co = nn::functional::scaled_dot_product_attention(cq, ck, cv);
+    } else if (variant == 1) {
+      go = nn::functional::scaled_dot_product_attention(gq, gk.narrow(2, 0, 5), gv.narrow(2, 0, 5), {}, 0.0, true);
+      co = nn::functional::scaled_dot_product_attention(cq, ck.narrow(2, 0, 5), cv.narrow(2, 0, 5), {}, 0.0, true);
+    } else {
+      go = nn::functional::scaled_dot_product_attention(gq, gk, gv, float_mask.to(kCuda));
+      co = nn::functional::scaled_dot_product_attention(cq, ck, cv, float_mask);
+    }
+    check_same(go, co, 1e-5, 1e-6);
+    Tensor w = randn(co.sizes());
+    (go * w.to(kCuda)).sum().backward();
+    (co * w).sum().backward();
+    check_same(gq.grad(), cq.grad(), 1e-4, 1e-5);
+    check_same(gk.grad(), ck.grad(), 1e-4, 1e-5);
+    check_same(gv.grad(), cv.grad(), 1e-4, 1e-5);
   }
-  CHECK_FALSE(kernels::backend_for(kCuda).supports(kernels::Op::Attention, kFloat32));
+}
+
+TEST_CASE("cuda: every primitive has a kernel; other devices give a clear error") {
+  cuda::enable_simulated_device();
+  CHECK(kernels::backend_for(kCuda).supports(kernels::Op::Attention, kFloat32));
   CHECK(kernels::backend_for(kCuda).supports(kernels::Op::Softmax, kFloat32));
+  CHECK_FALSE(kernels::backend_for(kCuda).supports(kernels::Op::Softmax, kInt64));
   try {
     (void)zeros({2}, TensorOptions(Device::cuda(1)));
     FAIL("expected an error");
