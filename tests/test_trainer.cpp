@@ -80,12 +80,21 @@ TrainerOptions quiet(TrainerOptions o = {}) {
   return o;
 }
 
+// Compared on the CPU: under EMBER_CUDA_SIM=1 the Trainer trains on cuda:0.
 bool same_weights(const nn::Module& a, const nn::Module& b) {
   auto sa = a.state_dict(), sb = b.state_dict();
   if (sa.size() != sb.size()) return false;
   for (size_t i = 0; i < sa.size(); ++i)
-    if (sa[i].first != sb[i].first || !equal(sa[i].second, sb[i].second)) return false;
+    if (sa[i].first != sb[i].first || !equal(sa[i].second.to(Device::cpu()), sb[i].second.to(Device::cpu())))
+      return false;
   return true;
+}
+
+bool close_weights(const nn::Module& a, const nn::Module& b, double rtol, double atol) {
+  auto sa = a.state_dict(), sb = b.state_dict();
+  for (size_t i = 0; i < sa.size(); ++i)
+    if (!allclose(sa[i].second.to(Device::cpu()), sb[i].second.to(Device::cpu()), rtol, atol)) return false;
+  return sa.size() == sb.size();
 }
 
 std::vector<std::string>* g_events = nullptr;
@@ -335,8 +344,7 @@ TEST_CASE("Trainer: gradient accumulation equals one step on the concatenated ba
                                {cat({train[2][0], train[3][0]}), cat({train[2][1], train[3][1]})}};
   Trainer tb(quiet({.max_epochs = 1}));
   tb.fit(b, merged);
-  auto sa = a.state_dict(), sb = b.state_dict();
-  for (size_t i = 0; i < sa.size(); ++i) CHECK(allclose(sa[i].second, sb[i].second, 1e-5, 1e-6));
+  CHECK(close_weights(a, b, 1e-5, 1e-6));
 }
 
 TEST_CASE("Trainer: gradient clipping by norm and by value") {
@@ -356,8 +364,7 @@ TEST_CASE("Trainer: gradient clipping by norm and by value") {
       autograd::NoGradGuard g;
       for (auto& p : params) const_cast<Tensor&>(p).sub_(p.grad() * 0.05);
     }
-    auto sa = clipped.state_dict(), sb = manual.state_dict();
-    for (size_t i = 0; i < sa.size(); ++i) CHECK(allclose(sa[i].second, sb[i].second, 1e-6, 1e-7));
+    CHECK(close_weights(clipped, manual, 1e-6, 1e-7));
   }
   check_error([] { Trainer bad({.gradient_clip_algorithm = "max"}); }, {"gradient_clip_algorithm", "max"});
 }
@@ -612,7 +619,9 @@ TEST_CASE("Trainer: warns once about tensors with gradients outside the module t
     std::vector<std::shared_ptr<nn::Linear>> heads;
     std::shared_ptr<nn::Linear> out, idle;
   } model;
-  Trainer t(quiet({.max_epochs = 2}));
+  // On the CPU: on an accelerator the unregistered heads would stay behind and the forward would
+  // fail on mixed devices before any gradient exists (the same mistake, reported another way).
+  Trainer t(quiet({.max_epochs = 2, .accelerator = "cpu"}));
   t.fit(model, regression_batches(3, 4, 1));
   REQUIRE(t.warnings().size() == 2);  // once each, not per step
   CHECK(t.warnings()[0].find("4 tensor(s) received gradients") != std::string::npos);
@@ -635,7 +644,8 @@ TEST_CASE("Manual optimization: a GAN step with two optimizers, toggling, accumu
       // generator: make the discriminator call fakes real
       toggle_optimizer(g_opt);
       Tensor fake = (*gen)(b[0]);
-      Tensor g_loss = nn::functional::binary_cross_entropy_with_logits((*disc)(fake), ones({b[0].size(0), 1}));
+      const TensorOptions on(b[0].device());
+      Tensor g_loss = nn::functional::binary_cross_entropy_with_logits((*disc)(fake), ones({b[0].size(0), 1}, on));
       g_opt.zero_grad();
       manual_backward(g_loss);
       if (i == 0) disc_grad_during_g = disc->weight.grad().defined();
@@ -643,8 +653,8 @@ TEST_CASE("Manual optimization: a GAN step with two optimizers, toggling, accumu
       untoggle_optimizer(g_opt);
       // discriminator
       toggle_optimizer(d_opt);
-      Tensor real = nn::functional::binary_cross_entropy_with_logits((*disc)(b[0]), ones({b[0].size(0), 1}));
-      Tensor f = nn::functional::binary_cross_entropy_with_logits((*disc)(fake.detach()), zeros({b[0].size(0), 1}));
+      Tensor real = nn::functional::binary_cross_entropy_with_logits((*disc)(b[0]), ones({b[0].size(0), 1}, on));
+      Tensor f = nn::functional::binary_cross_entropy_with_logits((*disc)(fake.detach()), zeros({b[0].size(0), 1}, on));
       Tensor d_loss = (real + f) / 2;
       d_opt.zero_grad();
       manual_backward(d_loss);
@@ -659,12 +669,12 @@ TEST_CASE("Manual optimization: a GAN step with two optimizers, toggling, accumu
     std::shared_ptr<nn::Linear> gen, disc;
     bool disc_grad_during_g = true;
   } gan;
-  Tensor g0 = gan.gen->weight.clone(), d0 = gan.disc->weight.clone();
+  Tensor g0 = gan.gen->weight.clone(), d0 = gan.disc->weight.clone();  // on the CPU
   Trainer t(quiet({.max_epochs = 1, .accumulate_grad_batches = 2, .gradient_clip_val = 1.0}));
   t.fit(gan, regression_batches(4, 8, 1));
   CHECK(t.global_step() == 2);  // the first optimizer's steps: every second batch
-  CHECK_FALSE(equal(g0, gan.gen->weight));
-  CHECK_FALSE(equal(d0, gan.disc->weight));
+  CHECK_FALSE(equal(g0, gan.gen->weight.to(Device::cpu())));
+  CHECK_FALSE(equal(d0, gan.disc->weight.to(Device::cpu())));
   CHECK_FALSE(gan.disc_grad_during_g);  // toggled off while the generator trained
   CHECK(gan.disc->weight.requires_grad());  // and back on after
   CHECK(t.callback_metrics().count("g_loss") == 1);
@@ -707,6 +717,7 @@ TEST_CASE("Trainer: validate, test and predict; val_check_interval and check_val
   t.fit(model, train, val);
   auto results = t.test(model, val);
   REQUIRE(results.count("test_loss") == 1);
+  model.to(Device::cpu());  // the Trainer left it on its accelerator
   Tensor manual = (nn::functional::mse_loss(model.forward(val[0][0]), val[0][1]) +
                    nn::functional::mse_loss(model.forward(val[1][0]), val[1][1])) / 2;
   CHECK(results["test_loss"] == doctest::Approx(manual.item<float>()).epsilon(1e-5));
@@ -715,7 +726,8 @@ TEST_CASE("Trainer: validate, test and predict; val_check_interval and check_val
   auto preds = t.predict(model, val);
   REQUIRE(preds.size() == 2);
   CHECK(preds[0].sizes() == Shape{4, 1});
-  CHECK(allclose(preds[1], model.forward(val[1][0])));
+  model.to(Device::cpu());
+  CHECK(allclose(preds[1].to(Device::cpu()), model.forward(val[1][0]), 1e-5, 1e-6));
 
   struct Counting : Reg {
     int val_epochs = 0;

@@ -35,6 +35,11 @@ class BatchStream {
   // world-th batch, padded by wrapping around, for a plain range). Returns how many examples or
   // batches were repeated to make the shares equal.
   virtual int64_t distribute(int rank, int world, bool train) = 0;
+  // Batches are moved to this device as they are fetched (the Trainer's accelerator).
+  void set_device(Device d) { device_ = d; }
+
+ protected:
+  Device device_ = Device::cpu();
 };
 
 namespace detail {
@@ -65,6 +70,20 @@ int64_t infer_batch_size(const B& batch) {
     return 1;
   } else {
     return 1;  // a struct: log(..., {.batch_size = n}) gives the weight explicitly
+  }
+}
+
+// Moves the tensors of a batch (a tensor, an array / tuple of them, a vector of them) to `device`;
+// plain values stay as they are.
+template <class B>
+void move_batch(B& batch, Device device) {
+  if constexpr (std::is_same_v<B, Tensor>) {
+    if (batch.defined() && batch.device() != device) batch = batch.to(device);
+  } else if constexpr (requires { std::tuple_size<B>::value; }) {
+    std::apply([&](auto&... field) { (move_batch(field, device), ...); }, batch);
+  } else if constexpr (requires { batch.begin(); batch.end(); typename B::value_type; }) {
+    if constexpr (std::is_same_v<typename B::value_type, Tensor>)
+      for (Tensor& t : batch) move_batch(t, device);
   }
 }
 
@@ -103,6 +122,7 @@ class LoaderStream : public BatchStream {
     auto b = reader_->next();
     if (!b) return false;
     current_.emplace(std::move(*b));
+    move_batch(*current_, device_);
     return true;
   }
   int64_t batch_size() const override { return infer_batch_size(*current_); }
@@ -136,11 +156,13 @@ class RangeStream : public BatchStream {
       auto it = std::begin(*range_);
       std::advance(it, (rank_ + position_ * world_) % n);
       current_.emplace(*it);
+      move_batch(*current_, device_);
       ++position_;
       return true;
     }
     if (it_ == std::end(*range_)) return false;
     current_.emplace(*it_);
+    move_batch(*current_, device_);
     ++it_;
     return true;
   }

@@ -36,6 +36,7 @@ void write_checkpoint(const std::string& path, const CheckpointContents& c) {
       {"lr_schedulers", c.schedulers},
       {"callbacks", c.callbacks},
       {"rng", {{"seed", c.rng.seed}, {"offset", c.rng.offset}}},
+      {"rng_cuda", {{"seed", c.rng_cuda.seed}, {"offset", c.rng_cuda.offset}}},
       {"extras", c.extras.values},
   };
   nn::save_safetensors(tensors, path, {{kKey, meta.dump()}});
@@ -68,6 +69,10 @@ CheckpointContents read_checkpoint(const std::string& path) {
   c.callbacks = meta.at("callbacks").get<std::map<std::string, std::string>>();
   c.rng.seed = meta.at("rng").at("seed").get<uint64_t>();
   c.rng.offset = meta.at("rng").at("offset").get<uint64_t>();
+  if (meta.contains("rng_cuda")) {
+    c.rng_cuda.seed = meta["rng_cuda"].at("seed").get<uint64_t>();
+    c.rng_cuda.offset = meta["rng_cuda"].at("offset").get<uint64_t>();
+  }
   c.extras.values = meta.at("extras").get<std::map<std::string, std::string>>();
   for (auto& [name, t] : tensors) {
     if (name.rfind(kState, 0) == 0) {

@@ -25,7 +25,7 @@ struct CheckpointContents {
   std::vector<optim::OptimizerState> optimizers;
   std::vector<std::string> schedulers;            // each scheduler's JSON state
   std::map<std::string, std::string> callbacks;   // state_key -> JSON state
-  GeneratorState rng;
+  GeneratorState rng, rng_cuda;  // the CPU's and cuda:0's generators
   CheckpointExtras extras;
 };
 

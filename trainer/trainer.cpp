@@ -13,6 +13,7 @@
 #include "ember/autograd/engine.h"
 #include "ember/autograd/grad_mode.h"
 #include "ember/core/generator.h"
+#include "ember/kernels/cuda/cuda_backend.h"
 #include "ember/optim/clip_grad.h"
 #include "ember/trainer/callbacks.h"
 #include "ember/trainer/checkpoint.h"
@@ -43,9 +44,7 @@ struct Trainer::Metric {
   }
 };
 
-void seed_everything(uint64_t seed) {
-  Generator::for_device(Device::cpu()).manual_seed(seed);
-}
+void seed_everything(uint64_t seed) { manual_seed(seed); }  // every device's generator
 
 int64_t BatchLimit::resolve(int64_t total, const char* what) const {
   if (count) {
@@ -97,8 +96,10 @@ Trainer::Trainer(TrainerOptions options) : o_(std::move(options)) {
               o_.gradient_clip_algorithm, "\"");
   EMBER_CHECK(o_.accelerator == "auto" || o_.accelerator == "cpu" || o_.accelerator == "cuda",
               "Trainer: accelerator must be \"auto\", \"cpu\" or \"cuda\", got \"", o_.accelerator, "\"");
-  EMBER_CHECK(o_.accelerator != "cuda", "Trainer: accelerator=\"cuda\" needs the CUDA backend, which "
-              "this build of ember does not have; use \"cpu\" or \"auto\"");
+  EMBER_CHECK(o_.accelerator != "cuda" || cuda::is_available(), "Trainer: accelerator=\"cuda\" but no CUDA "
+              "device is available (ember's CUDA backend runs on the SIMT simulator in this version: set "
+              "EMBER_CUDA_SIM=1); use \"cpu\" or \"auto\"");
+  if (o_.accelerator == "cuda" || (o_.accelerator == "auto" && cuda::is_available())) device_ = Device::cuda(0);
   EMBER_CHECK(o_.strategy == "auto" || o_.strategy == "ddp" || o_.strategy == "single",
               "Trainer: strategy must be \"auto\", \"ddp\" or \"single\", got \"", o_.strategy, "\"");
   if (o_.strategy != "single" && distributed::launched_with_several_ranks()) {
@@ -271,6 +272,7 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
   try {
     const int64_t max_epochs = o_.max_epochs ? *o_.max_epochs : (o_.max_steps >= 0 ? -1 : 1000);
     EMBER_HOOK(setup, "fit");
+    place(*train, val.get());
     if (group_ && o_.sync_batchnorm) convert_sync_batchnorm(*module_, group_);
     if (group_) setup_ddp(*train, val.get());  // before counting batches: each rank has its share
     num_training_batches_ = o_.limit_train_batches.resolve(train->size(), "limit_train_batches");
@@ -563,6 +565,7 @@ std::map<std::string, double> Trainer::evaluate_impl(LightningModuleBase& module
   std::map<std::string, double> results;
   try {
     EMBER_HOOK(setup, name);
+    place(*loader, nullptr);
     if (!ckpt_path.empty()) restore(ckpt_path, /*full=*/false);
     if (group_) loader->distribute(global_rank(), world_size(), false);
     const BatchLimit& limit = stage == Stage::Validate ? o_.limit_val_batches : o_.limit_test_batches;
@@ -594,6 +597,7 @@ std::vector<Tensor> Trainer::predict_impl(LightningModuleBase& module, std::uniq
   std::vector<Tensor> outputs;
   try {
     EMBER_HOOK(setup, "predict");
+    place(*loader, nullptr);
     if (!ckpt_path.empty()) restore(ckpt_path, /*full=*/false);
     if (group_) loader->distribute(global_rank(), world_size(), false);
     const int64_t n = o_.limit_predict_batches.resolve(loader->size(), "limit_predict_batches");
@@ -699,6 +703,14 @@ void Trainer::send_to_loggers(const std::map<std::string, double>& metrics, int6
   for (auto& l : loggers_) l->log_metrics(metrics, step);
 }
 
+// The module's parameters and buffers move to the accelerator (keeping their identity, so
+// optimizers made later hold them), and batches follow as they are fetched.
+void Trainer::place(BatchStream& first, BatchStream* second) {
+  module_->to(device_);
+  first.set_device(device_);
+  if (second) second->set_device(device_);
+}
+
 // ---- data parallelism ---------------------------------------------------------------------------------
 
 // Every rank starts from rank 0's weights, gets its share of the data, and averages gradients.
@@ -776,6 +788,7 @@ void Trainer::save_checkpoint(const std::string& path) {
     if (!s.empty()) c.callbacks[cb->state_key()] = s;
   }
   c.rng = Generator::for_device(Device::cpu()).get_state();
+  c.rng_cuda = Generator::for_device(Device::cuda(0)).get_state();
   for (auto& cb : callbacks_) cb->on_save_checkpoint(*this, *module_, c.extras);
   module_->on_save_checkpoint(c.extras);
   write_checkpoint(path, c);
@@ -808,6 +821,7 @@ void Trainer::restore(const std::string& path, bool full) {
   }
   epoch_batches_done_ = resume_skip_;
   Generator::for_device(Device::cpu()).set_state(c.rng);
+  Generator::for_device(Device::cuda(0)).set_state(c.rng_cuda);
 }
 
 HParams checkpoint_hparams(const std::string& path) { return read_checkpoint(path).hparams; }

@@ -202,6 +202,7 @@ class Trainer {
   void log_step_metrics();
   void send_to_loggers(const std::map<std::string, double>& metrics, int64_t step);
   void setup_ddp(BatchStream& train, BatchStream* val);
+  void place(BatchStream& first, BatchStream* second);
   bool any_rank(bool flag);
 
   TrainerOptions o_;
