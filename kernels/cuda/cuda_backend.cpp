@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "ember/core/error.h"
+#include "ember/kernels/cuda/caching_allocator.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
 #include "ember/kernels/cuda/portability.h"
 
@@ -30,6 +31,7 @@ bool simulated_enabled() {
 
 class CudaBackend : public Backend {
  public:
+  cuda::CachingAllocator allocator;
   const char* name() const override { return "cuda (simulated)"; }
 
   bool supports(Op op, DType dtype) const override {
@@ -50,8 +52,9 @@ class CudaBackend : public Backend {
     }
   }
 
-  void* allocate(size_t nbytes) override { return gpu::malloc(nbytes == 0 ? 1 : nbytes); }
-  void deallocate(void* ptr, size_t) override { gpu::free(ptr); }
+  void* allocate(size_t nbytes) override { return allocator.allocate(nbytes == 0 ? 1 : nbytes); }
+  void deallocate(void* ptr, size_t) override { allocator.deallocate(ptr); }
+  void empty_cache() override { allocator.empty_cache(); }
   void copy_to_host(void* host_dst, const void* src, size_t nbytes) override { gpu::copy_to_host(host_dst, src, nbytes); }
   void copy_from_host(void* dst, const void* host_src, size_t nbytes) override {
     gpu::copy_to_device(dst, host_src, nbytes);
@@ -153,11 +156,13 @@ class CudaBackend : public Backend {
 
 void set_simulated_device(bool on) { g_simulated = on; }
 
-Backend* cuda_backend_or_null() {
+CudaBackend* the_backend() {
   if (!simulated_enabled()) return nullptr;
   static CudaBackend backend;
   return &backend;
 }
+
+Backend* cuda_backend_or_null() { return the_backend(); }
 
 }  // namespace ember::kernels
 
@@ -169,5 +174,16 @@ void synchronize() {
   if (auto* b = kernels::cuda_backend_or_null()) b->synchronize();
 }
 void enable_simulated_device() { kernels::set_simulated_device(true); }
+
+static kernels::cuda::CachingAllocator& allocator() {
+  auto* b = kernels::the_backend();
+  EMBER_CHECK(b != nullptr, "cuda: no CUDA device is available (set EMBER_CUDA_SIM=1 for the simulated one)");
+  return b->allocator;
+}
+int64_t memory_allocated() { return allocator().stats().allocated; }
+int64_t memory_reserved() { return allocator().stats().reserved; }
+int64_t max_memory_allocated() { return allocator().stats().peak_allocated; }
+void reset_peak_memory_stats() { allocator().reset_peak(); }
+void empty_cache() { allocator().empty_cache(); }
 
 }  // namespace ember::cuda

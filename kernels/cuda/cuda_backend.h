@@ -20,6 +20,14 @@ void synchronize();
 // Turns the simulated device on for this process (what EMBER_CUDA_SIM=1 does).
 void enable_simulated_device();
 
+// Device memory (bytes) through the caching allocator, PyTorch's names: in use by tensors, held
+// (in use + cached), the peak in use; empty_cache() gives the cached blocks back.
+int64_t memory_allocated();
+int64_t memory_reserved();
+int64_t max_memory_allocated();
+void reset_peak_memory_stats();
+void empty_cache();
+
 }  // namespace ember::cuda
 
 namespace ember::kernels {

@@ -260,3 +260,28 @@ TEST_CASE("cuda: every primitive has a kernel; other devices give a clear error"
     CHECK(std::string(e.what()).find("cuda:1 is not available") != std::string::npos);
   }
 }
+
+TEST_CASE("cuda: the caching allocator reuses blocks and keeps PyTorch's memory statistics") {
+  cuda::enable_simulated_device();
+  cuda::empty_cache();
+  const int64_t base = cuda::memory_allocated();
+  const void* first = nullptr;
+  {
+    Tensor a = empty({1000}, TensorOptions(kCuda));  // 4000 bytes -> a 4096-byte block
+    first = a.data_ptr();
+    CHECK(cuda::memory_allocated() == base + 4096);
+    CHECK(cuda::max_memory_allocated() >= base + 4096);
+  }
+  CHECK(cuda::memory_allocated() == base);
+  const int64_t reserved = cuda::memory_reserved();
+  CHECK(reserved >= 4096);
+  {
+    Tensor b = empty({1010}, TensorOptions(kCuda));  // same size class: the cached block again
+    CHECK(b.data_ptr() == first);
+    CHECK(cuda::memory_reserved() == reserved);
+  }
+  cuda::empty_cache();
+  CHECK(cuda::memory_reserved() == cuda::memory_allocated());
+  cuda::reset_peak_memory_stats();
+  CHECK(cuda::max_memory_allocated() == cuda::memory_allocated());
+}
