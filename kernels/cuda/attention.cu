@@ -5,6 +5,7 @@
 // shared-memory version (flash-attention 2) is the next step; this one is for correctness.
 #include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
+#include "ember/kernels/cuda/grid.h"
 #include "ember/kernels/dispatch.h"
 #include "ember/kernels/host_device.h"
 
@@ -113,18 +114,13 @@ Rows<T> rows_of(const Backend::AttentionShape& a, const void* q, const void* k, 
   return r;
 }
 
-dim3 grid_for(int64_t rows) {
-  const int64_t blocks = (rows + kThreads - 1) / kThreads;
-  return dim3(static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 4096 ? 4096 : blocks)));
-}
-
 }  // namespace
 
 void attention_forward(DType dt, const Backend::AttentionShape& a, const void* q, const void* k, const void* v,
                        const void* mask, Dims mask_strides, void* out, void* lse) {
   if (a.batch * a.q_len == 0) return;
   dispatch_floating(dt, "cuda attention_forward", [&]<class T>() {
-    EMBER_LAUNCH((attention_forward_kernel<T>), grid_for(a.batch * a.q_len), kThreads, 0, 0,
+    EMBER_LAUNCH((attention_forward_kernel<T>), grid_for(a.batch * a.q_len, kThreads), kThreads, 0, 0,
                  rows_of<T>(a, q, k, v, mask, mask_strides), static_cast<T*>(out), static_cast<T*>(lse));
   });
 }
@@ -136,7 +132,7 @@ void attention_backward(DType dt, const Backend::AttentionShape& a, const void* 
     fill(dt, gk, a.batch * a.kv_len * a.head_dim, Scalar(0));
     fill(dt, gv, a.batch * a.kv_len * a.v_dim, Scalar(0));
     if (a.batch * a.q_len == 0) return;
-    EMBER_LAUNCH((attention_backward_kernel<T>), grid_for(a.batch * a.q_len), kThreads, 0, 0,
+    EMBER_LAUNCH((attention_backward_kernel<T>), grid_for(a.batch * a.q_len, kThreads), kThreads, 0, 0,
                  rows_of<T>(a, q, k, v, mask, mask_strides), static_cast<const T*>(out),
                  static_cast<const T*>(grad_out), static_cast<const T*>(lse), static_cast<T*>(gq), static_cast<T*>(gk),
                  static_cast<T*>(gv));

@@ -3,17 +3,13 @@
 // same one the CPU backends use), passed as a template argument.
 #include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
+#include "ember/kernels/cuda/grid.h"
 #include "ember/kernels/elementwise_ops.h"
 
 namespace ember::kernels::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-dim3 grid_for(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return dim3(static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 4096 ? 4096 : blocks)));
-}
 
 // Element offsets of operand `op` for the output element `linear`.
 EMBER_HD inline int64_t offset_of(const Strided& s, int op, int64_t linear) {
@@ -31,9 +27,6 @@ EMBER_HD inline int64_t numel_of(const Strided& s) {
   for (int d = 0; d < s.ndim; ++d) n *= s.sizes[d];
   return n;
 }
-
-#define EMBER_GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
 template <class T>
 __global__ void fill_kernel(T* out, int64_t n, T value) {

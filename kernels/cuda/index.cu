@@ -5,20 +5,13 @@
 // per row insertion-sorts its indices (stable), fine for the row lengths ember sorts today.
 #include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
+#include "ember/kernels/cuda/grid.h"
 #include "ember/kernels/elementwise_ops.h"
 
 namespace ember::kernels::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-dim3 grid_for(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return dim3(static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 4096 ? 4096 : blocks)));
-}
-
-#define EMBER_GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
 template <class T>
 __global__ void index_select_kernel(const T* x, int64_t n, const int64_t* idx, int64_t k, T* y, int64_t outer,

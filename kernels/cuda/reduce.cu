@@ -5,6 +5,7 @@
 // keeps neighbouring threads on neighbouring addresses. Softmax uses a block per row.
 #include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
+#include "ember/kernels/cuda/grid.h"
 #include "ember/kernels/elementwise_ops.h"
 
 namespace ember::kernels::cuda {
@@ -48,8 +49,7 @@ __global__ void sum_rows_kernel(const T* in, T* out, int64_t r, bool product) {
 
 template <class T>
 __global__ void reduce_columns_kernel(ReduceOp op, const T* in, void* out, int64_t outer, int64_t r, int64_t inner) {
-  const int64_t total = outer * inner;
-  for (int64_t dst = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; dst < total; dst += int64_t(gridDim.x) * blockDim.x) {
+  EMBER_GRID_STRIDE(dst, outer * inner) {
     const int64_t o = dst / inner, i = dst % inner;
     const T* x = in + o * r * inner + i;
     if (op == ReduceOp::Sum || op == ReduceOp::Prod) {
@@ -115,8 +115,7 @@ void reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int
                    static_cast<T*>(out), r, op == ReduceOp::Prod);
       return;
     }
-    const int64_t total = outer * inner, blocks = std::min<int64_t>((total + kThreads - 1) / kThreads, 4096);
-    EMBER_LAUNCH((reduce_columns_kernel<T>), dim3(static_cast<unsigned>(blocks)), kThreads, 0, 0, op,
+    EMBER_LAUNCH((reduce_columns_kernel<T>), grid_for(outer * inner), kThreads, 0, 0, op,
                  static_cast<const T*>(in), out, outer, r, inner);
   });
 }

@@ -6,6 +6,7 @@
 // order instead of scattering with atomics, so it is deterministic).
 #include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
+#include "ember/kernels/cuda/grid.h"
 #include "ember/kernels/dispatch.h"
 #include "ember/kernels/layer_norm_rows.h"
 #include "ember/kernels/optimizer_update.h"
@@ -15,14 +16,6 @@ namespace ember::kernels::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-dim3 grid_for(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return dim3(static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 4096 ? 4096 : blocks)));
-}
-
-#define EMBER_GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
 template <class T>
 __global__ void optimizer_kernel(Backend::UpdateSpec spec, UpdateConstants c, int64_t n, T* p, const T* g, T* s0,
