@@ -61,6 +61,11 @@ ember_sim_fiber_start:
   .size ember_sim_fiber_start, .-ember_sim_fiber_start
 )");
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define EMBER_SIM_ASAN 1
+#endif
+
 namespace ember::sim {
 
 thread_local ThreadContext* g_current = nullptr;
@@ -136,8 +141,38 @@ void free_fiber(Fiber* f) {
   delete f;
 }
 
+// AddressSanitizer must be told about every stack switch, or it reports the fibers' stacks as
+// overflows of the OS thread's. The scheduler's own stack is learnt from the first switch back.
+thread_local const void* t_scheduler_stack = nullptr;
+thread_local size_t t_scheduler_stack_size = 0;
+
+// Switches from the scheduler to a fiber.
+void enter_fiber(Fiber* f, void** scheduler_sp) {
+#if EMBER_SIM_ASAN
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(&fake, static_cast<char*>(f->memory) + page, f->bytes - page);
+  ember_sim_switch(scheduler_sp, f->sp);
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#else
+  ember_sim_switch(scheduler_sp, f->sp);
+#endif
+}
+
+// Switches from a fiber back to the scheduler; returns when the fiber is resumed.
+void leave_fiber(Fiber* f) {
+#if EMBER_SIM_ASAN
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(&fake, t_scheduler_stack, t_scheduler_stack_size);
+  ember_sim_switch(&f->sp, t_block->scheduler_sp);
+  __sanitizer_finish_switch_fiber(fake, &t_scheduler_stack, &t_scheduler_stack_size);
+#else
+  ember_sim_switch(&f->sp, t_block->scheduler_sp);
+#endif
+}
+
 // Back to the block's scheduler; returns when this fiber is resumed.
-void yield(Fiber* f) { ember_sim_switch(&f->sp, t_block->scheduler_sp); }
+void yield(Fiber* f) { leave_fiber(f); }
 
 std::string order_name() {
   const char* v = std::getenv("EMBER_SIM_ORDER");
@@ -267,7 +302,7 @@ void run_block(Block& b) {
     } else {
       break;
     }
-    ember_sim_switch(&b.scheduler_sp, next->sp);
+    enter_fiber(next, &b.scheduler_sp);
   }
   if (!b.error.empty()) {
     // Fibers stopped mid-kernel are never resumed: drop them (idle ones stay in the pool).
@@ -295,6 +330,10 @@ constexpr unsigned char kCanaryByte = 0xCD;
 // Where every fiber starts: runs not-yet-started threads one after another, then idles.
 extern "C" void ember_sim_fiber_entry(ember::sim::Fiber* f) {
   using namespace ember::sim;
+#if EMBER_SIM_ASAN
+  // First run of this fiber: complete the switch the scheduler started, learning its stack.
+  __sanitizer_finish_switch_fiber(nullptr, &t_scheduler_stack, &t_scheduler_stack_size);
+#endif
   for (;;) {
     Block& b = *t_block;
     while (b.error.empty() && b.next_unstarted < b.order.size()) {
@@ -309,7 +348,7 @@ extern "C" void ember_sim_fiber_entry(ember::sim::Fiber* f) {
       --b.live;
     }
     t_idle.push_back(f);
-    ember_sim_switch(&f->sp, t_block->scheduler_sp);
+    leave_fiber(f);
   }
 }
 
