@@ -62,6 +62,7 @@ ember_sim_fiber_start:
 )");
 
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define EMBER_SIM_ASAN 1
 #endif
@@ -118,6 +119,10 @@ Fiber* new_fiber() {
   f->memory = mmap(nullptr, f->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   EMBER_CHECK(f->memory != MAP_FAILED, "simulator: cannot map a fiber stack");
   mprotect(f->memory, page, PROT_NONE);  // a stack overflow faults instead of corrupting memory
+#if EMBER_SIM_ASAN
+  // The mapping may reuse addresses of an old fiber stack whose redzones ASan still remembers.
+  ASAN_UNPOISON_MEMORY_REGION(static_cast<char*>(f->memory) + page, f->bytes - page);
+#endif
   // Initial frame: control words, six registers (r12 = the fiber), then the start address placed
   // so that the stack is 16-byte aligned when ember_sim_fiber_start calls into C++.
   auto top = reinterpret_cast<uintptr_t>(f->memory) + f->bytes;
@@ -137,6 +142,10 @@ Fiber* new_fiber() {
 }
 
 void free_fiber(Fiber* f) {
+#if EMBER_SIM_ASAN
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  ASAN_UNPOISON_MEMORY_REGION(static_cast<char*>(f->memory) + page, f->bytes - page);
+#endif
   munmap(f->memory, f->bytes);
   delete f;
 }
