@@ -173,6 +173,15 @@ void Trainer::set_accumulate_grad_batches(int64_t n) {
   accumulate_ = n;
 }
 
+// An exception escaped a loop: the on_exception hooks run, and in a data-parallel run every rank
+// is ended (the others would wait for this one in their next collective), saying why.
+void Trainer::on_failure(const std::exception& e) {
+  for (auto& cb : callbacks_) cb->on_exception(*this, *module_, e);
+  module_->on_exception(e);
+  if (group_) group_->abort(std::string("failed: ") + e.what());
+  detach();
+}
+
 // ---- set-up ---------------------------------------------------------------------------------------
 
 void Trainer::attach(LightningModuleBase& module) {
@@ -310,14 +319,10 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
     EMBER_HOOK(teardown, "fit");
     for (auto& l : loggers_) l->finalize("success");
   } catch (const std::exception& e) {
-    for (auto& cb : callbacks_) cb->on_exception(*this, *module_, e);
-    module_->on_exception(e);
     for (auto& l : loggers_) l->finalize("failed");
-    // The other ranks would wait for this one in their next collective: end them all, saying why.
-    if (group_) group_->abort(std::string("failed: ") + e.what());
     sanity_checking_ = false;
     fitting_ = false;
-    detach();
+    on_failure(e);
     throw;
   }
   fitting_ = false;
@@ -581,10 +586,7 @@ std::map<std::string, double> Trainer::evaluate_impl(LightningModuleBase& module
     EMBER_HOOK(teardown, name);
     for (auto& l : loggers_) l->save();
   } catch (const std::exception& e) {
-    for (auto& cb : callbacks_) cb->on_exception(*this, *module_, e);
-    module_->on_exception(e);
-    if (group_) group_->abort(std::string("failed: ") + e.what());
-    detach();
+    on_failure(e);
     throw;
   }
   detach();
@@ -604,10 +606,7 @@ std::vector<Tensor> Trainer::predict_impl(LightningModuleBase& module, std::uniq
     run_eval_loop(*loader, Stage::Predict, n, false, &outputs);
     EMBER_HOOK(teardown, "predict");
   } catch (const std::exception& e) {
-    for (auto& cb : callbacks_) cb->on_exception(*this, *module_, e);
-    module_->on_exception(e);
-    if (group_) group_->abort(std::string("failed: ") + e.what());
-    detach();
+    on_failure(e);
     throw;
   }
   detach();

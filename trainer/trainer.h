@@ -203,6 +203,7 @@ class Trainer {
   void send_to_loggers(const std::map<std::string, double>& metrics, int64_t step);
   void setup_ddp(BatchStream& train, BatchStream* val);
   void place(BatchStream& first, BatchStream* second);
+  void on_failure(const std::exception& e);
   bool any_rank(bool flag);
 
   TrainerOptions o_;
