@@ -387,14 +387,10 @@ bool Trainer::train_batch(BatchStream& train, int64_t batch_idx) {
   pending_step_metrics_.clear();
   set_fx("training_step");
   Tensor loss = train.run(Stage::Train, batch_idx);
-  if (module_->automatic_optimization()) {
-    if (loss.defined()) {
-      EMBER_CHECK(loss.numel() == 1, module_->type_name(), ".training_step: the loss must be a scalar, got shape ",
-                  loss.sizes());
-      automatic_step(loss, batch_idx);
-    }
-  } else if (manual_step_pending_) {
-    manual_step_pending_ = false;
+  if (module_->automatic_optimization() && loss.defined()) {
+    EMBER_CHECK(loss.numel() == 1, module_->type_name(), ".training_step: the loss must be a scalar, got shape ",
+                loss.sizes());
+    automatic_step(loss);
   }
   const Tensor out = loss.defined() ? loss.detach() : loss;
   epoch_batches_done_ = batch_idx + 1;  // a checkpoint taken in the hook resumes after this batch
@@ -410,7 +406,7 @@ bool Trainer::window_end() const {
   return (batch_idx_ + 1) % accumulate_ == 0 || batch_idx_ + 1 == num_training_batches_;
 }
 
-void Trainer::automatic_step(const Tensor& loss, int64_t batch_idx) {
+void Trainer::automatic_step(const Tensor& loss) {
   if (optimizers_.empty()) return;  // fit without optimizers runs the steps only
   if (window_start())
     for (auto& opt : optimizers_) {
@@ -616,7 +612,6 @@ std::vector<Tensor> Trainer::predict_impl(LightningModuleBase& module, std::uniq
 // ---- logging ----------------------------------------------------------------------------------------
 
 void Trainer::set_fx(const std::string& fx) {
-  fx_ = fx;
   // Lightning's defaults: per step inside the training batch, per epoch everywhere else.
   default_on_step_ = stage_ == Stage::Train &&
                      (fx == "training_step" || fx.find("train_batch") != std::string::npos ||

@@ -184,7 +184,7 @@ class Trainer {
   void check_registration(const Tensor& loss);
   void run_train_epoch(BatchStream& train, BatchStream* val);
   bool train_batch(BatchStream& train, int64_t batch_idx);
-  void automatic_step(const Tensor& loss, int64_t batch_idx);
+  void automatic_step(const Tensor& loss);  // zero_grad / backward / step, windowed by batch_idx_
   void backward(const Tensor& loss);
   void step_one(size_t index);
   bool window_start() const;  // first batch of a gradient-accumulation window
@@ -228,7 +228,6 @@ class Trainer {
   int64_t current_batch_size_ = 1;
   Stage stage_ = Stage::Train;
   bool running_ = false, sanity_checking_ = false, registration_checked_ = false;
-  bool manual_step_pending_ = false;
   bool val_enabled_ = true;
   bool fitting_ = false;  // false once the module turned out to have no validation_step
   std::vector<std::string> warnings_;
@@ -236,7 +235,6 @@ class Trainer {
   double max_time_seconds_ = -1;
 
   // logging
-  std::string fx_;
   bool default_on_step_ = true, default_on_epoch_ = false;
   std::map<std::string, std::unique_ptr<Metric>> metrics_[4];  // per Stage
   std::map<std::string, double> callback_metrics_, logged_metrics_, progress_bar_metrics_;

@@ -24,11 +24,6 @@ bool simulated_enabled() {
   return from_env || g_simulated.load();
 }
 
-[[noreturn]] void no_kernel(const char* op) {
-  fail("cuda backend: ", op, " has no CUDA kernel yet; move the tensor to the CPU for it");
-}
-[[maybe_unused]] void (*keep_no_kernel)(const char*) = no_kernel;  // for primitives still to come
-
 class CudaBackend : public Backend {
  public:
   cuda::CachingAllocator allocator;

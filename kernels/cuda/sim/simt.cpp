@@ -152,8 +152,10 @@ void free_fiber(Fiber* f) {
 
 // AddressSanitizer must be told about every stack switch, or it reports the fibers' stacks as
 // overflows of the OS thread's. The scheduler's own stack is learnt from the first switch back.
+#if EMBER_SIM_ASAN
 thread_local const void* t_scheduler_stack = nullptr;
 thread_local size_t t_scheduler_stack_size = 0;
+#endif
 
 // Switches from the scheduler to a fiber.
 void enter_fiber(Fiber* f, void** scheduler_sp) {
@@ -388,7 +390,6 @@ void launch(const char* kernel_name, dim3 grid, dim3 block, size_t dynamic_share
       c.block_dim = block;
       c.grid_dim = grid;
       c.linear = t;
-      c.block = &b;
     }
     b.order.resize(threads);
     std::iota(b.order.begin(), b.order.end(), 0);

@@ -39,7 +39,6 @@ namespace ember::sim {
 struct ThreadContext {
   dim3 thread_idx, block_idx, block_dim, grid_dim;  // threadIdx, blockIdx, blockDim, gridDim
   int linear = 0;   // thread index within the block
-  void* block = nullptr;
 };
 extern thread_local ThreadContext* g_current;
 inline ThreadContext& current() { return *g_current; }
