@@ -526,6 +526,20 @@ TEST_CASE("fused attention: matches the composed formula, forward and backward, 
     return cat({y.flatten(), g[0].flatten(), g[1].flatten(), g[2].flatten()});
   };
   test::check_against_reference(long_grads, 1e-4, 1e-5);
+  // A query row that sees no key: its output is NaN, and it adds nothing (not NaN) to any gradient
+  // when the loss leaves it out.
+  Tensor qn = randn({1, 3, 4}).requires_grad_(), kn = randn({1, 5, 4}).requires_grad_(),
+         vn = randn({1, 5, 2}).requires_grad_();
+  Tensor blind = zeros({1, 3, 5});
+  blind.select(1, 1).fill_(-INFINITY);
+  auto blind_grads = [&] {
+    Tensor y = F::scaled_dot_product_attention(qn, kn, vn, blind);
+    auto g = autograd::grad({where(y.eq(y), y, 0.0).sum()}, {qn, kn, vn});
+    return cat({g[0].flatten(), g[1].flatten(), g[2].flatten()});
+  };
+  Tensor g = blind_grads();
+  CHECK(g.eq(g).to(kInt64).sum().item<int64_t>() == g.numel());  // no NaN
+  test::check_against_reference(blind_grads, 1e-5, 1e-6);
 }
 
 TEST_CASE("fused cross_entropy equals log_softmax + nll_loss, with double backward") {

@@ -692,10 +692,14 @@ void CpuBackend::attention_backward(DType dt, const AttentionShape& a, const voi
              dp.data(), a.kv_len, 0, 1);
         // dS = P * (dP - rowsum(dO * O)) * scale, written over dP
         for (int64_t r = 0; r < rows; ++r) {
+          float* dr = dp.data() + r * a.kv_len;
+          if (std::isnan(LSE[b * a.q_len + i0 + r])) {  // its out is NaN: keep it out of dS
+            std::fill_n(dr, a.kv_len, 0.0f);
+            continue;
+          }
           float d = 0;
           for (int64_t e = 0; e < a.v_dim; ++e) d += Gi[r * a.v_dim + e] * Oi[r * a.v_dim + e];
           const float* pr = p.data() + r * a.kv_len;
-          float* dr = dp.data() + r * a.kv_len;
           const float sc = static_cast<float>(a.scale);
 #pragma omp simd
           for (int64_t j = 0; j < a.kv_len; ++j) dr[j] = pr[j] * (dr[j] - d) * sc;

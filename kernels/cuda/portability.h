@@ -18,6 +18,14 @@ inline constexpr int kWarpSize = 32;
 #define EMBER_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
   kernel<<<(grid), (block), (shared_bytes), (stream)>>>(__VA_ARGS__)
 
+// Lets `kernel` take more than the default 48 KiB of dynamic shared memory (up to the device's
+// limit, 227 KiB on sm_90). The simulator has no such default.
+#define EMBER_ALLOW_DYNAMIC_SHARED(kernel, bytes)                                                     \
+  do {                                                                                               \
+    if ((bytes) > (48u << 10))                                                                       \
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)); \
+  } while (0)
+
 template <class T>
 __device__ inline T* ember_dynamic_shared() {
   extern __shared__ unsigned char ember_dynamic_smem[];

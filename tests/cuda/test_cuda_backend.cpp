@@ -3,6 +3,8 @@
 // and non-contiguous inputs, dtypes, autograd through them, and the errors around them.
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include "ember/ember.h"
 #include "ember/kernels/cuda/cuda_backend.h"
 
@@ -245,6 +247,63 @@ TEST_CASE("cuda: fused attention forward and backward, with causal and padding m
     check_same(gq.grad(), cq.grad(), 1e-4, 1e-5);
     check_same(gk.grad(), ck.grad(), 1e-4, 1e-5);
     check_same(gv.grad(), cv.grad(), 1e-4, 1e-5);
+  }
+}
+
+TEST_CASE("cuda: tiled attention over lengths and dims around the 16-row tiles") {
+  cuda::enable_simulated_device();
+  manual_seed(17);
+  struct Case {
+    int64_t L, S, D, Dv;
+    bool causal;
+    DType dt;
+  };
+  // Lengths 1, 7, 16, 17, 33 put rows in partial tiles and keys in several tiles; dims 1 and 33 give
+  // lanes with no columns and lanes with one more column than the rest.
+  const std::vector<Case> cases = {{1, 1, 1, 1, false, kFloat32},  {7, 33, 8, 5, false, kFloat32},
+                                   {33, 17, 33, 7, true, kFloat32}, {17, 33, 16, 16, true, kFloat64},
+                                   {16, 16, 64, 64, true, kFloat32}, {40, 9, 3, 33, false, kFloat64}};
+  for (const Case& c : cases) {
+    CAPTURE(c.L);
+    CAPTURE(c.S);
+    CAPTURE(c.D);
+    CAPTURE(c.causal);
+    const double tol = c.dt == kFloat64 ? 1e-10 : 2e-5;
+    // Queries as a transposed view: non-contiguous input.
+    Tensor q = randn({2, c.D, c.L}).to(c.dt).transpose(1, 2), k = randn({2, c.S, c.D}).to(c.dt),
+           v = randn({2, c.S, c.Dv}).to(c.dt);
+    // A padding mask that hides every key from query row 0 of batch 1 (when not causal): NaN row.
+    Tensor mask = zeros({2, c.L, c.S}, c.dt);
+    if (!c.causal) mask.select(0, 1).select(0, 0).fill_(-std::numeric_limits<double>::infinity());
+    Tensor gq = q.to(kCuda).requires_grad_(), gk = k.to(kCuda).requires_grad_(), gv = v.to(kCuda).requires_grad_();
+    Tensor cq = q.detach().requires_grad_(), ck = k.clone().requires_grad_(), cv = v.clone().requires_grad_();
+    Tensor go = nn::functional::scaled_dot_product_attention(gq, gk, gv, c.causal ? Tensor() : mask.to(kCuda), 0.0,
+                                                             c.causal);
+    Tensor co = nn::functional::scaled_dot_product_attention(cq, ck, cv, c.causal ? Tensor() : mask, 0.0, c.causal);
+    check_same(go, co, tol, tol);
+    if (!c.causal) {
+      const double first = go.select(0, 1).select(0, 0).select(0, 0).to(Device::cpu()).item<double>();
+      CHECK(first != first);  // NaN
+    }
+    // Only rows that attended to something take part in the loss (NaN != NaN drops the rest).
+    Tensor w = randn(co.sizes()).to(c.dt);
+    Tensor attended = co.eq(co);
+    where(attended.to(kCuda), go * w.to(kCuda), 0.0).sum().backward();
+    where(attended, co * w, 0.0).sum().backward();
+    check_same(gq.grad(), cq.grad(), 10 * tol, tol);
+    check_same(gk.grad(), ck.grad(), 10 * tol, tol);
+    check_same(gv.grad(), cv.grad(), 10 * tol, tol);
+  }
+}
+
+TEST_CASE("cuda: attention beyond the kernel's head dim is a clear error") {
+  cuda::enable_simulated_device();
+  Tensor q = zeros({1, 2, 300}, TensorOptions(kCuda));
+  try {
+    (void)nn::functional::scaled_dot_product_attention(q, q, q);
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("head dim 300") != std::string::npos);
   }
 }
 

@@ -107,6 +107,8 @@ T shuffle_as(unsigned mask, T v, int kind, int arg, int width, int line) {
 #define EMBER_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                             \
   ::ember::sim::launch(#kernel, dim3(grid), dim3(block), (shared_bytes), [&] { kernel(__VA_ARGS__); })
 
+#define EMBER_ALLOW_DYNAMIC_SHARED(kernel, bytes) ((void)(bytes))
+
 template <class T>
 inline T* ember_dynamic_shared() {
   return static_cast<T*>(::ember::sim::dynamic_shared());
