@@ -25,9 +25,10 @@ Backend& cpu_backend() {
 Backend& backend_for(Device device) {
   if (device.is_cpu()) return cpu_override ? *cpu_override : cpu_backend();
   if (Backend* cuda = cuda_backend_or_null(); cuda && device.index == 0) return *cuda;
-  fail("backend: device ", device.str(),
-       " is not available: ember's CUDA backend runs on the SIMT simulator in this version (set "
-       "EMBER_CUDA_SIM=1 to use it as cuda:0); there is no GPU build yet");
+  if (device.index != 0 && cuda_backend_or_null())
+    fail("backend: device ", device.str(), " is not available: ember drives one GPU per process (cuda:0); "
+         "use one process per GPU (strategy \"ddp\")");
+  fail("backend: device ", device.str(), " is not available: ", cuda::unavailable_reason());
 }
 
 ScopedBackend::ScopedBackend(DeviceType type, Backend& backend) : type_(type) {

@@ -97,8 +97,7 @@ Trainer::Trainer(TrainerOptions options) : o_(std::move(options)) {
   EMBER_CHECK(o_.accelerator == "auto" || o_.accelerator == "cpu" || o_.accelerator == "cuda",
               "Trainer: accelerator must be \"auto\", \"cpu\" or \"cuda\", got \"", o_.accelerator, "\"");
   EMBER_CHECK(o_.accelerator != "cuda" || cuda::is_available(), "Trainer: accelerator=\"cuda\" but no CUDA "
-              "device is available (ember's CUDA backend runs on the SIMT simulator in this version: set "
-              "EMBER_CUDA_SIM=1); use \"cpu\" or \"auto\"");
+              "device is available: ", cuda::unavailable_reason(), "; use \"cpu\" or \"auto\"");
   if (o_.accelerator == "cuda" || (o_.accelerator == "auto" && cuda::is_available())) device_ = Device::cuda(0);
   EMBER_CHECK(o_.strategy == "auto" || o_.strategy == "ddp" || o_.strategy == "single",
               "Trainer: strategy must be \"auto\", \"ddp\" or \"single\", got \"", o_.strategy, "\"");

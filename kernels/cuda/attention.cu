@@ -277,7 +277,7 @@ void attention_forward(DType dt, const Backend::AttentionShape& a, const void* q
     }
     const size_t smem = sizeof(T) * (kTile * (2 * a.head_dim + a.v_dim) + kTile * kTile);
     EMBER_ALLOW_DYNAMIC_SHARED((flash_forward_kernel<T>), smem);
-    EMBER_LAUNCH((flash_forward_kernel<T>), tiles_grid(a.batch * p.q_tiles()), kThreads, smem, 0, p,
+    EMBER_LAUNCH((flash_forward_kernel<T>), tiles_grid(a.batch * p.q_tiles()), kThreads, smem, gpu::stream(), p,
                  static_cast<T*>(out), static_cast<T*>(lse));
   });
 }
@@ -293,13 +293,13 @@ void attention_backward(DType dt, const Backend::AttentionShape& a, const void* 
     if (a.batch * a.kv_len > 0) {
       const size_t smem = sizeof(T) * (2 * kTile * (a.head_dim + a.v_dim) + 2 * kTile * kTile + 2 * kTile);
       EMBER_ALLOW_DYNAMIC_SHARED((flash_backward_dkdv_kernel<T>), smem);
-      EMBER_LAUNCH((flash_backward_dkdv_kernel<T>), tiles_grid(a.batch * p.k_tiles()), kThreads, smem, 0, p, o, g,
+      EMBER_LAUNCH((flash_backward_dkdv_kernel<T>), tiles_grid(a.batch * p.k_tiles()), kThreads, smem, gpu::stream(), p, o, g,
                    l, static_cast<T*>(gk), static_cast<T*>(gv));
     }
     if (a.batch * a.q_len > 0) {
       const size_t smem = sizeof(T) * (2 * kTile * (a.head_dim + a.v_dim) + kTile * kTile);
       EMBER_ALLOW_DYNAMIC_SHARED((flash_backward_dq_kernel<T>), smem);
-      EMBER_LAUNCH((flash_backward_dq_kernel<T>), tiles_grid(a.batch * p.q_tiles()), kThreads, smem, 0, p, o, g, l,
+      EMBER_LAUNCH((flash_backward_dq_kernel<T>), tiles_grid(a.batch * p.q_tiles()), kThreads, smem, gpu::stream(), p, o, g, l,
                    static_cast<T*>(gq));
     }
   });

@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "ember/core/error.h"
-#include "ember/kernels/cuda/portability.h"
+#include "ember/kernels/cuda/device_runtime.h"
 
 namespace ember::kernels::cuda {
 
@@ -23,7 +23,11 @@ void* CachingAllocator::allocate(size_t bytes) {
     p = it->second.back();
     it->second.pop_back();
   } else {
-    p = gpu::malloc(size);
+    p = runtime::device_malloc(size);
+    if (!p) {  // out of device memory: give the idle cached blocks back and try once more
+      release_cached();
+      p = runtime::device_malloc(size);
+    }
     EMBER_CHECK(p != nullptr, "cuda: out of memory allocating ", size, " bytes (", stats_.reserved,
                 " reserved; try cuda::empty_cache())");
     stats_.reserved += static_cast<int64_t>(size);
@@ -47,8 +51,12 @@ void CachingAllocator::deallocate(void* p) {
 
 void CachingAllocator::empty_cache() {
   std::lock_guard<std::mutex> lock(mu_);
+  release_cached();
+}
+
+void CachingAllocator::release_cached() {
   for (auto& [size, blocks] : free_) {
-    for (void* p : blocks) gpu::free(p);
+    for (void* p : blocks) runtime::device_free(p);
     stats_.reserved -= static_cast<int64_t>(size * blocks.size());
   }
   free_.clear();

@@ -29,6 +29,8 @@ class CachingAllocator {
   static size_t round_size(size_t bytes);
 
  private:
+  void release_cached();  // with mu_ held
+
   mutable std::mutex mu_;
   std::map<size_t, std::vector<void*>> free_;  // size class -> idle blocks
   std::unordered_map<void*, size_t> live_;     // block -> size class

@@ -1,33 +1,20 @@
 // CudaBackend: see cuda_backend.h. Each primitive checks its arguments' shape of work and hands the
-// device pointers to a kernel's host entry point (cuda_kernels.h).
+// device pointers to a kernel's host entry point (cuda_kernels.h); memory, copies and GEMM come from
+// the device runtime of this build (device_runtime.h: a real GPU or the simulated device).
 #include "ember/kernels/cuda/cuda_backend.h"
-
-#include <atomic>
-#include <cstdlib>
-#include <cstring>
 
 #include "ember/core/error.h"
 #include "ember/kernels/cuda/caching_allocator.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
-#include "ember/kernels/cuda/portability.h"
+#include "ember/kernels/cuda/device_runtime.h"
 
 namespace ember::kernels {
 namespace {
 
-std::atomic<bool> g_simulated{false};
-
-bool simulated_enabled() {
-  static const bool from_env = [] {
-    const char* v = std::getenv("EMBER_CUDA_SIM");
-    return v && (std::strcmp(v, "1") == 0 || std::strcmp(v, "ON") == 0 || std::strcmp(v, "on") == 0);
-  }();
-  return from_env || g_simulated.load();
-}
-
 class CudaBackend : public Backend {
  public:
   cuda::CachingAllocator allocator;
-  const char* name() const override { return "cuda (simulated)"; }
+  const char* name() const override { return cuda::runtime::name(); }
 
   bool supports(Op op, DType dtype) const override {
     const bool numeric = dtype == kFloat32 || dtype == kFloat64 || dtype == kInt64 || dtype == kInt32 ||
@@ -50,11 +37,13 @@ class CudaBackend : public Backend {
   void* allocate(size_t nbytes) override { return allocator.allocate(nbytes == 0 ? 1 : nbytes); }
   void deallocate(void* ptr, size_t) override { allocator.deallocate(ptr); }
   void empty_cache() override { allocator.empty_cache(); }
-  void copy_to_host(void* host_dst, const void* src, size_t nbytes) override { gpu::copy_to_host(host_dst, src, nbytes); }
-  void copy_from_host(void* dst, const void* host_src, size_t nbytes) override {
-    gpu::copy_to_device(dst, host_src, nbytes);
+  void copy_to_host(void* host_dst, const void* src, size_t nbytes) override {
+    cuda::runtime::copy_to_host(host_dst, src, nbytes);
   }
-  void synchronize() override { gpu::synchronize(); }
+  void copy_from_host(void* dst, const void* host_src, size_t nbytes) override {
+    cuda::runtime::copy_to_device(dst, host_src, nbytes);
+  }
+  void synchronize() override { cuda::runtime::synchronize(); }
 
   void fill(DType dt, void* out, int64_t n, Scalar value) override { cuda::fill(dt, out, n, value); }
   void cast(DType from, const void* in, DType to, void* out, int64_t n) override { cuda::cast(from, in, to, out, n); }
@@ -78,13 +67,13 @@ class CudaBackend : public Backend {
   void softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols, bool log) override {
     cuda::softmax(dt, in, out, rows, cols, log);
   }
-  // The simulated device's memory is host memory, so its GEMM is the CPU's (Eigen / our packed
-  // SGEMM); a GPU build calls cuBLAS here.
+  // cuBLAS on a GPU; the CPU's GEMM on the simulated device, whose memory is host memory.
   void gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const void* a,
             int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b, double beta, void* c,
             int64_t ldc, int64_t stride_c, int64_t batch) override {
-    cpu_backend().gemm(dt, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
-                       stride_c, batch);
+    EMBER_CHECK(dt == kFloat32 || dt == kFloat64, "cuda gemm: no kernel for dtype ", dtype_name(dt));
+    cuda::runtime::gemm(dt == kFloat64, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c,
+                        ldc, stride_c, batch);
   }
 
   void cumsum(DType dt, const void* in, void* out, int64_t outer, int64_t r, int64_t inner) override {
@@ -149,10 +138,8 @@ class CudaBackend : public Backend {
 
 }  // namespace
 
-void set_simulated_device(bool on) { g_simulated = on; }
-
 CudaBackend* the_backend() {
-  if (!simulated_enabled()) return nullptr;
+  if (!cuda::runtime::available()) return nullptr;
   static CudaBackend backend;
   return &backend;
 }
@@ -163,16 +150,20 @@ Backend* cuda_backend_or_null() { return the_backend(); }
 
 namespace ember::cuda {
 
-bool is_available() { return kernels::cuda_backend_or_null() != nullptr; }
-int device_count() { return is_available() ? 1 : 0; }
+bool is_available() { return kernels::cuda::runtime::available(); }
+int device_count() { return kernels::cuda::runtime::device_count(); }
+std::string unavailable_reason() { return kernels::cuda::runtime::unavailable_reason(); }
+bool built_for_gpu() { return kernels::cuda::runtime::built_for_gpu(); }
 void synchronize() {
-  if (auto* b = kernels::cuda_backend_or_null()) b->synchronize();
+  if (is_available()) kernels::cuda::runtime::synchronize();
 }
-void enable_simulated_device() { kernels::set_simulated_device(true); }
+void enable_simulated_device() { kernels::cuda::runtime::enable_simulated_device(); }
+void set_allow_tf32(bool on) { kernels::cuda::runtime::set_allow_tf32(on); }
+bool allow_tf32() { return kernels::cuda::runtime::allow_tf32(); }
 
 static kernels::cuda::CachingAllocator& allocator() {
   auto* b = kernels::the_backend();
-  EMBER_CHECK(b != nullptr, "cuda: no CUDA device is available (set EMBER_CUDA_SIM=1 for the simulated one)");
+  EMBER_CHECK(b != nullptr, "cuda: no CUDA device is available: ", unavailable_reason());
   return b->allocator;
 }
 int64_t memory_allocated() { return allocator().stats().allocated; }

@@ -83,7 +83,7 @@ void fill(DType dt, void* out, int64_t n, Scalar value) {
   if (n == 0) return;
   dispatch_cuda_types(dt, "cuda fill", [&]<class T>() {
     const T v = std::is_floating_point_v<T> ? static_cast<T>(value.to_double()) : static_cast<T>(value.to_int());
-    EMBER_LAUNCH((fill_kernel<T>), grid_for(n), kThreads, 0, 0, static_cast<T*>(out), n, v);
+    EMBER_LAUNCH((fill_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<T*>(out), n, v);
   });
 }
 
@@ -91,7 +91,7 @@ void cast(DType from, const void* in, DType to, void* out, int64_t n) {
   if (n == 0) return;
   dispatch_cuda_types(from, "cuda cast", [&]<class A>() {
     dispatch_cuda_types(to, "cuda cast", [&]<class B>() {
-      EMBER_LAUNCH((cast_kernel<A, B>), grid_for(n), kThreads, 0, 0, static_cast<const A*>(in), static_cast<B*>(out), n);
+      EMBER_LAUNCH((cast_kernel<A, B>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<const A*>(in), static_cast<B*>(out), n);
     });
   });
 }
@@ -100,7 +100,7 @@ void strided_copy(DType dt, const void* src, void* dst, const Strided& s) {
   const int64_t n = numel_of(s);
   if (n == 0) return;
   dispatch_cuda_types(dt, "cuda strided_copy", [&]<class T>() {
-    EMBER_LAUNCH((strided_copy_kernel<T>), grid_for(n), kThreads, 0, 0, static_cast<const T*>(src),
+    EMBER_LAUNCH((strided_copy_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<const T*>(src),
                  static_cast<T*>(dst), s, n);
   });
 }
@@ -114,7 +114,7 @@ struct LaunchUnary {
   int64_t n;
   template <class F>
   void operator()(F f) const {
-    EMBER_LAUNCH((unary_kernel<T, F>), grid_for(n), kThreads, 0, 0, f, static_cast<const T*>(in), static_cast<T*>(out), n);
+    EMBER_LAUNCH((unary_kernel<T, F>), grid_for(n), kThreads, 0, gpu::stream(), f, static_cast<const T*>(in), static_cast<T*>(out), n);
   }
 };
 
@@ -127,7 +127,7 @@ struct LaunchBinary {
   template <class F>
   void operator()(F f) const {
     using R = std::conditional_t<std::is_same_v<decltype(f(T(), T())), bool>, bool, T>;
-    EMBER_LAUNCH((binary_kernel<T, R, F>), grid_for(n), kThreads, 0, 0, f, static_cast<const T*>(a),
+    EMBER_LAUNCH((binary_kernel<T, R, F>), grid_for(n), kThreads, 0, gpu::stream(), f, static_cast<const T*>(a),
                  static_cast<const T*>(b), static_cast<R*>(out), *s, n);
   }
 };
@@ -147,7 +147,7 @@ void where(DType dt, const void* cond, const void* a, const void* b, void* out, 
   const int64_t n = numel_of(s);
   if (n == 0) return;
   dispatch_cuda_types(dt, "cuda where", [&]<class T>() {
-    EMBER_LAUNCH((where_kernel<T>), grid_for(n), kThreads, 0, 0, static_cast<const bool*>(cond),
+    EMBER_LAUNCH((where_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<const bool*>(cond),
                  static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(out), s, n);
   });
 }

@@ -14,9 +14,20 @@ namespace ember::cuda {
 inline constexpr int kWarpSize = 32;
 }  // namespace ember::cuda
 
-// kernel<<<grid, block, shared_bytes, stream>>>(args...)
-#define EMBER_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
-  kernel<<<(grid), (block), (shared_bytes), (stream)>>>(__VA_ARGS__)
+namespace ember::gpu {
+// The stream all of ember's device work is ordered on (kernels/cuda/gpu_runtime.cpp).
+cudaStream_t stream();
+// Throws an ember::Error naming the kernel when its launch failed (bad configuration, too much
+// shared memory, no device).
+void check_launch(const char* kernel);
+}  // namespace ember::gpu
+
+// kernel<<<grid, block, shared_bytes, stream>>>(args...), then the launch's error check.
+#define EMBER_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)      \
+  do {                                                                   \
+    kernel<<<(grid), (block), (shared_bytes), (stream)>>>(__VA_ARGS__);  \
+    ::ember::gpu::check_launch(#kernel);                                 \
+  } while (0)
 
 // Lets `kernel` take more than the default 48 KiB of dynamic shared memory (up to the device's
 // limit, 227 KiB on sm_90). The simulator has no such default.
@@ -36,8 +47,8 @@ __device__ inline T* ember_dynamic_shared() {
 #include "ember/kernels/cuda/sim/simt.h"
 #endif
 
-// Device memory for kernel tests and host wrappers: cudaMalloc/cudaMemcpy on a GPU, the simulator's
-// heap (with overrun canaries) on the CPU. The same test runs unchanged on both.
+// Device memory for kernel tests and host wrappers: cudaMalloc/cudaMemcpy on ember's stream on a
+// GPU, the simulator's heap (with overrun canaries) on the CPU. The same test runs unchanged on both.
 namespace ember::gpu {
 #if defined(__CUDACC__)
 inline void* malloc(size_t bytes) {
@@ -46,14 +57,21 @@ inline void* malloc(size_t bytes) {
   return p;
 }
 inline void free(void* p) { cudaFree(p); }
-inline void copy_to_device(void* dst, const void* src, size_t bytes) { cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice); }
-inline void copy_to_host(void* dst, const void* src, size_t bytes) { cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost); }
-inline void synchronize() { cudaDeviceSynchronize(); }
+inline void copy_to_device(void* dst, const void* src, size_t bytes) {
+  cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream());
+  cudaStreamSynchronize(stream());
+}
+inline void copy_to_host(void* dst, const void* src, size_t bytes) {
+  cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream());
+  cudaStreamSynchronize(stream());
+}
+inline void synchronize() { cudaStreamSynchronize(stream()); }
 #else
 inline void* malloc(size_t bytes) { return ::ember::sim::device_malloc(bytes); }
 inline void free(void* p) { ::ember::sim::device_free(p); }
 inline void copy_to_device(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
 inline void copy_to_host(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
 inline void synchronize() {}
+inline cudaStream_t stream() { return nullptr; }  // the simulator runs launches in order
 #endif
 }  // namespace ember::gpu

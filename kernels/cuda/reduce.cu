@@ -111,11 +111,11 @@ void reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int
       return;
     }
     if (inner == 1 && (op == ReduceOp::Sum || op == ReduceOp::Prod)) {
-      EMBER_LAUNCH((sum_rows_kernel<T>), dim3(static_cast<unsigned>(outer)), kThreads, 0, 0, static_cast<const T*>(in),
+      EMBER_LAUNCH((sum_rows_kernel<T>), dim3(static_cast<unsigned>(outer)), kThreads, 0, gpu::stream(), static_cast<const T*>(in),
                    static_cast<T*>(out), r, op == ReduceOp::Prod);
       return;
     }
-    EMBER_LAUNCH((reduce_columns_kernel<T>), grid_for(outer * inner), kThreads, 0, 0, op,
+    EMBER_LAUNCH((reduce_columns_kernel<T>), grid_for(outer * inner), kThreads, 0, gpu::stream(), op,
                  static_cast<const T*>(in), out, outer, r, inner);
   });
 }
@@ -123,7 +123,7 @@ void reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int
 void softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols, bool log) {
   if (rows * cols == 0) return;
   dispatch_floating(dt, "cuda softmax", [&]<class T>() {
-    EMBER_LAUNCH((softmax_kernel<T>), dim3(static_cast<unsigned>(rows)), kThreads, 0, 0, static_cast<const T*>(in),
+    EMBER_LAUNCH((softmax_kernel<T>), dim3(static_cast<unsigned>(rows)), kThreads, 0, gpu::stream(), static_cast<const T*>(in),
                  static_cast<T*>(out), cols, log);
   });
 }

@@ -104,7 +104,7 @@ void optimizer_update(DType dt, const Backend::UpdateSpec& spec, int64_t n, void
   if (n == 0) return;
   const UpdateConstants constants(spec);
   dispatch_floating(dt, "cuda optimizer_update", [&]<class T>() {
-    EMBER_LAUNCH((optimizer_kernel<T>), grid_for(n), kThreads, 0, 0, spec, constants, n, static_cast<T*>(param),
+    EMBER_LAUNCH((optimizer_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), spec, constants, n, static_cast<T*>(param),
                  static_cast<const T*>(grad), static_cast<T*>(s0), static_cast<T*>(s1), static_cast<T*>(s2));
   });
 }
@@ -112,14 +112,14 @@ void optimizer_update(DType dt, const Backend::UpdateSpec& spec, int64_t n, void
 void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi) {
   if (n == 0) return;
   dispatch_floating(dt, "cuda random_uniform", [&]<class T>() {
-    EMBER_LAUNCH((uniform_kernel<T>), grid_for(n), kThreads, 0, 0, static_cast<T*>(out), n, seed, offset, lo, hi);
+    EMBER_LAUNCH((uniform_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<T*>(out), n, seed, offset, lo, hi);
   });
 }
 
 void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double stddev) {
   if (n == 0) return;
   dispatch_floating(dt, "cuda random_normal", [&]<class T>() {
-    EMBER_LAUNCH((normal_kernel<T>), grid_for(n), kThreads, 0, 0, static_cast<T*>(out), n, seed, offset, mean, stddev);
+    EMBER_LAUNCH((normal_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<T*>(out), n, seed, offset, mean, stddev);
   });
 }
 
@@ -127,7 +127,7 @@ void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, i
                         void* y, void* mean, void* rstd) {
   if (rows == 0) return;
   dispatch_floating(dt, "cuda layer_norm_forward", [&]<class T>() {
-    EMBER_LAUNCH((layer_norm_forward_kernel<T>), grid_for(rows), kThreads, 0, 0, static_cast<const T*>(x),
+    EMBER_LAUNCH((layer_norm_forward_kernel<T>), grid_for(rows), kThreads, 0, gpu::stream(), static_cast<const T*>(x),
                  static_cast<const T*>(w), static_cast<const T*>(b), rows, cols, eps, static_cast<T*>(y),
                  static_cast<T*>(mean), static_cast<T*>(rstd));
   });
@@ -137,11 +137,11 @@ void layer_norm_backward(DType dt, const void* x, const void* w, const void* mea
                          int64_t rows, int64_t cols, void* dx, void* dw, void* db) {
   dispatch_floating(dt, "cuda layer_norm_backward", [&]<class T>() {
     if (rows > 0)
-      EMBER_LAUNCH((layer_norm_dx_kernel<T>), grid_for(rows), kThreads, 0, 0, static_cast<const T*>(x),
+      EMBER_LAUNCH((layer_norm_dx_kernel<T>), grid_for(rows), kThreads, 0, gpu::stream(), static_cast<const T*>(x),
                    static_cast<const T*>(w), static_cast<const T*>(mean), static_cast<const T*>(rstd),
                    static_cast<const T*>(dy), rows, cols, static_cast<T*>(dx));
     if (dw || db)
-      EMBER_LAUNCH((layer_norm_dwdb_kernel<T>), grid_for(cols), kThreads, 0, 0, static_cast<const T*>(x),
+      EMBER_LAUNCH((layer_norm_dwdb_kernel<T>), grid_for(cols), kThreads, 0, gpu::stream(), static_cast<const T*>(x),
                    static_cast<const T*>(mean), static_cast<const T*>(rstd), static_cast<const T*>(dy), rows, cols,
                    static_cast<T*>(dw), static_cast<T*>(db));
   });
@@ -151,7 +151,7 @@ void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_
   const int64_t total = batch * g.channels * g.kernel_h * g.kernel_w * g.out_h * g.out_w;
   if (total == 0) return;
   dispatch_numeric(dt, "cuda im2col", [&]<class T>() {
-    EMBER_LAUNCH((im2col_kernel<T>), grid_for(total), kThreads, 0, 0, static_cast<const T*>(in), static_cast<T*>(out),
+    EMBER_LAUNCH((im2col_kernel<T>), grid_for(total), kThreads, 0, gpu::stream(), static_cast<const T*>(in), static_cast<T*>(out),
                  g, batch);
   });
 }
@@ -160,7 +160,7 @@ void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int6
   const int64_t total = batch * g.channels * g.height * g.width;
   if (total == 0) return;
   dispatch_numeric(dt, "cuda col2im", [&]<class T>() {
-    EMBER_LAUNCH((col2im_kernel<T>), grid_for(total), kThreads, 0, 0, static_cast<const T*>(cols),
+    EMBER_LAUNCH((col2im_kernel<T>), grid_for(total), kThreads, 0, gpu::stream(), static_cast<const T*>(cols),
                  static_cast<T*>(out), g, batch);
   });
 }

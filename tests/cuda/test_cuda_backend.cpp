@@ -1,6 +1,6 @@
-// The CUDA backend on the simulated device: tensors on Device::cuda(0) computed by ember's CUDA
-// kernels (run by the SIMT simulator) against the same ops on the CPU, over odd sizes, broadcasting
-// and non-contiguous inputs, dtypes, autograd through them, and the errors around them.
+// The CUDA backend: tensors on Device::cuda(0) - the simulated device, or the GPU in a GPU build -
+// computed by ember's CUDA kernels against the same ops on the CPU, over odd sizes, broadcasting and
+// non-contiguous inputs, dtypes, autograd through them, and the errors around them.
 #include <doctest/doctest.h>
 
 #include <limits>
@@ -21,9 +21,19 @@ void check_same(const Tensor& on_cuda, const Tensor& on_cpu, double rtol = 1e-5,
   if (is_floating(on_cpu.dtype())) CHECK(allclose(back, on_cpu, rtol, atol, /*equal_nan=*/true));
   else CHECK(equal(back, on_cpu));
 }
+// Sets up cuda:0: the simulated device in the simulator build; in the GPU build (EMBER_CUDA=ON) the
+// GPU, or, on a machine without one, skips the test and says so.
+bool use_cuda() {
+  if (!cuda::built_for_gpu()) {
+    cuda::enable_simulated_device();
+    return true;
+  }
+  if (!cuda::is_available()) MESSAGE("skipped: no GPU here (" << cuda::unavailable_reason() << ")");
+  return cuda::is_available();
+}
 }  // namespace
 
-TEST_CASE("cuda: without the simulated device, CUDA is unavailable and says so") {
+TEST_CASE("cuda: without a device, CUDA is unavailable and says so") {
   if (cuda::is_available()) return;  // EMBER_CUDA_SIM=1 in the environment
   CHECK(cuda::device_count() == 0);
   try {
@@ -33,10 +43,19 @@ TEST_CASE("cuda: without the simulated device, CUDA is unavailable and says so")
     CHECK(std::string(e.what()).find("cuda:0 is not available") != std::string::npos);
     CHECK(std::string(e.what()).find("EMBER_CUDA_SIM=1") != std::string::npos);
   }
+  if (cuda::built_for_gpu()) {  // the GPU build has no simulated device to fall back on
+    try {
+      cuda::enable_simulated_device();
+      FAIL("expected an error");
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).find("-DEMBER_CUDA=OFF") != std::string::npos);
+    }
+    CHECK_THROWS_AS(cuda::memory_allocated(), Error);
+  }
 }
 
-TEST_CASE("cuda: tensors move to the simulated device and back, in every dtype") {
-  cuda::enable_simulated_device();
+TEST_CASE("cuda: tensors move to the device and back, in every dtype") {
+  if (!use_cuda()) return;
   REQUIRE(cuda::is_available());
   CHECK(cuda::device_count() == 1);
   manual_seed(1);
@@ -53,7 +72,7 @@ TEST_CASE("cuda: tensors move to the simulated device and back, in every dtype")
 }
 
 TEST_CASE("cuda: unary ops over odd sizes and non-contiguous inputs") {
-  cuda::enable_simulated_device();
+  if (!use_cuda()) return;
   manual_seed(2);
   for (int64_t n : {1, 7, 33, 1023}) {
     Tensor x = randn({n, 3}).t();  // non-contiguous
@@ -71,7 +90,7 @@ TEST_CASE("cuda: unary ops over odd sizes and non-contiguous inputs") {
 }
 
 TEST_CASE("cuda: broadcasting binary ops, comparisons and where") {
-  cuda::enable_simulated_device();
+  if (!use_cuda()) return;
   manual_seed(3);
   Tensor a = randn({7, 1, 5}), b = randn({1, 3, 5});
   Tensor ga = a.to(kCuda), gb = b.to(kCuda);
@@ -88,7 +107,7 @@ TEST_CASE("cuda: broadcasting binary ops, comparisons and where") {
 }
 
 TEST_CASE("cuda: reductions over every dim, softmax and matmul") {
-  cuda::enable_simulated_device();
+  if (!use_cuda()) return;
   manual_seed(4);
   Tensor x = randn({6, 33, 17});
   Tensor g = x.to(kCuda);
@@ -116,7 +135,7 @@ TEST_CASE("cuda: reductions over every dim, softmax and matmul") {
 }
 
 TEST_CASE("cuda: autograd runs on the device and agrees with the CPU") {
-  cuda::enable_simulated_device();
+  if (!use_cuda()) return;
   manual_seed(5);
   Tensor x = randn({8, 5}), w = randn({5, 3});
   Tensor gx = x.to(kCuda).requires_grad_(), gw = w.to(kCuda).requires_grad_();
@@ -128,7 +147,7 @@ TEST_CASE("cuda: autograd runs on the device and agrees with the CPU") {
 }
 
 TEST_CASE("cuda: random numbers equal the CPU's for the same seed") {
-  cuda::enable_simulated_device();
+  if (!use_cuda()) return;
   manual_seed(11);
   Tensor a = randn({33, 7}, TensorOptions(kCuda));
   Tensor b = rand({100}, TensorOptions(kCuda));
@@ -143,7 +162,7 @@ TEST_CASE("cuda: random numbers equal the CPU's for the same seed") {
 }
 
 TEST_CASE("cuda: index ops, cumsum, sort and nonzero") {
-  cuda::enable_simulated_device();
+  if (!use_cuda()) return;
   manual_seed(13);
   Tensor x = randn({9, 6});
   Tensor idx = tensor(std::vector<int64_t>{4, 0, 4, 8, 2}, {5});
@@ -171,7 +190,7 @@ TEST_CASE("cuda: index ops, cumsum, sort and nonzero") {
 }
 
 TEST_CASE("cuda: layers and a training step on the device match the CPU") {
-  cuda::enable_simulated_device();
+  if (!use_cuda()) return;
   manual_seed(14);
   // LayerNorm forward and backward.
   Tensor x = randn({6, 17});
@@ -221,7 +240,7 @@ TEST_CASE("cuda: layers and a training step on the device match the CPU") {
 }
 
 TEST_CASE("cuda: fused attention forward and backward, with causal and padding masks") {
-  cuda::enable_simulated_device();
+  if (!use_cuda()) return;
   manual_seed(16);
   Tensor q = randn({2, 3, 5, 8}), k = randn({2, 3, 7, 8}), v = randn({2, 3, 7, 6});
   // The last two keys are padding in batch 0, none in batch 1.
@@ -251,7 +270,7 @@ TEST_CASE("cuda: fused attention forward and backward, with causal and padding m
 }
 
 TEST_CASE("cuda: tiled attention over lengths and dims around the 16-row tiles") {
-  cuda::enable_simulated_device();
+  if (!use_cuda()) return;
   manual_seed(17);
   struct Case {
     int64_t L, S, D, Dv;
@@ -297,7 +316,7 @@ TEST_CASE("cuda: tiled attention over lengths and dims around the 16-row tiles")
 }
 
 TEST_CASE("cuda: attention beyond the kernel's head dim is a clear error") {
-  cuda::enable_simulated_device();
+  if (!use_cuda()) return;
   Tensor q = zeros({1, 2, 300}, TensorOptions(kCuda));
   try {
     (void)nn::functional::scaled_dot_product_attention(q, q, q);
@@ -308,7 +327,7 @@ TEST_CASE("cuda: attention beyond the kernel's head dim is a clear error") {
 }
 
 TEST_CASE("cuda: every primitive has a kernel; other devices give a clear error") {
-  cuda::enable_simulated_device();
+  if (!use_cuda()) return;
   CHECK(kernels::backend_for(kCuda).supports(kernels::Op::Attention, kFloat32));
   CHECK(kernels::backend_for(kCuda).supports(kernels::Op::Softmax, kFloat32));
   CHECK_FALSE(kernels::backend_for(kCuda).supports(kernels::Op::Softmax, kInt64));
@@ -321,7 +340,7 @@ TEST_CASE("cuda: every primitive has a kernel; other devices give a clear error"
 }
 
 TEST_CASE("cuda: the caching allocator reuses blocks and keeps PyTorch's memory statistics") {
-  cuda::enable_simulated_device();
+  if (!use_cuda()) return;
   cuda::empty_cache();
   const int64_t base = cuda::memory_allocated();
   const void* first = nullptr;

@@ -1,0 +1,42 @@
+// What the CUDA backend needs from a device besides kernels: memory, copies, a stream to order work,
+// GEMM and whether a device exists. Two implementations, one per build (CMake's EMBER_CUDA):
+//   - gpu_runtime.cpp: the CUDA runtime on a real GPU - cudaMalloc, copies through pinned staging
+//     buffers on ember's stream, cuBLAS for GEMM;
+//   - sim_runtime.cpp: the simulated device - host memory with overrun canaries, plain memcpy, the
+//     CPU backend's GEMM, present only when switched on (EMBER_CUDA_SIM=1 or
+//     cuda::enable_simulated_device()), so CI runs the CUDA backend's whole path without a GPU.
+// Kernel files never include this; they get their stream through gpu::stream() (portability.h).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace ember::kernels::cuda::runtime {
+
+// "cuda" or "cuda (simulated)": the backend's name.
+const char* name();
+// Whether cuda:0 can be used now, and if not, a sentence saying why and what to do.
+bool available();
+std::string unavailable_reason();
+int device_count();
+// True in the build for real GPUs (EMBER_CUDA=ON), false in the simulated-device build.
+bool built_for_gpu();
+void enable_simulated_device();  // an error in the GPU build
+
+void* device_malloc(size_t bytes);  // null when the device is out of memory
+void device_free(void* p);
+void copy_to_device(void* dst, const void* host_src, size_t bytes);
+void copy_to_host(void* host_dst, const void* src, size_t bytes);
+void synchronize();
+
+// TF32 tensor cores for float32 GEMM (PyTorch's torch.backends.cuda.matmul.allow_tf32; off by
+// default). The simulated device's GEMM is the CPU's and ignores it.
+void set_allow_tf32(bool on);
+bool allow_tf32();
+
+// Row-major C[b] = alpha op(A[b]) op(B[b]) + beta C[b], as Backend::gemm; float32 and float64.
+void gemm(bool is_double, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const void* a,
+          int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b, double beta, void* c,
+          int64_t ldc, int64_t stride_c, int64_t batch);
+
+}  // namespace ember::kernels::cuda::runtime

@@ -1,0 +1,53 @@
+// The simulated device (see device_runtime.h): its memory is host memory from the simulator's heap
+// (each block followed by a canary the simulator checks after every launch), copies are memcpy, work
+// runs in order as it is issued, and GEMM is the CPU backend's. It exists once switched on, by
+// EMBER_CUDA_SIM=1 in the environment or cuda::enable_simulated_device().
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "ember/kernels/backend.h"
+#include "ember/kernels/cuda/device_runtime.h"
+#include "ember/kernels/cuda/sim/simt.h"
+
+namespace ember::kernels::cuda::runtime {
+namespace {
+std::atomic<bool> g_enabled{false};
+std::atomic<bool> g_allow_tf32{false};
+
+bool enabled_by_environment() {
+  static const bool on = [] {
+    const char* v = std::getenv("EMBER_CUDA_SIM");
+    return v && (std::strcmp(v, "1") == 0 || std::strcmp(v, "ON") == 0 || std::strcmp(v, "on") == 0);
+  }();
+  return on;
+}
+}  // namespace
+
+const char* name() { return "cuda (simulated)"; }
+bool available() { return enabled_by_environment() || g_enabled.load(); }
+std::string unavailable_reason() {
+  return "this build of ember runs its CUDA kernels on the SIMT simulator (configured with EMBER_CUDA=OFF or "
+         "without nvcc); set EMBER_CUDA_SIM=1 to use the simulated device as cuda:0, or build with "
+         "-DEMBER_CUDA=ON on a machine with a GPU";
+}
+int device_count() { return available() ? 1 : 0; }
+bool built_for_gpu() { return false; }
+void enable_simulated_device() { g_enabled = true; }
+
+void* device_malloc(size_t bytes) { return sim::device_malloc(bytes); }
+void device_free(void* p) { sim::device_free(p); }
+void copy_to_device(void* dst, const void* host_src, size_t bytes) { std::memcpy(dst, host_src, bytes); }
+void copy_to_host(void* host_dst, const void* src, size_t bytes) { std::memcpy(host_dst, src, bytes); }
+void synchronize() {}
+void set_allow_tf32(bool on) { g_allow_tf32 = on; }
+bool allow_tf32() { return g_allow_tf32; }
+
+void gemm(bool is_double, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const void* a,
+          int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b, double beta, void* c,
+          int64_t ldc, int64_t stride_c, int64_t batch) {
+  cpu_backend().gemm(is_double ? kFloat64 : kFloat32, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb,
+                     stride_b, beta, c, ldc, stride_c, batch);
+}
+
+}  // namespace ember::kernels::cuda::runtime
