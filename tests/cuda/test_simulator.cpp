@@ -12,35 +12,12 @@
 
 #include "ember/core/error.h"
 #include "ember/kernels/cuda/portability.h"
+#include "device_buffer.h"
 #include "sim_kernels.h"
 
 using namespace ember;
 
 namespace {
-
-template <class T>
-struct DeviceBuffer {
-  explicit DeviceBuffer(const std::vector<T>& host) : n(host.size()) {
-    p = static_cast<T*>(gpu::malloc(n * sizeof(T)));
-    gpu::copy_to_device(p, host.data(), n * sizeof(T));
-  }
-  ~DeviceBuffer() { gpu::free(p); }
-  std::vector<T> get() const {
-    std::vector<T> h(n);
-    gpu::copy_to_host(h.data(), p, n * sizeof(T));
-    return h;
-  }
-  size_t n;
-  T* p;
-};
-
-std::vector<float> random_floats(size_t n, unsigned seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> d(-1, 1);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(gen);
-  return v;
-}
 
 template <class F>
 std::string error_of(F&& f) {

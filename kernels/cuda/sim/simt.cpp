@@ -67,6 +67,20 @@ ember_sim_fiber_start:
 #define EMBER_SIM_ASAN 1
 #endif
 
+// ThreadSanitizer as a race detector for kernels (EMBER_SIM_TSAN: this file compiled without
+// -fsanitize=thread, the kernels with it). Every simulated CUDA thread gets its own TSan context, and
+// switching between them carries no synchronisation, so two threads of a block that touch the same
+// memory with no barrier between them are a reported race even though one OS thread ran both. The
+// happens-before edges are exactly CUDA's: the launch before every thread, each __syncthreads (all
+// arrivals before all departures), each warp collective, every thread before the launch returns.
+// The simulator's own bookkeeping is not instrumented, so it is invisible to TSan.
+#if defined(EMBER_SIM_TSAN)
+#include <sanitizer/tsan_interface.h>
+#define EMBER_SIM_TSAN_ONLY(...) __VA_ARGS__
+#else
+#define EMBER_SIM_TSAN_ONLY(...)
+#endif
+
 namespace ember::sim {
 
 thread_local ThreadContext* g_current = nullptr;
@@ -89,6 +103,8 @@ struct SimThread {
   Wait wait = Wait::None;
   int line = 0;
   bool finished = false;
+  void* tsan = nullptr;  // this thread's TSan context (EMBER_SIM_TSAN)
+  char tsan_sync = 0;    // the address its warp-collective arrivals release on
   // a pending warp collective
   unsigned mask = 0;
   uint64_t value = 0, result = 0;
@@ -105,9 +121,23 @@ struct Block {
   const std::function<void()>* body = nullptr;
   std::vector<unsigned char> dynamic_shared;
   std::vector<Fiber*> fibers;  // every fiber this block used
+  std::vector<Fiber*> retired;  // EMBER_SIM_TSAN: fibers whose one thread finished, idle after the block
   std::string error;
   void* scheduler_sp = nullptr;
+  void* scheduler_tsan = nullptr;  // the OS thread's TSan context
+  // Addresses TSan synchronises on: launch start, barriers, thread exits.
+  char sync_start = 0, sync_barrier = 0, sync_end = 0;
 };
+
+#if defined(EMBER_SIM_TSAN)
+// Makes `waiter` acquire what was released at `sync` when a barrier or collective completes - at that
+// moment, before anyone moved on - by briefly switching to its TSan context; then back to `current`.
+void tsan_acquire_for(SimThread& waiter, void* sync, void* current) {
+  __tsan_switch_to_fiber(waiter.tsan, __tsan_switch_to_fiber_no_sync);
+  __tsan_acquire(sync);
+  __tsan_switch_to_fiber(current, __tsan_switch_to_fiber_no_sync);
+}
+#endif
 
 thread_local Block* t_block = nullptr;
 thread_local std::vector<Fiber*> t_idle;
@@ -172,6 +202,7 @@ void enter_fiber(Fiber* f, void** scheduler_sp) {
 
 // Switches from a fiber back to the scheduler; returns when the fiber is resumed.
 void leave_fiber(Fiber* f) {
+  EMBER_SIM_TSAN_ONLY(__tsan_switch_to_fiber(t_block->scheduler_tsan, __tsan_switch_to_fiber_no_sync));
 #if EMBER_SIM_ASAN
   void* fake = nullptr;
   __sanitizer_start_switch_fiber(&fake, t_scheduler_stack, t_scheduler_stack_size);
@@ -236,6 +267,15 @@ bool try_complete_warp(Block& b, int thread) {
       t.result = (me.mask >> src & 1u) ? b.threads[warp * 32 + src].value : t.value;
     }
   }
+#if defined(EMBER_SIM_TSAN)
+  // Each lane acquires every lane's arrival (and so everything those lanes did before it).
+  for (int lane = 0; lane < 32; ++lane) {
+    if (!(me.mask >> lane & 1u)) continue;
+    for (int from = 0; from < 32; ++from)
+      if (me.mask >> from & 1u)
+        tsan_acquire_for(b.threads[warp * 32 + lane], &b.threads[warp * 32 + from].tsan_sync, b.scheduler_tsan);
+  }
+#endif
   for (int lane = 0; lane < 32; ++lane) {
     if (!(me.mask >> lane & 1u)) continue;
     const int t = warp * 32 + lane;
@@ -287,6 +327,7 @@ void resolve(Block& b) {
   }
   for (int t : b.order)
     if (b.threads[t].wait == Wait::Barrier) {
+      EMBER_SIM_TSAN_ONLY(tsan_acquire_for(b.threads[t], &b.sync_barrier, b.scheduler_tsan));
       b.threads[t].wait = Wait::None;
       b.runnable.push_back(t);
     }
@@ -294,6 +335,7 @@ void resolve(Block& b) {
 
 void run_block(Block& b) {
   t_block = &b;
+  EMBER_SIM_TSAN_ONLY(b.scheduler_tsan = __tsan_get_current_fiber(); __tsan_release(&b.sync_start));
   while (b.error.empty()) {
     Fiber* next = nullptr;
     if (!b.runnable.empty()) {
@@ -302,6 +344,7 @@ void run_block(Block& b) {
       b.running = t;
       g_current = &b.threads[t].ctx;
       next = b.threads[t].fiber;
+      EMBER_SIM_TSAN_ONLY(__tsan_switch_to_fiber(b.threads[t].tsan, __tsan_switch_to_fiber_no_sync));
     } else if (b.next_unstarted < b.order.size()) {
       if (t_idle.empty()) t_idle.push_back(new_fiber());
       next = t_idle.back();
@@ -315,11 +358,14 @@ void run_block(Block& b) {
     }
     enter_fiber(next, &b.scheduler_sp);
   }
+  t_idle.insert(t_idle.end(), b.retired.begin(), b.retired.end());
   if (!b.error.empty()) {
     // Fibers stopped mid-kernel are never resumed: drop them (idle ones stay in the pool).
     for (Fiber* f : b.fibers)
       if (std::find(t_idle.begin(), t_idle.end(), f) == t_idle.end()) free_fiber(f);
   }
+  EMBER_SIM_TSAN_ONLY(__tsan_acquire(&b.sync_end);
+                      for (SimThread& s : b.threads) if (s.tsan) __tsan_destroy_fiber(s.tsan));
   t_block = nullptr;
   g_current = nullptr;
 }
@@ -353,12 +399,27 @@ extern "C" void ember_sim_fiber_entry(ember::sim::Fiber* f) {
       s.fiber = f;
       b.running = t;
       g_current = &s.ctx;
+      EMBER_SIM_TSAN_ONLY(s.tsan = __tsan_create_fiber(0);
+                          __tsan_switch_to_fiber(s.tsan, __tsan_switch_to_fiber_no_sync);
+                          __tsan_acquire(&b.sync_start));
       (*b.body)();
+      // The simulator's bookkeeping runs in the scheduler's context, never a CUDA thread's.
+      EMBER_SIM_TSAN_ONLY(__tsan_release(&b.sync_end);
+                          __tsan_switch_to_fiber(b.scheduler_tsan, __tsan_switch_to_fiber_no_sync));
       s.finished = true;
       s.fiber = nullptr;
       --b.live;
+#if defined(EMBER_SIM_TSAN)
+      // One CUDA thread per stack per block: TSan would take the next thread's reuse of this stack's
+      // slots for a race with the finished one.
+      break;
+#endif
     }
+#if defined(EMBER_SIM_TSAN)
+    b.retired.push_back(f);
+#else
     t_idle.push_back(f);
+#endif
     leave_fiber(f);
   }
 }
@@ -376,8 +437,11 @@ void launch(const char* kernel_name, dim3 grid, dim3 block, size_t dynamic_share
   const std::string order = order_name();
   std::string first_error;
   std::mutex error_mu;
+  char launch_sync = 0;  // TSan: the launch happens before every block, every block before its return
+  EMBER_SIM_TSAN_ONLY(__tsan_release(&launch_sync));
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t blk = 0; blk < n_blocks; ++blk) {
+    EMBER_SIM_TSAN_ONLY(__tsan_acquire(&launch_sync));
     Block b;
     b.body = &body;
     b.threads.resize(threads);
@@ -406,7 +470,10 @@ void launch(const char* kernel_name, dim3 grid, dim3 block, size_t dynamic_share
         first_error = os.str();
       }
     }
+    EMBER_SIM_TSAN_ONLY(__tsan_release(&launch_sync));
   }
+  EMBER_SIM_TSAN_ONLY(__tsan_acquire(&launch_sync));
+  (void)launch_sync;
   EMBER_CHECK(first_error.empty(), kernel_name, ": ", first_error);
   check_canaries(kernel_name);
 }
@@ -417,6 +484,7 @@ void syncthreads(int line) {
   me.wait = Wait::Barrier;
   me.line = line;
   Fiber* f = me.fiber;
+  EMBER_SIM_TSAN_ONLY(__tsan_release(&b.sync_barrier));  // acquired by all when it completes (resolve)
   yield(f);
 }
 
@@ -425,6 +493,9 @@ static uint64_t collective(int kind, unsigned mask, uint64_t value, int arg, int
   const int thread = b.running;
   SimThread& me = b.threads[thread];
   const int lane = me.ctx.linear % 32;
+  // Release this lane's arrival, then do the bookkeeping in the scheduler's context.
+  EMBER_SIM_TSAN_ONLY(__tsan_release(&me.tsan_sync);
+                      __tsan_switch_to_fiber(b.scheduler_tsan, __tsan_switch_to_fiber_no_sync));
   if (!(mask >> lane & 1u)) {
     fail_block(b, "warp collective at line " + std::to_string(line) + " called by lane " + std::to_string(lane) +
                       ", which its mask does not include");
@@ -442,7 +513,11 @@ static uint64_t collective(int kind, unsigned mask, uint64_t value, int arg, int
   me.arg = arg;
   me.width = width;
   me.line = line;
-  if (!try_complete_warp(b, thread)) yield(me.fiber);
+  if (!try_complete_warp(b, thread)) {
+    yield(me.fiber);  // the scheduler resumes it in its own context
+  } else {
+    EMBER_SIM_TSAN_ONLY(__tsan_switch_to_fiber(me.tsan, __tsan_switch_to_fiber_no_sync));
+  }
   b.running = thread;  // resumed (or completed without waiting)
   return me.result;
 }

@@ -15,12 +15,14 @@
 // that order; dynamic shared memory starts filled with NaN bytes.
 #pragma once
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <functional>
 #include <string>
+#include <type_traits>
 
 namespace ember::cuda {
 inline constexpr int kWarpSize = 32;
@@ -114,39 +116,53 @@ inline T* ember_dynamic_shared() {
   return static_cast<T*>(::ember::sim::dynamic_shared());
 }
 
-// Atomics: blocks run on different OS threads, so these are real atomics.
+// Atomics: blocks run on different OS threads, so these are real atomics. They use GCC's __atomic_*_n
+// builtins on the value's bits: std::atomic_ref's compare-exchange goes through the generic builtins,
+// which ThreadSanitizer takes for plain accesses (false races in the kernel race tests).
+namespace ember::sim {
+template <class T>
+using AtomicBits = std::conditional_t<sizeof(T) == 4, uint32_t, std::conditional_t<sizeof(T) == 8, uint64_t, void>>;
+
+// Replaces *address by update(old) atomically unless keep(old); returns old.
+template <class T, class Update, class Keep>
+inline T atomic_update(T* address, Update update, Keep keep) {
+  using Bits = AtomicBits<T>;
+  static_assert(!std::is_void_v<Bits>, "atomics on 4- and 8-byte types only");
+  auto* bits = reinterpret_cast<Bits*>(address);
+  Bits old = __atomic_load_n(bits, __ATOMIC_RELAXED);
+  for (;;) {
+    const T current = std::bit_cast<T>(old);
+    if (keep(current)) return current;
+    if (__atomic_compare_exchange_n(bits, &old, std::bit_cast<Bits>(static_cast<T>(update(current))), true,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+      return current;
+  }
+}
+}  // namespace ember::sim
+
 template <class T>
 inline T atomicAdd(T* address, T value) {
-  return std::atomic_ref<T>(*address).fetch_add(value);
+  return ::ember::sim::atomic_update(address, [&](T v) { return v + value; }, [](T) { return false; });
 }
 template <class T>
 inline T atomicSub(T* address, T value) {
-  return std::atomic_ref<T>(*address).fetch_sub(value);
+  return ::ember::sim::atomic_update(address, [&](T v) { return v - value; }, [](T) { return false; });
 }
 template <class T>
 inline T atomicExch(T* address, T value) {
-  return std::atomic_ref<T>(*address).exchange(value);
+  return ::ember::sim::atomic_update(address, [&](T) { return value; }, [](T) { return false; });
 }
 template <class T>
 inline T atomicCAS(T* address, T compare, T value) {
-  std::atomic_ref<T>(*address).compare_exchange_strong(compare, value);
-  return compare;
+  return ::ember::sim::atomic_update(address, [&](T) { return value; }, [&](T v) { return v != compare; });
 }
 template <class T>
 inline T atomicMax(T* address, T value) {
-  std::atomic_ref<T> a(*address);
-  T old = a.load();
-  while (old < value && !a.compare_exchange_weak(old, value)) {
-  }
-  return old;
+  return ::ember::sim::atomic_update(address, [&](T) { return value; }, [&](T v) { return !(v < value); });
 }
 template <class T>
 inline T atomicMin(T* address, T value) {
-  std::atomic_ref<T> a(*address);
-  T old = a.load();
-  while (old > value && !a.compare_exchange_weak(old, value)) {
-  }
-  return old;
+  return ::ember::sim::atomic_update(address, [&](T) { return value; }, [&](T v) { return !(v > value); });
 }
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 
