@@ -55,38 +55,6 @@ DType promote_with_scalar(DType t, const Scalar& s) {
   return t;
 }
 
-Half::Half(float f) {
-  uint32_t x = std::bit_cast<uint32_t>(f);
-  uint32_t sign = (x >> 16) & 0x8000u;
-  uint32_t mag = x & 0x7fffffffu;
-  if (mag > 0x7f800000u) { bits = static_cast<uint16_t>(sign | 0x7e00u); return; }  // NaN
-  if (mag >= 0x477ff000u) { bits = static_cast<uint16_t>(sign | 0x7c00u); return; }  // overflow -> inf
-  if (mag < 0x38800000u) {  // result is subnormal (or zero): scale into the 10-bit mantissa
-    float a = std::bit_cast<float>(mag);
-    float scaled = a * 16777216.0f;  // 2^24: one unit is the smallest half subnormal
-    bits = static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(scaled)));
-    return;
-  }
-  uint32_t e = ((mag >> 23) - 112) << 10;  // re-bias exponent 127 -> 15
-  uint32_t m = mag & 0x7fffffu;
-  uint32_t h = e | (m >> 13);
-  uint32_t rest = m & 0x1fffu;
-  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // round to nearest even
-  bits = static_cast<uint16_t>(sign | h);
-}
-
-Half::operator float() const {
-  uint32_t sign = (static_cast<uint32_t>(bits) & 0x8000u) << 16;
-  uint32_t e = (bits >> 10) & 0x1fu;
-  uint32_t m = bits & 0x3ffu;
-  if (e == 0) {
-    float v = std::ldexp(static_cast<float>(m), -24);
-    return sign ? -v : v;
-  }
-  if (e == 31) return std::bit_cast<float>(sign | 0x7f800000u | (m << 13));
-  return std::bit_cast<float>(sign | ((e + 112) << 23) | (m << 13));
-}
-
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {

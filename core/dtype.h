@@ -7,6 +7,8 @@
 #include <cstring>
 #include <string>
 
+#include "ember/core/half_bits.h"
+
 namespace ember {
 
 enum class DType : unsigned char { Float32, Float64, Int64, Int32, Bool, BFloat16, Float16 };
@@ -34,23 +36,19 @@ inline DType compute_dtype(DType t) { return is_half(t) ? kFloat32 : t; }
 // < float64; float16 with bfloat16 gives float32.
 DType promote_types(DType a, DType b);
 
-// IEEE half and bfloat16, stored as raw bits; conversions round to nearest even.
+// IEEE half and bfloat16, stored as raw bits; conversions (core/half_bits.h) round to nearest even
+// and also run in CUDA kernels.
 struct Half {
   uint16_t bits = 0;
   Half() = default;
-  Half(float f);
-  operator float() const;
+  EMBER_HD Half(float f) : bits(half_bits::half_from_float(f)) {}
+  EMBER_HD operator float() const { return half_bits::half_to_float(bits); }
 };
 struct BFloat16 {
   uint16_t bits = 0;
   BFloat16() = default;
-  BFloat16(float f) {
-    uint32_t u = std::bit_cast<uint32_t>(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) { bits = 0x7fc0; return; }  // NaN stays NaN
-    u += 0x7fffu + ((u >> 16) & 1u);
-    bits = static_cast<uint16_t>(u >> 16);
-  }
-  operator float() const { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
+  EMBER_HD BFloat16(float f) : bits(half_bits::bf16_from_float(f)) {}
+  EMBER_HD operator float() const { return half_bits::bf16_to_float(bits); }
 };
 
 class Scalar {

@@ -126,6 +126,30 @@ TEST_CASE("dtypes: bfloat16 and float16 store, convert and compute through float
   CHECK(std::isnan(tensor({NAN}).to(kBFloat16).to(kFloat32).item<float>()));
 }
 
+TEST_CASE("dtypes: every float16 and bfloat16 value round-trips; midpoints round to even") {
+  // All 2^16 bit patterns: to float and back gives the same bits (NaNs stay NaN).
+  for (uint32_t b = 0; b < 65536; ++b) {
+    const auto bits = static_cast<uint16_t>(b);
+    const float h = half_bits::half_to_float(bits), bf = half_bits::bf16_to_float(bits);
+    if (h == h) REQUIRE(half_bits::half_from_float(h) == bits);
+    else REQUIRE(std::isnan(half_bits::half_to_float(half_bits::half_from_float(h))));
+    if (bf == bf) REQUIRE(half_bits::bf16_from_float(bf) == bits);
+  }
+  // Between neighbouring positive halves a < b (normal and subnormal): the midpoint goes to the one
+  // with an even mantissa, anything above it to b, below it to a.
+  for (uint16_t a = 0; a < 0x7bff; ++a) {
+    const float lo = half_bits::half_to_float(a), hi = half_bits::half_to_float(static_cast<uint16_t>(a + 1));
+    const float mid = (lo + hi) / 2;  // exact in float
+    const uint16_t even = (a & 1u) ? static_cast<uint16_t>(a + 1) : a;
+    REQUIRE(half_bits::half_from_float(mid) == even);
+    REQUIRE(half_bits::half_from_float(std::nextafter(mid, hi)) == a + 1);
+    REQUIRE(half_bits::half_from_float(std::nextafter(mid, lo)) == a);
+    REQUIRE(half_bits::half_from_float(-mid) == (even | 0x8000u));
+  }
+  CHECK(half_bits::half_from_float(65519.0f) == 0x7bff);  // below the midpoint to 2^16: the largest half
+  CHECK(half_bits::half_from_float(65520.0f) == 0x7c00);  // the midpoint rounds (to even) to infinity
+}
+
 TEST_CASE("views share storage and the version counter") {
   Tensor base = arange(12.0, std::nullopt).view({3, 4});
   Tensor v = base.view({4, 3});

@@ -20,8 +20,10 @@ class CudaBackend : public Backend {
     const bool numeric = dtype == kFloat32 || dtype == kFloat64 || dtype == kInt64 || dtype == kInt32 ||
                          dtype == kBool;
     switch (op) {
-      case Op::Fill: case Op::Cast: case Op::StridedCopy: case Op::Unary: case Op::Binary: case Op::Where:
-      case Op::Reduce: case Op::Cumsum: case Op::IndexSelect: case Op::Gather: case Op::Scatter: case Op::Nonzero:
+      case Op::Fill: case Op::Cast: case Op::StridedCopy: case Op::Where: case Op::IndexSelect: case Op::Gather:
+        return numeric || is_half(dtype);
+      case Op::Unary: case Op::Binary:
+      case Op::Reduce: case Op::Cumsum: case Op::Scatter: case Op::Nonzero:
       case Op::Sort: case Op::Im2Col: case Op::Col2Im:
         return numeric;
       case Op::IndexAdd:

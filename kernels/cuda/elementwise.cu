@@ -58,11 +58,6 @@ __global__ void where_kernel(const bool* cond, const T* a, const T* b, T* out, S
   EMBER_GRID_STRIDE(i, n) out[i] = cond[offset_of(s, 0, i)] ? a[offset_of(s, 1, i)] : b[offset_of(s, 2, i)];
 }
 
-template <class F>
-void dispatch_cuda_types(DType dt, const char* op, F&& f) {
-  dispatch_numeric(dt, op, std::forward<F>(f));  // bf16/f16 come with the mixed-precision work
-}
-
 }  // namespace
 
 Strided make_strided(Dims sizes, Dims s0, Dims s1, Dims s2) {
@@ -81,16 +76,18 @@ Strided make_strided(Dims sizes, Dims s0, Dims s1, Dims s2) {
 
 void fill(DType dt, void* out, int64_t n, Scalar value) {
   if (n == 0) return;
-  dispatch_cuda_types(dt, "cuda fill", [&]<class T>() {
-    const T v = std::is_floating_point_v<T> ? static_cast<T>(value.to_double()) : static_cast<T>(value.to_int());
+  dispatch_all(dt, "cuda fill", [&]<class T>() {
+    constexpr bool floating = std::is_floating_point_v<T> || std::is_same_v<T, BFloat16> || std::is_same_v<T, Half>;
+    const T v = floating ? T(static_cast<float>(value.to_double())) : static_cast<T>(value.to_int());
     EMBER_LAUNCH((fill_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<T*>(out), n, v);
   });
 }
 
 void cast(DType from, const void* in, DType to, void* out, int64_t n) {
   if (n == 0) return;
-  dispatch_cuda_types(from, "cuda cast", [&]<class A>() {
-    dispatch_cuda_types(to, "cuda cast", [&]<class B>() {
+  // Every pair, the 16-bit floats included (their conversions are EMBER_HD, core/half_bits.h).
+  dispatch_all(from, "cuda cast", [&]<class A>() {
+    dispatch_all(to, "cuda cast", [&]<class B>() {
       EMBER_LAUNCH((cast_kernel<A, B>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<const A*>(in), static_cast<B*>(out), n);
     });
   });
@@ -99,7 +96,7 @@ void cast(DType from, const void* in, DType to, void* out, int64_t n) {
 void strided_copy(DType dt, const void* src, void* dst, const Strided& s) {
   const int64_t n = numel_of(s);
   if (n == 0) return;
-  dispatch_cuda_types(dt, "cuda strided_copy", [&]<class T>() {
+  dispatch_by_size(dt, [&]<class T>() {  // a copy needs only the element width
     EMBER_LAUNCH((strided_copy_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<const T*>(src),
                  static_cast<T*>(dst), s, n);
   });
@@ -134,19 +131,19 @@ struct LaunchBinary {
 
 void unary(UnaryOp op, DType dt, const void* in, void* out, int64_t n, double a, double b) {
   if (n == 0) return;
-  dispatch_cuda_types(dt, "cuda unary", [&]<class T>() { visit_unary<T>(op, a, b, LaunchUnary<T>{in, out, n}); });
+  dispatch_numeric(dt, "cuda unary", [&]<class T>() { visit_unary<T>(op, a, b, LaunchUnary<T>{in, out, n}); });
 }
 
 void binary(BinaryOp op, DType dt, const void* a, const void* b, void* out, const Strided& s) {
   const int64_t n = numel_of(s);
   if (n == 0) return;
-  dispatch_cuda_types(dt, "cuda binary", [&]<class T>() { visit_binary<T>(op, LaunchBinary<T>{a, b, out, &s, n}); });
+  dispatch_numeric(dt, "cuda binary", [&]<class T>() { visit_binary<T>(op, LaunchBinary<T>{a, b, out, &s, n}); });
 }
 
 void where(DType dt, const void* cond, const void* a, const void* b, void* out, const Strided& s) {
   const int64_t n = numel_of(s);
   if (n == 0) return;
-  dispatch_cuda_types(dt, "cuda where", [&]<class T>() {
+  dispatch_by_size(dt, [&]<class T>() {
     EMBER_LAUNCH((where_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<const bool*>(cond),
                  static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(out), s, n);
   });

@@ -144,7 +144,7 @@ void scatter(DType dt, void* out, int64_t n, const int64_t* idx, const void* src
                    static_cast<const T*>(src), outer, k, inner);
     });
   } else {
-    dispatch_numeric(dt, "cuda scatter", [&]<class T>() {
+    dispatch_by_size(dt, [&]<class T>() {  // a plain scatter only moves elements
       EMBER_LAUNCH((scatter_kernel<T, false>), grid_for(total), kThreads, 0, gpu::stream(), static_cast<T*>(out), n, idx,
                    static_cast<const T*>(src), outer, k, inner);
     });

@@ -3,6 +3,7 @@
 // non-contiguous inputs, dtypes, autograd through them, and the errors around them.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <limits>
 
 #include "ember/ember.h"
@@ -69,6 +70,39 @@ TEST_CASE("cuda: tensors move to the device and back, in every dtype") {
   }
   check_same(full({5, 3}, 2.5, TensorOptions(kCuda)), full({5, 3}, 2.5));
   check_same(full({4}, int64_t(1) << 60, TensorOptions(kInt64).set_device(kCuda)), full({4}, int64_t(1) << 60, kInt64));
+}
+
+TEST_CASE("cuda: bfloat16 and float16 casts give the CPU's bits; half tensors compute on the device") {
+  if (!use_cuda()) return;
+  manual_seed(3);
+  const float inf = std::numeric_limits<float>::infinity();
+  // Ties, subnormals, overflow, signed zero, NaN and infinities, plus odd-sized random data.
+  const std::vector<float> values = {0.0f, -0.0f, 1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, 65519.0f, 65520.0f, 1e-7f,
+                                     -2.98e-8f, 3e-8f, inf, -inf, std::nanf(""), 1.0f + 1.0f / 256, 3.0e38f};
+  Tensor special = tensor(values, {static_cast<int64_t>(values.size())});
+  for (const Tensor& x : {special, randn({1023}) * 100, randn({7, 33}).t()}) {
+    for (DType half : {kBFloat16, kFloat16}) {
+      Tensor on_cpu = x.to(half), on_cuda = x.to(kCuda).to(half);
+      CHECK(on_cuda.dtype() == half);
+      // Widening is exact and one-to-one, so equal floats (NaN with NaN) mean equal 16-bit patterns.
+      check_same(on_cuda.to(kFloat32), on_cpu.to(kFloat32), 0, 0);
+      check_same(on_cuda.to(kFloat64), on_cpu.to(kFloat64), 0, 0);
+      check_same(on_cuda.to(kInt64), on_cpu.to(kInt64));
+    }
+  }
+  // A small half-precision forward and backward on the device against the same on the CPU.
+  for (DType half : {kBFloat16, kFloat16}) {
+    Tensor w = (randn({9, 5}) * 0.3).to(half), v = randn({4, 9}).to(half);
+    Tensor gw = w.to(kCuda).requires_grad_(), cw = w.clone().requires_grad_();
+    Tensor gy = softmax(matmul(v.to(kCuda), gw).relu() + 1, 1), cy = softmax(matmul(v, cw).relu() + 1, 1);
+    CHECK(gy.dtype() == half);
+    check_same(gy.to(kFloat32), cy.to(kFloat32), 1e-2, 1e-3);
+    (gy.to(kFloat32) * arange(1.0, 6.0, 1.0, kFloat32).to(kCuda)).sum().backward();
+    (cy.to(kFloat32) * arange(1.0, 6.0, 1.0, kFloat32)).sum().backward();
+    CHECK(gw.grad().dtype() == half);
+    check_same(gw.grad().to(kFloat32), cw.grad().to(kFloat32), 2e-2, 2e-3);
+    check_same(full({3}, 0.5, TensorOptions(half).set_device(kCuda)).to(kFloat32), full({3}, 0.5));
+  }
 }
 
 TEST_CASE("cuda: unary ops over odd sizes and non-contiguous inputs") {
