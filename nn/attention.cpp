@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "ember/core/autocast.h"
 #include "ember/nn/functional.h"
 #include "ember/autograd/engine.h"
 #include "ember/autograd/grad_mode.h"
@@ -32,6 +33,13 @@ Tensor attention_composed(const Tensor& q, const Tensor& k, const Tensor& v, con
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const Tensor& attn_mask, double dropout_p, bool is_causal,
                                     std::optional<double> scale) {
+  // The fused kernels compute in float32 or float64: 16-bit inputs (and autocast) go through float32.
+  if (is_half(q.dtype()) || is_half(k.dtype()) || is_half(v.dtype())) {
+    const bool keep_half = !autocast::should_raise(q) && q.dtype() == k.dtype() && q.dtype() == v.dtype();
+    auto up = [](const Tensor& t) { return t.defined() && is_half(t.dtype()) ? t.to(kFloat32) : t; };
+    Tensor out = scaled_dot_product_attention(up(q), up(k), up(v), up(attn_mask), dropout_p, is_causal, scale);
+    return keep_half ? out.to(q.dtype()) : out;
+  }
   EMBER_CHECK(q.dim() >= 2 && k.dim() >= 2 && v.dim() >= 2 && q.size(-1) == k.size(-1) &&
                   k.size(-2) == v.size(-2),
               "scaled_dot_product_attention: q ", q.sizes(), ", k ", k.sizes(), " and v ", v.sizes(),

@@ -1,6 +1,7 @@
 // Stateless layers and losses as compositions of differentiable ops; see functional.h.
 #include "ember/nn/functional.h"
 
+#include "ember/core/autocast.h"
 #include "ember/autograd/grad_mode.h"
 #include "ember/autograd/engine.h"
 #include "ember/autograd/node.h"
@@ -74,6 +75,7 @@ Tensor layer_norm_composed(const Tensor& x, int64_t k, const Tensor& weight, con
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
+  if (autocast::should_raise(x)) return layer_norm(autocast::raise(x), normalized_shape, weight, bias, eps);
   const int64_t k = static_cast<int64_t>(normalized_shape.size());
   EMBER_CHECK(k >= 1 && x.dim() >= k, "layer_norm: normalized_shape ", normalized_shape,
               " needs an input with at least ", k, " dims, got ", x.sizes());
@@ -134,6 +136,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 
 Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias,
                   double eps) {
+  if (autocast::should_raise(x)) return group_norm(autocast::raise(x), num_groups, weight, bias, eps);
   EMBER_CHECK(x.dim() >= 2, "group_norm: expected an input [N, C, ...], got ", x.sizes());
   const int64_t n = x.size(0), c = x.size(1);
   EMBER_CHECK(num_groups > 0 && c % num_groups == 0, "group_norm: ", c,
@@ -185,18 +188,24 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
 }
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, const std::string& reduction) {
+  if (autocast::should_raise(input) || autocast::should_raise(target))
+    return mse_loss(autocast::raise(input), autocast::raise(target), reduction);
   check_same_shape(input, target, "mse_loss");
   Tensor d = input - target;
   return reduce(d * d, reduction, "mse_loss");
 }
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, const std::string& reduction) {
+  if (autocast::should_raise(input) || autocast::should_raise(target))
+    return l1_loss(autocast::raise(input), autocast::raise(target), reduction);
   check_same_shape(input, target, "l1_loss");
   return reduce(abs(input - target), reduction, "l1_loss");
 }
 
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const std::string& reduction,
                       double beta) {
+  if (autocast::should_raise(input) || autocast::should_raise(target))
+    return smooth_l1_loss(autocast::raise(input), autocast::raise(target), reduction, beta);
   check_same_shape(input, target, "smooth_l1_loss");
   Tensor d = abs(input - target);
   if (beta == 0) return reduce(d, reduction, "smooth_l1_loss");
@@ -205,6 +214,8 @@ Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const std::stri
 
 Tensor huber_loss(const Tensor& input, const Tensor& target, const std::string& reduction,
                   double delta) {
+  if (autocast::should_raise(input) || autocast::should_raise(target))
+    return huber_loss(autocast::raise(input), autocast::raise(target), reduction, delta);
   check_same_shape(input, target, "huber_loss");
   Tensor d = abs(input - target);
   return reduce(where(d < delta, d * d * 0.5, (d - 0.5 * delta) * delta), reduction, "huber_loss");
@@ -212,6 +223,8 @@ Tensor huber_loss(const Tensor& input, const Tensor& target, const std::string& 
 
 Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
                             const std::string& reduction) {
+  if (autocast::should_raise(input) || autocast::should_raise(target))
+    return binary_cross_entropy(autocast::raise(input), autocast::raise(target), weight, reduction);
   check_same_shape(input, target, "binary_cross_entropy");
   // log is clamped at -100 as PyTorch does, so p = 0 or 1 gives a finite loss.
   Tensor logp = clamp(log(input), -100.0);
@@ -224,6 +237,9 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Ten
 Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target,
                                         const Tensor& weight, const std::string& reduction,
                                         const Tensor& pos_weight) {
+  if (autocast::should_raise(input) || autocast::should_raise(target))
+    return binary_cross_entropy_with_logits(autocast::raise(input), autocast::raise(target), weight, reduction,
+                                            pos_weight);
   check_same_shape(input, target, "binary_cross_entropy_with_logits");
   // -[p t log s(x) + (1 - t) log(1 - s(x))] with log s(x) = -softplus(-x), log(1 - s(x)) = -softplus(x)
   Tensor log_sig = neg(softplus(neg(input)));
@@ -236,6 +252,8 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
 
 Tensor kl_div(const Tensor& input, const Tensor& target, const std::string& reduction,
               bool log_target) {
+  if (autocast::should_raise(input) || autocast::should_raise(target))
+    return kl_div(autocast::raise(input), autocast::raise(target), reduction, log_target);
   Tensor loss = log_target ? exp(target) * (target - input)
                            : where(target > 0, target * (log(where(target > 0, target, ones_like(target))) - input),
                                    zeros_like(input * target));
@@ -328,6 +346,7 @@ std::pair<Tensor, Tensor> fused_cross_entropy_rows(const Tensor& logits, const T
 
 Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
                 int64_t ignore_index, const std::string& reduction) {
+  if (autocast::should_raise(input)) return nll_loss(autocast::raise(input), target, weight, ignore_index, reduction);
   auto [logp, t] = flatten_classes(input, target, "nll_loss");
   auto [loss, w] = nll_terms(logp, t, weight, ignore_index, "nll_loss");
   if (reduction == "mean") return loss.sum() / w.sum();
@@ -338,6 +357,8 @@ Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
 
 Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
                      int64_t ignore_index, const std::string& reduction, double label_smoothing) {
+  if (autocast::should_raise(input))
+    return cross_entropy(autocast::raise(input), target, weight, ignore_index, reduction, label_smoothing);
   EMBER_CHECK(label_smoothing >= 0 && label_smoothing <= 1,
               "cross_entropy: label_smoothing must be in [0, 1], got ", label_smoothing);
   EMBER_CHECK(reduction == "mean" || reduction == "sum" || reduction == "none",

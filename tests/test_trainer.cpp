@@ -888,3 +888,65 @@ TEST_CASE("Trainer: estimated_stepping_batches in configure_optimizers") {
   t2.fit(model, regression_batches(5, 4, 1));
   CHECK(seen == 4);
 }
+
+TEST_CASE("Trainer: precision bf16-mixed and 16-mixed train under autocast, keep float32 weights, resume the scaler") {
+  auto train = regression_batches(6, 8, 5);
+  for (const std::string precision : {"bf16-mixed", "16-mixed"}) {
+    CAPTURE(precision);
+    struct Probe : Reg {
+      DType seen = kFloat32;
+      Tensor training_step(const Batch& b, int64_t) override {
+        Tensor h = (*l1)(b[0]);
+        seen = h.dtype();
+        Tensor loss = nn::functional::mse_loss((*l2)(h.relu()), b[1]);
+        log("train_loss", loss, {.on_epoch = true});
+        return loss;
+      }
+    } model;
+    const fs::path dir = scratch("precision_" + precision);
+    auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = dir.string(), .save_last = true});
+    Trainer t(quiet({.max_epochs = 6, .callbacks = {ckpt}, .precision = precision}));
+    t.fit(model, train);
+    CHECK(model.seen == (precision == "bf16-mixed" ? kBFloat16 : kFloat16));
+    for (auto& [name, p] : model.named_parameters()) CHECK(p.dtype() == kFloat32);
+    // It learns: the last epoch's loss is well below the first batch's.
+    Reg fresh;
+    const double start = nn::functional::mse_loss(fresh.forward(train[0][0]), train[0][1]).item<double>();
+    CHECK(t.callback_metrics().at("train_loss_epoch") < 0.5 * start);
+    if (precision == "16-mixed") {
+      // The GradScaler's state travels in the checkpoint and comes back on resume.
+      auto c = read_checkpoint(ckpt->last_model_path());
+      REQUIRE(c.grad_scaler.count("scale"));
+      REQUIRE(t.grad_scaler() != nullptr);
+      CHECK(c.grad_scaler == t.grad_scaler()->state_dict());
+      // 2^16 overflows float16 in the first steps here: some were skipped and the scale backed off.
+      CHECK(c.grad_scaler.at("scale") < 65536.0);
+      Probe resumed;
+      Trainer t2(quiet({.max_epochs = 7, .precision = precision}));
+      t2.fit(resumed, train, nullptr, ckpt->last_model_path());
+      CHECK(t2.global_step() == 42);
+      CHECK(t2.grad_scaler()->get_scale() == c.grad_scaler.at("scale"));  // restored, not 2^16 again
+      CHECK(t2.grad_scaler()->state_dict().at("_growth_tracker") == c.grad_scaler.at("_growth_tracker") + 6);
+    }
+  }
+  check_error([] { Trainer bad(quiet({.precision = "8-mixed"})); }, {"precision", "bf16-mixed", "8-mixed"});
+}
+
+TEST_CASE("Trainer: 16-mixed skips the steps whose gradients overflow float16 and backs off the scale") {
+  // A loss of ~1e3 times the 65536 scale overflows float16's 65504 in the first steps: those steps
+  // are skipped (weights unchanged) until the scale is small enough.
+  struct Huge : Reg {
+    Tensor training_step(const Batch& b, int64_t) override {
+      return nn::functional::mse_loss(forward(b[0]) * 1000.0, b[1] * 1000.0);
+    }
+  } model;
+  Reg initial;
+  initial.load_state_dict(model.state_dict());
+  auto train = regression_batches(1, 8, 6);
+  Trainer t(quiet({.max_epochs = 1, .precision = "16-mixed"}));
+  t.fit(model, train);
+  CHECK(same_weights(model, initial));  // the only step overflowed and was skipped
+  Trainer t2(quiet({.max_epochs = 30, .precision = "16-mixed"}));
+  t2.fit(model, train);
+  CHECK_FALSE(same_weights(model, initial));  // later steps went through at a smaller scale
+}

@@ -38,6 +38,7 @@ void write_checkpoint(const std::string& path, const CheckpointContents& c) {
       {"rng", {{"seed", c.rng.seed}, {"offset", c.rng.offset}}},
       {"rng_cuda", {{"seed", c.rng_cuda.seed}, {"offset", c.rng_cuda.offset}}},
       {"extras", c.extras.values},
+      {"grad_scaler", c.grad_scaler},
   };
   nn::save_safetensors(tensors, path, {{kKey, meta.dump()}});
 }
@@ -74,6 +75,7 @@ CheckpointContents read_checkpoint(const std::string& path) {
     c.rng_cuda.offset = meta["rng_cuda"].at("offset").get<uint64_t>();
   }
   c.extras.values = meta.at("extras").get<std::map<std::string, std::string>>();
+  if (meta.contains("grad_scaler")) c.grad_scaler = meta["grad_scaler"].get<std::map<std::string, double>>();
   for (auto& [name, t] : tensors) {
     if (name.rfind(kState, 0) == 0) {
       c.state_dict.emplace_back(name.substr(kState.size()), t);

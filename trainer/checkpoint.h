@@ -26,6 +26,7 @@ struct CheckpointContents {
   std::vector<std::string> schedulers;            // each scheduler's JSON state
   std::map<std::string, std::string> callbacks;   // state_key -> JSON state
   GeneratorState rng, rng_cuda;  // the CPU's and cuda:0's generators
+  std::map<std::string, double> grad_scaler;      // precision "16-mixed": the GradScaler's state
   CheckpointExtras extras;
 };
 

@@ -99,6 +99,15 @@ Trainer::Trainer(TrainerOptions options) : o_(std::move(options)) {
   EMBER_CHECK(o_.accelerator != "cuda" || cuda::is_available(), "Trainer: accelerator=\"cuda\" but no CUDA "
               "device is available: ", cuda::unavailable_reason(), "; use \"cpu\" or \"auto\"");
   if (o_.accelerator == "cuda" || (o_.accelerator == "auto" && cuda::is_available())) device_ = Device::cuda(0);
+  if (o_.precision == "bf16-mixed") {
+    autocast_dtype_ = kBFloat16;
+  } else if (o_.precision == "16-mixed") {
+    autocast_dtype_ = kFloat16;
+    scaler_ = std::make_unique<optim::GradScaler>();
+  } else {
+    EMBER_CHECK(o_.precision == "32-true" || o_.precision == "32", "Trainer: precision must be \"32-true\", "
+                "\"bf16-mixed\" or \"16-mixed\", got \"", o_.precision, "\"");
+  }
   EMBER_CHECK(o_.strategy == "auto" || o_.strategy == "ddp" || o_.strategy == "single",
               "Trainer: strategy must be \"auto\", \"ddp\" or \"single\", got \"", o_.strategy, "\"");
   if (o_.strategy != "single" && distributed::launched_with_several_ranks()) {
@@ -385,7 +394,12 @@ bool Trainer::train_batch(BatchStream& train, int64_t batch_idx) {
   if (module_->on_train_batch_start(batch_idx) == -1) return false;
   pending_step_metrics_.clear();
   set_fx("training_step");
-  Tensor loss = train.run(Stage::Train, batch_idx);
+  Tensor loss;
+  {
+    std::optional<AutocastGuard> autocast;
+    enter_autocast(autocast);
+    loss = train.run(Stage::Train, batch_idx);
+  }
   if (module_->automatic_optimization() && loss.defined()) {
     EMBER_CHECK(loss.numel() == 1, module_->type_name(), ".training_step: the loss must be a scalar, got shape ",
                 loss.sizes());
@@ -419,10 +433,17 @@ void Trainer::automatic_step(const Tensor& loss) {
   step_schedulers("step", /*plateau=*/false);
 }
 
+// Mixed precision: the module's steps run under autocast (backward and optimizer steps do not).
+void Trainer::enter_autocast(std::optional<AutocastGuard>& scope) const {
+  if (autocast_dtype_) scope.emplace(device_.type, *autocast_dtype_);
+}
+
 void Trainer::backward(const Tensor& loss) {
   check_registration(loss);
-  // Accumulated gradients are the mean over the window, as if the batches were one.
-  const Tensor scaled = accumulate_ > 1 ? loss / static_cast<double>(accumulate_) : loss;
+  // Accumulated gradients are the mean over the window, as if the batches were one; "16-mixed"
+  // multiplies by the GradScaler's scale (step_one divides it out again).
+  Tensor scaled = accumulate_ > 1 ? loss / static_cast<double>(accumulate_) : loss;
+  if (scaler_) scaled = scaler_->scale(scaled);
   EMBER_HOOK(on_before_backward, scaled);
   if (reducer_) reducer_->arm(window_end());  // gradients travel during backward at window ends
   scaled.backward();
@@ -432,6 +453,7 @@ void Trainer::backward(const Tensor& loss) {
 
 void Trainer::step_one(size_t index) {
   optim::Optimizer& opt = *optimizers_[index];
+  if (scaler_) scaler_->unscale_(opt);  // hooks and clipping see the true gradients
   EMBER_HOOK(on_before_optimizer_step, opt);
   if (o_.gradient_clip_val && *o_.gradient_clip_val > 0) {
     std::vector<Tensor> params;
@@ -439,7 +461,12 @@ void Trainer::step_one(size_t index) {
     if (o_.gradient_clip_algorithm == "norm") nn::utils::clip_grad_norm_(params, *o_.gradient_clip_val);
     else nn::utils::clip_grad_value_(params, *o_.gradient_clip_val);
   }
-  opt.step();
+  if (scaler_) {
+    scaler_->step(opt);  // skipped when a gradient is inf/NaN; the scale then backs off
+    scaler_->update();
+  } else {
+    opt.step();
+  }
 }
 
 // Manual optimization: the module drives, the Trainer keeps accumulation, clipping and counters.
@@ -536,6 +563,8 @@ bool Trainer::run_eval_loop(BatchStream& loader, Stage stage, int64_t max_batche
     set_fx(stage == Stage::Validate ? "validation_step" : stage == Stage::Test ? "test_step" : "predict_step");
     Tensor out;
     try {
+      std::optional<AutocastGuard> autocast;
+      enter_autocast(autocast);
       out = loader.run(stage, i);
     } catch (const detail::StepNotOverridden&) {
       implemented = false;
@@ -782,6 +811,7 @@ void Trainer::save_checkpoint(const std::string& path) {
   }
   c.rng = Generator::for_device(Device::cpu()).get_state();
   c.rng_cuda = Generator::for_device(Device::cuda(0)).get_state();
+  if (scaler_) c.grad_scaler = scaler_->state_dict();
   for (auto& cb : callbacks_) cb->on_save_checkpoint(*this, *module_, c.extras);
   module_->on_save_checkpoint(c.extras);
   write_checkpoint(path, c);
@@ -799,6 +829,7 @@ void Trainer::restore(const std::string& path, bool full) {
   EMBER_CHECK(c.schedulers.size() == schedulers_.size(), "Trainer: the checkpoint ", path, " holds ",
               c.schedulers.size(), " scheduler state(s) but configure_optimizers returned ", schedulers_.size());
   for (size_t i = 0; i < schedulers_.size(); ++i) schedulers_[i].scheduler.load_state_json(c.schedulers[i]);
+  if (scaler_ && !c.grad_scaler.empty()) scaler_->load_state_dict(c.grad_scaler);
   for (auto& cb : callbacks_) {
     auto it = c.callbacks.find(cb->state_key());
     if (it != c.callbacks.end()) cb->load_state_dict(it->second);

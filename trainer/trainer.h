@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "ember/core/autocast.h"
+#include "ember/optim/grad_scaler.h"
 #include "ember/trainer/batch_stream.h"
 #include "ember/trainer/callback.h"
 #include "ember/trainer/distributed.h"
@@ -70,6 +72,10 @@ struct TrainerOptions {
   double ddp_timeout = 1800;          // seconds a collective may take before every rank is ended
   int64_t ddp_bucket_mb = 25;         // gradient all-reduce bucket size
   bool sync_batchnorm = false;        // BatchNorm statistics over the global batch (ddp only)
+  // "32-true" (or "32"); "bf16-mixed": the steps run under autocast to bfloat16; "16-mixed": autocast
+  // to float16 with a GradScaler (loss scaling, steps skipped on inf/NaN gradients). Parameters and
+  // optimizer state stay float32.
+  std::string precision = "32-true";
   std::optional<uint64_t> seed;       // seed_everything(seed) before anything runs
 };
 
@@ -117,6 +123,8 @@ class Trainer {
   // Inside fit (training or its validation), as opposed to a standalone validate/test/predict.
   bool fitting() const { return fitting_; }
   const std::map<std::string, double>& callback_metrics() const { return callback_metrics_; }
+  // The loss scaler of precision "16-mixed" (null otherwise).
+  optim::GradScaler* grad_scaler() const { return scaler_.get(); }
   const std::map<std::string, double>& logged_metrics() const { return logged_metrics_; }
   const std::map<std::string, double>& progress_bar_metrics() const { return progress_bar_metrics_; }
   int64_t num_training_batches() const { return num_training_batches_; }
@@ -210,6 +218,9 @@ class Trainer {
   std::vector<std::shared_ptr<Callback>> callbacks_;
   std::vector<std::shared_ptr<Logger>> loggers_;
   std::shared_ptr<distributed::ProcessGroup> group_;
+  std::optional<DType> autocast_dtype_;           // mixed precision
+  std::unique_ptr<optim::GradScaler> scaler_;     // "16-mixed"
+  void enter_autocast(std::optional<AutocastGuard>& scope) const;
   std::shared_ptr<GradientReducer> reducer_;
   LightningModuleBase* module_ = nullptr;
   Device device_ = Device::cpu();

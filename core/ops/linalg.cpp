@@ -1,6 +1,7 @@
 // Matrix products. All of them end in one backend primitive, batched GEMM. Operands are passed
 // as they lie in memory when they are row-major or transposed (a `.t()` view costs nothing), and
 // copied only otherwise. matmul reduces PyTorch's 1-D/2-D/batched cases to mm or bmm.
+#include "ember/core/autocast.h"
 #include "ember/core/ops/internal.h"
 
 namespace ember {
@@ -61,6 +62,7 @@ void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, int64_t batch, dou
 }  // namespace
 
 Tensor mm(const Tensor& a, const Tensor& b) {
+  if (autocast::should_lower(a, b)) return mm(autocast::lower(a), autocast::lower(b));
   EMBER_CHECK(a.dim() == 2 && b.dim() == 2, "mm: expected 2-D matrices, got shapes ", a.sizes(),
               " and ", b.sizes());
   EMBER_CHECK(a.size(1) == b.size(0), "mm: shapes ", a.sizes(), " and ", b.sizes(),
@@ -80,6 +82,7 @@ Tensor mm(const Tensor& a, const Tensor& b) {
 }
 
 Tensor bmm(const Tensor& a, const Tensor& b) {
+  if (autocast::should_lower(a, b)) return bmm(autocast::lower(a), autocast::lower(b));
   EMBER_CHECK(a.dim() == 3 && b.dim() == 3, "bmm: expected 3-D tensors, got shapes ", a.sizes(),
               " and ", b.sizes());
   EMBER_CHECK(a.size(0) == b.size(0) && a.size(2) == b.size(1), "bmm: shapes ", a.sizes(), " and ",
@@ -146,6 +149,8 @@ Tensor addmm(const Tensor& input, const Tensor& m1, const Tensor& m2, Scalar bet
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (autocast::should_lower(x, weight, bias))
+    return linear(autocast::lower(x), autocast::lower(weight), autocast::lower(bias));
   EMBER_CHECK(weight.dim() == 2, "linear: weight must be 2-D [out_features, in_features], got ",
               weight.sizes());
   EMBER_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input of shape ", x.sizes(),

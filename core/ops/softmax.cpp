@@ -2,6 +2,7 @@
 // so a dim other than the last is moved last first. Gradients (with y the output):
 //   softmax:     dx = y * (g - sum(g * y))
 //   log_softmax: dx = g - exp(y) * sum(g)
+#include "ember/core/autocast.h"
 #include "ember/core/ops/internal.h"
 
 namespace ember {
@@ -27,6 +28,7 @@ Tensor softmax_forward(const Tensor& x, int64_t d, bool log, const char* name) {
 }  // namespace
 
 Tensor softmax(const Tensor& x, int64_t dim) {
+  if (autocast::should_raise(x)) return softmax(autocast::raise(x), dim);
   const int64_t d = wrap_dim(dim, x.dim(), "softmax");
   Tensor out = softmax_forward(x, d, false, "softmax");
   autograd::record("softmax", {x}, {out}, {out},
@@ -39,6 +41,7 @@ Tensor softmax(const Tensor& x, int64_t dim) {
 }
 
 Tensor log_softmax(const Tensor& x, int64_t dim) {
+  if (autocast::should_raise(x)) return log_softmax(autocast::raise(x), dim);
   const int64_t d = wrap_dim(dim, x.dim(), "log_softmax");
   Tensor out = softmax_forward(x, d, true, "log_softmax");
   autograd::record("log_softmax", {x}, {out}, {out},

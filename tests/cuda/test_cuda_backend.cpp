@@ -102,6 +102,12 @@ TEST_CASE("cuda: bfloat16 and float16 casts give the CPU's bits; half tensors co
     CHECK(gw.grad().dtype() == half);
     check_same(gw.grad().to(kFloat32), cw.grad().to(kFloat32), 2e-2, 2e-3);
     check_same(full({3}, 0.5, TensorOptions(half).set_device(kCuda)).to(kFloat32), full({3}, 0.5));
+    // Autocast for CUDA tensors: the matmul runs in the 16-bit dtype, the loss in float32.
+    AutocastGuard autocast(DeviceType::CUDA, half);
+    Tensor a = randn({6, 9}), m = matmul(a.to(kCuda), w.to(kFloat32).to(kCuda));
+    CHECK(m.dtype() == half);
+    check_same(m.to(kFloat32), matmul(a.to(half), w).to(kFloat32), 1e-2, 1e-2);
+    CHECK(nn::functional::cross_entropy(m, zeros({6}, kInt64).to(kCuda)).dtype() == kFloat32);
   }
 }
 
