@@ -46,9 +46,17 @@ DType check_matmul_dtypes(const Tensor& a, const Tensor& b, const char* name) {
   return a.dtype();
 }
 
-// out[b] = beta*out[b] + a[b] @ b[b], a is [B?, m, k], b is [B?, k, n]; out is compact [B?, m, n].
+// The dtype a GEMM of `t`'s dtype runs in: 16-bit operands go to a backend that has a 16-bit GEMM
+// (cuBLAS, accumulating in float32) as they are, and through float32 elsewhere.
+DType gemm_dtype(const Tensor& t) {
+  const DType dt = t.dtype();
+  return is_half(dt) && backend_of(t).supports(kernels::Op::Gemm, dt) ? dt : compute_dtype(dt);
+}
+
+// out[b] = beta*out[b] + a[b] @ b[b], a is [B?, m, k], b is [B?, k, n]; out is compact [B?, m, n]
+// in the dtype the GEMM runs in (gemm_dtype).
 void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, int64_t batch, double beta) {
-  const DType work = compute_dtype(a.dtype());
+  const DType work = out.dtype();
   autograd::NoGradGuard guard;
   MatrixOperand A = operand(cast_if_needed(a, work)), B = operand(cast_if_needed(b, work));
   const int64_t nd = a.dim();
@@ -68,9 +76,9 @@ Tensor mm(const Tensor& a, const Tensor& b) {
   EMBER_CHECK(a.size(1) == b.size(0), "mm: shapes ", a.sizes(), " and ", b.sizes(),
               " cannot be multiplied (", a.size(1), " != ", b.size(0), ")");
   const DType dt = check_matmul_dtypes(a, b, "mm");
-  Tensor out = make_empty({a.size(0), b.size(1)}, compute_dtype(dt), a.device());
+  Tensor out = make_empty({a.size(0), b.size(1)}, gemm_dtype(a), a.device());
   gemm_into(a, b, out, 1, 0.0);
-  if (is_half(dt)) { autograd::NoGradGuard g; out = out.to(dt); }
+  if (out.dtype() != dt) { autograd::NoGradGuard g; out = out.to(dt); }
   autograd::record("mm", {a, b}, {out}, {a, b},
                    [](FunctionNode& n, const variable_list& g) -> variable_list {
                      Tensor ga, gb;
@@ -89,9 +97,9 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
               b.sizes(), " cannot be multiplied (batch ", a.size(0), " vs ", b.size(0), ", inner ",
               a.size(2), " vs ", b.size(1), ")");
   const DType dt = check_matmul_dtypes(a, b, "bmm");
-  Tensor out = make_empty({a.size(0), a.size(1), b.size(2)}, compute_dtype(dt), a.device());
+  Tensor out = make_empty({a.size(0), a.size(1), b.size(2)}, gemm_dtype(a), a.device());
   gemm_into(a, b, out, a.size(0), 0.0);
-  if (is_half(dt)) { autograd::NoGradGuard g; out = out.to(dt); }
+  if (out.dtype() != dt) { autograd::NoGradGuard g; out = out.to(dt); }
   autograd::record("bmm", {a, b}, {out}, {a, b},
                    [](FunctionNode& n, const variable_list& g) -> variable_list {
                      Tensor ga, gb;

@@ -28,7 +28,9 @@ class CudaBackend : public Backend {
         return numeric;
       case Op::IndexAdd:
         return dtype == kFloat32 || dtype == kFloat64 || dtype == kInt32;
-      case Op::Gemm: case Op::Softmax: case Op::LayerNorm: case Op::OptimizerUpdate: case Op::RandomUniform:
+      case Op::Gemm:
+        return is_floating(dtype);
+      case Op::Softmax: case Op::LayerNorm: case Op::OptimizerUpdate: case Op::RandomUniform:
       case Op::RandomNormal: case Op::Attention:
         return dtype == kFloat32 || dtype == kFloat64;
       default:
@@ -73,8 +75,8 @@ class CudaBackend : public Backend {
   void gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const void* a,
             int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b, double beta, void* c,
             int64_t ldc, int64_t stride_c, int64_t batch) override {
-    EMBER_CHECK(dt == kFloat32 || dt == kFloat64, "cuda gemm: no kernel for dtype ", dtype_name(dt));
-    cuda::runtime::gemm(dt == kFloat64, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c,
+    EMBER_CHECK(is_floating(dt), "cuda gemm: no kernel for dtype ", dtype_name(dt));
+    cuda::runtime::gemm(dt, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c,
                         ldc, stride_c, batch);
   }
 

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <string>
 
+#include "ember/core/dtype.h"
+
 namespace ember::kernels::cuda::runtime {
 
 // "cuda" or "cuda (simulated)": the backend's name.
@@ -34,8 +36,9 @@ void synchronize();
 void set_allow_tf32(bool on);
 bool allow_tf32();
 
-// Row-major C[b] = alpha op(A[b]) op(B[b]) + beta C[b], as Backend::gemm; float32 and float64.
-void gemm(bool is_double, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const void* a,
+// Row-major C[b] = alpha op(A[b]) op(B[b]) + beta C[b], as Backend::gemm; float32, float64, and
+// bfloat16 / float16 accumulating in float32.
+void gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const void* a,
           int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b, double beta, void* c,
           int64_t ldc, int64_t stride_c, int64_t batch);
 

@@ -146,7 +146,7 @@ bool allow_tf32() { return available() && device().allow_tf32; }
 
 // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLAS gets B first, and each
 // row-major leading dimension is the column-major one of the transposed matrix.
-void gemm(bool is_double, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const void* a,
+void gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const void* a,
           int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b, double beta, void* c,
           int64_t ldc, int64_t stride_c, int64_t batch) {
   if (m == 0 || n == 0 || batch == 0) return;
@@ -156,7 +156,13 @@ void gemm(bool is_double, bool trans_a, bool trans_b, int64_t m, int64_t n, int6
   // With k == 0 the operands are never read, but cuBLAS still wants leading dimensions of at least 1.
   const int LDB = as_int(std::max<int64_t>(1, ldb), "ldb"), LDA = as_int(std::max<int64_t>(1, lda), "lda"),
             LDC = as_int(std::max<int64_t>(1, ldc), "ldc");
-  if (is_double) {
+  if (is_half(dt)) {  // 16-bit operands and result, float32 accumulation (tensor cores)
+    const cudaDataType_t type = dt == kBFloat16 ? CUDA_R_16BF : CUDA_R_16F;
+    const float fa = static_cast<float>(alpha), fb = static_cast<float>(beta);
+    check(cublasGemmStridedBatchedEx(d.blas, op_b, op_a, M, N, K, &fa, b, type, LDB, stride_b, a, type, LDA, stride_a,
+                                     &fb, c, type, LDC, stride_c, count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+          "cublasGemmStridedBatchedEx (16-bit)");
+  } else if (dt == kFloat64) {
     check(cublasDgemmStridedBatched(d.blas, op_b, op_a, M, N, K, &alpha, static_cast<const double*>(b), LDB,
                                     stride_b, static_cast<const double*>(a), LDA, stride_a, &beta,
                                     static_cast<double*>(c), LDC, stride_c, count),

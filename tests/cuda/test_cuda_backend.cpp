@@ -102,6 +102,12 @@ TEST_CASE("cuda: bfloat16 and float16 casts give the CPU's bits; half tensors co
     CHECK(gw.grad().dtype() == half);
     check_same(gw.grad().to(kFloat32), cw.grad().to(kFloat32), 2e-2, 2e-3);
     check_same(full({3}, 0.5, TensorOptions(half).set_device(kCuda)).to(kFloat32), full({3}, 0.5));
+    // The 16-bit GEMM (float32 accumulation) batched, with transposed operands.
+    Tensor x3 = randn({3, 9, 4}).to(half), y3 = randn({3, 5, 4}).to(half);
+    check_same(bmm(x3.to(kCuda), y3.to(kCuda).transpose(1, 2)).to(kFloat32),
+               bmm(x3, y3.transpose(1, 2)).to(kFloat32), 1e-2, 1e-2);
+    check_same(matmul(x3.to(kCuda).transpose(1, 2), x3.to(kCuda)).to(kFloat32),
+               matmul(x3.transpose(1, 2), x3).to(kFloat32), 1e-2, 1e-2);
     // Autocast for CUDA tensors: the matmul runs in the 16-bit dtype, the loss in float32.
     AutocastGuard autocast(DeviceType::CUDA, half);
     Tensor a = randn({6, 9}), m = matmul(a.to(kCuda), w.to(kFloat32).to(kCuda));
