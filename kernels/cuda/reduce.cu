@@ -1,8 +1,10 @@
-// Reductions over the middle dim of an [outer, r, inner] buffer, and row softmax. Sums and products
-// of a contiguous run (inner == 1) use a block per output: each thread folds a strided slice, warps
-// combine with shuffles, warps meet in shared memory. Max/min (and their arg forms, first extreme
-// wins, NaN wins) and strided runs (inner > 1) use a thread per output reading along r, which
-// keeps neighbouring threads on neighbouring addresses. Softmax uses a block per row.
+// Reductions over the middle dim of an [outer, r, inner] buffer, and row softmax. A contiguous run
+// (inner == 1) gets a block per output row: each thread folds a strided slice, warps combine with
+// shuffles, warp results meet in shared memory (block_reduce). That holds for sums and products and
+// for max/min and their arg forms, whose (value, index) pairs combine under a total order - NaN above
+// everything, then the extreme, then the lower index - so the first extreme wins, as on the CPU.
+// Strided runs (inner > 1) use a thread per output reading along r, which keeps neighbouring threads
+// on neighbouring addresses. Softmax uses a block per row: block maximum, block sum, then the map.
 #include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
 #include "ember/kernels/cuda/grid.h"
@@ -14,37 +16,94 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / ember::cuda::kWarpSize;
 
-template <class A>
-__device__ A warp_combine(A v, bool product) {
-  for (int offset = ember::cuda::kWarpSize / 2; offset > 0; offset /= 2) {
-    const A other = __shfl_down_sync(0xffffffffu, v, offset);
-    v = product ? v * other : v + other;
-  }
+struct Sum {
+  template <class A>
+  __device__ A operator()(A a, A b) const { return a + b; }
+};
+struct Product {
+  template <class A>
+  __device__ A operator()(A a, A b) const { return a * b; }
+};
+struct Maximum {
+  template <class A>
+  __device__ A operator()(A a, A b) const { return b > a ? b : a; }
+};
+
+template <class A, class F>
+__device__ A warp_reduce(A v, F f) {
+  for (int offset = ember::cuda::kWarpSize / 2; offset > 0; offset /= 2) v = f(v, __shfl_xor_sync(0xffffffffu, v, offset));
   return v;
 }
 
-// Sum (or product) of the kThreads values of a block; lane 0 of warp 0 gets the result.
-template <class A>
-__device__ A block_combine(A v, bool product) {
+// Combines the kThreads values of a block with f; every thread gets the result.
+template <class A, class F>
+__device__ A block_reduce(A v, F f, A identity) {
   __shared__ A partial[kWarps];
   const int lane = threadIdx.x % ember::cuda::kWarpSize, warp = threadIdx.x / ember::cuda::kWarpSize;
-  v = warp_combine(v, product);
+  v = warp_reduce(v, f);
   if (lane == 0) partial[warp] = v;
   __syncthreads();
-  v = lane < kWarps ? partial[lane] : A(product ? 1 : 0);
-  if (warp == 0) v = warp_combine(v, product);
+  v = warp_reduce(lane < kWarps ? partial[lane] : identity, f);
   __syncthreads();  // partial is reused by the next call
   return v;
 }
 
 template <class T>
-__global__ void sum_rows_kernel(const T* in, T* out, int64_t r, bool product) {
+__global__ void sum_rows_kernel(const T* in, T* out, int64_t outer, int64_t r, bool product) {
   using A = acc_t<T>;
-  const T* row = in + blockIdx.x * r;
-  A acc = product ? A(1) : A(0);
-  for (int64_t j = threadIdx.x; j < r; j += kThreads) acc = product ? acc * A(row[j]) : acc + A(row[j]);
-  acc = block_combine(acc, product);
-  if (threadIdx.x == 0) out[blockIdx.x] = static_cast<T>(acc);
+  for (int64_t o = blockIdx.x; o < outer; o += gridDim.x) {  // the same trip count for the whole block
+    const T* row = in + o * r;
+    A acc = product ? A(1) : A(0);
+    for (int64_t j = threadIdx.x; j < r; j += kThreads) acc = product ? acc * A(row[j]) : acc + A(row[j]);
+    acc = product ? block_reduce(acc, Product{}, A(1)) : block_reduce(acc, Sum{}, A(0));
+    if (threadIdx.x == 0) out[o] = static_cast<T>(acc);
+  }
+}
+
+// Whether candidate (a, ia) beats (b, ib) for a max (or min): index -1 is "none yet"; NaN beats
+// every number; between equals the lower index wins. A total order, so any reduction tree agrees.
+template <class T>
+__device__ bool beats(T a, int64_t ia, T b, int64_t ib, bool want_max) {
+  if (ia < 0) return false;
+  if (ib < 0) return true;
+  const bool na = is_nan(a), nb = is_nan(b);
+  if (na || nb) return na && (!nb || ia < ib);
+  if (a == b) return ia < ib;
+  return want_max ? a > b : a < b;
+}
+
+template <class T>
+__global__ void extreme_rows_kernel(ReduceOp op, const T* in, void* out, int64_t outer, int64_t r) {
+  __shared__ T best_value[kWarps];
+  __shared__ int64_t best_index[kWarps];
+  using Wire = std::conditional_t<std::is_same_v<T, bool>, int, T>;  // bool has no shuffle overload
+  const bool want_max = op == ReduceOp::Max || op == ReduceOp::ArgMax;
+  const int lane = threadIdx.x % ember::cuda::kWarpSize, warp = threadIdx.x / ember::cuda::kWarpSize;
+  for (int64_t o = blockIdx.x; o < outer; o += gridDim.x) {
+    const T* row = in + o * r;
+    T value = T(0);
+    int64_t index = -1;
+    for (int64_t j = threadIdx.x; j < r; j += kThreads)
+      if (beats(row[j], j, value, index, want_max)) value = row[j], index = j;
+    // Within the warp, then across warps (warp 0 folds the warps' winners).
+    for (int round = 0; round < 2; ++round) {
+      for (int offset = ember::cuda::kWarpSize / 2; offset > 0; offset /= 2) {
+        const T v = static_cast<T>(__shfl_xor_sync(0xffffffffu, static_cast<Wire>(value), offset));
+        const int64_t i = __shfl_xor_sync(0xffffffffu, index, offset);
+        if (beats(v, i, value, index, want_max)) value = v, index = i;
+      }
+      if (round == 1) break;
+      if (lane == 0) best_value[warp] = value, best_index[warp] = index;
+      __syncthreads();
+      value = lane < kWarps ? best_value[lane] : T(0);
+      index = lane < kWarps ? best_index[lane] : -1;
+      __syncthreads();  // read before the next row overwrites them
+    }
+    if (threadIdx.x == 0) {
+      if (op == ReduceOp::ArgMax || op == ReduceOp::ArgMin) static_cast<int64_t*>(out)[o] = index;
+      else static_cast<T*>(out)[o] = value;
+    }
+  }
 }
 
 template <class T>
@@ -71,32 +130,21 @@ __global__ void reduce_columns_kernel(ReduceOp op, const T* in, void* out, int64
 }
 
 template <class T>
-__global__ void softmax_kernel(const T* in, T* out, int64_t cols, bool log) {
-  __shared__ double row_max;
-  const T* x = in + blockIdx.x * cols;
-  T* y = out + blockIdx.x * cols;
-  // The row maximum, by a block reduction of per-thread maxima.
-  double mx = -INFINITY;
-  for (int64_t j = threadIdx.x; j < cols; j += kThreads) mx = x[j] > mx ? double(x[j]) : mx;
-  __shared__ double partial[kThreads];
-  partial[threadIdx.x] = mx;
-  __syncthreads();
-  for (int stride = kThreads / 2; stride > 0; stride /= 2) {
-    if (static_cast<int>(threadIdx.x) < stride && partial[threadIdx.x + stride] > partial[threadIdx.x])
-      partial[threadIdx.x] = partial[threadIdx.x + stride];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) row_max = partial[0];
-  __syncthreads();
-  double sum = 0;
-  for (int64_t j = threadIdx.x; j < cols; j += kThreads) sum += exp(double(x[j]) - row_max);
-  sum = block_combine(sum, false);
-  __shared__ double row_sum;
-  if (threadIdx.x == 0) row_sum = sum;
-  __syncthreads();
-  for (int64_t j = threadIdx.x; j < cols; j += kThreads) {
-    const double z = double(x[j]) - row_max;
-    y[j] = static_cast<T>(log ? z - ::log(row_sum) : exp(z) / row_sum);
+__global__ void softmax_kernel(const T* in, T* out, int64_t rows, int64_t cols, bool log) {
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* x = in + row * cols;
+    T* y = out + row * cols;
+    double mx = -INFINITY;
+    for (int64_t j = threadIdx.x; j < cols; j += kThreads) mx = x[j] > mx ? double(x[j]) : mx;
+    mx = block_reduce(mx, Maximum{}, double(-INFINITY));
+    double sum = 0;
+    for (int64_t j = threadIdx.x; j < cols; j += kThreads) sum += exp(double(x[j]) - mx);
+    sum = block_reduce(sum, Sum{}, 0.0);
+    const double log_sum = ::log(sum);
+    for (int64_t j = threadIdx.x; j < cols; j += kThreads) {
+      const double z = double(x[j]) - mx;
+      y[j] = static_cast<T>(log ? z - log_sum : exp(z) / sum);
+    }
   }
 }
 
@@ -110,9 +158,15 @@ void reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int
       fill(dt, out, outer * inner, Scalar(op == ReduceOp::Sum ? 0 : 1));
       return;
     }
+    const dim3 row_blocks = grid_for(outer * kThreads, kThreads);  // a block per row, capped
     if (inner == 1 && (op == ReduceOp::Sum || op == ReduceOp::Prod)) {
-      EMBER_LAUNCH((sum_rows_kernel<T>), dim3(static_cast<unsigned>(outer)), kThreads, 0, gpu::stream(), static_cast<const T*>(in),
-                   static_cast<T*>(out), r, op == ReduceOp::Prod);
+      EMBER_LAUNCH((sum_rows_kernel<T>), row_blocks, kThreads, 0, gpu::stream(), static_cast<const T*>(in),
+                   static_cast<T*>(out), outer, r, op == ReduceOp::Prod);
+      return;
+    }
+    if (inner == 1 && r > 1) {
+      EMBER_LAUNCH((extreme_rows_kernel<T>), row_blocks, kThreads, 0, gpu::stream(), op, static_cast<const T*>(in),
+                   out, outer, r);
       return;
     }
     EMBER_LAUNCH((reduce_columns_kernel<T>), grid_for(outer * inner), kThreads, 0, gpu::stream(), op,
@@ -123,8 +177,8 @@ void reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int
 void softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols, bool log) {
   if (rows * cols == 0) return;
   dispatch_floating(dt, "cuda softmax", [&]<class T>() {
-    EMBER_LAUNCH((softmax_kernel<T>), dim3(static_cast<unsigned>(rows)), kThreads, 0, gpu::stream(), static_cast<const T*>(in),
-                 static_cast<T*>(out), cols, log);
+    EMBER_LAUNCH((softmax_kernel<T>), grid_for(rows * kThreads, kThreads), kThreads, 0, gpu::stream(),
+                 static_cast<const T*>(in), static_cast<T*>(out), rows, cols, log);
   });
 }
 

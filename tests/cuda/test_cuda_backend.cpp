@@ -180,6 +180,30 @@ TEST_CASE("cuda: reductions over every dim, softmax and matmul") {
   check_same(matmul(a.to(kCuda), b.to(kCuda)), matmul(a, b), 1e-5, 1e-5);
 }
 
+TEST_CASE("cuda: max/min and argmax/argmin of rows: ties, NaN, every dtype, rows longer than a block") {
+  if (!use_cuda()) return;
+  manual_seed(14);
+  for (int64_t r : {2, 7, 33, 300, 1023}) {
+    CAPTURE(r);
+    // Few distinct values, so extremes repeat (the first one must win); a NaN in some rows.
+    Tensor x = randint(0, 4, {5, r}).to(kFloat32);
+    x.index_put_({1, r / 2}, std::nanf(""));
+    x.index_put_({3, r - 1}, std::nanf(""));
+    for (DType dt : {kFloat32, kFloat64, kInt64, kInt32, kBool}) {
+      Tensor xd = x.to(dt).contiguous(), gd = xd.to(kCuda);
+      for (auto op : {kernels::ReduceOp::Max, kernels::ReduceOp::Min, kernels::ReduceOp::ArgMax,
+                      kernels::ReduceOp::ArgMin}) {
+        const bool arg = op == kernels::ReduceOp::ArgMax || op == kernels::ReduceOp::ArgMin;
+        const DType out_dt = arg ? kInt64 : dt;
+        Tensor got = empty({5}, TensorOptions(out_dt).set_device(kCuda)), want = empty({5}, out_dt);
+        kernels::backend_for(kCuda).reduce(op, dt, gd.data_ptr(), got.data_ptr(), 5, r, 1);
+        kernels::reference_backend().reduce(op, dt, xd.data_ptr(), want.data_ptr(), 5, r, 1);
+        check_same(got, want);
+      }
+    }
+  }
+}
+
 TEST_CASE("cuda: autograd runs on the device and agrees with the CPU") {
   if (!use_cuda()) return;
   manual_seed(5);
