@@ -55,6 +55,7 @@ struct WindowGeometry {
 enum class Op {
   Fill, Cast, StridedCopy, Unary, Binary, Where, Reduce, Cumsum, Gemm, Softmax, IndexSelect,
   IndexAdd, Gather, Scatter, Nonzero, Sort, RandomUniform, RandomNormal, Im2Col, Col2Im, Attention, OptimizerUpdate, LayerNorm,
+  CrossEntropy,
 };
 
 inline bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq; }
@@ -166,6 +167,16 @@ class Backend {
   virtual void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean,
                                    const void* rstd, const void* dy, int64_t rows, int64_t cols,
                                    void* dx, void* dw, void* db) = 0;
+
+  // ---- fused cross-entropy over the rows of compact [rows, classes] logits ---------------------
+  // loss[i] = w[i] * (logsumexp(x[i]) - x[i, t[i]]); lse[i] = logsumexp(x[i]) is kept for the
+  // backward. t (int64) is in range; w is each row's weight (class weight, 0 where ignored).
+  virtual void cross_entropy_forward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
+                                     int64_t rows, int64_t classes, void* loss, void* lse) = 0;
+  // grad[i, c] = g[i] * w[i] * (exp(x[i, c] - lse[i]) - [c == t[i]]), overwritten.
+  virtual void cross_entropy_backward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
+                                      const void* lse, const void* grad_loss, int64_t rows, int64_t classes,
+                                      void* grad_logits) = 0;
 
   // ---- fused optimizer updates ---------------------------------------------------------------
   // One pass over a parameter updating it and its state buffers in place (PyTorch's formulas; see

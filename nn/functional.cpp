@@ -316,28 +316,39 @@ std::pair<Tensor, Tensor> nll_terms(const Tensor& logp, const Tensor& target, co
   return {neg(gather(logp, 1, safe.unsqueeze(1)).squeeze(1)) * w, w};
 }
 
-// Cross-entropy with class indices, fused: one log_softmax pass forward, and backward straight from
-// the saved log-probabilities, d loss_i / d x_i = (softmax(x_i) - onehot(t_i)) * w_{t_i}, instead of
-// differentiating gather and log_softmax separately. Returns the per-row losses (zero where ignored)
-// and the per-row weights.
+// Cross-entropy with class indices, fused into the backend's cross_entropy primitive: one pass per row
+// forward (logsumexp and the picked logit; the log-probabilities are never stored) and one pass
+// backward, d loss_i / d x_i = (softmax(x_i) - onehot(t_i)) * w_i, from the saved logsumexp. Returns
+// the per-row losses (zero where ignored) and the per-row weights.
 std::pair<Tensor, Tensor> fused_cross_entropy_rows(const Tensor& logits, const Tensor& target,
                                                    const Tensor& weight, int64_t ignore_index) {
+  if (is_half(logits.dtype())) {  // 16-bit logits: computed in float32, returned in their dtype
+    auto [loss, w] = fused_cross_entropy_rows(logits.to(kFloat32), target, weight, ignore_index);
+    return {loss.to(logits.dtype()), w.to(logits.dtype())};
+  }
   auto [safe, w] = class_targets(target, logits.size(1), weight, ignore_index, logits.dtype(),
                                  "cross_entropy");
-  Tensor logp, loss;
-  {
-    autograd::NoGradGuard guard;
-    logp = log_softmax(logits, 1);
-    loss = neg(gather(logp, 1, safe.unsqueeze(1)).squeeze(1)) * w;
-  }
-  autograd::record("cross_entropy", {logits}, {loss}, {logits, logp, safe, w},
-                   [](autograd::FunctionNode& n, const autograd::variable_list& g) -> autograd::variable_list {
-                     Tensor x = n.saved(0), logp = n.saved(1), safe = n.saved(2), w = n.saved(3);
-                     Tensor coef = (g[0] * w).unsqueeze(1);  // [M, 1]
-                     // With create_graph, softmax(x) keeps the result differentiable in x.
-                     Tensor p = autograd::GradMode::is_enabled() ? softmax(x, 1) : exp(logp);
-                     Tensor grad = p * coef;
-                     return {scatter_add(grad, 1, safe.unsqueeze(1), neg(coef))};
+  const int64_t rows = logits.size(0), classes = logits.size(1);
+  const TensorOptions opts = TensorOptions(logits.dtype()).set_device(logits.device());
+  Tensor x = logits.contiguous(), t = safe.contiguous(), wc = w.contiguous();
+  Tensor loss = empty({rows}, opts), lse = empty({rows}, opts);
+  kernels::backend_for(x.device())
+      .cross_entropy_forward(x.dtype(), x.data_ptr(), static_cast<const int64_t*>(t.data_ptr()), wc.data_ptr(), rows, classes,
+                             loss.data_ptr(), lse.data_ptr());
+  autograd::record("cross_entropy", {logits}, {loss}, {x, lse, t, wc},
+                   [rows, classes](autograd::FunctionNode& n, const autograd::variable_list& g) -> autograd::variable_list {
+                     Tensor x = n.saved(0), lse = n.saved(1), t = n.saved(2), w = n.saved(3);
+                     if (autograd::GradMode::is_enabled()) {
+                       // create_graph: the composed formula keeps the result differentiable in x.
+                       Tensor coef = (g[0] * w).unsqueeze(1);
+                       return {scatter_add(softmax(x, 1) * coef, 1, t.unsqueeze(1), neg(coef))};
+                     }
+                     Tensor go = g[0].contiguous();
+                     Tensor grad = empty({rows, classes}, TensorOptions(x.dtype()).set_device(x.device()));
+                     kernels::backend_for(x.device())
+                         .cross_entropy_backward(x.dtype(), x.data_ptr(), static_cast<const int64_t*>(t.data_ptr()), w.data_ptr(),
+                                                 lse.data_ptr(), go.data_ptr(), rows, classes, grad.data_ptr());
+                     return {grad};
                    });
   return {loss, w};
 }

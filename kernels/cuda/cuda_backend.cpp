@@ -30,7 +30,7 @@ class CudaBackend : public Backend {
         return dtype == kFloat32 || dtype == kFloat64 || dtype == kInt32;
       case Op::Gemm:
         return is_floating(dtype);
-      case Op::Softmax: case Op::LayerNorm: case Op::OptimizerUpdate: case Op::RandomUniform:
+      case Op::Softmax: case Op::CrossEntropy: case Op::LayerNorm: case Op::OptimizerUpdate: case Op::RandomUniform:
       case Op::RandomNormal: case Op::Attention:
         return dtype == kFloat32 || dtype == kFloat64;
       default:
@@ -117,6 +117,15 @@ class CudaBackend : public Backend {
                           const void* mask, Dims mask_strides, const void* out, const void* grad_out,
                           const void* lse, void* gq, void* gk, void* gv) override {
     cuda::attention_backward(dt, a, q, k, v, mask, mask_strides, out, grad_out, lse, gq, gk, gv);
+  }
+  void cross_entropy_forward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
+                             int64_t rows, int64_t classes, void* loss, void* lse) override {
+    cuda::cross_entropy_forward(dt, logits, target, row_weight, rows, classes, loss, lse);
+  }
+  void cross_entropy_backward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
+                              const void* lse, const void* grad_loss, int64_t rows, int64_t classes,
+                              void* grad_logits) override {
+    cuda::cross_entropy_backward(dt, logits, target, row_weight, lse, grad_loss, rows, classes, grad_logits);
   }
   void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows, int64_t cols,
                           double eps, void* y, void* mean, void* rstd) override {

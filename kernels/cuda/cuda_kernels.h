@@ -1,5 +1,5 @@
 // Host entry points of ember's CUDA kernels, one file per op family (elementwise.cu, reduce.cu,
-// index.cu, training.cu, attention.cu).
+// index.cu, training.cu, loss.cu, attention.cu).
 // They take device pointers and plain sizes; the CUDA backend (cuda_backend.cpp) calls them. Under
 // the simulator the same kernels run on the CPU.
 #pragma once
@@ -53,6 +53,12 @@ void layer_norm_backward(DType dt, const void* x, const void* w, const void* mea
                          int64_t rows, int64_t cols, void* dx, void* dw, void* db);
 void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch);
 void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch);
+
+// loss.cu
+void cross_entropy_forward(DType dt, const void* logits, const int64_t* target, const void* row_weight, int64_t rows,
+                           int64_t classes, void* loss, void* lse);
+void cross_entropy_backward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
+                            const void* lse, const void* grad_loss, int64_t rows, int64_t classes, void* grad_logits);
 
 // attention.cu
 void attention_forward(DType dt, const Backend::AttentionShape& a, const void* q, const void* k, const void* v,

@@ -22,7 +22,7 @@ bool ReferenceBackend::supports(Op op, DType dt) const {
     case Op::Fill: case Op::Cast: case Op::StridedCopy: case Op::IndexSelect: case Op::Gather:
     case Op::Nonzero:
       return true;
-    case Op::Gemm: case Op::Softmax: case Op::RandomUniform: case Op::RandomNormal:
+    case Op::Gemm: case Op::Softmax: case Op::RandomUniform: case Op::RandomNormal: case Op::CrossEntropy:
       return dt == kFloat32 || dt == kFloat64;
     default:
       return !is_half(dt);
@@ -384,6 +384,43 @@ void ReferenceBackend::layer_norm_backward(DType dt, const void* x, const void* 
                                  static_cast<const T*>(mean)[r], static_cast<const T*>(rstd)[r],
                                  static_cast<const T*>(dy) + r * cols, cols,
                                  static_cast<T*>(dx) + r * cols, static_cast<T*>(dw), static_cast<T*>(db));
+  });
+}
+
+void ReferenceBackend::cross_entropy_forward(DType dt, const void* logits, const int64_t* target,
+                                             const void* row_weight, int64_t rows, int64_t classes, void* loss,
+                                             void* lse) {
+  dispatch_floating(dt, "cross_entropy", [&]<class T>() {
+    const T* x = static_cast<const T*>(logits);
+    const T* w = static_cast<const T*>(row_weight);
+    for (int64_t i = 0; i < rows; ++i) {
+      const T* row = x + i * classes;
+      double mx = -INFINITY;
+      for (int64_t c = 0; c < classes; ++c) mx = std::max<double>(mx, row[c]);
+      double sum = 0;
+      for (int64_t c = 0; c < classes; ++c) sum += std::exp(row[c] - mx);
+      const double l = mx + std::log(sum);
+      static_cast<T*>(lse)[i] = static_cast<T>(l);
+      static_cast<T*>(loss)[i] = w[i] == T(0) ? T(0) : static_cast<T>(w[i] * (l - row[target[i]]));
+    }
+  });
+}
+
+void ReferenceBackend::cross_entropy_backward(DType dt, const void* logits, const int64_t* target,
+                                              const void* row_weight, const void* lse, const void* grad_loss,
+                                              int64_t rows, int64_t classes, void* grad_logits) {
+  dispatch_floating(dt, "cross_entropy_backward", [&]<class T>() {
+    const T* x = static_cast<const T*>(logits);
+    const T* w = static_cast<const T*>(row_weight);
+    const T* g = static_cast<const T*>(grad_loss);
+    const T* l = static_cast<const T*>(lse);
+    T* out = static_cast<T*>(grad_logits);
+    for (int64_t i = 0; i < rows; ++i) {
+      const double coef = static_cast<double>(g[i]) * w[i];
+      for (int64_t c = 0; c < classes; ++c)
+        out[i * classes + c] = static_cast<T>(coef * (std::exp(x[i * classes + c] - static_cast<double>(l[i])) -
+                                                      (c == target[i] ? 1.0 : 0.0)));
+    }
   });
 }
 

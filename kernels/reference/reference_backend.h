@@ -63,6 +63,11 @@ class ReferenceBackend : public Backend {
   void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd,
                            const void* dy, int64_t rows, int64_t cols, void* dx, void* dw,
                            void* db) override;
+  void cross_entropy_forward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
+                             int64_t rows, int64_t classes, void* loss, void* lse) override;
+  void cross_entropy_backward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
+                              const void* lse, const void* grad_loss, int64_t rows, int64_t classes,
+                              void* grad_logits) override;
   void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param, const void* grad,
                         void* state0, void* state1, void* state2) override;
   void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo,

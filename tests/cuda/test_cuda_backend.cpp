@@ -204,6 +204,28 @@ TEST_CASE("cuda: max/min and argmax/argmin of rows: ties, NaN, every dtype, rows
   }
 }
 
+TEST_CASE("cuda: fused cross-entropy with class weights and ignored targets, forward and backward") {
+  if (!use_cuda()) return;
+  manual_seed(15);
+  for (auto [rows, classes] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 33}, {300, 7}, {5, 1023}}) {
+    CAPTURE(rows);
+    CAPTURE(classes);
+    Tensor x = randn({rows, classes}) * 3, t = randint(0, classes, {rows}), w = rand({classes}) + 0.5;
+    if (rows > 1) t.index_put_({1}, int64_t(-100));  // ignored
+    for (const char* reduction : {"mean", "sum", "none"}) {
+      Tensor gx = x.to(kCuda).requires_grad_(), cx = x.clone().requires_grad_();
+      Tensor gl = nn::functional::cross_entropy(gx, t.to(kCuda), w.to(kCuda), -100, reduction);
+      Tensor cl = nn::functional::cross_entropy(cx, t, w, -100, reduction);
+      check_same(gl, cl, 1e-5, 1e-6);
+      Tensor seed = randn(cl.sizes());
+      (gl * seed.to(kCuda)).sum().backward();
+      (cl * seed).sum().backward();
+      check_same(gx.grad(), cx.grad(), 1e-5, 1e-6);
+    }
+  }
+  CHECK(kernels::backend_for(kCuda).supports(kernels::Op::CrossEntropy, kFloat64));
+}
+
 TEST_CASE("cuda: autograd runs on the device and agrees with the CPU") {
   if (!use_cuda()) return;
   manual_seed(5);

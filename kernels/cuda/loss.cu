@@ -1,0 +1,88 @@
+// Fused cross-entropy: the forward is one block per row - the row maximum and the sum of exponentials
+// by block reductions, then loss = w * (lse - x[t]) - so the log-probabilities are never stored; the
+// backward is one pass over the logits, grad = g w (exp(x - lse) - [c == t]). The CPU reference is
+// ReferenceBackend::cross_entropy_forward/backward.
+#include "ember/kernels/cuda/portability.h"
+#include "ember/kernels/cuda/cuda_kernels.h"
+#include "ember/kernels/cuda/grid.h"
+#include "ember/kernels/dispatch.h"
+
+namespace ember::kernels::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / ember::cuda::kWarpSize;
+
+// Sum or maximum of a block's values; every thread gets the result.
+template <bool kMax>
+__device__ double block_fold(double v) {
+  __shared__ double partial[kWarps];
+  const int lane = threadIdx.x % ember::cuda::kWarpSize, warp = threadIdx.x / ember::cuda::kWarpSize;
+  for (int offset = ember::cuda::kWarpSize / 2; offset > 0; offset /= 2) {
+    const double other = __shfl_xor_sync(0xffffffffu, v, offset);
+    v = kMax ? (other > v ? other : v) : v + other;
+  }
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  v = lane < kWarps ? partial[lane] : (kMax ? -INFINITY : 0.0);
+  for (int offset = ember::cuda::kWarpSize / 2; offset > 0; offset /= 2) {
+    const double other = __shfl_xor_sync(0xffffffffu, v, offset);
+    v = kMax ? (other > v ? other : v) : v + other;
+  }
+  __syncthreads();  // partial is reused by the next call
+  return v;
+}
+
+template <class T>
+__global__ void cross_entropy_forward_kernel(const T* logits, const int64_t* target, const T* w, int64_t rows,
+                                             int64_t classes, T* loss, T* lse) {
+  for (int64_t i = blockIdx.x; i < rows; i += gridDim.x) {  // the same trip count for the whole block
+    const T* row = logits + i * classes;
+    double mx = -INFINITY;
+    for (int64_t c = threadIdx.x; c < classes; c += kThreads) mx = row[c] > mx ? double(row[c]) : mx;
+    mx = block_fold<true>(mx);
+    double sum = 0;
+    for (int64_t c = threadIdx.x; c < classes; c += kThreads) sum += exp(double(row[c]) - mx);
+    sum = block_fold<false>(sum);
+    if (threadIdx.x == 0) {
+      const double l = mx + log(sum);
+      lse[i] = static_cast<T>(l);
+      loss[i] = w[i] == T(0) ? T(0) : static_cast<T>(w[i] * (l - row[target[i]]));
+    }
+  }
+}
+
+template <class T>
+__global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* target, const T* w, const T* lse,
+                                              const T* g, int64_t rows, int64_t classes, T* grad) {
+  EMBER_GRID_STRIDE(idx, rows * classes) {
+    const int64_t i = idx / classes, c = idx % classes;
+    const double coef = double(g[i]) * w[i];
+    grad[idx] = static_cast<T>(coef * (exp(double(logits[idx]) - double(lse[i])) - (c == target[i] ? 1.0 : 0.0)));
+  }
+}
+
+}  // namespace
+
+void cross_entropy_forward(DType dt, const void* logits, const int64_t* target, const void* row_weight, int64_t rows,
+                           int64_t classes, void* loss, void* lse) {
+  if (rows == 0) return;
+  dispatch_floating(dt, "cuda cross_entropy", [&]<class T>() {
+    EMBER_LAUNCH((cross_entropy_forward_kernel<T>), grid_for(rows * kThreads, kThreads), kThreads, 0, gpu::stream(),
+                 static_cast<const T*>(logits), target, static_cast<const T*>(row_weight), rows, classes,
+                 static_cast<T*>(loss), static_cast<T*>(lse));
+  });
+}
+
+void cross_entropy_backward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
+                            const void* lse, const void* grad_loss, int64_t rows, int64_t classes, void* grad_logits) {
+  if (rows * classes == 0) return;
+  dispatch_floating(dt, "cuda cross_entropy_backward", [&]<class T>() {
+    EMBER_LAUNCH((cross_entropy_backward_kernel<T>), grid_for(rows * classes), kThreads, 0, gpu::stream(),
+                 static_cast<const T*>(logits), target, static_cast<const T*>(row_weight),
+                 static_cast<const T*>(lse), static_cast<const T*>(grad_loss), rows, classes,
+                 static_cast<T*>(grad_logits));
+  });
+}
+
+}  // namespace ember::kernels::cuda
