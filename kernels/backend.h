@@ -191,9 +191,22 @@ class Backend {
     bool first_step = false;  // SGD: the momentum buffer starts as the gradient
     int64_t step = 1;         // Adam/AdamW/Adagrad: the step count after this update
     double lr_decay = 0;      // Adagrad
+    bool operator==(const UpdateSpec&) const = default;
   };
   virtual void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param,
                                 const void* grad, void* state0, void* state1, void* state2) = 0;
+  // Several parameters under one spec at once (on a GPU: one launch for all of them, instead of one
+  // per parameter). This default updates them one by one.
+  struct UpdateTensor {
+    int64_t n;
+    void* param;
+    const void* grad;
+    void* state[3];
+  };
+  virtual void optimizer_update_multi(DType dt, const UpdateSpec& spec, std::span<const UpdateTensor> tensors) {
+    for (const UpdateTensor& t : tensors)
+      optimizer_update(dt, spec, t.n, t.param, t.grad, t.state[0], t.state[1], t.state[2]);
+  }
 
   // ---- random numbers: counter-based (Philox), so results depend only on (seed, offset) ------
   virtual void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,

@@ -59,9 +59,15 @@ void Optimizer::zero_grad(bool set_to_none) {
 
 void Optimizer::step() {
   autograd::NoGradGuard guard;
-  for (auto& g : groups_)
-    for (auto& p : g.params)
-      if (p.grad().defined()) update(g, p, state_[p.impl()]);
+  try {
+    for (auto& g : groups_)
+      for (auto& p : g.params)
+        if (p.grad().defined()) update(g, p, state_[p.impl()]);
+  } catch (...) {
+    drop_queued();  // no half-applied step
+    throw;
+  }
+  flush();
 }
 
 Tensor Optimizer::step(const std::function<Tensor()>& closure) {

@@ -55,8 +55,11 @@ class Optimizer {
   std::map<std::string, Tensor>& state(const Tensor& param);
 
  protected:
-  // Updates one parameter of a group with its gradient and state.
+  // Updates one parameter of a group with its gradient and state (or queues the update).
   virtual void update(ParamGroup& group, Tensor& param, std::map<std::string, Tensor>& state) = 0;
+  // Called at the end of step(): runs queued updates; drop_queued() forgets them (step() failed).
+  virtual void flush() {}
+  virtual void drop_queued() {}
 
  private:
   std::vector<ParamGroup> groups_;

@@ -110,12 +110,31 @@ void FusedOptimizer::update(ParamGroup& group, Tensor& param, std::map<std::stri
   // copies and write them back.
   Tensor p = param.is_contiguous() ? param : param.contiguous();
   Tensor g = param.grad().contiguous().to(param.dtype());
-  kernels::backend_for(param.device())
-      .optimizer_update(param.dtype(), s, p.numel(), p.data_ptr(), g.data_ptr(),
-                        s0.defined() ? s0.data_ptr() : nullptr, s1.defined() ? s1.data_ptr() : nullptr,
-                        s2.defined() ? s2.data_ptr() : nullptr);
-  if (!p.is_same(param)) param.assign_data_(p);
-  else param.impl()->storage->bump_version();
+  pending_.push_back({s, param, p, g, s0, s1, s2});
+}
+
+void FusedOptimizer::flush() {
+  auto same_run = [](const Pending& a, const Pending& b) {
+    return a.spec == b.spec && a.param.device() == b.param.device() && a.param.dtype() == b.param.dtype();
+  };
+  auto data = [](const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; };
+  for (size_t first = 0; first < pending_.size();) {
+    size_t last = first + 1;
+    while (last < pending_.size() && same_run(pending_[first], pending_[last])) ++last;
+    std::vector<kernels::Backend::UpdateTensor> run;
+    for (size_t i = first; i < last; ++i) {
+      const Pending& u = pending_[i];
+      run.push_back({u.work.numel(), u.work.data_ptr(), u.grad.data_ptr(), {data(u.s0), data(u.s1), data(u.s2)}});
+    }
+    const Tensor& p = pending_[first].param;
+    kernels::backend_for(p.device()).optimizer_update_multi(p.dtype(), pending_[first].spec, run);
+    first = last;
+  }
+  for (Pending& u : pending_) {
+    if (!u.work.is_same(u.param)) u.param.assign_data_(u.work);
+    else u.param.impl()->storage->bump_version();
+  }
+  pending_.clear();
 }
 
 }  // namespace ember::optim

@@ -39,7 +39,9 @@ struct AdagradOptions {
   Options to_map() const;
 };
 
-// Shared by the concrete optimizers: builds the fused update for one parameter.
+// Shared by the concrete optimizers: builds the fused update of each parameter and queues it; at the
+// end of step() the queue goes to the backend in runs of parameters with the same device, dtype and
+// update spec (usually a whole param group), one optimizer_update_multi call per run.
 class FusedOptimizer : public Optimizer {
  public:
   FusedOptimizer(std::vector<ParamGroup> groups, Options defaults, std::string name,
@@ -47,7 +49,16 @@ class FusedOptimizer : public Optimizer {
 
  protected:
   void update(ParamGroup& group, Tensor& param, std::map<std::string, Tensor>& state) override;
+  void flush() override;
+  void drop_queued() override { pending_.clear(); }
   kernels::Backend::OptimizerKind kind_;
+
+ private:
+  struct Pending {
+    kernels::Backend::UpdateSpec spec;
+    Tensor param, work, grad, s0, s1, s2;  // work: param itself, or a compact copy written back after
+  };
+  std::vector<Pending> pending_;
 };
 
 class SGD : public FusedOptimizer {

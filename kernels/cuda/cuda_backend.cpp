@@ -139,6 +139,9 @@ class CudaBackend : public Backend {
                         void* s1, void* s2) override {
     cuda::optimizer_update(dt, spec, n, param, grad, s0, s1, s2);
   }
+  void optimizer_update_multi(DType dt, const UpdateSpec& spec, std::span<const UpdateTensor> tensors) override {
+    cuda::optimizer_update_multi(dt, spec, tensors);
+  }
   void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo,
                       double hi) override {
     cuda::random_uniform(dt, out, n, seed, offset, lo, hi);

@@ -45,6 +45,8 @@ void sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols
 // training.cu
 void optimizer_update(DType dt, const Backend::UpdateSpec& spec, int64_t n, void* param, const void* grad,
                       void* s0, void* s1, void* s2);
+// Many parameters under one spec in as few launches as possible (32 per launch).
+void optimizer_update_multi(DType dt, const Backend::UpdateSpec& spec, std::span<const Backend::UpdateTensor> tensors);
 void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi);
 void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double stddev);
 void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows, int64_t cols, double eps,

@@ -24,6 +24,38 @@ __global__ void optimizer_kernel(Backend::UpdateSpec spec, UpdateConstants c, in
                                            s2 ? s2 + i : nullptr);
 }
 
+// Up to kMultiMax parameters in one launch, passed by value (the argument block stays under 4 KiB).
+// Each parameter is cut into chunks of kChunk elements; block_start is the running count of chunks,
+// so a block finds its parameter by a short scan.
+constexpr int kMultiMax = 32;
+constexpr int64_t kChunk = 4 * kThreads;
+
+struct MultiUpdate {
+  int count = 0;
+  int64_t n[kMultiMax];
+  int64_t block_start[kMultiMax + 1];
+  void* param[kMultiMax];
+  const void* grad[kMultiMax];
+  void* state[3][kMultiMax];
+};
+
+template <class T>
+__global__ void optimizer_multi_kernel(Backend::UpdateSpec spec, UpdateConstants c, MultiUpdate u) {
+  for (int64_t blk = blockIdx.x; blk < u.block_start[u.count]; blk += gridDim.x) {
+    int t = 0;
+    while (blk >= u.block_start[t + 1]) ++t;
+    T* p = static_cast<T*>(u.param[t]);
+    const T* g = static_cast<const T*>(u.grad[t]);
+    T* s0 = static_cast<T*>(u.state[0][t]);
+    T* s1 = static_cast<T*>(u.state[1][t]);
+    T* s2 = static_cast<T*>(u.state[2][t]);
+    const int64_t first = (blk - u.block_start[t]) * kChunk;
+    const int64_t end = first + kChunk < u.n[t] ? first + kChunk : u.n[t];
+    for (int64_t i = first + threadIdx.x; i < end; i += blockDim.x)
+      update_element<T>(spec, c, p[i], g[i], s0 ? s0 + i : nullptr, s1 ? s1 + i : nullptr, s2 ? s2 + i : nullptr);
+  }
+}
+
 template <class T>
 __global__ void uniform_kernel(T* y, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi) {
   EMBER_GRID_STRIDE(i, n) y[i] = static_cast<T>(lo + (hi - lo) * philox_uniform(seed, offset + i));
@@ -106,6 +138,29 @@ void optimizer_update(DType dt, const Backend::UpdateSpec& spec, int64_t n, void
   dispatch_floating(dt, "cuda optimizer_update", [&]<class T>() {
     EMBER_LAUNCH((optimizer_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), spec, constants, n, static_cast<T*>(param),
                  static_cast<const T*>(grad), static_cast<T*>(s0), static_cast<T*>(s1), static_cast<T*>(s2));
+  });
+}
+
+void optimizer_update_multi(DType dt, const Backend::UpdateSpec& spec,
+                            std::span<const Backend::UpdateTensor> tensors) {
+  const UpdateConstants constants(spec);
+  dispatch_floating(dt, "cuda optimizer_update_multi", [&]<class T>() {
+    for (size_t first = 0; first < tensors.size(); first += kMultiMax) {
+      MultiUpdate u;
+      u.block_start[0] = 0;
+      for (size_t i = first; i < tensors.size() && u.count < kMultiMax; ++i, ++u.count) {
+        const auto& t = tensors[i];
+        u.n[u.count] = t.n;
+        u.param[u.count] = t.param;
+        u.grad[u.count] = t.grad;
+        for (int s = 0; s < 3; ++s) u.state[s][u.count] = t.state[s];
+        u.block_start[u.count + 1] = u.block_start[u.count] + (t.n + kChunk - 1) / kChunk;
+      }
+      const int64_t blocks = u.block_start[u.count];
+      if (blocks == 0) continue;
+      EMBER_LAUNCH((optimizer_multi_kernel<T>), dim3(static_cast<unsigned>(blocks < 4096 ? blocks : 4096)), kThreads,
+                   0, gpu::stream(), spec, constants, u);
+    }
   });
 }
 

@@ -226,6 +226,45 @@ TEST_CASE("cuda: fused cross-entropy with class weights and ignored targets, for
   CHECK(kernels::backend_for(kCuda).supports(kernels::Op::CrossEntropy, kFloat64));
 }
 
+TEST_CASE("cuda: one launch updates many parameters (multi-tensor SGD, Adam, AdamW) like the CPU") {
+  if (!use_cuda()) return;
+  manual_seed(16);
+  // 40 parameters (two launches of up to 32), sizes from empty to several 1024-element chunks.
+  std::vector<Tensor> cpu_params, cuda_params;
+  for (int i = 0; i < 40; ++i) {
+    const int64_t n = i == 3 ? 0 : (i * 397) % 2500 + 1;
+    Tensor p = randn({n});
+    cpu_params.push_back(p.clone().requires_grad_());
+    cuda_params.push_back(p.to(kCuda).requires_grad_());
+  }
+  auto run = [&](optim::Optimizer& on_cpu, optim::Optimizer& on_cuda) {
+    for (int step = 0; step < 3; ++step) {
+      for (size_t i = 0; i < cpu_params.size(); ++i) {
+        Tensor g = randn(cpu_params[i].sizes());
+        cpu_params[i].set_grad(g);
+        cuda_params[i].set_grad(g.to(kCuda));
+      }
+      on_cpu.step();
+      on_cuda.step();
+    }
+    for (size_t i = 0; i < cpu_params.size(); ++i) check_same(cuda_params[i].detach(), cpu_params[i].detach(), 1e-5, 1e-6);
+  };
+  {
+    optim::SGD a(cpu_params, {.lr = 0.1, .momentum = 0.9, .nesterov = true}), b(cuda_params, {.lr = 0.1, .momentum = 0.9, .nesterov = true});
+    run(a, b);
+  }
+  {
+    optim::Adam a(cpu_params, {.lr = 0.01, .amsgrad = true}), b(cuda_params, {.lr = 0.01, .amsgrad = true});
+    run(a, b);
+  }
+  {
+    optim::AdamWOptions o;
+    o.lr = 0.01;
+    optim::AdamW a(cpu_params, o), b(cuda_params, o);
+    run(a, b);
+  }
+}
+
 TEST_CASE("cuda: autograd runs on the device and agrees with the CPU") {
   if (!use_cuda()) return;
   manual_seed(5);
