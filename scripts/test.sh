@@ -25,7 +25,7 @@ if [ -x /usr/local/cuda/bin/nvcc ]; then
     fi
   else
     cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Debug -DEMBER_CUDA=ON -DEMBER_BUILD_BENCH=OFF -DEMBER_BUILD_EXAMPLES=OFF
-    cmake --build build-gpu -j"$(nproc)" --target ember_cuda_tests
+    cmake --build build-gpu -j"$(nproc)" --target ember_cuda_tests ddp_check  # ddp_check links the NCCL path
     ./build-gpu/tests/ember_cuda_tests
   fi
 fi

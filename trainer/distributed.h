@@ -21,6 +21,8 @@ class ProcessGroup {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual int local_rank() const = 0;  // rank among the processes of this machine
+  // Whether collectives take tensors on `device` directly (MPI: the CPU; with NCCL: CUDA too).
+  virtual bool accepts(Device device) const { return device.is_cpu(); }
   // In place on a contiguous CPU tensor (float32, float64, int64, int32).
   virtual void all_reduce(Tensor& t, ReduceOp op) = 0;
   // Starts an all-reduce (sum) that finishes in wait(); handles complete in the order started.
@@ -40,5 +42,11 @@ bool launched_with_several_ranks();
 // The group of all ranks (MPI_COMM_WORLD), made on first use (MPI is initialised then and
 // finalised at exit). Null when ember was built without MPI or runs as a single process.
 std::shared_ptr<ProcessGroup> world();
+
+// In the GPU build (EMBER_CUDA=ON): a group over the same ranks whose collectives on CUDA tensors run
+// on NCCL (bootstrapped over `host`: rank 0's ncclUniqueId is broadcast through MPI) and on the CPU
+// through `host`. Elsewhere it returns `host`: the simulated device's memory is host memory and its
+// gradients travel through MPI like the CPU's.
+std::shared_ptr<ProcessGroup> with_device_collectives(std::shared_ptr<ProcessGroup> host);
 
 }  // namespace ember::distributed

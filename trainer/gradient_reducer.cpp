@@ -29,7 +29,10 @@ std::shared_ptr<GradientReducer> GradientReducer::create(std::shared_ptr<distrib
       current.offsets.push_back(n);
       n += r->params_[i].numel();
     }
-    current.buffer = zeros({n + static_cast<int64_t>(current.params.size())}, dtype);
+    // On the parameters' device when the group can reduce there (NCCL), else on the CPU (MPI).
+    const Device device = r->params_[current.params.front()].device();
+    const Device at = r->group_->accepts(device) ? device : Device::cpu();
+    current.buffer = zeros({n + static_cast<int64_t>(current.params.size())}, TensorOptions(dtype).set_device(at));
     r->buckets_.push_back(std::move(current));
     current = Bucket{};
     bytes = 0;

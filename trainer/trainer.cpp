@@ -113,6 +113,7 @@ Trainer::Trainer(TrainerOptions options) : o_(std::move(options)) {
   if (o_.strategy != "single" && distributed::launched_with_several_ranks()) {
     group_ = distributed::world();
     EMBER_CHECK(group_ != nullptr, "Trainer: launched with several ranks but this ember was built without MPI");
+    if (device_.is_cuda()) group_ = distributed::with_device_collectives(group_);
     group_->set_timeout(o_.ddp_timeout);
   }
   EMBER_CHECK(o_.devices == 1 || (group_ && group_->size() == o_.devices), "Trainer: devices=", o_.devices,

@@ -30,6 +30,9 @@ void device_free(void* p);
 void copy_to_device(void* dst, const void* host_src, size_t bytes);
 void copy_to_host(void* host_dst, const void* src, size_t bytes);
 void synchronize();
+// The cudaStream_t all work is queued on (null on the simulated device), for libraries that take a
+// stream (NCCL).
+void* stream_handle();
 
 // TF32 tensor cores for float32 GEMM (PyTorch's torch.backends.cuda.matmul.allow_tf32; off by
 // default). The simulated device's GEMM is the CPU's and ignores it.

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -60,7 +61,14 @@ struct Device {
 
   Device() {
     EMBER_CHECK(probe().count > 0, "cuda: no GPU: ", probe().reason);
-    check(cudaSetDevice(0), "cudaSetDevice(0)");
+    // One process per GPU: under mpirun, the rank on this machine picks the GPU that is its cuda:0.
+    int index = 0;
+    for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "LOCAL_RANK"})
+      if (const char* v = std::getenv(var)) {
+        index = std::atoi(v) % probe().count;
+        break;
+      }
+    check(cudaSetDevice(index), "cudaSetDevice");
     // A blocking stream: work on the legacy default stream (plain cudaMemcpy) still waits for ours.
     check(cudaStreamCreate(&stream), "cudaStreamCreate");
     check(cublasCreate(&blas), "cublasCreate");
@@ -136,6 +144,8 @@ void copy_to_host(void* host_dst, const void* src, size_t bytes) {
 void synchronize() {
   if (available()) check(cudaStreamSynchronize(device().stream), "cudaStreamSynchronize");
 }
+
+void* stream_handle() { return device().stream; }
 
 void set_allow_tf32(bool on) {
   Device& d = device();

@@ -41,6 +41,7 @@ void device_free(void* p) { sim::device_free(p); }
 void copy_to_device(void* dst, const void* host_src, size_t bytes) { std::memcpy(dst, host_src, bytes); }
 void copy_to_host(void* host_dst, const void* src, size_t bytes) { std::memcpy(host_dst, src, bytes); }
 void synchronize() {}
+void* stream_handle() { return nullptr; }
 void set_allow_tf32(bool on) { g_allow_tf32 = on; }
 bool allow_tf32() { return g_allow_tf32; }
 
