@@ -3,6 +3,7 @@
 // backward is one pass over the logits, grad = g w (exp(x - lse) - [c == t]). The CPU reference is
 // ReferenceBackend::cross_entropy_forward/backward.
 #include "ember/kernels/cuda/portability.h"
+#include "ember/kernels/cuda/block_reduce.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
 #include "ember/kernels/cuda/grid.h"
 #include "ember/kernels/dispatch.h"
@@ -11,27 +12,6 @@ namespace ember::kernels::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / ember::cuda::kWarpSize;
-
-// Sum or maximum of a block's values; every thread gets the result.
-template <bool kMax>
-__device__ double block_fold(double v) {
-  __shared__ double partial[kWarps];
-  const int lane = threadIdx.x % ember::cuda::kWarpSize, warp = threadIdx.x / ember::cuda::kWarpSize;
-  for (int offset = ember::cuda::kWarpSize / 2; offset > 0; offset /= 2) {
-    const double other = __shfl_xor_sync(0xffffffffu, v, offset);
-    v = kMax ? (other > v ? other : v) : v + other;
-  }
-  if (lane == 0) partial[warp] = v;
-  __syncthreads();
-  v = lane < kWarps ? partial[lane] : (kMax ? -INFINITY : 0.0);
-  for (int offset = ember::cuda::kWarpSize / 2; offset > 0; offset /= 2) {
-    const double other = __shfl_xor_sync(0xffffffffu, v, offset);
-    v = kMax ? (other > v ? other : v) : v + other;
-  }
-  __syncthreads();  // partial is reused by the next call
-  return v;
-}
 
 template <class T>
 __global__ void cross_entropy_forward_kernel(const T* logits, const int64_t* target, const T* w, int64_t rows,
@@ -40,10 +20,10 @@ __global__ void cross_entropy_forward_kernel(const T* logits, const int64_t* tar
     const T* row = logits + i * classes;
     double mx = -INFINITY;
     for (int64_t c = threadIdx.x; c < classes; c += kThreads) mx = row[c] > mx ? double(row[c]) : mx;
-    mx = block_fold<true>(mx);
+    mx = block_reduce<kThreads>(mx, Maximum{}, double(-INFINITY));
     double sum = 0;
     for (int64_t c = threadIdx.x; c < classes; c += kThreads) sum += exp(double(row[c]) - mx);
-    sum = block_fold<false>(sum);
+    sum = block_reduce<kThreads>(sum, Sum{}, 0.0);
     if (threadIdx.x == 0) {
       const double l = mx + log(sum);
       lse[i] = static_cast<T>(l);

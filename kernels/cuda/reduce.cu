@@ -6,6 +6,7 @@
 // Strided runs (inner > 1) use a thread per output reading along r, which keeps neighbouring threads
 // on neighbouring addresses. Softmax uses a block per row: block maximum, block sum, then the map.
 #include "ember/kernels/cuda/portability.h"
+#include "ember/kernels/cuda/block_reduce.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
 #include "ember/kernels/cuda/grid.h"
 #include "ember/kernels/elementwise_ops.h"
@@ -16,38 +17,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / ember::cuda::kWarpSize;
 
-struct Sum {
-  template <class A>
-  __device__ A operator()(A a, A b) const { return a + b; }
-};
-struct Product {
-  template <class A>
-  __device__ A operator()(A a, A b) const { return a * b; }
-};
-struct Maximum {
-  template <class A>
-  __device__ A operator()(A a, A b) const { return b > a ? b : a; }
-};
-
-template <class A, class F>
-__device__ A warp_reduce(A v, F f) {
-  for (int offset = ember::cuda::kWarpSize / 2; offset > 0; offset /= 2) v = f(v, __shfl_xor_sync(0xffffffffu, v, offset));
-  return v;
-}
-
-// Combines the kThreads values of a block with f; every thread gets the result.
-template <class A, class F>
-__device__ A block_reduce(A v, F f, A identity) {
-  __shared__ A partial[kWarps];
-  const int lane = threadIdx.x % ember::cuda::kWarpSize, warp = threadIdx.x / ember::cuda::kWarpSize;
-  v = warp_reduce(v, f);
-  if (lane == 0) partial[warp] = v;
-  __syncthreads();
-  v = warp_reduce(lane < kWarps ? partial[lane] : identity, f);
-  __syncthreads();  // partial is reused by the next call
-  return v;
-}
-
 template <class T>
 __global__ void sum_rows_kernel(const T* in, T* out, int64_t outer, int64_t r, bool product) {
   using A = acc_t<T>;
@@ -55,7 +24,7 @@ __global__ void sum_rows_kernel(const T* in, T* out, int64_t outer, int64_t r, b
     const T* row = in + o * r;
     A acc = product ? A(1) : A(0);
     for (int64_t j = threadIdx.x; j < r; j += kThreads) acc = product ? acc * A(row[j]) : acc + A(row[j]);
-    acc = product ? block_reduce(acc, Product{}, A(1)) : block_reduce(acc, Sum{}, A(0));
+    acc = product ? block_reduce<kThreads>(acc, Product{}, A(1)) : block_reduce<kThreads>(acc, Sum{}, A(0));
     if (threadIdx.x == 0) out[o] = static_cast<T>(acc);
   }
 }
@@ -136,10 +105,10 @@ __global__ void softmax_kernel(const T* in, T* out, int64_t rows, int64_t cols, 
     T* y = out + row * cols;
     double mx = -INFINITY;
     for (int64_t j = threadIdx.x; j < cols; j += kThreads) mx = x[j] > mx ? double(x[j]) : mx;
-    mx = block_reduce(mx, Maximum{}, double(-INFINITY));
+    mx = block_reduce<kThreads>(mx, Maximum{}, double(-INFINITY));
     double sum = 0;
     for (int64_t j = threadIdx.x; j < cols; j += kThreads) sum += exp(double(x[j]) - mx);
-    sum = block_reduce(sum, Sum{}, 0.0);
+    sum = block_reduce<kThreads>(sum, Sum{}, 0.0);
     const double log_sum = ::log(sum);
     for (int64_t j = threadIdx.x; j < cols; j += kThreads) {
       const double z = double(x[j]) - mx;
