@@ -564,6 +564,23 @@ TEST_CASE("fused cross_entropy equals log_softmax + nll_loss, with double backwa
                   {randn64({2, 4, 3})});
 }
 
+TEST_CASE("fused cross_entropy: the CPU backend's float32 rows equal the reference backend's") {
+  namespace F = nn::functional;
+  manual_seed(44);
+  for (auto [rows, classes] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 33}, {130, 1000}}) {
+    CAPTURE(rows);
+    Tensor x = (randn({rows, classes}) * 4).requires_grad_(), t = randint(0, classes, {rows});
+    Tensor w = rand({classes}) + 0.5;
+    if (rows > 1) t.index_put_({0}, int64_t(-100));
+    auto run = [&] {
+      Tensor loss = F::cross_entropy(x, t, w, -100, "none");
+      auto g = autograd::grad({(loss * arange(1.0, rows + 1.0, 1.0, kFloat32)).sum()}, {x});
+      return cat({loss.detach(), g[0].flatten()});
+    };
+    test::check_against_reference(run, 1e-5, 1e-6);
+  }
+}
+
 TEST_CASE("fused layer_norm: both backends, gradients, double backward") {
   namespace F = nn::functional;
   manual_seed(41);

@@ -385,6 +385,54 @@ void CpuBackend::gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n
   });
 }
 
+// Cross-entropy rows, float32: the softmax row loop's vectorised max and exp, rows over threads.
+void CpuBackend::cross_entropy_forward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
+                                       int64_t rows, int64_t classes, void* loss, void* lse) {
+  if (dt != kFloat32) {
+    ReferenceBackend::cross_entropy_forward(dt, logits, target, row_weight, rows, classes, loss, lse);
+    return;
+  }
+  const float* x = static_cast<const float*>(logits);
+  const float* w = static_cast<const float*>(row_weight);
+  parallel_for(rows, classes * 4, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float* xr = x + i * classes;
+      const float mx = max_run(xr, classes);
+      float sum = 0;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t c = 0; c < classes; ++c) sum += fast_expf_nonpositive(xr[c] - mx);
+      const float l = mx + std::log(sum);
+      static_cast<float*>(lse)[i] = l;
+      static_cast<float*>(loss)[i] = w[i] == 0.0f ? 0.0f : w[i] * (l - xr[target[i]]);
+    }
+  });
+}
+
+void CpuBackend::cross_entropy_backward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
+                                        const void* lse, const void* grad_loss, int64_t rows, int64_t classes,
+                                        void* grad_logits) {
+  if (dt != kFloat32) {
+    ReferenceBackend::cross_entropy_backward(dt, logits, target, row_weight, lse, grad_loss, rows, classes,
+                                             grad_logits);
+    return;
+  }
+  const float* x = static_cast<const float*>(logits);
+  const float* w = static_cast<const float*>(row_weight);
+  const float* g = static_cast<const float*>(grad_loss);
+  const float* l = static_cast<const float*>(lse);
+  float* out = static_cast<float*>(grad_logits);
+  parallel_for(rows, classes * 4, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float coef = g[i] * w[i], shift = l[i];
+      const float* xr = x + i * classes;
+      float* yr = out + i * classes;
+#pragma omp simd
+      for (int64_t c = 0; c < classes; ++c) yr[c] = coef * fast_expf_nonpositive(std::min(xr[c] - shift, 0.0f));
+      yr[target[i]] -= coef;
+    }
+  });
+}
+
 void CpuBackend::softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols,
                          bool log) {
   if (dt != kFloat32) {

@@ -32,6 +32,11 @@ class CpuBackend : public ReferenceBackend {
             int64_t stride_b, double beta, void* c, int64_t ldc, int64_t stride_c,
             int64_t batch) override;
   void softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols, bool log) override;
+  void cross_entropy_forward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
+                             int64_t rows, int64_t classes, void* loss, void* lse) override;
+  void cross_entropy_backward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
+                              const void* lse, const void* grad_loss, int64_t rows, int64_t classes,
+                              void* grad_logits) override;
   void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out,
                     int64_t outer, int64_t inner) override;
   void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows,
