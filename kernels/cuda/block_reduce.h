@@ -39,4 +39,19 @@ __device__ A block_reduce(A v, F f, A identity) {
   return v;
 }
 
+// A row's maximum and sum of exp(x - maximum), computed by the whole block in float64: the two
+// reductions of softmax, log-softmax and cross-entropy.
+struct RowExpSum {
+  double max, sum;
+};
+template <int kThreads, class T>
+__device__ RowExpSum row_max_and_exp_sum(const T* x, int64_t n) {
+  double mx = -INFINITY;
+  for (int64_t j = threadIdx.x; j < n; j += kThreads) mx = x[j] > mx ? double(x[j]) : mx;
+  mx = block_reduce<kThreads>(mx, Maximum{}, double(-INFINITY));
+  double sum = 0;
+  for (int64_t j = threadIdx.x; j < n; j += kThreads) sum += exp(double(x[j]) - mx);
+  return {mx, block_reduce<kThreads>(sum, Sum{}, 0.0)};
+}
+
 }  // namespace ember::kernels::cuda

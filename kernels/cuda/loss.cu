@@ -18,14 +18,9 @@ __global__ void cross_entropy_forward_kernel(const T* logits, const int64_t* tar
                                              int64_t classes, T* loss, T* lse) {
   for (int64_t i = blockIdx.x; i < rows; i += gridDim.x) {  // the same trip count for the whole block
     const T* row = logits + i * classes;
-    double mx = -INFINITY;
-    for (int64_t c = threadIdx.x; c < classes; c += kThreads) mx = row[c] > mx ? double(row[c]) : mx;
-    mx = block_reduce<kThreads>(mx, Maximum{}, double(-INFINITY));
-    double sum = 0;
-    for (int64_t c = threadIdx.x; c < classes; c += kThreads) sum += exp(double(row[c]) - mx);
-    sum = block_reduce<kThreads>(sum, Sum{}, 0.0);
+    const RowExpSum r = row_max_and_exp_sum<kThreads>(row, classes);
     if (threadIdx.x == 0) {
-      const double l = mx + log(sum);
+      const double l = r.max + log(r.sum);
       lse[i] = static_cast<T>(l);
       loss[i] = w[i] == T(0) ? T(0) : static_cast<T>(w[i] * (l - row[target[i]]));
     }

@@ -103,16 +103,11 @@ __global__ void softmax_kernel(const T* in, T* out, int64_t rows, int64_t cols, 
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const T* x = in + row * cols;
     T* y = out + row * cols;
-    double mx = -INFINITY;
-    for (int64_t j = threadIdx.x; j < cols; j += kThreads) mx = x[j] > mx ? double(x[j]) : mx;
-    mx = block_reduce<kThreads>(mx, Maximum{}, double(-INFINITY));
-    double sum = 0;
-    for (int64_t j = threadIdx.x; j < cols; j += kThreads) sum += exp(double(x[j]) - mx);
-    sum = block_reduce<kThreads>(sum, Sum{}, 0.0);
-    const double log_sum = ::log(sum);
+    const RowExpSum r = row_max_and_exp_sum<kThreads>(x, cols);
+    const double log_sum = ::log(r.sum);
     for (int64_t j = threadIdx.x; j < cols; j += kThreads) {
-      const double z = double(x[j]) - mx;
-      y[j] = static_cast<T>(log ? z - log_sum : exp(z) / sum);
+      const double z = double(x[j]) - r.max;
+      y[j] = static_cast<T>(log ? z - log_sum : exp(z) / r.sum);
     }
   }
 }
