@@ -69,8 +69,12 @@ inline void synchronize() { cudaStreamSynchronize(stream()); }
 #else
 inline void* malloc(size_t bytes) { return ::ember::sim::device_malloc(bytes); }
 inline void free(void* p) { ::ember::sim::device_free(p); }
-inline void copy_to_device(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
-inline void copy_to_host(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+inline void copy_to_device(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memcpy(dst, src, bytes);  // an empty buffer may have no pointer
+}
+inline void copy_to_host(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memcpy(dst, src, bytes);
+}
 inline void synchronize() {}
 inline cudaStream_t stream() { return nullptr; }  // the simulator runs launches in order
 #endif

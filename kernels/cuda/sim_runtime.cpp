@@ -38,8 +38,13 @@ void enable_simulated_device() { g_enabled = true; }
 
 void* device_malloc(size_t bytes) { return sim::device_malloc(bytes); }
 void device_free(void* p) { sim::device_free(p); }
-void copy_to_device(void* dst, const void* host_src, size_t bytes) { std::memcpy(dst, host_src, bytes); }
-void copy_to_host(void* host_dst, const void* src, size_t bytes) { std::memcpy(host_dst, src, bytes); }
+// memcpy needs valid pointers even for 0 bytes; an empty tensor may have none.
+void copy_to_device(void* dst, const void* host_src, size_t bytes) {
+  if (bytes) std::memcpy(dst, host_src, bytes);
+}
+void copy_to_host(void* host_dst, const void* src, size_t bytes) {
+  if (bytes) std::memcpy(host_dst, src, bytes);
+}
 void synchronize() {}
 void* stream_handle() { return nullptr; }
 void set_allow_tf32(bool on) { g_allow_tf32 = on; }
