@@ -8,6 +8,7 @@
 #include <nccl.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -70,7 +71,8 @@ class NcclProcessGroup : public ProcessGroup {
   void barrier() override { host_->barrier(); }
   [[noreturn]] void abort(const std::string& message) override {
     ncclCommAbort(comm_);
-    host_->abort(message);
+    host_->abort(message);  // MPI_Abort: does not return
+    std::_Exit(1);
   }
 
   void all_reduce(Tensor& t, ReduceOp op) override {
