@@ -83,6 +83,15 @@ __device__ T row_max(T v) {
   return v;
 }
 
+// The softmax backward's row term D_i = dO_i·out_i of query row `row` (0 past the last row), summed
+// by the 8 lanes of a tile row; every lane gets it.
+template <class T>
+__device__ T row_output_dot(const T* go, const T* out, int64_t row, bool valid, int64_t Dv, int lane) {
+  T part = 0;
+  for (int64_t e = lane; e < Dv && valid; e += kLanes) part += go[row * Dv + e] * out[row * Dv + e];
+  return row_sum(part);
+}
+
 template <class T>
 __global__ void flash_forward_kernel(Problem<T> p, T* out, T* lse) {
   const int64_t D = p.a.head_dim, Dv = p.a.v_dim, L = p.a.q_len, S = p.a.kv_len;
@@ -165,9 +174,7 @@ __global__ void flash_backward_dkdv_kernel(Problem<T> p, const T* out, const T* 
       load_tile(dOs, go + b * L * Dv, i0, L, Dv);
       {  // D_i = dO_i·out_i for the tile's query rows (row c of the tile here)
         const int64_t i = i0 + c;
-        T part = 0;
-        for (int64_t e = lane; e < Dv && i < L; e += kLanes) part += go[(b * L + i) * Dv + e] * out[(b * L + i) * Dv + e];
-        const T total = row_sum(part);
+        const T total = row_output_dot(go, out, b * L + i, i < L, Dv, lane);
         if (lane == 0) {
           row_D[c] = total;
           row_lse[c] = i < L ? lse[b * L + i] : T(NAN);
@@ -217,9 +224,7 @@ __global__ void flash_backward_dq_kernel(Problem<T> p, const T* out, const T* go
     __syncthreads();
     load_tile(Qs, p.q + b * L * D, i0, L, D);
     load_tile(dOs, go + b * L * Dv, i0, L, Dv);
-    T part = 0;
-    for (int64_t e = lane; e < Dv && i < L; e += kLanes) part += go[(b * L + i) * Dv + e] * out[(b * L + i) * Dv + e];
-    const T row_D = row_sum(part);
+    const T row_D = row_output_dot(go, out, b * L + i, i < L, Dv, lane);
     const T row_lse = i < L ? lse[b * L + i] : T(NAN);
     T dq[kPerLane];
     for (int t = 0; t < kPerLane; ++t) dq[t] = 0;
