@@ -1,5 +1,6 @@
-// Which backend serves which device. The CPU is served by the OpenMP backend unless a ScopedBackend
-// (used by tests) swaps in another, e.g. the reference backend, for the current thread.
+// Which backend serves which device. The CPU is served by the OpenMP backend compiled for the
+// instruction-set level this process runs at (cpu_capability.h), unless a ScopedBackend (used by
+// tests) swaps in another, e.g. the reference backend, for the current thread.
 #include "ember/kernels/backend.h"
 
 #include "ember/core/error.h"
@@ -17,8 +18,23 @@ Backend& reference_backend() {
   return backend;
 }
 
+Backend& cpu_backend_for(CpuCapability capability) {
+  if (!cpu_capability_available(capability))
+    fail("cpu backend: the ", cpu_capability_name(capability), " kernels cannot run here (this CPU and build "
+         "support up to ", cpu_capability_name(cpu_supported_capability()), ")");
+  switch (capability) {
+#if EMBER_CPU_ISA_LEVELS >= 2
+    case CpuCapability::Avx512: return isa_avx512::cpu_backend_instance();
+#endif
+#if EMBER_CPU_ISA_LEVELS >= 1
+    case CpuCapability::Avx2: return isa_avx2::cpu_backend_instance();
+#endif
+    default: return isa_default::cpu_backend_instance();
+  }
+}
+
 Backend& cpu_backend() {
-  static CpuBackend backend;
+  static Backend& backend = cpu_backend_for(cpu_capability());
   return backend;
 }
 

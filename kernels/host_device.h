@@ -6,3 +6,12 @@
 #else
 #define EMBER_HD
 #endif
+
+// EMBER_CPU_INLINE marks a host loop in a shared kernel header that the per-level CPU kernels
+// (kernels/cpu/cpu_isa.h) must inline: inlined, it is vectorised for their instruction set; called,
+// it would run as the baseline copy the header compiled to.
+#if defined(__GNUC__)
+#define EMBER_CPU_INLINE __attribute__((always_inline)) inline
+#else
+#define EMBER_CPU_INLINE inline
+#endif

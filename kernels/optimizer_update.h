@@ -90,7 +90,7 @@ EMBER_HD inline void update_element(const Backend::UpdateSpec& s, const UpdateCo
 // loop is one branch-free formula the compiler vectorises (a per-element switch made SGD on the
 // 270k parameters of bench mlp_step_b8 cost a third of the step).
 template <class T, Backend::OptimizerKind K>
-void update_loop(const Backend::UpdateSpec& s, const UpdateConstants& c, int64_t begin, int64_t end,
+EMBER_CPU_INLINE void update_loop(const Backend::UpdateSpec& s, const UpdateConstants& c, int64_t begin, int64_t end,
                  T* __restrict p, const T* __restrict g, T* __restrict a, T* __restrict b,
                  T* __restrict d) {
   Backend::UpdateSpec fixed = s;
@@ -101,7 +101,7 @@ void update_loop(const Backend::UpdateSpec& s, const UpdateConstants& c, int64_t
 
 // Plain SGD, the most common small-model case, gets its own loop in T arithmetic.
 template <class T>
-void sgd_loop(const Backend::UpdateSpec& s, int64_t begin, int64_t end, T* __restrict p,
+EMBER_CPU_INLINE void sgd_loop(const Backend::UpdateSpec& s, int64_t begin, int64_t end, T* __restrict p,
               const T* __restrict g, T* __restrict buf) {
   const T lr = static_cast<T>(s.lr), wd = static_cast<T>(s.weight_decay), m = static_cast<T>(s.momentum);
   const T keep = static_cast<T>(1 - s.dampening), sign = s.maximize ? T(-1) : T(1);
@@ -131,7 +131,7 @@ void sgd_loop(const Backend::UpdateSpec& s, int64_t begin, int64_t end, T* __res
 // Adam and AdamW, the common large-model case, in T arithmetic with the option branches hoisted:
 // the per-element double-precision path cost a quarter of bench mlp_step_b128.
 template <class T, bool kDecoupled, bool kAmsgrad>
-void adam_loop(const Backend::UpdateSpec& s, const UpdateConstants& c, int64_t begin, int64_t end,
+EMBER_CPU_INLINE void adam_loop(const Backend::UpdateSpec& s, const UpdateConstants& c, int64_t begin, int64_t end,
                T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
                T* __restrict vmax) {
   const T b1 = static_cast<T>(s.beta1), b2 = static_cast<T>(s.beta2);
@@ -160,7 +160,7 @@ void adam_loop(const Backend::UpdateSpec& s, const UpdateConstants& c, int64_t b
 }
 
 template <class T>
-void update_range(const Backend::UpdateSpec& s, int64_t begin, int64_t end, void* param,
+EMBER_CPU_INLINE void update_range(const Backend::UpdateSpec& s, int64_t begin, int64_t end, void* param,
                   const void* grad, void* state0, void* state1, void* state2) {
   using K = Backend::OptimizerKind;
   const UpdateConstants c(s);

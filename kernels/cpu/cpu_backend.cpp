@@ -1,27 +1,33 @@
-// OpenMP + Eigen implementations of the hot primitives; see cpu_backend.h.
-#include "ember/kernels/cpu/cpu_backend.h"
-
+// OpenMP implementations of the hot primitives, compiled once per instruction-set level (see
+// cpu_backend.h and cpu_isa.h): everything from EMBER_CPU_ISA_BEGIN on is built for that level.
 #include <omp.h>
 
-#include <Eigen/Core>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
+#include "ember/kernels/cpu/cpu_isa.h"
+#if EMBER_CPU_ISA > 0
+#include <immintrin.h>
+#endif
 #include "ember/kernels/attention_rows.h"
 #include "ember/kernels/cpu/cpu_allocator.h"
-#include "ember/kernels/layer_norm_rows.h"
-#include "ember/kernels/optimizer_update.h"
+#include "ember/kernels/cpu/eigen_gemm.h"
 #include "ember/kernels/cpu/fast_math.h"
-#include "ember/kernels/cpu/sgemm.h"
 #include "ember/kernels/dispatch.h"
 #include "ember/kernels/elementwise_ops.h"
+#include "ember/kernels/layer_norm_rows.h"
+#include "ember/kernels/optimizer_update.h"
+#include "ember/kernels/reference/reference_backend.h"
 
-namespace ember::kernels {
+EMBER_CPU_ISA_BEGIN
+#include "ember/kernels/cpu/cpu_backend.h"
+#include "ember/kernels/cpu/sgemm.h"
+
+namespace ember::kernels::EMBER_CPU_ISA_NS {
 namespace {
 
 bool worth_parallel(int64_t work) { return work >= kParallelGrain && omp_get_max_threads() > 1; }
@@ -46,11 +52,11 @@ void parallel_for(int64_t n, int64_t work_per_item, F&& f) {
 constexpr int64_t kStreamBytes = int64_t{16} << 20;
 
 // out[i] = value(i) for i in [c0, c1), with non-temporal 64-byte stores where the destination is
-// aligned (AVX-512 builds); plain stores otherwise and for the unaligned head and tail.
+// aligned (AVX-512 level); plain stores otherwise and for the unaligned head and tail.
 template <class V>
 void stream_map(float* out, int64_t c0, int64_t c1, V&& value) {
   int64_t i = c0;
-#if defined(__AVX512F__)
+#if EMBER_CPU_ISA == 2
   for (; i < c1 && (reinterpret_cast<uintptr_t>(out + i) & 63); ++i) out[i] = value(i);
   for (; i + 16 <= c1; i += 16) {
     alignas(64) float block[16];
@@ -122,6 +128,13 @@ void for_each_row(const std::vector<int64_t>& sizes, const std::array<std::vecto
 }
 
 }  // namespace
+
+Backend& cpu_backend_instance() {
+  static CpuBackend backend;
+  return backend;
+}
+
+const char* CpuBackend::name() const { return "cpu"; }
 
 void* CpuBackend::allocate(size_t nbytes) { return cpu_allocate(nbytes); }
 void CpuBackend::deallocate(void* ptr, size_t nbytes) { cpu_deallocate(ptr, nbytes); }
@@ -334,48 +347,27 @@ void CpuBackend::gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n
                       int64_t ldb, int64_t stride_b, double beta, void* c, int64_t ldc,
                       int64_t stride_c, int64_t batch) {
   dispatch_floating(dt, "gemm", [&]<class T>() {
-    using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    using ConstMap = Eigen::Map<const Mat, Eigen::Unaligned, Eigen::OuterStride<>>;
-    using MutMap = Eigen::Map<Mat, Eigen::Unaligned, Eigen::OuterStride<>>;
     auto one = [&](int64_t p) {
       const T* A = static_cast<const T*>(a) + p * stride_a;
       const T* B = static_cast<const T*>(b) + p * stride_b;
-      T* Cp = static_cast<T*>(c) + p * stride_c;
-      MutMap C(Cp, m, n, Eigen::OuterStride<>(ldc));
-      if (k == 0) {
-        if (beta == 0) C.setZero(); else C *= static_cast<T>(beta);
-        return;
-      }
+      T* C = static_cast<T*>(c) + p * stride_c;
       if constexpr (std::is_same_v<T, float>) {
-        // Our packed AVX-512 kernel beats Eigen from small sizes up (bench: sgemm_*).
-        if (small_sgemm_applies(m, n, k)) {
+        // Our own kernels beat Eigen from small sizes up (bench: sgemm_*).
+        if (k > 0 && small_sgemm_applies(m, n, k)) {
           small_sgemm(trans_a, trans_b, m, n, k, static_cast<float>(alpha), A, lda, B, ldb,
-                      static_cast<float>(beta), Cp, ldc);
+                      static_cast<float>(beta), C, ldc);
           return;
         }
-        if (packed_sgemm_available() && m * n * k >= 4096) {
+        if (k > 0 && packed_sgemm_available() && m * n * k >= 4096) {
           packed_sgemm(trans_a, trans_b, m, n, k, static_cast<float>(alpha), A, lda, B, ldb,
-                       static_cast<float>(beta), Cp, ldc);
+                       static_cast<float>(beta), C, ldc);
           return;
         }
       }
-      ConstMap Am(A, trans_a ? k : m, trans_a ? m : k, Eigen::OuterStride<>(lda));
-      ConstMap Bm(B, trans_b ? n : k, trans_b ? k : n, Eigen::OuterStride<>(ldb));
-      const T al = static_cast<T>(alpha);
-      auto run = [&](const auto& L, const auto& R) {
-        if (beta == 0) {
-          C.noalias() = al * (L * R);
-        } else {
-          C *= static_cast<T>(beta);
-          C.noalias() += al * (L * R);
-        }
-      };
-      if (trans_a && trans_b) run(Am.transpose(), Bm.transpose());
-      else if (trans_a) run(Am.transpose(), Bm);
-      else if (trans_b) run(Am, Bm.transpose());
-      else run(Am, Bm);
+      eigen_gemm<T>(trans_a, trans_b, m, n, k, static_cast<T>(alpha), A, lda, B, ldb,
+                    static_cast<T>(beta), C, ldc);
     };
-    // Many small matrices: one per thread. One big matrix: Eigen splits it across threads itself.
+    // Many small matrices: one per thread. One big matrix: the kernel splits it across threads.
     if (batch > 1 && worth_parallel(batch * m * n * k / 8)) {
 #pragma omp parallel for schedule(static)
       for (int64_t p = 0; p < batch; ++p) one(p);
@@ -762,4 +754,5 @@ void CpuBackend::attention_backward(DType dt, const AttentionShape& a, const voi
   });
 }
 
-}  // namespace ember::kernels
+}  // namespace ember::kernels::EMBER_CPU_ISA_NS
+EMBER_CPU_ISA_END

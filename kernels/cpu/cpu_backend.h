@@ -1,17 +1,33 @@
-// The CPU backend: Eigen for GEMM, OpenMP and vectorisable loops for maps, reductions and softmax.
-// It inherits the reference backend and overrides the primitives that decide training speed; the
-// rest (sorting, scatter, ...) run the reference loops. Work below `kParallelGrain` elements stays on
-// the calling thread: forking a team costs microseconds, more than a small op itself.
+// The CPU backend: ember's packed SGEMM (Eigen for the rest of GEMM), OpenMP and vectorisable loops
+// for maps, reductions and softmax. It inherits the reference backend and overrides the primitives
+// that decide training speed; the rest (sorting, scatter, ...) run the reference loops. Work below
+// `kParallelGrain` elements stays on the calling thread: forking a team costs microseconds, more
+// than a small op itself.
+//
+// The class is compiled once per instruction-set level (cpu_isa.h), each copy in its own namespace;
+// `cpu_backend_for` returns the copy for a level and `cpu_backend()` (backend.h) the one for the
+// level this process runs at (cpu_capability.h).
 #pragma once
+#include "ember/kernels/cpu/cpu_capability.h"
 #include "ember/kernels/reference/reference_backend.h"
 
 namespace ember::kernels {
 
 inline constexpr int64_t kParallelGrain = 262144;
 
+// The CPU backend compiled for `capability`; an ember::Error when this CPU or build lacks it.
+Backend& cpu_backend_for(CpuCapability capability);
+
+namespace isa_default { Backend& cpu_backend_instance(); }
+namespace isa_avx2 { Backend& cpu_backend_instance(); }
+namespace isa_avx512 { Backend& cpu_backend_instance(); }
+
+#if defined(EMBER_CPU_ISA_NS)
+namespace EMBER_CPU_ISA_NS {
+
 class CpuBackend : public ReferenceBackend {
  public:
-  const char* name() const override { return "cpu"; }
+  const char* name() const override;
 
   void* allocate(size_t nbytes) override;
   void deallocate(void* ptr, size_t nbytes) override;
@@ -56,5 +72,8 @@ class CpuBackend : public ReferenceBackend {
                           void* gv) override;
   void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch) override;
 };
+
+}  // namespace EMBER_CPU_ISA_NS
+#endif
 
 }  // namespace ember::kernels

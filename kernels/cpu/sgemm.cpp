@@ -1,35 +1,76 @@
-// Packed float32 GEMM (see sgemm.h). Structure, from the outside in:
+// Packed float32 GEMM (see sgemm.h), compiled once per instruction-set level (cpu_isa.h).
+// Structure, from the outside in:
 //   for each block of NC columns of B and KC rows of B:
 //     pack B[kc x nc] into NR-wide column panels (contiguous, zero-padded)        -> stays in L2/L3
 //     for each block of MC rows of A (split across threads):
 //       pack A[mc x kc] into MR-tall row panels (contiguous, zero-padded)          -> stays in L2
 //       for each NR-panel of B and MR-panel of A: the micro-kernel computes an MR x NR tile of C in
-//       registers (28 accumulators of 16 floats), streaming the two panels from cache.
-// Packing makes every micro-kernel read contiguous and handles transposed inputs for free.
-#include "ember/kernels/cpu/sgemm.h"
-
+//       registers, streaming the two panels from cache.
+// Packing makes every micro-kernel read contiguous and handles transposed inputs for free. The
+// micro-kernel's shape comes from the register file of the level (AVX-512: 14 x 32, 28 of its 32
+// zmm registers hold C; AVX2: 6 x 16, 12 of 16 ymm); KC and MC come from the cache sizes this CPU
+// reports, so an NR x KC panel of B fills about two thirds of L1 and an MC x KC block of A a
+// quarter of L2. The portable level has no packed kernel: the backend uses Eigen there.
 #include <omp.h>
 
 #include <algorithm>
-#include <vector>
 #include <cstdint>
 #include <vector>
 
-#if defined(__AVX512F__)
+#include "ember/kernels/cpu/cpu_capability.h"
+#include "ember/kernels/cpu/cpu_isa.h"
+#if EMBER_CPU_ISA > 0
 #include <immintrin.h>
 #endif
 
-namespace ember::kernels {
+EMBER_CPU_ISA_BEGIN
+#include "ember/kernels/cpu/sgemm.h"
 
-#if defined(__AVX512F__)
+namespace ember::kernels::EMBER_CPU_ISA_NS {
+
+#if EMBER_CPU_ISA > 0
 
 namespace {
 
-constexpr int64_t MR = 14;   // rows of C per micro-kernel call
-constexpr int64_t NR = 32;   // columns of C per micro-kernel call (two 16-float vectors)
-constexpr int64_t KC = 256;  // depth of a packed panel: an NR x KC panel of B is 32 KiB (L1)
-constexpr int64_t MC = 17 * MR;  // rows of A packed at once: 238 x 256 floats = 238 KiB (half of L2)
-constexpr int64_t NC = 4096; // columns of B packed at once
+#if EMBER_CPU_ISA == 2
+constexpr int64_t MR = 14;  // rows of C per micro-kernel call
+constexpr int64_t NR = 32;  // columns of C per micro-kernel call (two 16-float vectors)
+using Vec = __m512;
+constexpr int kLanes = 16;
+inline Vec vzero() { return _mm512_setzero_ps(); }
+inline Vec vload(const float* p) { return _mm512_load_ps(p); }
+inline Vec vbroadcast(const float* p) { return _mm512_set1_ps(*p); }
+inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline void vstore(float* p, Vec v) { _mm512_store_ps(p, v); }
+#else
+constexpr int64_t MR = 6;
+constexpr int64_t NR = 16;  // two 8-float vectors
+using Vec = __m256;
+constexpr int kLanes = 8;
+inline Vec vzero() { return _mm256_setzero_ps(); }
+inline Vec vload(const float* p) { return _mm256_load_ps(p); }
+inline Vec vbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
+inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline void vstore(float* p, Vec v) { _mm256_store_ps(p, v); }
+#endif
+static_assert(NR == 2 * kLanes, "the micro-kernel holds two vectors of C per row");
+constexpr int64_t NC = 4096;  // columns of B packed at once
+
+// Cache blocking from this CPU's caches (read once).
+struct Blocking {
+  int64_t kc, mc;
+};
+const Blocking& blocking() {
+  static const Blocking b = [] {
+    const CpuCacheSizes& caches = cpu_cache_sizes();
+    int64_t kc = caches.l1d * 2 / 3 / (NR * 4) / 16 * 16;
+    kc = std::clamp<int64_t>(kc, 64, 1024);
+    int64_t mc = caches.l2 / 4 / (kc * 4) / MR * MR;
+    mc = std::clamp<int64_t>(mc, 4 * MR, 96 * MR);
+    return Blocking{kc, mc};
+  }();
+  return b;
+}
 
 // Packing buffers live as long as their thread and only grow: allocating them per call costs page
 // faults that were measured at several milliseconds per sgemm_512.
@@ -77,22 +118,22 @@ void pack_a(bool trans, const float* a, int64_t lda, int64_t ic, int64_t mc, int
 // acc[MR x NR] = A_panel (MR x kc) * B_panel (kc x NR).
 inline void micro_kernel(int64_t kc, const float* __restrict A, const float* __restrict B,
                          float* __restrict acc) {
-  __m512 c[MR][2];
-  for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
+  Vec c[MR][2];
+  for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = vzero();
   for (int64_t p = 0; p < kc; ++p) {
-    const __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
+    const Vec b0 = vload(B), b1 = vload(B + kLanes);
 #pragma GCC unroll 14
     for (int i = 0; i < MR; ++i) {
-      const __m512 av = _mm512_set1_ps(A[i]);
-      c[i][0] = _mm512_fmadd_ps(av, b0, c[i][0]);
-      c[i][1] = _mm512_fmadd_ps(av, b1, c[i][1]);
+      const Vec av = vbroadcast(A + i);
+      c[i][0] = vfma(av, b0, c[i][0]);
+      c[i][1] = vfma(av, b1, c[i][1]);
     }
     A += MR;
     B += NR;
   }
   for (int i = 0; i < MR; ++i) {
-    _mm512_store_ps(acc + i * NR, c[i][0]);
-    _mm512_store_ps(acc + i * NR + 16, c[i][1]);
+    vstore(acc + i * NR, c[i][0]);
+    vstore(acc + i * NR + kLanes, c[i][1]);
   }
 }
 
@@ -118,6 +159,7 @@ bool packed_sgemm_available() { return true; }
 void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                   const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                   int64_t ldc) {
+  const int64_t KC = blocking().kc, MC = blocking().mc;
   const int threads = (m * n * k >= (int64_t{1} << 21)) ? omp_get_max_threads() : 1;
   // Each thread takes a contiguous share of the rows, a whole number of MR panels.
   const int64_t panels = (m + MR - 1) / MR;
@@ -162,7 +204,7 @@ void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
   }
 }
 
-#else  // no AVX-512: the CPU backend uses Eigen
+#else  // the portable level: the CPU backend uses Eigen for large GEMMs
 
 bool packed_sgemm_available() { return false; }
 void packed_sgemm(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
@@ -214,4 +256,5 @@ void small_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
   }
 }
 
-}  // namespace ember::kernels
+}  // namespace ember::kernels::EMBER_CPU_ISA_NS
+EMBER_CPU_ISA_END

@@ -1,12 +1,15 @@
-// float32 GEMM for the CPU backend: a packed, cache-blocked GEMM with an AVX-512 micro-kernel (the
-// BLIS structure). Eigen reaches about 230 GFLOP/s on sgemm_1024 on this project's 2-core Zen 5
-// machines; LibTorch's OpenBLAS about 280-330; this kernel is what closes that gap (bench/).
+// float32 GEMM for the CPU backend: a packed, cache-blocked GEMM with a register-tiled micro-kernel
+// per instruction-set level (the BLIS structure), and loops for the skinny shapes of small-batch
+// training. Included only by the per-level kernel files, inside their EMBER_CPU_ISA region: each
+// level has its own copy of these functions (see cpu_isa.h).
 #pragma once
 #include <cstdint>
 
-namespace ember::kernels {
+#include "ember/kernels/cpu/cpu_isa.h"
 
-// True when this build has the AVX-512 kernel (EMBER_NATIVE on an AVX-512 machine).
+namespace ember::kernels::EMBER_CPU_ISA_NS {
+
+// True when this level has a packed kernel (AVX2 and AVX-512; the portable level uses Eigen).
 bool packed_sgemm_available();
 
 // Row-major C = alpha * op(A) * op(B) + beta * C for one matrix (beta == 0 ignores C's contents).
@@ -22,4 +25,4 @@ void small_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                  int64_t ldc);
 
-}  // namespace ember::kernels
+}  // namespace ember::kernels::EMBER_CPU_ISA_NS
