@@ -18,9 +18,21 @@ struct Workload {
 double median_seconds(const std::function<void()>& run, int warmup = 3, int min_iters = 10,
                       double min_seconds = 0.5);
 
-// The same workload in LibTorch (built only when Debian's libtorch-dev is installed): the median
-// seconds with `threads` intra-op threads, or nullopt when LibTorch is not available.
-std::optional<double> libtorch_seconds(const std::string& name, int threads);
+// The same workload built in LibTorch (only when Debian's libtorch-dev is installed) with `threads`
+// intra-op threads: the call to time, or an empty function when LibTorch is not available.
+std::function<void()> libtorch_workload(const std::string& name, int threads);
 bool libtorch_available();
+// LibTorch's GEMM checked against plain loops in double, then its GFLOP/s at 1024; nullopt when
+// the result is wrong (or LibTorch is absent).
+std::optional<double> libtorch_checked_gemm_gflops();
+
+// What this machine can do at most, measured by the bench itself: GFLOP/s of float32 FMA at the
+// CPU kernels' instruction-set level on all cores, and GB/s of a streaming copy (bytes read plus
+// bytes written) on all cores.
+struct MachineLimits {
+  double fma_gflops = 0;
+  double copy_gbs = 0;
+};
+MachineLimits measure_machine_limits();
 
 }  // namespace ember::bench

@@ -1,15 +1,30 @@
-// ember's bench suite: the kernel workloads of shared/BENCH.md, each timed in ember and (when
-// LibTorch is installed) in LibTorch in the same process, printed as a table and as JSON lines:
-//   {"name": ..., "ember_ms": ..., "libtorch_ms": ... or null, "rate": ..., "unit": ...}
-// Usage: ember_bench [--json FILE] [--filter SUBSTRING]
+// ember's bench suite: kernel workloads and training steps, each timed in ember and (when LibTorch is
+// installed) in LibTorch, printed as a table, JSON lines, markdown and a chart (`--help` for usage).
+//
+// How the figures are made fair and repeatable:
+//   * each library runs in its own child process of this program (`--side ember|libtorch`), so
+//     neither one's worker threads spin during the other's timing and neither inherits the other's
+//     allocator or cache state;
+//   * LibTorch runs under every configuration that is valid here: OPENBLAS_CORETYPE unset, as the
+//     environment sets it, and each core type this CPU's instruction set can run, each with one
+//     thread and with all cores. A probe (cached per CPU in the build folder) drops the core types
+//     whose GEMM crashes or computes a wrong product; each row's comparator is LibTorch's best
+//     median over the rest, and the table names the configuration that won;
+//   * a side's figure is the median of several rounds, each the median of repeated calls after a
+//     warm-up; the spread of the round medians is printed beside it.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
+#include <sstream>
 #include <thread>
+#include <unistd.h>
 #include <vector>
+
+#include <ember/kernels/cpu/cpu_capability.h>
 
 #include "bench.h"
 #include "bench_models.h"
@@ -168,75 +183,389 @@ std::vector<Entry> workloads() {
   return list;
 }
 
+
+// ---- command line ----------------------------------------------------------------------------
+
+struct Options {
+  std::vector<std::string> filters;  // substrings; a workload runs when it contains any of them
+  std::string json_path, markdown_path, plot_path;
+  std::string side;                  // child mode: "ember" or "libtorch"
+  int threads = 0;                   // child mode, LibTorch's thread count
+  bool probe = false;                // child mode: LibTorch's checked GEMM probe
+  bool reprobe = false;
+  bool with_libtorch = true;
+  int rounds = 5;
+};
+
+const char* kUsage = R"(usage: ember_bench [options]
+Times each workload in ember and in LibTorch (when installed), each in its own process, and prints
+a table: ember ms, LibTorch's best ms over its configurations, the winning configuration, the
+speedup (LibTorch ms / ember ms) and how close ember comes to the machine's limits.
+
+  --filter LIST      comma-separated substrings: run the workloads whose name contains one
+                     (e.g. --filter sgemm,mlp_step_b8); default: all
+  --json FILE        write one JSON line per workload to FILE (also printed)
+  --markdown FILE    write the table, the machine and its limits as markdown
+  --plot FILE.png    draw the speedups as a bar chart (python3 + matplotlib)
+  --rounds N         timing rounds per workload and side (default 5)
+  --no-libtorch      time ember only
+  --reprobe          probe LibTorch's configurations again instead of using the cached probe
+  --list             print the workload names and exit
+  --help             this text
+Environment: EMBER_CPU_CAPABILITY=avx512|avx2|default caps the CPU kernels' level (ember side).
+)";
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  auto value = [&](int& i) -> std::string {
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "ember_bench: %s needs a value\n%s", argv[i], kUsage);
+      std::exit(2);
+    }
+    return argv[++i];
+  };
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::printf("%s", kUsage);
+      std::exit(0);
+    } else if (arg == "--filter") {
+      for (auto& f : split_list(value(i))) o.filters.push_back(f);
+    } else if (arg == "--json") {
+      o.json_path = value(i);
+    } else if (arg == "--markdown") {
+      o.markdown_path = value(i);
+    } else if (arg == "--plot") {
+      o.plot_path = value(i);
+    } else if (arg == "--rounds") {
+      o.rounds = std::max(1, std::atoi(value(i).c_str()));
+    } else if (arg == "--side") {
+      o.side = value(i);
+    } else if (arg == "--threads") {
+      o.threads = std::atoi(value(i).c_str());
+    } else if (arg == "--probe") {
+      o.probe = true;
+    } else if (arg == "--reprobe") {
+      o.reprobe = true;
+    } else if (arg == "--no-libtorch") {
+      o.with_libtorch = false;
+    } else if (arg == "--list") {
+      for (auto& e : workloads()) std::printf("%s\n", e.w.name.c_str());
+      std::exit(0);
+    } else {
+      std::fprintf(stderr, "ember_bench: unknown argument %s\n%s", arg.c_str(), kUsage);
+      std::exit(2);
+    }
+  }
+  return o;
+}
+
+std::vector<Entry> selected_workloads(const Options& o) {
+  std::vector<Entry> selected;
+  for (auto& e : workloads()) {
+    bool keep = o.filters.empty();
+    for (auto& f : o.filters) keep = keep || e.w.name.find(f) != std::string::npos;
+    if (keep) selected.push_back(e);
+  }
+  return selected;
+}
+
+// ---- child mode: one side, one configuration -------------------------------------------------
+
+struct Timing {
+  double ms = 0;
+  double spread = 0;  // (max - min) / median of the round medians
+};
+
+Timing time_rounds(const std::function<void()>& run, int rounds) {
+  median_seconds(run, 3, 3, 0.2);  // warm-up: caches, allocator pools, thread teams
+  std::vector<double> medians;
+  for (int r = 0; r < rounds; ++r) medians.push_back(median_seconds(run, 0, 5, 0.2));
+  std::sort(medians.begin(), medians.end());
+  const double mid = medians[medians.size() / 2];
+  return {mid * 1e3, (medians.back() - medians.front()) / mid};
+}
+
+// Prints `{"name": ..., "ms": ..., "spread": ...}` per workload on stdout, for the parent to read.
+int run_side(const Options& o) {
+  ember::manual_seed(0);
+  if (o.side == "libtorch" && o.probe) {
+    auto gflops = libtorch_checked_gemm_gflops();
+    if (gflops) std::printf("{\"probe_gflops\": %.2f}\n", *gflops);
+    else std::printf("{\"probe_gflops\": null}\n");
+    return 0;
+  }
+  for (auto& e : selected_workloads(o)) {
+    std::function<void()> run = o.side == "ember" ? e.make() : libtorch_workload(e.w.name, o.threads);
+    if (!run) continue;
+    const Timing t = time_rounds(run, o.rounds);
+    std::printf("{\"name\": \"%s\", \"ms\": %.6f, \"spread\": %.4f}\n", e.w.name.c_str(), t.ms, t.spread);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+// ---- parent: children, configurations, the table ---------------------------------------------
+
+std::string self_path() {
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, n) : std::string("ember_bench");
+}
+
+// A number after `"key": ` in a JSON line (the children's lines are flat and ours).
+std::optional<double> json_number(const std::string& line, const std::string& key) {
+  const auto at = line.find("\"" + key + "\": ");
+  if (at == std::string::npos) return std::nullopt;
+  const char* start = line.c_str() + at + key.size() + 4;
+  char* end = nullptr;
+  const double v = std::strtod(start, &end);
+  if (end == start) return std::nullopt;
+  return v;
+}
+
+std::string json_string(const std::string& line, const std::string& key) {
+  const auto at = line.find("\"" + key + "\": \"");
+  if (at == std::string::npos) return "";
+  const auto start = at + key.size() + 5;
+  return line.substr(start, line.find('"', start) - start);
+}
+
+// Runs this program as a child with `env_prefix` (an `env ...` list) and `args`; returns its stdout
+// lines, or nullopt when it crashed or failed.
+std::optional<std::vector<std::string>> run_child(const std::string& env_prefix, const std::string& args) {
+  const std::string cmd = "env " + env_prefix + " '" + self_path() + "' " + args + " 2>/dev/null";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return std::nullopt;
+  std::vector<std::string> lines;
+  char buf[1024];
+  while (std::fgets(buf, sizeof buf, pipe)) {
+    std::string line(buf);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    lines.push_back(line);
+  }
+  if (pclose(pipe) != 0) return std::nullopt;
+  return lines;
+}
+
+std::string filter_arg(const Options& o) {
+  std::string list;
+  for (auto& e : selected_workloads(o)) list += (list.empty() ? "" : ",") + e.w.name;
+  return "--filter " + list + " --rounds " + std::to_string(o.rounds);
+}
+
+std::map<std::string, Timing> parse_timings(const std::vector<std::string>& lines) {
+  std::map<std::string, Timing> out;
+  for (auto& line : lines) {
+    auto ms = json_number(line, "ms");
+    if (ms) out[json_string(line, "name")] = {*ms, json_number(line, "spread").value_or(0)};
+  }
+  return out;
+}
+
+// One LibTorch configuration: a core type for OpenBLAS ("" = unset) and a thread count.
+struct TorchConfig {
+  std::string coretype;
+  int threads;
+  std::string label() const {
+    return (coretype.empty() ? std::string("coretype unset") : coretype) + ", " + std::to_string(threads) +
+           (threads == 1 ? " thread" : " threads");
+  }
+  std::string env() const {
+    std::string e = coretype.empty() ? "-u OPENBLAS_CORETYPE" : "OPENBLAS_CORETYPE=" + coretype;
+    const std::string t = std::to_string(threads);
+    return e + " OPENBLAS_NUM_THREADS=" + t + " OMP_NUM_THREADS=" + t;
+  }
+};
+
+// The core types worth trying on this CPU: OpenBLAS's kernels for the instruction sets it has.
+std::vector<std::string> candidate_coretypes() {
+  std::vector<std::string> c = {""};
+  if (const char* set = std::getenv("OPENBLAS_CORETYPE"); set && *set) c.push_back(set);
+  const auto level = kernels::cpu_supported_capability();
+  if (level >= kernels::CpuCapability::Avx2) c.insert(c.end(), {"Haswell", "Zen"});
+  if (level >= kernels::CpuCapability::Avx512) c.insert(c.end(), {"SkylakeX", "Cooperlake", "SapphireRapids"});
+  std::vector<std::string> unique;
+  for (auto& t : c)
+    if (std::find(unique.begin(), unique.end(), t) == unique.end()) unique.push_back(t);
+  return unique;
+}
+
+// Probes each candidate core type once per CPU (cached beside the executable): a core type that
+// crashes or computes a wrong GEMM is dropped.
+std::vector<std::string> valid_coretypes(const Options& o) {
+  const std::string cache = self_path() + ".libtorch-probe";
+  const std::string cpu = kernels::cpu_model();
+  std::vector<std::string> valid;
+  if (!o.reprobe) {
+    std::ifstream in(cache);
+    std::string first;
+    if (std::getline(in, first) && first == "cpu " + cpu) {
+      for (std::string line; std::getline(in, line);)
+        if (line.rfind("ok ", 0) == 0) valid.push_back(line.substr(3) == "-" ? "" : line.substr(3));
+      if (!valid.empty()) return valid;
+    }
+  }
+  std::ofstream out(cache + ".tmp");
+  out << "cpu " << cpu << "\n";
+  for (auto& type : candidate_coretypes()) {
+    TorchConfig probe{type, static_cast<int>(std::thread::hardware_concurrency())};
+    auto lines = run_child(probe.env(), "--side libtorch --probe");
+    std::optional<double> gflops;
+    if (lines && !lines->empty()) gflops = json_number(lines->front(), "probe_gflops");
+    std::printf("  probe %-16s %s\n", type.empty() ? "unset" : type.c_str(),
+                gflops ? (std::to_string(static_cast<int>(*gflops)) + " GFLOP/s, correct").c_str()
+                       : "crashed or wrong: skipped");
+    out << (gflops ? "ok " : "bad ") << (type.empty() ? "-" : type) << "\n";
+    if (gflops) valid.push_back(type);
+  }
+  out.close();
+  std::rename((cache + ".tmp").c_str(), cache.c_str());
+  return valid;
+}
+
+struct Row {
+  Workload w;
+  Timing ember;
+  std::optional<Timing> torch;
+  std::string torch_config;
+};
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+// The fraction of the machine's limit a row reaches, where the row has one (FLOP- or byte-bound).
+std::string limit_fraction(const Row& r, const MachineLimits& lim) {
+  const double rate = r.w.work / (r.ember.ms / 1e3) / 1e9;
+  if (r.w.unit == "GFLOP/s" && lim.fma_gflops > 0) return fmt("%.0f%% FMA peak", 100 * rate / lim.fma_gflops);
+  if (r.w.unit == "GB/s" && lim.copy_gbs > 0) return fmt("%.0f%% copy BW", 100 * rate / lim.copy_gbs);
+  return "-";
+}
+
+std::string json_line(const Row& r, const std::string& cpu, const char* level, const MachineLimits& lim) {
+  const double rate = r.w.work / (r.ember.ms / 1e3) / 1e9;
+  std::ostringstream o;
+  o << "{\"name\": \"" << r.w.name << "\", \"ember_ms\": " << fmt("%.4f", r.ember.ms)
+    << ", \"ember_spread\": " << fmt("%.3f", r.ember.spread) << ", \"libtorch_ms\": "
+    << (r.torch ? fmt("%.4f", r.torch->ms) : "null") << ", \"libtorch_spread\": "
+    << (r.torch ? fmt("%.3f", r.torch->spread) : "null") << ", \"libtorch_config\": \"" << r.torch_config
+    << "\", \"speedup\": " << (r.torch ? fmt("%.3f", r.torch->ms / r.ember.ms) : "null")
+    << ", \"rate\": " << fmt("%.2f", rate) << ", \"unit\": \"" << r.w.unit << "\", \"limit\": \""
+    << limit_fraction(r, lim) << "\", \"cpu\": \"" << cpu << "\", \"capability\": \"" << level << "\"}";
+  return o.str();
+}
+
+void write_markdown(const std::string& path, const std::vector<Row>& rows, const std::string& cpu,
+                    const char* level, const MachineLimits& lim, size_t configs) {
+  std::ofstream md(path + ".tmp");
+  md << "Machine: " << cpu << ", " << std::thread::hardware_concurrency() << " cores; ember's CPU kernels at level `"
+     << level << "`; limits measured by the bench: " << fmt("%.0f", lim.fma_gflops) << " GFLOP/s float32 FMA, "
+     << fmt("%.1f", lim.copy_gbs) << " GB/s streaming copy. LibTorch: best median over " << configs
+     << " configurations (OpenBLAS core type x threads), each library in its own process. Spread: "
+        "(max - min) / median of the round medians.\n\n"
+     << "| workload | ember ms | spread | LibTorch ms | spread | LibTorch's best configuration | speedup | ember rate | of the limit |\n"
+     << "|---|---:|---:|---:|---:|---|---:|---:|---|\n";
+  for (auto& r : rows) {
+    const double rate = r.w.work / (r.ember.ms / 1e3) / 1e9;
+    md << "| " << r.w.name << " | " << fmt("%.3f", r.ember.ms) << " | " << fmt("%.0f%%", 100 * r.ember.spread)
+       << " | " << (r.torch ? fmt("%.3f", r.torch->ms) : "-") << " | "
+       << (r.torch ? fmt("%.0f%%", 100 * r.torch->spread) : "-") << " | " << (r.torch ? r.torch_config : "-")
+       << " | " << (r.torch ? fmt("%.2fx", r.torch->ms / r.ember.ms) : "-") << " | " << fmt("%.1f ", rate)
+       << r.w.unit << " | " << limit_fraction(r, lim) << " |\n";
+  }
+  md.close();
+  std::rename((path + ".tmp").c_str(), path.c_str());
+}
+
+int run_parent(const Options& o) {
+  const std::string cpu = kernels::cpu_model();
+  const char* level = kernels::cpu_capability_name(kernels::cpu_capability());
+  std::printf("ember bench on %s (%u cores), CPU kernels at level %s\n", cpu.c_str(),
+              std::thread::hardware_concurrency(), level);
+  const MachineLimits lim = measure_machine_limits();
+  std::printf("machine limits: %.0f GFLOP/s float32 FMA, %.1f GB/s streaming copy\n", lim.fma_gflops, lim.copy_gbs);
+  const std::string args = filter_arg(o);
+  auto ember_lines = run_child("", "--side ember " + args);
+  if (!ember_lines) {
+    std::fprintf(stderr, "ember_bench: the ember side failed; run it alone: %s --side ember %s\n",
+                 self_path().c_str(), args.c_str());
+    return 1;
+  }
+  const auto ember = parse_timings(*ember_lines);
+  std::map<std::string, std::pair<Timing, std::string>> best;
+  size_t configs = 0;
+  if (o.with_libtorch && libtorch_available()) {
+    std::printf("LibTorch configurations:\n");
+    std::set<int> thread_counts = {1, static_cast<int>(std::thread::hardware_concurrency())};
+    for (auto& type : valid_coretypes(o)) {
+      for (int threads : thread_counts) {
+        TorchConfig c{type, threads};
+        auto lines = run_child(c.env(), "--side libtorch --threads " + std::to_string(threads) + " " + args);
+        std::printf("  %-32s %s\n", c.label().c_str(), lines ? "timed" : "failed: skipped");
+        if (!lines) continue;
+        ++configs;
+        for (auto& [name, t] : parse_timings(*lines))
+          if (!best.count(name) || t.ms < best[name].first.ms) best[name] = {t, c.label()};
+      }
+    }
+  }
+  std::vector<Row> rows;
+  for (auto& e : selected_workloads(o)) {
+    if (!ember.count(e.w.name)) continue;
+    Row r{e.w, ember.at(e.w.name), std::nullopt, ""};
+    if (best.count(e.w.name)) r.torch = best[e.w.name].first, r.torch_config = best[e.w.name].second;
+    rows.push_back(r);
+  }
+  std::printf("\n%-18s %10s %7s %12s %7s %9s %14s  %-16s %s\n", "workload", "ember ms", "spread", "libtorch ms",
+              "spread", "speedup", "ember rate", "of the limit", "libtorch config");
+  for (auto& r : rows) {
+    const double rate = r.w.work / (r.ember.ms / 1e3) / 1e9;
+    std::printf("%-18s %10.3f %6.0f%% %12s %7s %9s %8.1f %-5s  %-16s %s\n", r.w.name.c_str(), r.ember.ms,
+                100 * r.ember.spread, r.torch ? fmt("%.3f", r.torch->ms).c_str() : "-",
+                r.torch ? fmt("%.0f%%", 100 * r.torch->spread).c_str() : "-",
+                r.torch ? fmt("%.2fx", r.torch->ms / r.ember.ms).c_str() : "-", rate,
+                r.w.unit.substr(0, 5).c_str(), limit_fraction(r, lim).c_str(), r.torch_config.c_str());
+  }
+  std::ofstream json;
+  if (!o.json_path.empty()) json.open(o.json_path);
+  for (auto& r : rows) {
+    const std::string line = json_line(r, cpu, level, lim);
+    std::printf("%s\n", line.c_str());
+    if (json) json << line << "\n";
+  }
+  json.close();
+  if (!o.markdown_path.empty()) write_markdown(o.markdown_path, rows, cpu, level, lim, configs);
+  if (!o.plot_path.empty()) {
+    std::string data = o.json_path;
+    if (data.empty()) {
+      data = o.plot_path + ".jsonl";
+      std::ofstream tmp(data);
+      for (auto& r : rows) tmp << json_line(r, cpu, level, lim) << "\n";
+    }
+    const std::string cmd = "python3 '" EMBER_BENCH_PLOT_SCRIPT "' '" + data + "' '" + o.plot_path + "'";
+    if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "ember_bench: the plot failed (%s)\n", cmd.c_str());
+  }
+  if (!libtorch_available())
+    std::printf("(LibTorch column empty: install Debian's libtorch-dev and rebuild to compare)\n");
+  return 0;
+}
+
 }  // namespace
 }  // namespace ember::bench
 
 int main(int argc, char** argv) {
   using namespace ember::bench;
-  std::string json_path, filter;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--json" && i + 1 < argc) json_path = argv[++i];
-    else if (arg == "--filter" && i + 1 < argc) filter = argv[++i];
-  }
-  ember::manual_seed(0);
-  std::ofstream json;
-  if (!json_path.empty()) json.open(json_path);
-  // Rounds alternate ember and LibTorch so that drift in the shared machine's speed hits both alike;
-  // each side's figure is the median of its round medians. A pause after each side lets its worker
-  // threads (OpenBLAS's keep spinning for ~0.1 s after a call) go idle before the other side runs.
-  std::vector<Entry> selected;
-  for (auto& e : workloads())
-    if (filter.empty() || e.w.name.find(filter) != std::string::npos) selected.push_back(e);
-  auto pause = [] { std::this_thread::sleep_for(std::chrono::milliseconds(150)); };
-  auto median_of = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
-  constexpr int kRounds = 3;
-  std::vector<double> ember_s;
-  std::vector<std::optional<double>> torch_s;
-  for (auto& e : selected) {
-    auto run = e.make();
-    std::vector<double> mine, theirs;
-    for (int round = 0; round < kRounds; ++round) {
-      mine.push_back(median_seconds(run, 3, 10, 0.25));
-      pause();
-      std::optional<double> best;
-      for (int threads : {1, 2}) {  // LibTorch gets its best setting
-        auto t = libtorch_seconds(e.w.name, threads);
-        if (t && (!best || *t < *best)) best = t;
-      }
-      if (best) {
-        theirs.push_back(*best);
-        pause();
-      }
-    }
-    ember_s.push_back(median_of(mine));
-    torch_s.push_back(theirs.empty() ? std::nullopt : std::optional<double>(median_of(theirs)));
-  }
-  std::printf("%-20s %12s %14s %16s %10s\n", "workload", "ember ms", "libtorch ms", "ember rate",
-              "speedup");
-  for (size_t i = 0; i < selected.size(); ++i) {
-    const Workload& w = selected[i].w;
-    const double rate = w.work / ember_s[i] / 1e9;
-    char torch_col[32] = "-", speed_col[32] = "-";
-    if (torch_s[i]) {
-      std::snprintf(torch_col, sizeof torch_col, "%.3f", *torch_s[i] * 1e3);
-      std::snprintf(speed_col, sizeof speed_col, "%.2fx", *torch_s[i] / ember_s[i]);
-    }
-    std::printf("%-20s %12.3f %14s %8.1f %-7s %10s\n", w.name.c_str(), ember_s[i] * 1e3, torch_col,
-                rate, w.unit.c_str(), speed_col);
-    char line[512];
-    std::snprintf(line, sizeof line,
-                  "{\"name\": \"%s\", \"ember_ms\": %.4f, \"libtorch_ms\": %s, \"rate\": %.2f, "
-                  "\"unit\": \"%s\"}",
-                  w.name.c_str(), ember_s[i] * 1e3,
-                  torch_s[i] ? std::to_string(*torch_s[i] * 1e3).c_str() : "null", rate,
-                  w.unit.c_str());
-    std::cout << line << std::endl;
-    if (json) json << line << "\n";
-  }
-  if (!libtorch_available())
-    std::printf("(LibTorch column empty: install Debian's libtorch-dev and rebuild to compare)\n");
+  const Options o = parse(argc, argv);
+  return o.side.empty() ? run_parent(o) : run_side(o);
 }

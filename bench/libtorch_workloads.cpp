@@ -1,7 +1,9 @@
-// The same workloads as bench_main.cpp, run by LibTorch (Debian's libtorch-dev), so the bench can
-// print both columns from one process. Compiled only when LibTorch is found.
+// The same workloads as bench_main.cpp, built in LibTorch (Debian's libtorch-dev). The bench times
+// them in child processes of its own, one per LibTorch configuration (see bench_main.cpp). Compiled
+// only when LibTorch is found.
 #include <torch/torch.h>
 
+#include <cmath>
 #include <map>
 
 #include "bench.h"
@@ -10,18 +12,18 @@ namespace ember::bench {
 
 bool libtorch_available() { return true; }
 
-std::optional<double> libtorch_seconds(const std::string& name, int threads) {
+std::function<void()> libtorch_workload(const std::string& name, int threads) {
   torch::manual_seed(0);
   torch::set_num_threads(threads);
   if (name == "mha_fwd_bwd") {
     auto mha = torch::nn::MultiheadAttention(torch::nn::MultiheadAttentionOptions(256, 8));
     auto x = torch::randn({128, 32, 256}).requires_grad_();
-    return median_seconds([&] {
+    return [mha, x]() mutable {
       auto out = std::get<0>(mha->forward(x, x, x, {}, /*need_weights=*/false));
       out.sum().backward();
       mha->zero_grad();
       x.mutable_grad() = torch::Tensor();
-    }, 2, 5, 0.5);
+    };
   }
   // Training steps, the same models as bench_main.cpp.
   auto mlp = [] {
@@ -29,12 +31,12 @@ std::optional<double> libtorch_seconds(const std::string& name, int threads) {
                                  torch::nn::ReLU(), torch::nn::Linear(256, 10));
   };
   auto classifier = [&](torch::nn::Sequential model, torch::Tensor x, torch::Tensor y,
-                        std::shared_ptr<torch::optim::Optimizer> opt) {
-    return median_seconds([&] {
+                        std::shared_ptr<torch::optim::Optimizer> opt) -> std::function<void()> {
+    return [model, x, y, opt]() mutable {
       opt->zero_grad();
       torch::nn::functional::cross_entropy(model->forward(x), y).backward();
       opt->step();
-    }, 3, 10, 0.25);
+    };
   };
   if (name == "mlp_step_b128") {
     auto m = mlp();
@@ -64,14 +66,14 @@ std::optional<double> libtorch_seconds(const std::string& name, int threads) {
     std::vector<torch::Tensor> params;
     for (auto* mod : std::vector<tn::Module*>{emb.get(), enc.get(), head.get()})
       for (auto& p : mod->parameters()) params.push_back(p);
-    torch::optim::Adam opt(params, torch::optim::AdamOptions(1e-3));
+    auto opt = std::make_shared<torch::optim::Adam>(params, torch::optim::AdamOptions(1e-3));
     auto tokens = torch::randint(1000, {64, 32}), targets = torch::randint(1000, {64, 32});
-    return median_seconds([&] {
-      opt.zero_grad();
+    return [emb, enc, head, opt, tokens, targets]() mutable {
+      opt->zero_grad();
       auto logits = head(enc(emb(tokens)));
       torch::nn::functional::cross_entropy(logits.reshape({-1, 1000}), targets.reshape({-1})).backward();
-      opt.step();
-    }, 2, 5, 0.5);
+      opt->step();
+    };
   }
   if (name == "seq2seq_step") {
     namespace tn = torch::nn;
@@ -82,18 +84,18 @@ std::optional<double> libtorch_seconds(const std::string& name, int threads) {
     std::vector<torch::Tensor> params;
     for (auto* mod : std::vector<tn::Module*>{emb.get(), model.get(), head.get()})
       for (auto& p : mod->parameters()) params.push_back(p);
-    torch::optim::Adam opt(params, torch::optim::AdamOptions(1e-3));
+    auto opt = std::make_shared<torch::optim::Adam>(params, torch::optim::AdamOptions(1e-3));
     auto src = torch::randint(100, {20, 32}), tgt = torch::randint(100, {20, 32});
     auto mask = tn::TransformerImpl::generate_square_subsequent_mask(19);
-    return median_seconds([&] {
-      opt.zero_grad();
+    return [emb, model, head, opt, src, tgt, mask]() mutable {
+      opt->zero_grad();
       auto out = model->forward(emb(src), emb(tgt.narrow(0, 0, 19)), torch::Tensor(), mask);
       torch::nn::functional::cross_entropy(head(out).reshape({-1, 100}), tgt.narrow(0, 1, 19).reshape({-1}))
           .backward();
-      opt.step();
-    }, 2, 5, 0.5);
+      opt->step();
+    };
   }
-  torch::NoGradGuard no_grad;
+  // Kernel workloads run without autograd, as ember's do (its inputs do not require grad).
   std::function<void()> run;
   if (name.rfind("sgemm_", 0) == 0) {
     const int64_t n = std::stoll(name.substr(6));
@@ -108,10 +110,32 @@ std::optional<double> libtorch_seconds(const std::string& name, int threads) {
   } else if (name == "softmax_4096x1024") {
     auto a = torch::randn({4096, 1024});
     run = [a] { torch::softmax(a, -1); };
-  } else {
-    return std::nullopt;
   }
-  return median_seconds(run, 3, 10, 0.25);
+  return run;
+}
+
+// The probe: a product checked against plain loops in double precision (OpenBLAS computes wrong
+// results with some core types on some CPUs), then timed at 1024.
+std::optional<double> libtorch_checked_gemm_gflops() {
+  const int64_t n = 257;
+  auto a = torch::empty({n, n}), b = torch::empty({n, n});
+  auto pa = a.accessor<float, 2>(), pb = b.accessor<float, 2>();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      pa[i][j] = static_cast<float>(std::sin(0.37 * i + 0.11 * j));
+      pb[i][j] = static_cast<float>(std::cos(0.23 * i - 0.05 * j));
+    }
+  auto c = torch::mm(a, b);
+  auto pc = c.accessor<float, 2>();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double ref = 0;
+      for (int64_t p = 0; p < n; ++p) ref += double(pa[i][p]) * double(pb[p][j]);
+      if (std::abs(pc[i][j] - ref) > 1e-3 * (1 + std::abs(ref))) return std::nullopt;
+    }
+  auto x = torch::randn({1024, 1024}), y = torch::randn({1024, 1024});
+  const double s = median_seconds([&] { torch::mm(x, y); }, 3, 10, 0.3);
+  return 2.0 * 1024 * 1024 * 1024 / s / 1e9;
 }
 
 }  // namespace ember::bench

@@ -3,5 +3,6 @@
 
 namespace ember::bench {
 bool libtorch_available() { return false; }
-std::optional<double> libtorch_seconds(const std::string&, int) { return std::nullopt; }
+std::function<void()> libtorch_workload(const std::string&, int) { return {}; }
+std::optional<double> libtorch_checked_gemm_gflops() { return std::nullopt; }
 }  // namespace ember::bench

@@ -11,9 +11,9 @@ set -euo pipefail
 packages=(g++ cmake make pkg-config ccache libeigen3-dev doctest-dev nlohmann-json3-dev libprotobuf-dev
           protobuf-compiler openmpi-bin libopenmpi-dev python3-torch)
 if [[ "${1:-}" == "--bench" ]]; then
-  # Debian's libtorch links the generic libblas.so.3; OpenBLAS makes it the fair comparator that
-  # shared/BENCH.md measured.
-  packages+=(libtorch-dev libopenblas0-pthread)
+  # Debian's libtorch links the generic libblas.so.3; OpenBLAS (through the alternatives system) is
+  # what makes LibTorch a fair comparator. matplotlib draws the bench's chart.
+  packages+=(libtorch-dev libopenblas0-pthread python3-matplotlib)
 fi
 if [[ "${1:-}" == "--main" ]]; then
   packages+=(python3-matplotlib)

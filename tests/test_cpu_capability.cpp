@@ -63,15 +63,20 @@ TEST_CASE("cpu capability: the level in use follows the CPU and EMBER_CPU_CAPABI
 
 TEST_CASE("cpu capability: GEMM at every level, across cache blocks, edges and transposes") {
   manual_seed(21);
-  // Sizes past one KC (depth) and MC (rows) block and off every micro-tile multiple (6, 14; 16, 32).
-  std::vector<std::array<int64_t, 3>> mnk = {{17, 45, 19}, {100, 70, 1100}, {301, 129, 70},
-                                             {1200, 33, 40}, {9, 1000, 17}, {64, 64, 64}};
+  // Packed: sizes past one KC (depth) and MC (rows) block and off every micro-tile multiple (6, 14;
+  // 16, 32). Skinny (m or k <= 16): row counts off the register blocks (6, 12; 4), columns off the
+  // vector tiles, depths off the vector width.
+  std::vector<std::array<int64_t, 3>> mnk = {{17, 45, 19},  {100, 70, 1100}, {301, 129, 70}, {1200, 33, 40},
+                                             {9, 1000, 17}, {64, 64, 64},    {13, 77, 300},  {200, 70, 9},
+                                             {5, 64, 33},   {16, 250, 784},  {8, 256, 784},  {1, 31, 4100}};
   for (auto [m, n, k] : mnk) {
     INFO(m << "x" << k << " @ " << k << "x" << n);
     Tensor a = randn({m, k}), b = randn({k, n}), c = randn({m, n});
     Tensor at = randn({k, m}).t(), bt = randn({n, k}).t();
     check_every_level([&] { return mm(a, b); }, 1e-4, 1e-4);
     check_every_level([&] { return mm(at, bt); }, 1e-4, 1e-4);
+    check_every_level([&] { return mm(at, b); }, 1e-4, 1e-4);
+    check_every_level([&] { return addmm(c, at, b, 1.0, 2.0); }, 1e-4, 1e-4);
     check_every_level([&] { return addmm(c, a, bt, 0.5, -1.5); }, 1e-4, 1e-4);  // beta and alpha
   }
   Tensor a64 = randn({70, 90}, kFloat64), b64 = randn({90, 50}, kFloat64);

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "ember/kernels/cpu/cpu_capability.h"
@@ -22,6 +23,10 @@
 #if EMBER_CPU_ISA > 0
 #include <immintrin.h>
 #endif
+
+// GCC 12 reports its own intrinsics' deliberately undefined upper halves (_mm256_undefined_ps, used
+// by the 512->256 casts) as uninitialised once they are inlined here.
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 EMBER_CPU_ISA_BEGIN
 #include "ember/kernels/cpu/sgemm.h"
@@ -42,6 +47,20 @@ inline Vec vload(const float* p) { return _mm512_load_ps(p); }
 inline Vec vbroadcast(const float* p) { return _mm512_set1_ps(*p); }
 inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
 inline void vstore(float* p, Vec v) { _mm512_store_ps(p, v); }
+inline Vec vloadu(const float* p) { return _mm512_loadu_ps(p); }
+inline void vstoreu(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+inline Vec vset1(float x) { return _mm512_set1_ps(x); }
+inline Vec vmul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+inline float vsum(Vec v) {
+  // Halves, then quarters, ... (no extract intrinsics: GCC 12 warns inside their expansion).
+  const __m512 upper = _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_castps512_ps256(upper));
+  __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
+  return _mm_cvtss_f32(q);
+}
+constexpr int kSkinnyRows = 12;  // 24 accumulators + 2 B vectors + 1 broadcast of 32 registers
 #else
 constexpr int64_t MR = 6;
 constexpr int64_t NR = 16;  // two 8-float vectors
@@ -52,6 +71,17 @@ inline Vec vload(const float* p) { return _mm256_load_ps(p); }
 inline Vec vbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
 inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
 inline void vstore(float* p, Vec v) { _mm256_store_ps(p, v); }
+inline Vec vloadu(const float* p) { return _mm256_loadu_ps(p); }
+inline void vstoreu(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+inline Vec vset1(float x) { return _mm256_set1_ps(x); }
+inline Vec vmul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
+inline float vsum(Vec v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+constexpr int kSkinnyRows = 6;  // 12 accumulators + 2 B vectors + 1 broadcast of 16 registers
 #endif
 static_assert(NR == 2 * kLanes, "the micro-kernel holds two vectors of C per row");
 constexpr int64_t NC = 4096;  // columns of B packed at once
@@ -216,42 +246,156 @@ bool small_sgemm_applies(int64_t m, int64_t n, int64_t k) {
   return (m <= 16 || k <= 16) && m * n * k >= 4096;
 }
 
+namespace {
+
+// The skinny GEMMs read both operands where they lie (no packing: for these shapes packing costs as
+// much as the multiply) and keep a block of C in registers for the whole k loop, so each FMA costs
+// at most one load. a_rs/a_cs step A(i, p) along i and p, whichever way A is stored.
+struct SkinnyArgs {
+  int64_t k;
+  const float* a;
+  int64_t a_rs, a_cs;
+  const float* b;
+  int64_t ldb;
+  float alpha, beta;
+  float* c;
+  int64_t ldc;
+};
+
+// The finished value of one C entry from its dot product: alpha * dot + beta * C (beta 0 ignores C).
+inline float finish(float dot, const SkinnyArgs& s, const float* cij) {
+  return s.beta == 0.0f ? s.alpha * dot : s.alpha * dot + s.beta * *cij;
+}
+
+#if EMBER_CPU_ISA > 0
+// C[i0 : i0+R, j0 : j0+NR] for B stored [k, n]: each B row segment (two vectors) meets R broadcast
+// entries of A.
+template <int R>
+void skinny_nn_tile(const SkinnyArgs& s, int64_t i0, int64_t j0) {
+  Vec acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = vzero();
+  const float* a = s.a + i0 * s.a_rs;
+  for (int64_t p = 0; p < s.k; ++p) {
+    const float* bp = s.b + p * s.ldb + j0;
+    const Vec b0 = vloadu(bp), b1 = vloadu(bp + kLanes);
+    for (int r = 0; r < R; ++r) {
+      const Vec av = vset1(a[r * s.a_rs + p * s.a_cs]);
+      acc[r][0] = vfma(av, b0, acc[r][0]);
+      acc[r][1] = vfma(av, b1, acc[r][1]);
+    }
+  }
+  const Vec alpha = vset1(s.alpha), beta = vset1(s.beta);
+  for (int r = 0; r < R; ++r) {
+    float* cr = s.c + (i0 + r) * s.ldc + j0;
+    for (int h = 0; h < 2; ++h) {
+      Vec out = vmul(alpha, acc[r][h]);
+      if (s.beta != 0.0f) out = vfma(beta, vloadu(cr + h * kLanes), out);
+      vstoreu(cr + h * kLanes, out);
+    }
+  }
+}
+
+template <int R>
+void skinny_nn_rows(const SkinnyArgs& s, int64_t i0, int64_t n) {
+  for (int64_t j0 = 0; j0 + NR <= n; j0 += NR) skinny_nn_tile<R>(s, i0, j0);
+}
+
+template <int... Rs>
+void skinny_nn_rows_dispatch(const SkinnyArgs& s, int64_t i0, int rows, int64_t n,
+                             std::integer_sequence<int, Rs...>) {
+  ((rows == Rs + 1 ? skinny_nn_rows<Rs + 1>(s, i0, n) : void()), ...);
+}
+
+// C[i0 : i0+4, j0 : j0+4] for B stored [n, k] and A rows contiguous in p: 16 dot products, each
+// a vector accumulator over k, summed across lanes at the end.
+void skinny_nt_tile4(const SkinnyArgs& s, int64_t i0, int64_t j0) {
+  Vec acc[4][4];
+  for (auto& row : acc)
+    for (auto& v : row) v = vzero();
+  const int64_t kv = s.k / kLanes * kLanes;
+  const float* a = s.a + i0 * s.a_rs;
+  const float* b = s.b + j0 * s.ldb;
+  for (int64_t p = 0; p < kv; p += kLanes) {
+    Vec bv[4];
+    for (int j = 0; j < 4; ++j) bv[j] = vloadu(b + j * s.ldb + p);
+    for (int i = 0; i < 4; ++i) {
+      const Vec av = vloadu(a + i * s.a_rs + p);
+      for (int j = 0; j < 4; ++j) acc[i][j] = vfma(av, bv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) {
+      float dot = vsum(acc[i][j]);
+      for (int64_t p = kv; p < s.k; ++p) dot += a[i * s.a_rs + p] * b[j * s.ldb + p];
+      float* cij = s.c + (i0 + i) * s.ldc + j0 + j;
+      *cij = finish(dot, s, cij);
+    }
+}
+#endif
+
+// One C entry by a plain dot product (edges of the tiles, and the portable level).
+inline void skinny_entry(const SkinnyArgs& s, bool b_rows_are_n, int64_t i, int64_t j) {
+  float dot = 0;
+  const float* a = s.a + i * s.a_rs;
+  if (b_rows_are_n) {  // A's rows are contiguous here (small_sgemm makes them so)
+    const float* b = s.b + j * s.ldb;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t p = 0; p < s.k; ++p) dot += a[p] * b[p];
+  } else {
+    for (int64_t p = 0; p < s.k; ++p) dot += a[p * s.a_cs] * s.b[p * s.ldb + j];
+  }
+  float* cij = s.c + i * s.ldc + j;
+  *cij = finish(dot, s, cij);
+}
+
+}  // namespace
+
 void small_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                  int64_t ldc) {
-  auto A = [&](int64_t i, int64_t p) { return trans_a ? a[p * lda + i] : a[i * lda + p]; };
-  // Start C at beta * C (beta == 0 ignores C's contents, as BLAS does).
-  for (int64_t i = 0; i < m; ++i) {
-    float* row = c + i * ldc;
-    if (beta == 0.0f) std::fill(row, row + n, 0.0f);
-    else if (beta != 1.0f)
-      for (int64_t j = 0; j < n; ++j) row[j] *= beta;
-  }
+  SkinnyArgs s{k, a, trans_a ? 1 : lda, trans_a ? lda : 1, b, ldb, alpha, beta, c, ldc};
   if (trans_b) {
-    // B is stored [n, k]: every C entry is a dot product of two contiguous rows.
-    std::vector<float> at(static_cast<size_t>(m * k));
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t p = 0; p < k; ++p) at[i * k + p] = A(i, p);
-    for (int64_t j = 0; j < n; ++j) {
-      const float* bj = b + j * ldb;
-      for (int64_t i = 0; i < m; ++i) {
-        const float* ai = at.data() + i * k;
-        float dot = 0;
-#pragma omp simd reduction(+ : dot)
-        for (int64_t p = 0; p < k; ++p) dot += ai[p] * bj[p];
-        c[i * ldc + j] += alpha * dot;
-      }
+    // B is stored [n, k]: every C entry is a dot product of a row of A and a row of B; A's rows are
+    // made contiguous first when A is stored transposed.
+    std::vector<float> at;
+    if (trans_a) {
+      at.resize(static_cast<size_t>(m * k));
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t p = 0; p < k; ++p) at[i * k + p] = a[p * lda + i];
+      s.a = at.data(), s.a_rs = k, s.a_cs = 1;
     }
+    int64_t m4 = 0, n4 = 0;
+#if EMBER_CPU_ISA > 0
+    m4 = m / 4 * 4, n4 = n / 4 * 4;
+    for (int64_t i0 = 0; i0 < m4; i0 += 4)
+      for (int64_t j0 = 0; j0 < n4; j0 += 4) skinny_nt_tile4(s, i0, j0);
+#endif
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = (i < m4 ? n4 : 0); j < n; ++j) skinny_entry(s, true, i, j);
     return;
   }
-  // B is stored [k, n]: C[i, :] += A[i, p] * B[p, :], each B row read once per block of C rows.
+  // B is stored [k, n]: row segments of B against broadcast entries of A.
+  int64_t nv = 0;
+#if EMBER_CPU_ISA > 0
+  nv = n / NR * NR;
+  for (int64_t i0 = 0; i0 < m; i0 += kSkinnyRows) {
+    const int rows = static_cast<int>(std::min<int64_t>(kSkinnyRows, m - i0));
+    skinny_nn_rows_dispatch(s, i0, rows, n, std::make_integer_sequence<int, kSkinnyRows>{});
+  }
+#endif
+  if (nv == n) return;
+  // The columns past the last full tile (all of them at the portable level): C rows updated by
+  // whole B rows, which the compiler vectorises.
   for (int64_t i = 0; i < m; ++i) {
     float* row = c + i * ldc;
+    if (beta == 0.0f) std::fill(row + nv, row + n, 0.0f);
+    else if (beta != 1.0f)
+      for (int64_t j = nv; j < n; ++j) row[j] *= beta;
     for (int64_t p = 0; p < k; ++p) {
-      const float s = alpha * A(i, p);
+      const float sc = alpha * a[i * s.a_rs + p * s.a_cs];
       const float* bp = b + p * ldb;
 #pragma omp simd
-      for (int64_t j = 0; j < n; ++j) row[j] += s * bp[j];
+      for (int64_t j = nv; j < n; ++j) row[j] += sc * bp[j];
     }
   }
 }
