@@ -1,6 +1,8 @@
 // Size-class caching for large CPU blocks; see cpu_allocator.h.
 #include "ember/kernels/cpu/cpu_allocator.h"
 
+#include <sys/mman.h>
+
 #include <bit>
 #include <cstdlib>
 #include <mutex>
@@ -33,9 +35,20 @@ Cache& cache() {
   return *c;
 }
 
+constexpr size_t kHugePage = size_t{2} << 20;
+
+// Blocks of 2 MiB and more are aligned to 2 MiB and offered to the kernel for transparent huge pages
+// (where THP is in "madvise" mode, the default on many distributions, nothing is huge without the
+// advice): a streaming kernel over a 64 MiB tensor otherwise takes a TLB miss every 4 KiB, which
+// halved sum_16M's bandwidth on the 2-core Zen 5 machines.
 void* raw_alloc(size_t n) {
-  void* p = std::aligned_alloc(64, (std::max<size_t>(n, 1) + 63) / 64 * 64);
+  const bool huge = n >= kHugePage;
+  const size_t align = huge ? kHugePage : 64;
+  void* p = std::aligned_alloc(align, (std::max<size_t>(n, 1) + align - 1) / align * align);
   if (!p) fail("allocate: out of memory allocating ", n, " bytes on the CPU");
+#if defined(MADV_HUGEPAGE)
+  if (huge) madvise(p, (n + align - 1) / align * align, MADV_HUGEPAGE);
+#endif
   return p;
 }
 
