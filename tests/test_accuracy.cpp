@@ -26,8 +26,12 @@ double rel_rms(const Tensor& a, const Tensor& b) {
   return std::sqrt((d * d).sum().item<double>() / (b * b).sum().item<double>());
 }
 
+double rel_max(const Tensor& a, const Tensor& b) {
+  return (a.to(kFloat64) - b).abs().max().item<double>() / b.abs().max().item<double>();
+}
+
 struct Distances {
-  double out, grad;
+  double out, grad, out_max, grad_max;
 };
 
 // fn in float32 and in float64 from the same float32 values; the float32 results' distances.
@@ -40,7 +44,8 @@ Distances measure(const std::function<Tensor(const Tensor&)>& fn, const Tensor& 
     (out * w.to(dt)).sum().backward();
     res[dt] = {out.detach(), x.grad()};
   }
-  return {rel_rms(res[kFloat32].first, res[kFloat64].first), rel_rms(res[kFloat32].second, res[kFloat64].second)};
+  return {rel_rms(res[kFloat32].first, res[kFloat64].first), rel_rms(res[kFloat32].second, res[kFloat64].second),
+          rel_max(res[kFloat32].first, res[kFloat64].first), rel_max(res[kFloat32].second, res[kFloat64].second)};
 }
 
 const std::map<std::string, Tensor>& torch_distances() {
@@ -58,8 +63,14 @@ void check_no_further_than_torch(const std::string& name, const Distances& ours,
   const double torch_grad = torch_distances().at(name + ".grad_err").item<double>();
   INFO(name << ": ember out " << ours.out << " grad " << ours.grad << "; PyTorch out " << torch_out << " grad "
             << torch_grad);
+  const double torch_out_max = torch_distances().at(name + ".out_max_err").item<double>();
+  const double torch_grad_max = torch_distances().at(name + ".grad_max_err").item<double>();
+  INFO("largest element: ember out " << ours.out_max << " grad " << ours.grad_max << "; PyTorch out "
+                                     << torch_out_max << " grad " << torch_grad_max);
   CHECK(ours.out <= torch_out);
   CHECK(ours.grad <= torch_grad * grad_allowance);
+  CHECK(ours.out_max <= torch_out_max);
+  CHECK(ours.grad_max <= torch_grad_max * grad_allowance);
 }
 
 }  // namespace

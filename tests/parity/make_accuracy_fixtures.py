@@ -6,7 +6,8 @@ The inputs are formulas (computed in double, then rounded to float32) that the C
 the same way, so the file holds only the measured distances. For case NAME it stores
 NAME.out_err and NAME.grad_err: the relative RMS distance ||r32 - r64|| / ||r64|| of PyTorch's
 float32 output and input gradient (of sum(out * w)) from the float64 ones computed from the same
-float32 values.
+float32 values; and NAME.out_max_err, NAME.grad_max_err: the largest distance of one element,
+max |r32 - r64| / max |r64|.
 
 Run:  /usr/bin/python3 tests/parity/make_accuracy_fixtures.py
 """
@@ -36,6 +37,10 @@ def rel_rms(a, b):
     return float(torch.linalg.vector_norm(a.double() - b) / torch.linalg.vector_norm(b))
 
 
+def rel_max(a, b):
+    return float((a.double() - b).abs().max() / b.abs().max())
+
+
 def case(T, name, fn, x):
     w = tensor(fn(x).shape, weight)
     res = {}
@@ -46,6 +51,9 @@ def case(T, name, fn, x):
         res[dtype] = (out.detach(), xi.grad.detach())
     T[f"{name}.out_err"] = torch.tensor(rel_rms(res[torch.float32][0], res[torch.float64][0]), dtype=torch.float64)
     T[f"{name}.grad_err"] = torch.tensor(rel_rms(res[torch.float32][1], res[torch.float64][1]), dtype=torch.float64)
+    for i, kind in ((0, "out"), (1, "grad")):
+        T[f"{name}.{kind}_max_err"] = torch.tensor(rel_max(res[torch.float32][i], res[torch.float64][i]),
+                                                  dtype=torch.float64)
     print(f"{name}: out {T[name + '.out_err'].item():.3e}  grad {T[name + '.grad_err'].item():.3e}")
 
 
