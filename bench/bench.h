@@ -26,11 +26,13 @@ bool libtorch_available();
 // the result is wrong (or LibTorch is absent).
 std::optional<double> libtorch_checked_gemm_gflops();
 
-// What this machine can do at most, measured by the bench itself: GFLOP/s of float32 FMA at the
-// CPU kernels' instruction-set level on all cores, and GB/s of a streaming copy (bytes read plus
-// bytes written) on all cores.
+// What this machine can do at most, measured by the bench itself, on all cores: GFLOP/s of float32
+// FMA at the CPU kernels' instruction-set level, GB/s of a streaming read (a sum) and of a streaming
+// copy (bytes read plus bytes written). Bandwidth-bound rows are reported against the read figure,
+// the most the memory delivers.
 struct MachineLimits {
   double fma_gflops = 0;
+  double read_gbs = 0;
   double copy_gbs = 0;
 };
 MachineLimits measure_machine_limits();

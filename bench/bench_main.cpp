@@ -449,7 +449,7 @@ std::string fmt(const char* f, double v) {
 std::string limit_fraction(const Row& r, const MachineLimits& lim) {
   const double rate = r.w.work / (r.ember.ms / 1e3) / 1e9;
   if (r.w.unit == "GFLOP/s" && lim.fma_gflops > 0) return fmt("%.0f%% FMA peak", 100 * rate / lim.fma_gflops);
-  if (r.w.unit == "GB/s" && lim.copy_gbs > 0) return fmt("%.0f%% copy BW", 100 * rate / lim.copy_gbs);
+  if (r.w.unit == "GB/s" && lim.read_gbs > 0) return fmt("%.0f%% read BW", 100 * rate / lim.read_gbs);
   return "-";
 }
 
@@ -471,7 +471,8 @@ void write_markdown(const std::string& path, const std::vector<Row>& rows, const
   std::ofstream md(path + ".tmp");
   md << "Machine: " << cpu << ", " << std::thread::hardware_concurrency() << " cores; ember's CPU kernels at level `"
      << level << "`; limits measured by the bench: " << fmt("%.0f", lim.fma_gflops) << " GFLOP/s float32 FMA, "
-     << fmt("%.1f", lim.copy_gbs) << " GB/s streaming copy. LibTorch: best median over " << configs
+     << fmt("%.1f", lim.read_gbs) << " GB/s streaming read, " << fmt("%.1f", lim.copy_gbs)
+     << " GB/s streaming copy. LibTorch: best median over " << configs
      << " configurations (OpenBLAS core type x threads), each library in its own process. Spread: "
         "(max - min) / median of the round medians.\n\n"
      << "| workload | ember ms | spread | LibTorch ms | spread | LibTorch's best configuration | speedup | ember rate | of the limit |\n"
@@ -494,7 +495,8 @@ int run_parent(const Options& o) {
   std::printf("ember bench on %s (%u cores), CPU kernels at level %s\n", cpu.c_str(),
               std::thread::hardware_concurrency(), level);
   const MachineLimits lim = measure_machine_limits();
-  std::printf("machine limits: %.0f GFLOP/s float32 FMA, %.1f GB/s streaming copy\n", lim.fma_gflops, lim.copy_gbs);
+  std::printf("machine limits: %.0f GFLOP/s float32 FMA, %.1f GB/s streaming read, %.1f GB/s streaming copy\n",
+              lim.fma_gflops, lim.read_gbs, lim.copy_gbs);
   const std::string args = filter_arg(o);
   auto ember_lines = run_child("", "--side ember " + args);
   if (!ember_lines) {
@@ -553,7 +555,8 @@ int run_parent(const Options& o) {
       std::ofstream tmp(data);
       for (auto& r : rows) tmp << json_line(r, cpu, level, lim) << "\n";
     }
-    const std::string cmd = "python3 '" EMBER_BENCH_PLOT_SCRIPT "' '" + data + "' '" + o.plot_path + "'";
+    // Debian's interpreter: matplotlib comes from python3-matplotlib (scripts/setup-deps.sh --bench).
+    const std::string cmd = "/usr/bin/python3 '" EMBER_BENCH_PLOT_SCRIPT "' '" + data + "' '" + o.plot_path + "'";
     if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "ember_bench: the plot failed (%s)\n", cmd.c_str());
   }
   if (!libtorch_available())
@@ -566,6 +569,7 @@ int run_parent(const Options& o) {
 
 int main(int argc, char** argv) {
   using namespace ember::bench;
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows as it happens, also through a pipe
   const Options o = parse(argc, argv);
   return o.side.empty() ? run_parent(o) : run_side(o);
 }

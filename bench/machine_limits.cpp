@@ -1,6 +1,6 @@
 // The machine's own limits, so each bench row can say how close it comes to them: peak float32 FMA
 // throughput (independent FMA chains on every core, at the instruction-set level the CPU kernels
-// use) and streaming-copy bandwidth (arrays far larger than the caches, copied on every core).
+// use) and streaming read and copy bandwidth (arrays far larger than the caches, on every core).
 #include <omp.h>
 #include <sys/mman.h>
 
@@ -111,18 +111,57 @@ void stream_copy(const float* src, float* dst, size_t n) {
   for (; i < n; ++i) dst[i] = src[i];
 }
 
+constexpr size_t kArray = size_t{1} << 25;  // 128 MiB of floats: far past every cache
+
+// An array on huge pages, as ember's large tensors are (kernels/cpu/cpu_allocator.cpp).
+std::unique_ptr<float, decltype(&std::free)> huge_array() {
+  const size_t bytes = kArray * sizeof(float);
+  float* p = static_cast<float*>(std::aligned_alloc(size_t{2} << 20, bytes));
+  madvise(p, bytes, MADV_HUGEPAGE);
+  std::fill(p, p + kArray, 1.0f);
+  return {p, &std::free};
+}
+
+// Sum with 16 independent partial sums: as many loads in flight as the cores allow.
+float read_sum(const float* x, size_t n) {
+  float part[16] = {};
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) part[j] += x[i + j];
+  float s = 0;
+  for (; i < n; ++i) s += x[i];
+  for (float p : part) s += p;
+  return s;
+}
+
+double read_gbs() {
+  auto buf = huge_array();
+  const float* src = buf.get();
+  const size_t n = kArray;
+  double best = 0;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    float sink = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel
+    {
+      const size_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+      const size_t chunk = (n + threads - 1) / threads, lo = std::min(n, t * chunk);
+      const float r = read_sum(src + lo, std::min(n, lo + chunk) - lo);
+#pragma omp atomic
+      sink += r;
+    }
+    volatile float keep = sink;
+    (void)keep;
+    best = std::max(best, n * sizeof(float) / seconds_since(t0) / 1e9);
+  }
+  return best;
+}
+
 double copy_gbs() {
-  const size_t n = size_t{1} << 25;  // 128 MiB per array, on huge pages as ember's large tensors
-  auto huge_array = [n] {
-    const size_t bytes = n * sizeof(float);
-    float* p = static_cast<float*>(std::aligned_alloc(size_t{2} << 20, bytes));
-    madvise(p, bytes, MADV_HUGEPAGE);
-    std::fill(p, p + n, 1.0f);
-    return std::unique_ptr<float, decltype(&std::free)>(p, &std::free);
-  };
   auto src_buf = huge_array(), dst_buf = huge_array();
   float* src = src_buf.get();
   float* dst = dst_buf.get();
+  const size_t n = kArray;
   double best = 0;
   for (int attempt = 0; attempt < 4; ++attempt) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -140,6 +179,6 @@ double copy_gbs() {
 
 }  // namespace
 
-MachineLimits measure_machine_limits() { return {peak_gflops(), copy_gbs()}; }
+MachineLimits measure_machine_limits() { return {peak_gflops(), read_gbs(), copy_gbs()}; }
 
 }  // namespace ember::bench
