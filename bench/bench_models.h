@@ -1,4 +1,4 @@
-// Models shared by the bench programs (ember_bench and ddp_bench), as shared/BENCH.md defines them.
+// Models shared by the bench programs (ember_bench and ddp_bench); docs/bench.md describes them.
 #pragma once
 #include <ember/ember.h>
 

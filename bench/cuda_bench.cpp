@@ -1,4 +1,4 @@
-// The GPU bench of shared/BENCH.md on cuda:0: device copy bandwidth, elementwise add and row softmax
+// The GPU bench on cuda:0: device copy bandwidth, elementwise add and row softmax
 // in GB/s beside it, GEMM in TFLOP/s (float32, TF32 and bfloat16 through cuBLAS), fused attention
 // forward and backward in TFLOP/s (B 8, heads 16, L 2048, head dim 64, causal, bfloat16 inputs), and
 // the training steps at 8x the CPU batch. Every timed call ends with cuda::synchronize().

@@ -1,6 +1,6 @@
-// Data-parallel bench (issue 7 of the project): run under `mpirun -np 2` with one thread per rank,
+// Data-parallel bench: run under `mpirun -np 2` with one thread per rank,
 // and as one process with two threads, by scripts/bench-ddp.sh.
-//   encoder_step   one training step of shared/BENCH.md's encoder_step (global batch 32: each of
+//   encoder_step   one training step of ember_bench's encoder_step (global batch 32: each of
 //                  N ranks takes 32/N sequences), gradients averaged by the GradientReducer
 //   allreduce_N    float32 all-reduce of N bytes: ember's GradientReducer path (copy into a bucket,
 //                  MPI_Iallreduce, wait, copy out) beside MPI_Allreduce and bare MPI_Iallreduce on

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU bench (shared/BENCH.md, GPU section) on cuda:0: builds ember for the GPU (EMBER_CUDA=ON) and
+# The GPU bench on cuda:0: builds ember for the GPU (EMBER_CUDA=ON) and
 # runs bench/cuda_bench. Needs a machine with an NVIDIA GPU and the CUDA toolkit at /usr/local/cuda.
 # Results: build-gpu-bench/cuda_bench.jsonl.
 set -euo pipefail

@@ -14,7 +14,6 @@
 namespace ember::kernels {
 namespace {
 
-constexpr size_t kSmall = 64 * 1024;
 constexpr size_t kMaxCached = size_t{1} << 30;  // keep at most 1 GiB of free blocks
 
 // Rounds up to one of 8 steps between consecutive powers of two (at most 12.5% waste).
@@ -55,7 +54,6 @@ void* raw_alloc(size_t n) {
 }  // namespace
 
 void* cpu_allocate(size_t nbytes) {
-  if (nbytes < kSmall) return raw_alloc(nbytes);
   const size_t cls = size_class(nbytes);
   Cache& c = cache();
   {
@@ -75,10 +73,6 @@ void* cpu_allocate(size_t nbytes) {
 
 void cpu_deallocate(void* ptr, size_t nbytes) {
   if (!ptr) return;
-  if (nbytes < kSmall) {
-    std::free(ptr);
-    return;
-  }
   const size_t cls = size_class(nbytes);
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
