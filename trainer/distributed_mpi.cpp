@@ -5,6 +5,7 @@
 #include "ember/trainer/distributed.h"
 
 #include <mpi.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -128,7 +129,10 @@ class MPIProcessGroup : public ProcessGroup {
   }
 
   [[noreturn]] void abort(const std::string& message) override {
-    std::cerr << "ember: rank " << rank_ << " of " << size_ << ": " << message << "; ending all ranks" << std::endl;
+    // One write: a line sent in pieces can interleave with the launcher's own abort report.
+    const std::string line = "ember: rank " + std::to_string(rank_) + " of " + std::to_string(size_) + ": " +
+                             message + "; ending all ranks\n";
+    [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, line.data(), line.size());
     MPI_Abort(MPI_COMM_WORLD, 1);
     std::_Exit(1);
   }
