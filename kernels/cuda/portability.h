@@ -1,6 +1,6 @@
 // The one header a kernel file (.cu) includes. Under nvcc it is CUDA itself; under g++ it is the
 // SIMT simulator (sim/simt.h), which runs the same source on the CPU so every kernel is tested in CI
-// without a GPU. Kernel files follow the rules in shared/KERNELS.md: launch through EMBER_LAUNCH,
+// without a GPU. Kernel files follow the rules in docs/cuda.md: launch through EMBER_LAUNCH,
 // dynamic shared memory through ember_dynamic_shared<T>(), barriers only where every live thread of
 // the block arrives, warp collectives with exact masks, kWarpSize instead of warpSize.
 #pragma once

@@ -1,5 +1,5 @@
 // The simulator's own test kernels: a tiled GEMM, a warp-shuffle reduction, an atomic histogram, a
-// block scan, and planted bugs. Written by the rules of shared/KERNELS.md, so the file also
+// block scan, and planted bugs. Written by the rules in docs/cuda.md, so the file also
 // compiles with nvcc (tests/CMakeLists.txt checks that when nvcc is present).
 #include "ember/kernels/cuda/portability.h"
 #include "sim_kernels.h"
