@@ -25,6 +25,7 @@
 #include <vector>
 
 #include <ember/kernels/cpu/cpu_capability.h>
+#include <nlohmann/json.hpp>
 
 #include "bench.h"
 #include "bench_models.h"
@@ -32,6 +33,8 @@
 
 namespace ember::bench {
 namespace {
+
+using Json = nlohmann::ordered_json;  // keys in the order written, as the table reads
 
 struct Entry {
   Workload w;
@@ -301,15 +304,14 @@ int run_side(const Options& o) {
   ember::manual_seed(0);
   if (o.side == "libtorch" && o.probe) {
     auto gflops = libtorch_checked_gemm_gflops();
-    if (gflops) std::printf("{\"probe_gflops\": %.2f}\n", *gflops);
-    else std::printf("{\"probe_gflops\": null}\n");
+    std::printf("%s\n", Json{{"probe_gflops", gflops ? Json(*gflops) : Json(nullptr)}}.dump().c_str());
     return 0;
   }
   for (auto& e : selected_workloads(o)) {
     std::function<void()> run = o.side == "ember" ? e.make() : libtorch_workload(e.w.name, o.threads);
     if (!run) continue;
     const Timing t = time_rounds(run, o.rounds);
-    std::printf("{\"name\": \"%s\", \"ms\": %.6f, \"spread\": %.4f}\n", e.w.name.c_str(), t.ms, t.spread);
+    std::printf("%s\n", Json{{"name", e.w.name}, {"ms", t.ms}, {"spread", t.spread}}.dump().c_str());
     std::fflush(stdout);
   }
   return 0;
@@ -323,23 +325,8 @@ std::string self_path() {
   return n > 0 ? std::string(buf, n) : std::string("ember_bench");
 }
 
-// A number after `"key": ` in a JSON line (the children's lines are flat and ours).
-std::optional<double> json_number(const std::string& line, const std::string& key) {
-  const auto at = line.find("\"" + key + "\": ");
-  if (at == std::string::npos) return std::nullopt;
-  const char* start = line.c_str() + at + key.size() + 4;
-  char* end = nullptr;
-  const double v = std::strtod(start, &end);
-  if (end == start) return std::nullopt;
-  return v;
-}
-
-std::string json_string(const std::string& line, const std::string& key) {
-  const auto at = line.find("\"" + key + "\": \"");
-  if (at == std::string::npos) return "";
-  const auto start = at + key.size() + 5;
-  return line.substr(start, line.find('"', start) - start);
-}
+// A child's output line as JSON; null for anything else it printed.
+Json parse_line(const std::string& line) { return Json::parse(line, nullptr, /*allow_exceptions=*/false); }
 
 // Runs this program as a child with `env_prefix` (an `env ...` list) and `args`; returns its stdout
 // lines, or nullopt when it crashed or failed.
@@ -367,8 +354,8 @@ std::string filter_arg(const Options& o) {
 std::map<std::string, Timing> parse_timings(const std::vector<std::string>& lines) {
   std::map<std::string, Timing> out;
   for (auto& line : lines) {
-    auto ms = json_number(line, "ms");
-    if (ms) out[json_string(line, "name")] = {*ms, json_number(line, "spread").value_or(0)};
+    const Json j = parse_line(line);
+    if (j.is_object() && j.contains("ms")) out[j["name"].get<std::string>()] = {j["ms"], j.value("spread", 0.0)};
   }
   return out;
 }
@@ -422,7 +409,10 @@ std::vector<std::string> valid_coretypes(const Options& o) {
     TorchConfig probe{type, static_cast<int>(std::thread::hardware_concurrency())};
     auto lines = run_child(probe.env(), "--side libtorch --probe");
     std::optional<double> gflops;
-    if (lines && !lines->empty()) gflops = json_number(lines->front(), "probe_gflops");
+    if (lines && !lines->empty()) {
+      const Json j = parse_line(lines->front());
+      if (j.is_object() && j["probe_gflops"].is_number()) gflops = j["probe_gflops"].get<double>();
+    }
     std::printf("  probe %-16s %s\n", type.empty() ? "unset" : type.c_str(),
                 gflops ? (std::to_string(static_cast<int>(*gflops)) + " GFLOP/s, correct").c_str()
                        : "crashed or wrong: skipped");
@@ -456,16 +446,21 @@ std::string limit_fraction(const Row& r, const MachineLimits& lim) {
 }
 
 std::string json_line(const Row& r, const std::string& cpu, const char* level, const MachineLimits& lim) {
-  const double rate = r.w.work / (r.ember.ms / 1e3) / 1e9;
-  std::ostringstream o;
-  o << "{\"name\": \"" << r.w.name << "\", \"ember_ms\": " << fmt("%.4f", r.ember.ms)
-    << ", \"ember_spread\": " << fmt("%.3f", r.ember.spread) << ", \"libtorch_ms\": "
-    << (r.torch ? fmt("%.4f", r.torch->ms) : "null") << ", \"libtorch_spread\": "
-    << (r.torch ? fmt("%.3f", r.torch->spread) : "null") << ", \"libtorch_config\": \"" << r.torch_config
-    << "\", \"speedup\": " << (r.torch ? fmt("%.3f", r.torch->ms / r.ember.ms) : "null")
-    << ", \"rate\": " << fmt("%.2f", rate) << ", \"unit\": \"" << r.w.unit << "\", \"limit\": \""
-    << limit_fraction(r, lim) << "\", \"cpu\": \"" << cpu << "\", \"capability\": \"" << level << "\"}";
-  return o.str();
+  const Json none(nullptr);
+  Json j;
+  j["name"] = r.w.name;
+  j["ember_ms"] = r.ember.ms;
+  j["ember_spread"] = r.ember.spread;
+  j["libtorch_ms"] = r.torch ? Json(r.torch->ms) : none;
+  j["libtorch_spread"] = r.torch ? Json(r.torch->spread) : none;
+  j["libtorch_config"] = r.torch_config;
+  j["speedup"] = r.torch ? Json(r.torch->ms / r.ember.ms) : none;
+  j["rate"] = r.w.work / (r.ember.ms / 1e3) / 1e9;
+  j["unit"] = r.w.unit;
+  j["limit"] = limit_fraction(r, lim);
+  j["cpu"] = cpu;
+  j["capability"] = level;
+  return j.dump();
 }
 
 void write_markdown(const std::string& path, const std::vector<Row>& rows, const std::string& cpu,

@@ -300,6 +300,17 @@ TEST_CASE("gradcheck: every layer and loss in float64") {
   check_module(as64(std::make_shared<nn::LayerNorm>(Shape{2, 3})), {2, 2, 3});
   check_module(as64(std::make_shared<nn::GroupNorm>(2, 4)), {3, 4, 2});
   check_module(as64(std::make_shared<nn::BatchNorm1d>(3)), {5, 3});
+  // Training-mode batch_norm is one node with a closed-form backward; its double backward goes
+  // through the composed formula. Both against finite differences, 2-D and 4-D, with affine.
+  for (const Shape& shape : {Shape{5, 3}, Shape{2, 3, 2, 2}}) {
+    INFO("batch_norm training " << shape_str(shape));
+    check_gradcheck(
+        [](const autograd::variable_list& v) {
+          return nn::functional::batch_norm(v[0], {}, {}, v[1], v[2], true, 0.1, 1e-5);
+        },
+        {(randn64(shape, false) * 3.0 + 2.0).requires_grad_(), randn64({3}), randn64({3})},
+        {.check_double_backward = true});
+  }
   auto bn_eval = as64(std::make_shared<nn::BatchNorm2d>(2));
   bn_eval->eval();
   check_module(bn_eval, {2, 2, 2, 2});

@@ -43,10 +43,11 @@ constexpr size_t kHugePage = size_t{2} << 20;
 void* raw_alloc(size_t n) {
   const bool huge = n >= kHugePage;
   const size_t align = huge ? kHugePage : 64;
-  void* p = std::aligned_alloc(align, (std::max<size_t>(n, 1) + align - 1) / align * align);
+  const size_t bytes = (std::max<size_t>(n, 1) + align - 1) / align * align;  // aligned_alloc's rule
+  void* p = std::aligned_alloc(align, bytes);
   if (!p) fail("allocate: out of memory allocating ", n, " bytes on the CPU");
 #if defined(MADV_HUGEPAGE)
-  if (huge) madvise(p, (n + align - 1) / align * align, MADV_HUGEPAGE);
+  if (huge) madvise(p, bytes, MADV_HUGEPAGE);
 #endif
   return p;
 }

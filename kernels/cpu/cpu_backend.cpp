@@ -352,13 +352,14 @@ void CpuBackend::gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n
       const T* B = static_cast<const T*>(b) + p * stride_b;
       T* C = static_cast<T*>(c) + p * stride_c;
       if constexpr (std::is_same_v<T, float>) {
-        // Our own kernels beat Eigen from small sizes up (bench: sgemm_*).
-        if (k > 0 && small_sgemm_applies(m, n, k)) {
+        // Our own kernels beat Eigen from small sizes up (bench: sgemm_*); k == 0 (C = beta * C)
+        // is Eigen's.
+        if (small_sgemm_applies(m, n, k)) {
           small_sgemm(trans_a, trans_b, m, n, k, static_cast<float>(alpha), A, lda, B, ldb,
                       static_cast<float>(beta), C, ldc);
           return;
         }
-        if (k > 0 && packed_sgemm_available() && m * n * k >= 4096) {
+        if (packed_sgemm_available() && m * n * k >= 4096) {
           packed_sgemm(trans_a, trans_b, m, n, k, static_cast<float>(alpha), A, lda, B, ldb,
                        static_cast<float>(beta), C, ldc);
           return;

@@ -60,12 +60,13 @@ int64_t cache_from_sysfs(int level, const char* type) {
   return 0;
 }
 
-int64_t cache_size(int sysconf_name, int level, const char* type, int64_t fallback) {
+// The L1 data or L2 cache in bytes: glibc's sysconf (which reads cpuid), then sysfs, then `fallback`.
+int64_t cache_size(int level, int64_t fallback) {
   int64_t bytes = 0;
 #if defined(_SC_LEVEL1_DCACHE_SIZE)
-  bytes = sysconf(sysconf_name);
+  bytes = sysconf(level == 1 ? _SC_LEVEL1_DCACHE_SIZE : _SC_LEVEL2_CACHE_SIZE);
 #endif
-  if (bytes <= 0) bytes = cache_from_sysfs(level, type);
+  if (bytes <= 0) bytes = cache_from_sysfs(level, "Data");
   return bytes > 0 ? bytes : fallback;
 }
 
@@ -122,12 +123,7 @@ std::string cpu_model() {
 }
 
 const CpuCacheSizes& cpu_cache_sizes() {
-#if defined(_SC_LEVEL1_DCACHE_SIZE)
-  static const CpuCacheSizes sizes{cache_size(_SC_LEVEL1_DCACHE_SIZE, 1, "Data", 48 << 10),
-                                   cache_size(_SC_LEVEL2_CACHE_SIZE, 2, "Data", 1 << 20)};
-#else
-  static const CpuCacheSizes sizes{cache_size(0, 1, "Data", 48 << 10), cache_size(0, 2, "Data", 1 << 20)};
-#endif
+  static const CpuCacheSizes sizes{cache_size(1, 48 << 10), cache_size(2, 1 << 20)};
   return sizes;
 }
 

@@ -36,6 +36,14 @@ namespace ember::kernels::EMBER_CPU_ISA_NS {
 
 namespace {
 
+// Sum of the 8 lanes of a 256-bit vector: both levels end their horizontal sums here.
+inline float sum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
 #if EMBER_CPU_ISA == 2
 constexpr int64_t MR = 14;  // rows of C per micro-kernel call
 constexpr int64_t NR = 32;  // columns of C per micro-kernel call (two 16-float vectors)
@@ -43,7 +51,6 @@ using Vec = __m512;
 constexpr int kLanes = 16;
 inline Vec vzero() { return _mm512_setzero_ps(); }
 inline Vec vload(const float* p) { return _mm512_load_ps(p); }
-inline Vec vbroadcast(const float* p) { return _mm512_set1_ps(*p); }
 inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
 inline void vstore(float* p, Vec v) { _mm512_store_ps(p, v); }
 inline Vec vloadu(const float* p) { return _mm512_loadu_ps(p); }
@@ -51,13 +58,9 @@ inline void vstoreu(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 inline Vec vset1(float x) { return _mm512_set1_ps(x); }
 inline Vec vmul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
 inline float vsum(Vec v) {
-  // Halves, then quarters, ... (no extract intrinsics: GCC 12 warns inside their expansion).
+  // The upper half by a shuffle (GCC 12 warns inside the 512-bit extract intrinsics' expansion).
   const __m512 upper = _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(3, 2, 3, 2));
-  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_castps512_ps256(upper));
-  __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-  q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
-  return _mm_cvtss_f32(q);
+  return sum8(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_castps512_ps256(upper)));
 }
 constexpr int kSkinnyRows = 12;  // 24 accumulators + 2 B vectors + 1 broadcast of 32 registers
 #else
@@ -67,19 +70,13 @@ using Vec = __m256;
 constexpr int kLanes = 8;
 inline Vec vzero() { return _mm256_setzero_ps(); }
 inline Vec vload(const float* p) { return _mm256_load_ps(p); }
-inline Vec vbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
 inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
 inline void vstore(float* p, Vec v) { _mm256_store_ps(p, v); }
 inline Vec vloadu(const float* p) { return _mm256_loadu_ps(p); }
 inline void vstoreu(float* p, Vec v) { _mm256_storeu_ps(p, v); }
 inline Vec vset1(float x) { return _mm256_set1_ps(x); }
 inline Vec vmul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
-inline float vsum(Vec v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
-}
+inline float vsum(Vec v) { return sum8(v); }
 constexpr int kSkinnyRows = 6;  // 12 accumulators + 2 B vectors + 1 broadcast of 16 registers
 #endif
 static_assert(NR == 2 * kLanes, "the micro-kernel holds two vectors of C per row");
@@ -157,7 +154,7 @@ inline void micro_kernel(int64_t kc, const float* __restrict A, const float* __r
     const Vec b0 = vload(B), b1 = vload(B + kLanes);
 #pragma GCC unroll 14
     for (int i = 0; i < MR; ++i) {
-      const Vec av = vbroadcast(A + i);
+      const Vec av = vset1(A[i]);
       c[i][0] = vfma(av, b0, c[i][0]);
       c[i][1] = vfma(av, b1, c[i][1]);
     }
