@@ -71,6 +71,9 @@ Tensor& Tensor::index_put_(const std::vector<TensorIndex>& indices, const Tensor
     EMBER_CHECK(ix.kind() != TensorIndex::Kind::Tensor,
                 "index_put_: tensor indices are not supported; use index_add/scatter/masked_fill");
   Tensor target = index(indices);
+  EMBER_CHECK(value.dim() <= target.dim() && broadcast_shapes(value.sizes(), target.sizes(), "index_put_") ==
+                  target.sizes(), "index_put_: a value of shape ", value.sizes(),
+              " cannot be written into the indexed region of shape ", target.sizes(), " (tensor of shape ", sizes(), ")");
   target.copy_(value);
   return *this;
 }

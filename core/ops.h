@@ -217,6 +217,11 @@ Tensor unfold(const Tensor& x, Pair kernel, Pair dilation = {1, 1}, Pair padding
               Pair stride = {1, 1});
 Tensor fold(const Tensor& cols, Pair output_size, Pair kernel, Pair dilation = {1, 1},
             Pair padding = {0, 0}, Pair stride = {1, 1});
+// The number of window positions along H and W of a 4-D input shape (PyTorch's output-size rule);
+// an ember::Error naming `op` when the arguments are invalid or the window does not fit the padded
+// input. Convolution and pooling check their arguments with it before building anything.
+Pair window_output_size(const Shape& shape, Pair kernel, Pair dilation, Pair padding, Pair stride,
+                        const char* op);
 // Constant padding, PyTorch's F.pad order: {last_left, last_right, prev_left, prev_right, ...}.
 Tensor pad(const Tensor& x, const Shape& pads, Scalar value = 0);
 

@@ -218,7 +218,7 @@ Tensor Tensor::unflatten(int64_t d, const Shape& s) const {
   }
   Shape part = s;
   if (infer >= 0 && known) part[infer] = size(w) / known;
-  EMBER_CHECK(numel_of(part) == size(w), "unflatten: sizes ", s, " do not multiply to dim ", w,
+  EMBER_CHECK(numel_of(part, "unflatten") == size(w), "unflatten: sizes ", s, " do not multiply to dim ", w,
               " of size ", size(w), " (shape ", sizes(), ")");
   shape.insert(shape.end(), part.begin(), part.end());
   shape.insert(shape.end(), sizes().begin() + w + 1, sizes().end());

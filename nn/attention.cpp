@@ -30,6 +30,14 @@ Tensor attention_composed(const Tensor& q, const Tensor& k, const Tensor& v, con
 
 }  // namespace
 
+// Masks are bool (in SDPA true = may attend, in MultiheadAttention true = masked out) or float (added to the scores); PyTorch refuses integer
+// masks, whose meaning (0/1 as a flag or as a score) would be a guess.
+static void check_mask_dtype(const Tensor& m, const char* op, const char* name) {
+  EMBER_CHECK(!m.defined() || m.dtype() == kBool || is_floating(m.dtype()), op, ": ", name, " of shape ", m.sizes(),
+              " is ", dtype_name(m.dtype()), "; it must be bool or float");
+}
+
+
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const Tensor& attn_mask, double dropout_p, bool is_causal,
                                     std::optional<double> scale) {
@@ -40,6 +48,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     Tensor out = scaled_dot_product_attention(up(q), up(k), up(v), up(attn_mask), dropout_p, is_causal, scale);
     return keep_half ? out.to(q.dtype()) : out;
   }
+  check_mask_dtype(attn_mask, "scaled_dot_product_attention", "attn_mask");
   EMBER_CHECK(q.dim() >= 2 && k.dim() >= 2 && v.dim() >= 2 && q.size(-1) == k.size(-1) &&
                   k.size(-2) == v.size(-2),
               "scaled_dot_product_attention: q ", q.sizes(), ", k ", k.sizes(), " and v ", v.sizes(),
@@ -218,6 +227,8 @@ std::pair<Tensor, Tensor> MultiheadAttention::forward(const Tensor& query_in, co
     v = linear(value, v_proj_weight, bv);
   }
 
+  functional::check_mask_dtype(args.attn_mask, "MultiheadAttention", "attn_mask");
+  functional::check_mask_dtype(args.key_padding_mask, "MultiheadAttention", "key_padding_mask");
   Tensor attn_mask = args.attn_mask;
   Tensor kpm = args.key_padding_mask;
   if (!attn_mask.defined() && args.is_causal) {

@@ -19,11 +19,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair st
               " output channels are not divisible into ", groups, " groups");
   EMBER_CHECK(weight.size(1) * groups == c, "conv2d: weight of shape ", weight.sizes(), " expects ",
               weight.size(1) * groups, " input channels, but the input of shape ", x.sizes(), " has ", c);
+  EMBER_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == o), "conv2d: bias of shape ",
+              bias.defined() ? bias.sizes() : Shape{}, " does not match ", o, " output channels (weight ",
+              weight.sizes(), ")");
   const Pair kernel = {weight.size(2), weight.size(3)};
+  const auto [oh, ow] = window_output_size(x.sizes(), kernel, dilation, padding, stride, "conv2d");
   Tensor cols = unfold(x, kernel, dilation, padding, stride);  // [N, C*kh*kw, L]
   const int64_t L = cols.size(2), k = c / groups * kernel[0] * kernel[1];
-  const int64_t oh = (x.size(2) + 2 * padding[0] - dilation[0] * (kernel[0] - 1) - 1) / stride[0] + 1;
-  const int64_t ow = L / oh;
   Tensor out;
   if (groups == 1) {
     out = matmul(weight.reshape({o, k}), cols);  // [N, O, L]

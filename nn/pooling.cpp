@@ -15,8 +15,8 @@ void check_4d(const Tensor& x, const char* op) {
 
 Tensor max_pool2d(const Tensor& x, Pair kernel, std::optional<Pair> stride_, Pair padding,
                   Pair dilation) {
-  check_4d(x, "max_pool2d");
   const Pair stride = stride_.value_or(kernel);
+  const auto [oh, ow] = window_output_size(x.sizes(), kernel, dilation, padding, stride, "max_pool2d");
   for (int i = 0; i < 2; ++i)
     EMBER_CHECK(padding[i] <= kernel[i] / 2, "max_pool2d: padding should be at most half of the "
                 "kernel size, got padding ", padding[i], " for kernel ", kernel[i]);
@@ -26,19 +26,18 @@ Tensor max_pool2d(const Tensor& x, Pair kernel, std::optional<Pair> stride_, Pai
                   ? pad(x, {padding[1], padding[1], padding[0], padding[0]}, -INFINITY)
                   : x;
   Tensor cols = unfold(xp.reshape({n * c, 1, xp.size(2), xp.size(3)}), kernel, dilation, {0, 0}, stride);
-  const int64_t oh = (xp.size(2) - dilation[0] * (kernel[0] - 1) - 1) / stride[0] + 1;
-  const int64_t ow = cols.size(2) / oh;
   return max(cols, 1).first.reshape({n, c, oh, ow});
 }
 
 Tensor avg_pool2d(const Tensor& x, Pair kernel, std::optional<Pair> stride_, Pair padding,
                   bool count_include_pad) {
-  check_4d(x, "avg_pool2d");
   const Pair stride = stride_.value_or(kernel);
+  const auto [oh, ow] = window_output_size(x.sizes(), kernel, {1, 1}, padding, stride, "avg_pool2d");
+  for (int i = 0; i < 2; ++i)
+    EMBER_CHECK(padding[i] <= kernel[i] / 2, "avg_pool2d: padding should be at most half of the "
+                "kernel size, got padding ", padding[i], " for kernel ", kernel[i]);
   const int64_t n = x.size(0), c = x.size(1);
   Tensor cols = unfold(x.reshape({n * c, 1, x.size(2), x.size(3)}), kernel, {1, 1}, padding, stride);
-  const int64_t oh = (x.size(2) + 2 * padding[0] - kernel[0]) / stride[0] + 1;
-  const int64_t ow = cols.size(2) / oh;
   Tensor sums = cols.sum({1});
   Tensor out;
   if (count_include_pad || (padding[0] == 0 && padding[1] == 0)) {

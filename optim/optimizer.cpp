@@ -59,6 +59,12 @@ void Optimizer::zero_grad(bool set_to_none) {
 
 void Optimizer::step() {
   autograd::NoGradGuard guard;
+  // A gradient set by hand (mutable_grad) may not fit its parameter; checked before anything moves.
+  for (auto& g : groups_)
+    for (auto& p : g.params)
+      EMBER_CHECK(!p.grad().defined() || (p.grad().sizes() == p.sizes() && p.grad().device() == p.device()),
+                  name_, ".step: a parameter of shape ", p.sizes(), " on ", p.device().str(), " has a gradient of shape ",
+                  p.grad().sizes(), " on ", p.grad().device().str());
   try {
     for (auto& g : groups_)
       for (auto& p : g.params)

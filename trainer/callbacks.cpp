@@ -2,12 +2,14 @@
 #include "ember/trainer/callbacks.h"
 
 #include <chrono>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <set>
 
+#include "ember/core/atomic_file.h"
+#include "ember/nn/json_read.h"
 #include "ember/trainer/trainer.h"
 
 namespace ember::trainer {
@@ -41,12 +43,51 @@ ModelCheckpoint::ModelCheckpoint(Options o) : o_(std::move(o)) {
   EMBER_CHECK(o_.every_n_epochs >= 0 && o_.every_n_train_steps >= 0,
               "ModelCheckpoint: every_n_epochs and every_n_train_steps must be >= 0");
   if (o_.filename.empty()) o_.filename = "{epoch}-{step}";
+  format_checkpoint_name({});  // a bad template is an error now, not at the first save
 }
 
 void ModelCheckpoint::setup(T& trainer, M&, const std::string& stage) {
   if (!dirpath_.empty()) return;
   dirpath_ = !o_.dirpath.empty() ? o_.dirpath : (fs::path(trainer.log_dir()) / "checkpoints").string();
 }
+
+namespace {
+
+// One value formatted by a Python format spec, the subset that makes sense in a file name:
+// [sign][#][0][width][.precision][type] with type d, e, E, f, F, g, G, n, % or none. Anything else
+// (fill and alignment, grouping, s, x, ...) is an ember::Error rather than a silently dropped field.
+std::string format_metric(double v, const std::string& spec, const std::string& field, const std::string& filename) {
+  size_t i = 0;
+  std::string flags;
+  while (i < spec.size() && std::string("+- #0").find(spec[i]) != std::string::npos) flags += spec[i++];
+  auto digits = [&] {
+    std::string d;
+    while (i < spec.size() && std::isdigit(static_cast<unsigned char>(spec[i]))) d += spec[i++];
+    return d;
+  };
+  const std::string width = digits();
+  const bool dot = i < spec.size() && spec[i] == '.';
+  const std::string precision = dot ? (++i, digits()) : "";
+  const std::string type = spec.substr(i);
+  const bool known = type.empty() || (type.size() == 1 && std::string("deEfFgGn%").find(type) != std::string::npos);
+  EMBER_CHECK(known && width.size() <= 3 && precision.size() <= 2 && dot == !precision.empty(),
+              "ModelCheckpoint: the format spec \":", spec, "\" of \"{", field, ":", spec, "}\" in filename \"", filename,
+              "\" is not supported; use [sign][0][width][.precision] with type d, e, f, g, n or %");
+  const bool integral = std::isfinite(v) && std::floor(v) == v && std::fabs(v) < 1e15;
+  const std::string head = "%" + flags + width;
+  char buf[128];
+  if (type == "d" || ((type.empty() || type == "n") && integral && precision.empty())) {
+    std::snprintf(buf, sizeof buf, (head + "lld").c_str(), static_cast<long long>(v));
+  } else if (type == "%") {
+    std::snprintf(buf, sizeof buf, (head + "." + (precision.empty() ? "6" : precision) + "f%%").c_str(), v * 100);
+  } else {
+    const std::string t = type.empty() || type == "n" ? "g" : type;
+    std::snprintf(buf, sizeof buf, (head + (precision.empty() ? "" : "." + precision) + t).c_str(), v);
+  }
+  return buf;
+}
+
+}  // namespace
 
 std::string ModelCheckpoint::format_checkpoint_name(const std::map<std::string, double>& metrics) const {
   std::string out;
@@ -58,23 +99,14 @@ std::string ModelCheckpoint::format_checkpoint_name(const std::map<std::string, 
     }
     const size_t close = t.find('}', i);
     EMBER_CHECK(close != std::string::npos, "ModelCheckpoint: unbalanced '{' in filename \"", t, "\"");
-    std::string field = t.substr(i + 1, close - i - 1), fmt;
+    std::string field = t.substr(i + 1, close - i - 1), spec;
     if (auto colon = field.find(':'); colon != std::string::npos) {
-      fmt = field.substr(colon + 1);
+      spec = field.substr(colon + 1);
       field = field.substr(0, colon);
     }
-    auto it = metrics.find(field);
-    const double v = it == metrics.end() ? 0.0 : it->second;
-    char buf[64];
-    if (fmt.empty()) {
-      if (std::floor(v) == v && std::fabs(v) < 1e15) std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
-      else std::snprintf(buf, sizeof buf, "%.6g", v);
-    } else if (fmt.back() == 'd') {
-      std::snprintf(buf, sizeof buf, ("%" + fmt.substr(0, fmt.size() - 1) + "lld").c_str(), static_cast<long long>(v));
-    } else {
-      std::snprintf(buf, sizeof buf, ("%" + fmt).c_str(), v);
-    }
-    out += (o_.auto_insert_metric_name ? field + "=" : "") + buf;
+    auto it = metrics.find(field);  // a metric not logged yet formats as 0, as in Lightning
+    const std::string value = format_metric(it == metrics.end() ? 0.0 : it->second, spec, field, t);
+    out += (o_.auto_insert_metric_name ? field + "=" : "") + value;
     i = close + 1;
   }
   return out;
@@ -107,62 +139,90 @@ void ModelCheckpoint::save_on_rank_zero(T& trainer) {
   auto metrics = trainer.callback_metrics();
   metrics["epoch"] = static_cast<double>(trainer.current_epoch());
   metrics["step"] = static_cast<double>(trainer.global_step());
-  fs::create_directories(dirpath_);
-  if (o_.save_top_k != 0) {
-    double score = static_cast<double>(trainer.global_step());  // without a monitor, newest is best
-    if (!o_.monitor.empty()) {
-      auto it = metrics.find(o_.monitor);
-      EMBER_CHECK(it != metrics.end(), "ModelCheckpoint(monitor=\"", o_.monitor, "\") could not find the monitored "
-                  "key in the logged metrics: ", available(metrics), ". Log it with self.log(\"", o_.monitor,
-                  "\", ...) or change monitor.");
-      score = it->second;
-    }
-    const std::string path = (fs::path(dirpath_) / (format_checkpoint_name(metrics) + ".ckpt")).string();
-    const bool monitored = !o_.monitor.empty();
-    auto cmp = [&](double a, double b) { return monitored ? better(a, b) : a > b; };
-    bool keep = o_.save_top_k == -1 || static_cast<int64_t>(best_k_models_.size()) < o_.save_top_k ||
-                best_k_models_.count(path);
-    std::string worst;
-    if (!keep) {
-      for (auto& [p, s] : best_k_models_)
-        if (worst.empty() || cmp(best_k_models_[worst], s)) worst = p;
-      keep = std::isfinite(score) && cmp(score, best_k_models_[worst]);
-    }
-    if (keep) {
-      trainer.save_checkpoint(path);
-      if (!worst.empty()) {
-        best_k_models_.erase(worst);
-        if (worst != path) fs::remove(worst);
-      }
-      best_k_models_[path] = score;
-      for (auto& [p, s] : best_k_models_)
-        if (best_model_path_.empty() || !best_k_models_.count(best_model_path_) || cmp(s, best_k_models_[best_model_path_]))
-          best_model_path_ = p;
-      best_model_score_ = best_k_models_[best_model_path_];
-    }
-  }
+  create_directories_or_fail(dirpath_, "ModelCheckpoint");
+  if (o_.save_top_k != 0) save_top_k(trainer, metrics);
   if (o_.save_last) {
     last_model_path_ = (fs::path(dirpath_) / "last.ckpt").string();
     trainer.save_checkpoint(last_model_path_);
   }
 }
 
+void ModelCheckpoint::save_top_k(T& trainer, const std::map<std::string, double>& metrics) {
+  double score = static_cast<double>(trainer.global_step());  // without a monitor, newest is best
+  const bool monitored = !o_.monitor.empty();
+  if (monitored) {
+    auto it = metrics.find(o_.monitor);
+    EMBER_CHECK(it != metrics.end(), "ModelCheckpoint(monitor=\"", o_.monitor, "\") could not find the monitored "
+                "key in the logged metrics: ", available(metrics), ". Log it with self.log(\"", o_.monitor,
+                "\", ...) or change monitor.");
+    // NaN is the worst score there is (Lightning's rule): it never displaces a real one.
+    score = std::isnan(it->second) ? (o_.mode == "min" ? INFINITY : -INFINITY) : it->second;
+  }
+  auto cmp = [&](double a, double b) { return monitored ? better(a, b) : a > b; };
+  std::string worst;  // the kept checkpoint this one replaces when top-k is full
+  if (o_.save_top_k != -1 && static_cast<int64_t>(best_k_models_.size()) >= o_.save_top_k) {
+    for (auto& [p, s] : best_k_models_)
+      if (worst.empty() || cmp(best_k_models_[worst], s)) worst = p;
+    if (!cmp(score, best_k_models_[worst])) return;
+  }
+  // A name that renders the same as a kept file gets a version suffix (-v1, -v2, ...) instead of
+  // overwriting it; only the checkpoint being replaced may be overwritten.
+  const std::string stem = (fs::path(dirpath_) / format_checkpoint_name(metrics)).string();
+  std::string path = stem + ".ckpt";
+  for (int v = 1; path != worst && fs::exists(path); ++v) path = stem + "-v" + std::to_string(v) + ".ckpt";
+  trainer.save_checkpoint(path);
+  if (!worst.empty()) {
+    best_k_models_.erase(worst);
+    std::error_code ec;
+    if (worst != path) fs::remove(worst, ec);  // a file already gone is not a failure
+  }
+  best_k_models_[path] = score;
+  for (auto& [p, s] : best_k_models_)
+    if (best_model_path_.empty() || !best_k_models_.count(best_model_path_) || cmp(s, best_k_models_[best_model_path_]))
+      best_model_path_ = p;
+  best_model_score_ = best_k_models_[best_model_path_];
+}
+
+namespace {
+
+// JSON has no infinity (the library writes null); a NaN score is kept as +-inf, so scores are
+// written as numbers when finite and as "inf" / "-inf" otherwise.
+nlohmann::json score_to_json(double v) {
+  if (std::isfinite(v)) return v;
+  return v > 0 ? "inf" : "-inf";
+}
+
+double score_from_json(const nlohmann::json& v, const std::string& what) {
+  if (v.is_number()) return v.get<double>();
+  EMBER_CHECK(v.is_string() && (v == "inf" || v == "-inf"), what, ": a score must be a number, \"inf\" or \"-inf\", got ",
+              v.dump().substr(0, 80));
+  return v == "inf" ? INFINITY : -INFINITY;
+}
+
+}  // namespace
+
 std::string ModelCheckpoint::state_dict() const {
+  nlohmann::json best_k = nlohmann::json::object();
+  for (auto& [p, s] : best_k_models_) best_k[p] = score_to_json(s);
   nlohmann::json j = {{"monitor", o_.monitor}, {"best_model_path", best_model_path_},
-                      {"last_model_path", last_model_path_}, {"best_k_models", best_k_models_},
+                      {"last_model_path", last_model_path_}, {"best_k_models", best_k},
                       {"dirpath", dirpath_}, {"last_saved_step", last_saved_step_}};
-  if (best_model_score_) j["best_model_score"] = *best_model_score_;
+  if (best_model_score_) j["best_model_score"] = score_to_json(*best_model_score_);
   return j.dump();
 }
 
 void ModelCheckpoint::load_state_dict(const std::string& text) {
-  const auto j = nlohmann::json::parse(text);
-  best_model_path_ = j.at("best_model_path").get<std::string>();
-  last_model_path_ = j.at("last_model_path").get<std::string>();
-  best_k_models_ = j.at("best_k_models").get<std::map<std::string, double>>();
-  last_saved_step_ = j.at("last_saved_step").get<int64_t>();
-  if (j.contains("best_model_score")) best_model_score_ = j["best_model_score"].get<double>();
-  if (o_.dirpath.empty()) dirpath_ = j.at("dirpath").get<std::string>();
+  const std::string what = "checkpoint: ModelCheckpoint's saved state";
+  const auto j = nn::parse_json(text, what);
+  best_model_path_ = nn::json_field<std::string>(j, "best_model_path", what);
+  last_model_path_ = nn::json_field<std::string>(j, "last_model_path", what);
+  const auto best_k = nn::json_field<nlohmann::json>(j, "best_k_models", what);
+  EMBER_CHECK(best_k.is_object(), what, ": best_k_models must map paths to scores");
+  best_k_models_.clear();
+  for (auto& [p, v] : best_k.items()) best_k_models_[p] = score_from_json(v, what);
+  last_saved_step_ = nn::json_field<int64_t>(j, "last_saved_step", what);
+  if (j.contains("best_model_score")) best_model_score_ = score_from_json(j["best_model_score"], what);
+  if (o_.dirpath.empty()) dirpath_ = nn::json_field<std::string>(j, "dirpath", what);
 }
 
 // ---- EarlyStopping --------------------------------------------------------------------------------
@@ -230,10 +290,12 @@ std::string EarlyStopping::state_dict() const {
 }
 
 void EarlyStopping::load_state_dict(const std::string& text) {
-  const auto j = nlohmann::json::parse(text);
-  wait_count_ = j.at("wait_count").get<int64_t>();
-  stopped_epoch_ = j.at("stopped_epoch").get<int64_t>();
-  best_score_ = j.at("best_score").is_number() ? j.at("best_score").get<double>() : best_score_;
+  const std::string what = "checkpoint: EarlyStopping's saved state";
+  const auto j = nn::parse_json(text, what);
+  wait_count_ = nn::json_field<int64_t>(j, "wait_count", what);
+  stopped_epoch_ = nn::json_field<int64_t>(j, "stopped_epoch", what);
+  // A NaN or infinite best score was written as null.
+  if (j.contains("best_score") && j["best_score"].is_number()) best_score_ = j["best_score"].get<double>();
 }
 
 // ---- LearningRateMonitor -----------------------------------------------------------------------------
@@ -317,7 +379,8 @@ void Timer::check(T& trainer) {
 }
 std::string Timer::state_dict() const { return nlohmann::json{{"time_elapsed", time_elapsed()}}.dump(); }
 void Timer::load_state_dict(const std::string& text) {
-  offset_ = nlohmann::json::parse(text).at("time_elapsed").get<double>();
+  const std::string what = "checkpoint: Timer's saved state";
+  offset_ = nn::json_field<double>(nn::parse_json(text, what), "time_elapsed", what);
 }
 
 }  // namespace ember::trainer

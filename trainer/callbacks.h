@@ -52,6 +52,7 @@ class ModelCheckpoint : public Callback {
  private:
   void save(T& trainer);
   void save_on_rank_zero(T& trainer);
+  void save_top_k(T& trainer, const std::map<std::string, double>& metrics);
   bool better(double a, double b) const { return o_.mode == "min" ? a < b : a > b; }
   Options o_;
   std::string dirpath_;

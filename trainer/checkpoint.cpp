@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "ember/nn/json_read.h"
 #include "ember/nn/serialize.h"
 
 namespace ember::trainer {
@@ -43,55 +44,91 @@ void write_checkpoint(const std::string& path, const CheckpointContents& c) {
   nn::save_safetensors(tensors, path, {{kKey, meta.dump()}});
 }
 
-CheckpointContents read_checkpoint(const std::string& path) {
-  EMBER_CHECK(std::filesystem::exists(path), "checkpoint: no file at ", path);
+namespace {
+
+using nn::json_field;
+
+void read_loops(const nlohmann::json& meta, CheckpointContents& c, const std::string& what) {
+  const auto loops = json_field<nlohmann::json>(meta, "loops", what);
+  c.batches_stepped = json_field<int64_t>(loops, "batches_stepped", what + ": loops");
+  c.epoch_batches_done = json_field<int64_t>(loops, "epoch_batches_done", what + ": loops");
+  c.epoch_finished = json_field<bool>(loops, "epoch_finished", what + ": loops");
+}
+
+void read_optimizers(const nlohmann::json& meta, CheckpointContents& c, const std::string& what) {
+  const auto opts = json_field<nlohmann::json>(meta, "optimizers", what);
+  EMBER_CHECK(opts.is_array(), what, ": the field \"optimizers\" must be a list, got ", opts.type_name());
+  for (const auto& o : opts) {
+    const std::string where = what + ": optimizer " + std::to_string(c.optimizers.size());
+    optim::OptimizerState s;
+    s.groups = json_field<std::vector<optim::Options>>(o, "groups", where);
+    const auto groups = json_field<nlohmann::json>(o, "group_params", where);
+    EMBER_CHECK(groups.is_array(), where, ": group_params must be a list of lists");
+    for (const auto& g : groups) s.group_params.push_back(nn::json_to_ints(g, where + ": group_params"));
+    c.optimizers.push_back(std::move(s));
+  }
+}
+
+GeneratorState read_rng(const nlohmann::json& meta, const char* key, const std::string& what) {
+  const auto rng = json_field<nlohmann::json>(meta, key, what);
+  const std::string where = what + ": " + key;
+  return {json_field<uint64_t>(rng, "seed", where), json_field<uint64_t>(rng, "offset", where)};
+}
+
+// The index in "<digits>.<rest>" as a number, or an ember::Error naming the tensor.
+int64_t leading_index(const std::string& text, size_t end, const std::string& what, const std::string& name) {
+  EMBER_CHECK(end != std::string::npos && end > 0 && end <= 18 &&
+                  text.find_first_not_of("0123456789") >= end,
+              what, ": the tensor name \"", name, "\" is not optimizer_states.<optimizer>.<param>.<name>");
+  return std::stoll(text.substr(0, end));
+}
+
+void read_optimizer_tensor(const std::string& name, const Tensor& t, CheckpointContents& c,
+                           const std::string& what) {
+  const std::string rest = name.substr(kOpt.size());
+  const size_t a = rest.find('.');
+  const int64_t i = leading_index(rest, a, what, name);
+  const size_t b = rest.find('.', a + 1);
+  const int64_t param = leading_index(rest.substr(a + 1), b == std::string::npos ? b : b - a - 1, what, name);
+  EMBER_CHECK(i < static_cast<int64_t>(c.optimizers.size()), what, ": ", name, " names optimizer ", i,
+              " of ", c.optimizers.size());
+  c.optimizers[i].state[param][rest.substr(b + 1)] = t;
+}
+
+CheckpointContents read_contents(const std::string& path) {
+  const std::string what = "checkpoint: " + path;
   nn::Metadata metadata;
   nn::NamedTensors tensors = nn::load_safetensors(path, &metadata);
   auto it = metadata.find(kKey);
-  EMBER_CHECK(it != metadata.end(), "checkpoint: ", path, " is a safetensors file but not an ember checkpoint "
-              "(no \"", kKey, "\" metadata); load plain weights with nn::load");
-  const auto meta = nlohmann::json::parse(it->second);
+  EMBER_CHECK(it != metadata.end(), what, " is a safetensors file but not an ember checkpoint (no \"", kKey,
+              "\" metadata); load plain weights with nn::load");
+  const auto meta = nn::parse_json(it->second, what);
   CheckpointContents c;
-  c.epoch = meta.at("epoch").get<int64_t>();
-  c.global_step = meta.at("global_step").get<int64_t>();
-  const auto& loops = meta.at("loops");
-  c.batches_stepped = loops.at("batches_stepped").get<int64_t>();
-  c.epoch_batches_done = loops.at("epoch_batches_done").get<int64_t>();
-  c.epoch_finished = loops.at("epoch_finished").get<bool>();
-  c.module_type = meta.at("module_type").get<std::string>();
-  c.hparams = HParams::from_json(meta.at("hparams").dump());
-  for (auto& o : meta.at("optimizers")) {
-    optim::OptimizerState s;
-    s.groups = o.at("groups").get<std::vector<optim::Options>>();
-    s.group_params = o.at("group_params").get<std::vector<std::vector<int64_t>>>();
-    c.optimizers.push_back(std::move(s));
-  }
-  c.schedulers = meta.at("lr_schedulers").get<std::vector<std::string>>();
-  c.callbacks = meta.at("callbacks").get<std::map<std::string, std::string>>();
-  c.rng.seed = meta.at("rng").at("seed").get<uint64_t>();
-  c.rng.offset = meta.at("rng").at("offset").get<uint64_t>();
-  if (meta.contains("rng_cuda")) {
-    c.rng_cuda.seed = meta["rng_cuda"].at("seed").get<uint64_t>();
-    c.rng_cuda.offset = meta["rng_cuda"].at("offset").get<uint64_t>();
-  }
-  c.extras.values = meta.at("extras").get<std::map<std::string, std::string>>();
-  if (meta.contains("grad_scaler")) c.grad_scaler = meta["grad_scaler"].get<std::map<std::string, double>>();
+  c.epoch = json_field<int64_t>(meta, "epoch", what);
+  c.global_step = json_field<int64_t>(meta, "global_step", what);
+  read_loops(meta, c, what);
+  c.module_type = json_field<std::string>(meta, "module_type", what);
+  c.hparams = HParams::from_json(json_field<nlohmann::json>(meta, "hparams", what).dump());
+  read_optimizers(meta, c, what);
+  c.schedulers = json_field<std::vector<std::string>>(meta, "lr_schedulers", what);
+  c.callbacks = json_field<std::map<std::string, std::string>>(meta, "callbacks", what);
+  c.rng = read_rng(meta, "rng", what);
+  if (meta.contains("rng_cuda")) c.rng_cuda = read_rng(meta, "rng_cuda", what);
+  c.extras.values = json_field<std::map<std::string, std::string>>(meta, "extras", what);
+  if (meta.contains("grad_scaler")) c.grad_scaler = json_field<std::map<std::string, double>>(meta, "grad_scaler", what);
   for (auto& [name, t] : tensors) {
-    if (name.rfind(kState, 0) == 0) {
-      c.state_dict.emplace_back(name.substr(kState.size()), t);
-    } else if (name.rfind(kOpt, 0) == 0) {
-      // optimizer_states.<i>.<param>.<entry name>
-      const std::string rest = name.substr(kOpt.size());
-      const size_t a = rest.find('.'), b = rest.find('.', a + 1);
-      EMBER_CHECK(a != std::string::npos && b != std::string::npos, "checkpoint: bad tensor name ", name);
-      const size_t i = std::stoul(rest.substr(0, a));
-      EMBER_CHECK(i < c.optimizers.size(), "checkpoint: ", name, " names optimizer ", i, " of ", c.optimizers.size());
-      c.optimizers[i].state[std::stoll(rest.substr(a + 1, b - a - 1))][rest.substr(b + 1)] = t;
-    } else if (name.rfind(kExtra, 0) == 0) {
-      c.extras.tensors.emplace_back(name.substr(kExtra.size()), t);
-    }
+    if (name.rfind(kState, 0) == 0) c.state_dict.emplace_back(name.substr(kState.size()), t);
+    else if (name.rfind(kOpt, 0) == 0) read_optimizer_tensor(name, t, c, what);
+    else if (name.rfind(kExtra, 0) == 0) c.extras.tensors.emplace_back(name.substr(kExtra.size()), t);
   }
   return c;
+}
+
+}  // namespace
+
+CheckpointContents read_checkpoint(const std::string& path) {
+  EMBER_CHECK(std::filesystem::exists(path), "checkpoint: no file at ", path);
+  return read_contents(path);
 }
 
 }  // namespace ember::trainer

@@ -1,8 +1,9 @@
 // HParams: see hparams.h.
 #include "ember/trainer/hparams.h"
 
-#include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "ember/nn/json_read.h"
 
 namespace ember::trainer {
 namespace {
@@ -72,7 +73,9 @@ std::string HParams::to_json() const {
 
 HParams HParams::from_json(const std::string& text) {
   HParams out;
-  const auto j = nlohmann::ordered_json::parse(text);
+  nn::parse_json(text, "checkpoint: hparams");  // bounded depth, no duplicate keys, ember::Error
+  const auto j = nlohmann::ordered_json::parse(text);  // again, keeping the order they were saved in
+  EMBER_CHECK(j.is_object(), "checkpoint: hparams must be a JSON object, got ", j.type_name());
   for (auto it = j.begin(); it != j.end(); ++it) {
     const auto& v = it.value();
     if (v.is_boolean()) out.set(it.key(), v.get<bool>());

@@ -8,29 +8,21 @@
 #include <set>
 #include <sstream>
 
+#include "ember/core/atomic_file.h"
 #include "ember/core/error.h"
 
 namespace ember::trainer {
 namespace fs = std::filesystem;
 
 void write_text_atomic(const std::string& path, const std::string& text) {
-  const fs::path p(path);
-  if (p.has_parent_path()) fs::create_directories(p.parent_path());
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    EMBER_CHECK(out.good(), "cannot write ", tmp);
-    out << text;
-    out.flush();
-    EMBER_CHECK(out.good(), "writing ", tmp, " failed");
-  }
-  fs::rename(tmp, path);
+  write_file_atomic(path, [&](std::ostream& out) { out << text; }, "CSVLogger");
 }
 
 int next_version(const std::string& dir) {
   int next = 0;
-  if (!fs::exists(dir)) return 0;
-  for (auto& entry : fs::directory_iterator(dir)) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return 0;
+  for (auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string n = entry.path().filename().string();
     if (entry.is_directory() && n.rfind("version_", 0) == 0) {
       try {
@@ -58,7 +50,7 @@ std::string CSVLogger::log_dir() {
   if (log_dir_.empty()) {
     const fs::path root = fs::path(save_dir_.empty() ? "." : save_dir_) / name_;
     log_dir_ = (root / ("version_" + std::to_string(version()))).string();
-    fs::create_directories(log_dir_);
+    create_directories_or_fail(log_dir_, "CSVLogger");
   }
   return log_dir_;
 }

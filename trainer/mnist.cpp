@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "ember/core/atomic_file.h"
 #include "ember/trainer/sampler.h"
 
 namespace ember::data {
@@ -64,22 +65,17 @@ Tensor read_idx(const std::string& path, DType dtype) {
 void write_idx(const std::string& path, const Tensor& values) {
   Tensor v = values.to(kInt64).contiguous();
   EMBER_CHECK(v.dim() >= 1 && v.dim() <= 4, "write_idx: rank ", v.dim(), " is not supported");
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    EMBER_CHECK(out.good(), "write_idx: cannot write ", tmp);
+  const int64_t* p = v.data_ptr<int64_t>();
+  std::vector<char> bytes(v.numel());
+  for (int64_t i = 0; i < v.numel(); ++i) {
+    EMBER_CHECK(p[i] >= 0 && p[i] <= 255, "write_idx: value ", p[i], " does not fit a byte");
+    bytes[i] = static_cast<char>(p[i]);
+  }
+  write_file_atomic(path, [&](std::ostream& out) {
     write_be32(out, 0x0800u | static_cast<uint32_t>(v.dim()));
     for (int64_t d = 0; d < v.dim(); ++d) write_be32(out, static_cast<uint32_t>(v.size(d)));
-    const int64_t* p = v.data_ptr<int64_t>();
-    std::vector<char> bytes(v.numel());
-    for (int64_t i = 0; i < v.numel(); ++i) {
-      EMBER_CHECK(p[i] >= 0 && p[i] <= 255, "write_idx: value ", p[i], " does not fit a byte");
-      bytes[i] = static_cast<char>(p[i]);
-    }
-    out.write(bytes.data(), bytes.size());
-    EMBER_CHECK(out.good(), "write_idx: writing ", tmp, " failed");
-  }
-  fs::rename(tmp, path);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }, "write_idx");
 }
 
 std::shared_ptr<TensorDataset<2>> mnist(const std::string& root, bool train) {
@@ -114,7 +110,7 @@ MnistConversion convert_mnist_json(const std::string& json_dir, const std::strin
       (test ? test_lab : train_lab).push_back(digit);
     }
   }
-  fs::create_directories(out_dir);
+  create_directories_or_fail(out_dir, "convert_mnist_json");
   // Digits are interleaved in a fixed shuffled order, like the original files.
   auto write_split = [&](const std::string& prefix, const std::vector<std::vector<uint8_t>>& img,
                          const std::vector<int64_t>& lab, uint64_t stream) {

@@ -1,7 +1,7 @@
 // Optimizers / Scheduler: see optimizer_config.h.
 #include "ember/trainer/optimizer_config.h"
 
-#include <nlohmann/json.hpp>
+#include "ember/nn/json_read.h"
 
 namespace ember::trainer {
 namespace {
@@ -11,13 +11,15 @@ nlohmann::json to_json(const optim::SchedulerState& s) {
           {"last_lrs", s.last_lrs}, {"extra", s.extra}};
 }
 
+const std::string kWhat = "checkpoint: an LR scheduler's saved state";
+
 optim::SchedulerState from_json(const nlohmann::json& j) {
   optim::SchedulerState s;
-  s.last_epoch = j.at("last_epoch").get<int64_t>();
-  s.step_count = j.at("step_count").get<int64_t>();
-  s.base_lrs = j.at("base_lrs").get<std::vector<double>>();
-  s.last_lrs = j.at("last_lrs").get<std::vector<double>>();
-  s.extra = j.at("extra").get<std::map<std::string, double>>();
+  s.last_epoch = nn::json_field<int64_t>(j, "last_epoch", kWhat);
+  s.step_count = nn::json_field<int64_t>(j, "step_count", kWhat);
+  s.base_lrs = nn::json_field<std::vector<double>>(j, "base_lrs", kWhat);
+  s.last_lrs = nn::json_field<std::vector<double>>(j, "last_lrs", kWhat);
+  s.extra = nn::json_field<std::map<std::string, double>>(j, "extra", kWhat);
   return s;
 }
 
@@ -28,6 +30,7 @@ nlohmann::json to_json(const std::vector<optim::SchedulerState>& v) {
 }
 
 std::vector<optim::SchedulerState> list_from_json(const nlohmann::json& j) {
+  EMBER_CHECK(j.is_array(), kWhat, " must be a list for a sequential or chained scheduler");
   std::vector<optim::SchedulerState> out;
   for (auto& s : j) out.push_back(from_json(s));
   return out;
@@ -79,7 +82,7 @@ std::string Scheduler::state_json() const {
 }
 
 void Scheduler::load_state_json(const std::string& text) {
-  const auto j = nlohmann::json::parse(text);
+  const auto j = nn::parse_json(text, kWhat);
   if (plateau_) plateau_->load_state_dict(from_json(j));
   else if (lr_) lr_->load_state_dict(from_json(j));
   else if (sequential_) sequential_->load_state_dict(list_from_json(j));

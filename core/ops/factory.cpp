@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "ember/core/ops/internal.h"
+#include "ember/core/shape_check.h"
 #include "ember/kernels/dispatch.h"
 
 namespace ember {
@@ -82,7 +83,7 @@ Tensor full_like(const Tensor& t, Scalar v, std::optional<TensorOptions> o) {
 
 template <class T>
 Tensor tensor(const std::vector<T>& values, const Shape& shape, std::optional<TensorOptions> opts) {
-  const int64_t n = numel_of(shape);
+  const int64_t n = numel_of(shape, "tensor");
   EMBER_CHECK(static_cast<int64_t>(values.size()) == n, "tensor: ", values.size(),
               " values do not fill shape ", shape, " (", n, " elements)");
   TensorOptions o = opts.value_or(TensorOptions(dtype_of<T>()));
@@ -157,12 +158,19 @@ Tensor from_blob(void* data, const Shape& shape, DType dtype, std::function<void
                  std::optional<Shape> strides) {
   Shape st = strides.value_or(contiguous_strides(shape));
   EMBER_CHECK(st.size() == shape.size(), "from_blob: ", st.size(), " strides for shape ", shape);
-  int64_t extent = 1;  // one past the furthest element reachable
-  for (size_t d = 0; d < shape.size(); ++d)
-    if (shape[d] == 0) extent = 0;
-    else if (extent) extent += (shape[d] - 1) * st[d];
+  int64_t extent = checked_numel(shape, "from_blob") == 0 ? 0 : 1;  // one past the furthest element
+  for (size_t d = 0; d < shape.size() && extent; ++d) {
+    EMBER_CHECK(st[d] >= 0, "from_blob: negative stride in ", st);
+    int64_t step = 0;
+    EMBER_CHECK(!__builtin_mul_overflow(shape[d] - 1, st[d], &step) &&
+                    !__builtin_add_overflow(extent, step, &extent),
+                "from_blob: shape ", shape, " with strides ", st, " reaches beyond what int64 can count");
+  }
+  int64_t nbytes = 0;
+  EMBER_CHECK(!__builtin_mul_overflow(extent, static_cast<int64_t>(itemsize(dtype)), &nbytes),
+              "from_blob: shape ", shape, " needs more bytes than int64 can count");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(data, extent * itemsize(dtype), Device::cpu(),
+  impl->storage = std::make_shared<Storage>(data, static_cast<size_t>(nbytes), Device::cpu(),
                                             std::move(deleter));
   impl->sizes = shape;
   impl->strides = st;

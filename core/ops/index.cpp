@@ -241,6 +241,7 @@ Tensor masked_select(const Tensor& x, const Tensor& mask) {
 Tensor embedding(const Tensor& weight, const Tensor& indices) {
   EMBER_CHECK(weight.dim() == 2, "embedding: weight must be 2-D [num_embeddings, dim], got ",
               weight.sizes());
+  check_index_tensor(indices, weight.size(0), "embedding", weight.sizes(), 0);
   Shape shape = indices.sizes();
   shape.push_back(weight.size(1));
   return index_select(weight, 0, indices.reshape({-1})).view(shape);

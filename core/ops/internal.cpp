@@ -1,6 +1,8 @@
 // Implementation of the op helpers in internal.h.
 #include "ember/core/ops/internal.h"
 
+#include "ember/core/shape_check.h"
+
 namespace ember::detail {
 
 Shape contiguous_strides(const Shape& shape) {
@@ -13,17 +15,12 @@ Shape contiguous_strides(const Shape& shape) {
   return strides;
 }
 
-int64_t numel_of(const Shape& shape) {
-  int64_t n = 1;
-  for (auto s : shape) n *= s;
-  return n;
-}
+int64_t numel_of(const Shape& shape, const char* op) { return checked_numel(shape, op); }
 
 Tensor make_empty(const Shape& shape, DType dtype, Device device) {
-  for (auto s : shape)
-    EMBER_CHECK(s >= 0, "empty: negative dimension in shape ", shape);
+  const int64_t nbytes = checked_nbytes(shape, itemsize(dtype), "empty");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(numel_of(shape) * itemsize(dtype), device);
+  impl->storage = std::make_shared<Storage>(static_cast<size_t>(nbytes), device);
   impl->sizes = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;

@@ -14,7 +14,7 @@ using autograd::FunctionNode;
 using autograd::variable_list;
 
 Shape contiguous_strides(const Shape& shape);
-int64_t numel_of(const Shape& shape);
+int64_t numel_of(const Shape& shape, const char* op);
 // A new compact tensor with uninitialised data.
 Tensor make_empty(const Shape& shape, DType dtype, Device device);
 inline kernels::Backend& backend_of(const Tensor& t) { return kernels::backend_for(t.device()); }

@@ -138,7 +138,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Shape ea = batch, eb = batch;
   ea.insert(ea.end(), {n, ka});
   eb.insert(eb.end(), {ka, p});
-  const int64_t B = numel_of(batch);
+  const int64_t B = numel_of(batch, "matmul");
   Tensor out = bmm(a3.expand(ea).reshape({B, n, ka}), b3.expand(eb).reshape({B, ka, p}));
   Shape shape = batch;
   if (a.dim() > 1) shape.push_back(n);
@@ -147,13 +147,15 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor addmm(const Tensor& input, const Tensor& m1, const Tensor& m2, Scalar beta, Scalar alpha) {
+  EMBER_CHECK(m1.dim() == 2 && m2.dim() == 2 && m1.size(1) == m2.size(0), "addmm: mat1 of shape ", m1.sizes(),
+              " and mat2 of shape ", m2.sizes(), " cannot be multiplied");
+  Shape product{m1.size(0), m2.size(1)};
+  EMBER_CHECK(input.dim() <= 2 && broadcast_shapes(input.sizes(), product, "addmm") == product,
+              "addmm: input of shape ", input.sizes(), " does not broadcast to the product's shape ", product);
   Tensor prod_ = mm(m1, m2);
   if (alpha.to_double() != 1.0) prod_ = prod_ * alpha;
   Tensor base = beta.to_double() == 1.0 ? input : input * beta;
-  Tensor out = base + prod_;
-  EMBER_CHECK(out.sizes() == prod_.sizes(), "addmm: input of shape ", input.sizes(),
-              " does not broadcast to the product's shape ", prod_.sizes());
-  return out;
+  return base + prod_;
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {

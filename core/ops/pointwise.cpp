@@ -171,7 +171,14 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor pow(const Tensor& a, const Tensor& e) {
-  Tensor out = binary_forward(BinaryOp::Pow, a, e, result_type(a, e), "pow");
+  const DType dt = result_type(a, e);
+  if (!is_floating(dt) && e.numel() > 0) {  // x^-n has no integer value (PyTorch's rule and words)
+    autograd::NoGradGuard guard;
+    EMBER_CHECK(min(e).to(kInt64).item<int64_t>() >= 0,
+                "pow: Integers to negative integer powers are not allowed (base ", a.sizes(), " ",
+                dtype_name(a.dtype()), ", exponent ", e.sizes(), " ", dtype_name(e.dtype()), ")");
+  }
+  Tensor out = binary_forward(BinaryOp::Pow, a, e, dt, "pow");
   autograd::record("pow", {a, e}, {out}, {a, e, out},
                    [](FunctionNode& n, const variable_list& g) -> variable_list {
                      Tensor a = n.saved(0), e = n.saved(1);
@@ -269,8 +276,11 @@ Tensor operator/(Scalar a, const Tensor& b) { return div(scalar_like(b, a), b); 
 
 Tensor pow(const Tensor& x, Scalar exponent) {
   const double p = exponent.to_double();
-  if (!is_floating(x.dtype()) && !exponent.is_floating())
+  if (!is_floating(x.dtype()) && !exponent.is_floating()) {
+    EMBER_CHECK(p >= 0, "pow: Integers to negative integer powers are not allowed (", dtype_name(x.dtype()),
+                " tensor of shape ", x.sizes(), " to the power ", p, ")");
     return binary_forward(BinaryOp::Pow, x, scalar_like(x, exponent), x.dtype(), "pow");
+  }
   Tensor out = unary_forward(UnaryOp::PowScalar, x, "pow", p);
   autograd::record("pow", {x}, {out}, {x},
                    [p](FunctionNode& n, const variable_list& g) -> variable_list {

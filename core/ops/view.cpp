@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "ember/core/ops/internal.h"
+#include "ember/core/shape_check.h"
 
 namespace ember {
 using namespace detail;
@@ -53,7 +54,7 @@ Tensor record_reshape_view(const Tensor& x, Tensor out, const char* name) {
 std::optional<Shape> view_strides(const Shape& old_shape, const Shape& old_strides,
                                   const Shape& shape) {
   if (old_shape.empty()) return Shape(shape.size(), 1);
-  const int64_t numel = numel_of(old_shape);
+  const int64_t numel = numel_of(old_shape, "view");
   if (numel == 0) return contiguous_strides(shape);
   Shape new_strides(shape.size());
   int64_t view_d = static_cast<int64_t>(shape.size()) - 1;
@@ -89,7 +90,8 @@ Shape infer_shape(const Shape& requested, int64_t numel, const char* op, const S
       infer_at = static_cast<int64_t>(i);
     } else {
       EMBER_CHECK(shape[i] >= 0, op, ": invalid size ", shape[i], " in shape ", requested);
-      known *= shape[i];
+      EMBER_CHECK(!__builtin_mul_overflow(known, shape[i], &known), op, ": shape ", requested,
+                  " has more elements than int64 can count");
     }
   }
   if (infer_at >= 0) {
@@ -200,6 +202,7 @@ Tensor expand(const Tensor& x, const Shape& target) {
     sizes[i] = want;
     strides[i] = have == want ? x.strides()[i - lead] : 0;
   }
+  checked_numel(sizes, "expand");
   Tensor out = alias_with(x, sizes, strides, x.storage_offset());
   // Broadcasting's gradient is a sum back to the input shape, which FunctionNode does itself.
   autograd::record("expand", {x}, {out}, {},
@@ -281,15 +284,23 @@ Tensor as_strided(const Tensor& x, const Shape& sizes, const Shape& strides,
   EMBER_CHECK(sizes.size() == strides.size(), "as_strided: ", sizes.size(), " sizes but ",
               strides.size(), " strides");
   const int64_t off = storage_offset.value_or(x.storage_offset());
-  int64_t last = off;
-  for (size_t i = 0; i < sizes.size(); ++i) {
+  EMBER_CHECK(off >= 0, "as_strided: negative storage offset ", off);
+  for (size_t i = 0; i < sizes.size(); ++i)
     EMBER_CHECK(sizes[i] >= 0 && strides[i] >= 0, "as_strided: negative size or stride in ", sizes,
                 " / ", strides);
-    if (sizes[i] > 0) last += (sizes[i] - 1) * strides[i];
-  }
   const int64_t capacity = static_cast<int64_t>(x.impl()->storage->nbytes() / x.element_size());
-  EMBER_CHECK(numel_of(sizes) == 0 || last < capacity, "as_strided: sizes ", sizes, " strides ",
-              strides, " offset ", off, " reach element ", last, " of a storage with ", capacity);
+  if (checked_numel(sizes, "as_strided") > 0) {
+    // The furthest element the view reaches; a sum that overflows is as out of range as a large one.
+    int64_t last = off;
+    bool overflow = false;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      int64_t step = 0;
+      overflow = overflow || __builtin_mul_overflow(sizes[i] - 1, strides[i], &step) ||
+                 __builtin_add_overflow(last, step, &last);
+    }
+    EMBER_CHECK(!overflow && last < capacity, "as_strided: sizes ", sizes, " strides ", strides,
+                " offset ", off, " reach beyond a storage of ", capacity, " elements");
+  }
   Tensor out = alias_with(x, sizes, strides, off);
   // The gradient view is taken relative to a compact copy of x, so it is exact when x is compact
   // and the view does not overlap itself (the common uses: sliding windows are not differentiated).

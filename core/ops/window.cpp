@@ -5,29 +5,38 @@
 namespace ember {
 using namespace detail;
 
-namespace {
-
-kernels::WindowGeometry geometry(int64_t c, int64_t h, int64_t w, Pair kernel, Pair dilation,
-                                 Pair padding, Pair stride, const char* op) {
+Pair window_output_size(const Shape& shape, Pair kernel, Pair dilation, Pair padding, Pair stride, const char* op) {
+  EMBER_CHECK(shape.size() == 4, op, ": expected a 4-D input [N, C, H, W], got shape ", shape);
+  Pair out{};
   for (int i = 0; i < 2; ++i) {
     EMBER_CHECK(kernel[i] > 0 && dilation[i] > 0 && stride[i] > 0 && padding[i] >= 0, op,
-                ": kernel, dilation and stride must be positive and padding non-negative");
+                ": kernel, dilation and stride must be positive and padding non-negative, got kernel [",
+                kernel[0], ", ", kernel[1], "], dilation [", dilation[0], ", ", dilation[1], "], stride [",
+                stride[0], ", ", stride[1], "], padding [", padding[0], ", ", padding[1], "]");
+    // Compared before dividing: C++ division truncates toward zero, so a window one element too
+    // large would otherwise still yield an output of size 1.
+    const int64_t span = dilation[i] * (kernel[i] - 1) + 1, padded = shape[2 + i] + 2 * padding[i];
+    EMBER_CHECK(padded >= span, op, ": input of shape ", shape, " is too small for kernel [", kernel[0], ", ",
+                kernel[1], "] with dilation [", dilation[0], ", ", dilation[1], "] and padding [", padding[0],
+                ", ", padding[1], "]: the window spans ", span, " but the padded input has ", padded);
+    out[i] = (padded - span) / stride[i] + 1;
   }
-  kernels::WindowGeometry g{c, h, w, kernel[0], kernel[1], padding[0], padding[1], stride[0],
-                            stride[1], dilation[0], dilation[1], 0, 0};
-  g.out_h = (h + 2 * padding[0] - dilation[0] * (kernel[0] - 1) - 1) / stride[0] + 1;
-  g.out_w = (w + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1) / stride[1] + 1;
-  EMBER_CHECK(g.out_h > 0 && g.out_w > 0, op, ": input of spatial size [", h, ", ", w,
-              "] is too small for kernel [", kernel[0], ", ", kernel[1], "] with dilation [",
-              dilation[0], ", ", dilation[1], "] and padding [", padding[0], ", ", padding[1], "]");
-  return g;
+  return out;
+}
+
+namespace {
+
+kernels::WindowGeometry geometry(const Shape& x, Pair kernel, Pair dilation, Pair padding, Pair stride,
+                                 const char* op) {
+  const Pair out = window_output_size(x, kernel, dilation, padding, stride, op);
+  return {x[1], x[2], x[3], kernel[0], kernel[1], padding[0], padding[1], stride[0],
+          stride[1], dilation[0], dilation[1], out[0], out[1]};
 }
 
 }  // namespace
 
 Tensor unfold(const Tensor& x, Pair kernel, Pair dilation, Pair padding, Pair stride) {
-  EMBER_CHECK(x.dim() == 4, "unfold: expected a 4-D input [N, C, H, W], got shape ", x.sizes());
-  const auto g = geometry(x.size(1), x.size(2), x.size(3), kernel, dilation, padding, stride, "unfold");
+  const auto g = geometry(x.sizes(), kernel, dilation, padding, stride, "unfold");
   const DType work = compute_dtype(x.dtype());
   Tensor out;
   {
@@ -52,7 +61,7 @@ Tensor fold(const Tensor& cols, Pair output_size, Pair kernel, Pair dilation, Pa
   const int64_t k = kernel[0] * kernel[1];
   EMBER_CHECK(k > 0 && cols.size(1) % k == 0, "fold: dim 1 of the input (", cols.size(1),
               ") is not a multiple of the kernel size ", k);
-  const auto g = geometry(cols.size(1) / k, output_size[0], output_size[1], kernel, dilation,
+  const auto g = geometry({cols.size(0), cols.size(1) / k, output_size[0], output_size[1]}, kernel, dilation,
                           padding, stride, "fold");
   EMBER_CHECK(cols.size(2) == g.out_h * g.out_w, "fold: the input has ", cols.size(2),
               " windows but output size [", output_size[0], ", ", output_size[1], "] gives ",

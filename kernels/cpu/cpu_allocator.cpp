@@ -69,7 +69,13 @@ void* cpu_allocate(size_t nbytes) {
       return p;
     }
   }
-  return raw_alloc(cls);
+  try {
+    return raw_alloc(cls);
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(c.mu);  // the request never became an allocation
+    c.stats.allocated -= cls;
+    throw;
+  }
 }
 
 void cpu_deallocate(void* ptr, size_t nbytes) {

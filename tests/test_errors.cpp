@@ -1,0 +1,110 @@
+// The error contract: misuse of each op family throws ember::Error whose message names the op the
+// user called (not a helper it is built from) and the shapes passed; nothing else escapes. Each case
+// here is a call a user can make; docs/errors.md lists the same families.
+#include <climits>
+
+#include "helpers.h"
+
+using namespace ember;
+using ember::test::check_error;
+namespace F = ember::nn::functional;
+
+TEST_CASE("errors: shapes whose element count or byte size overflows int64 are refused") {
+  check_error([] { empty({int64_t{1} << 32, int64_t{1} << 32}); }, {"empty", "int64"});
+  check_error([] { zeros({int64_t{1} << 62, 4}); }, {"empty", "int64"});  // bytes overflow
+  check_error([] { empty({3, -1}); }, {"empty", "negative"});
+  Tensor x = zeros({0});
+  check_error([&] { x.view({int64_t{1} << 32, int64_t{1} << 32, 0, -1}); }, {"view"});
+  check_error([&] { x.reshape({int64_t{1} << 40, int64_t{1} << 40}); }, {"reshape", "int64"});
+  check_error([] { scalar_tensor(1.0).expand({int64_t{1} << 32, int64_t{1} << 32}); }, {"expand", "int64"});
+  // A zero anywhere makes a shape empty, however large the other sizes.
+  CHECK(empty({int64_t{1} << 62, 0}).numel() == 0);
+}
+
+TEST_CASE("errors: as_strided checks offset, sizes and strides against the storage") {
+  Tensor x = arange(10.0);
+  check_error([&] { x.as_strided({2}, {1}, -1); }, {"as_strided", "negative storage offset"});
+  check_error([&] { x.as_strided({2}, {-1}); }, {"as_strided", "negative"});
+  check_error([&] { x.as_strided({4}, {3}, 2); }, {"as_strided", "storage of 10"});
+  check_error([&] { x.as_strided({2, 2}, {INT64_MAX, 1}); }, {"as_strided"});
+  CHECK(x.as_strided({3}, {3}, 1).equal(tensor({1.0, 4.0, 7.0}).to(x.dtype())));
+}
+
+TEST_CASE("errors: pointwise ops") {
+  check_error([] { add(ones({2, 3}), ones({4})); }, {"add", "[2, 3]", "[4]"});
+  check_error([] { mul(ones({2, 3}), ones({3, 2})); }, {"mul", "[2, 3]", "[3, 2]"});
+  check_error([] { pow(tensor({2, 3}), -1); }, {"pow", "Integers to negative integer powers are not allowed"});
+  check_error([] { pow(tensor({2, 3}), tensor({1, -2})); }, {"pow", "negative integer powers"});
+  CHECK(pow(tensor({2, 3}), 2).equal(tensor({4, 9})));
+  CHECK(pow(tensor({2.0, 4.0}), -1).allclose(tensor({0.5, 0.25})));
+  check_error([] { where(ones({2}), ones({2}), ones({2})); }, {"where", "bool"});
+  check_error([] { masked_fill(ones({2, 2}), ones({3}, kBool), 0); }, {"masked_fill"});
+}
+
+TEST_CASE("errors: reductions, views and joins name their op and dims") {
+  check_error([] { sum(ones({2, 3}), {2}); }, {"sum", "dimension 2"});
+  check_error([] { softmax(ones({2, 3}), 5); }, {"softmax"});
+  check_error([] { ones({2, 3}).view({4}); }, {"view", "[4]", "[2, 3]"});
+  check_error([] { ones({2, 3}).transpose(0, 3); }, {"transpose"});
+  check_error([] { cat({ones({2, 3}), ones({2, 4})}, 0); }, {"cat", "[2, 3]", "[2, 4]"});
+  check_error([] { stack({ones({2}), ones({3})}); }, {"stack"});
+  check_error([] { ones({2, 3}).expand({4, 3, 2}); }, {"expand"});
+  check_error([] { narrow(ones({4}), 0, 2, 5); }, {"narrow"});
+  check_error([] { select(ones({4}), 0, 4); }, {"select", "4"});
+}
+
+TEST_CASE("errors: matrix products name the op the user called") {
+  check_error([] { mm(ones({2, 3}), ones({4, 5})); }, {"mm", "[2, 3]", "[4, 5]"});
+  check_error([] { addmm(ones({2, 5}), ones({2, 3}), ones({4, 5})); }, {"addmm", "[2, 3]", "[4, 5]"});
+  check_error([] { addmm(ones({3, 5}), ones({2, 3}), ones({3, 5})); }, {"addmm", "[3, 5]", "[2, 5]"});
+  check_error([] { bmm(ones({2, 2, 3}), ones({3, 3, 2})); }, {"bmm"});
+  check_error([] { matmul(ones({2, 3}), ones({4})); }, {"matmul", "[2, 3]", "[4]"});
+  check_error([] { linear(ones({2, 3}), ones({4, 5})); }, {"linear"});
+}
+
+TEST_CASE("errors: indexing names the op, the index and the size") {
+  check_error([] { index_select(ones({3, 2}), 0, tensor({0, 3})); }, {"index_select", "3"});
+  check_error([] { gather(ones({3, 2}), 1, tensor({{0, 5}})); }, {"gather"});
+  check_error([] { index_select(ones({3, 2}), 0, tensor({0.5})); }, {"index_select", "int64"});
+  Tensor w = ones({4, 2});
+  check_error([&] { F::embedding(tensor({1, 4}), w); }, {"embedding", "4"});
+  check_error([&] { F::embedding(tensor({1.0}), w); }, {"embedding"});
+  Tensor x = zeros({2, 3});
+  check_error([&] { x.index_put_({Slice(), 0}, ones({3})); }, {"index_put_", "[3]", "[2]"});
+  check_error([&] { x.index({5}); }, {"index", "5"});
+  check_error([] { one_hot(tensor({0, 3}), 3); }, {"one_hot"});
+}
+
+TEST_CASE("errors: convolution and pooling name the layer's op and shapes") {
+  Tensor x = ones({1, 2, 5, 5});
+  check_error([&] { F::conv2d(x, ones({4, 3, 3, 3})); }, {"conv2d", "[1, 2, 5, 5]", "[4, 3, 3, 3]"});
+  check_error([&] { F::conv2d(x, ones({4, 2, 7, 7})); }, {"conv2d", "kernel"});
+  check_error([&] { F::conv2d(x, ones({4, 2, 3, 3}), ones({5})); }, {"conv2d", "bias", "[5]"});
+  check_error([&] { F::conv2d(ones({2, 5, 5}).view({2, 25}), ones({4, 2, 3, 3})); }, {"conv2d"});
+  check_error([&] { F::max_pool2d(x, {7, 7}); }, {"max_pool2d", "[1, 2, 5, 5]"});
+  check_error([&] { F::max_pool2d(x, {3, 3}, std::nullopt, {1, 1}, {4, 4}); }, {"max_pool2d", "spans 9"});
+  check_error([&] { F::avg_pool2d(x, {6, 6}); }, {"avg_pool2d", "[1, 2, 5, 5]"});
+  check_error([&] { F::max_pool2d(x, {2, 2}, std::nullopt, {2, 2}); }, {"max_pool2d", "padding"});
+  CHECK(F::max_pool2d(x, {5, 5}).sizes() == Shape{1, 2, 1, 1});
+}
+
+TEST_CASE("errors: attention masks must be bool or float") {
+  nn::MultiheadAttention mha(4, 2);
+  Tensor q = ones({3, 1, 4});
+  nn::AttentionForward args;
+  args.attn_mask = zeros({3, 3}, kInt64);
+  check_error([&] { mha.forward(q, q, q, args); }, {"MultiheadAttention", "attn_mask", "bool or float"});
+  args.attn_mask = {};
+  args.key_padding_mask = zeros({1, 3}, kInt32);
+  check_error([&] { mha.forward(q, q, q, args); }, {"MultiheadAttention", "key_padding_mask", "bool or float"});
+}
+
+TEST_CASE("errors: an optimizer refuses a gradient whose shape differs from its parameter's") {
+  Tensor w = ones({3, 2}).requires_grad_();
+  optim::SGD sgd({w}, {.lr = 0.1});
+  w.mutable_grad() = ones({2, 3});
+  check_error([&] { sgd.step(); }, {"SGD", "[2, 3]", "[3, 2]"});
+  optim::Adam adam({w});
+  check_error([&] { adam.step(); }, {"Adam", "[2, 3]", "[3, 2]"});
+  CHECK(w.equal(ones({3, 2})));  // nothing was applied
+}
