@@ -41,6 +41,8 @@ Tensor tensor(std::initializer_list<std::initializer_list<int64_t>> rows,
               std::optional<TensorOptions> opts = {});
 Tensor tensor(std::initializer_list<std::initializer_list<int>> rows,
               std::optional<TensorOptions> opts = {});
+Tensor tensor(std::initializer_list<std::initializer_list<bool>> rows,
+              std::optional<TensorOptions> opts = {});
 Tensor tensor(std::initializer_list<std::initializer_list<std::initializer_list<double>>> planes,
               std::optional<TensorOptions> opts = {});
 template <class T>

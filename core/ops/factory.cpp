@@ -140,11 +140,18 @@ Tensor tensor(std::initializer_list<std::initializer_list<int64_t>> rows,
               std::optional<TensorOptions> o) {
   return from_rows(rows, o, kInt64);
 }
-Tensor tensor(std::initializer_list<std::initializer_list<int>> rows, std::optional<TensorOptions> o) {
+template <class T>
+static Tensor stack_rows(std::initializer_list<std::initializer_list<T>> rows, std::optional<TensorOptions> o) {
   std::vector<Tensor> parts;
   for (const auto& r : rows) parts.push_back(tensor(r, o));
   EMBER_CHECK(!parts.empty(), "tensor: empty nested list");
   return stack(parts, 0);
+}
+Tensor tensor(std::initializer_list<std::initializer_list<int>> rows, std::optional<TensorOptions> o) {
+  return stack_rows(rows, o);
+}
+Tensor tensor(std::initializer_list<std::initializer_list<bool>> rows, std::optional<TensorOptions> o) {
+  return stack_rows(rows, o);
 }
 Tensor tensor(std::initializer_list<std::initializer_list<std::initializer_list<double>>> planes,
               std::optional<TensorOptions> o) {
