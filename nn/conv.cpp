@@ -9,19 +9,29 @@ namespace ember::nn {
 
 namespace functional {
 
+namespace {
+
+// The checks conv1d and conv2d share, made on the tensors the user passed so the message shows them.
+void check_conv_args(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t groups) {
+  const int64_t c = x.size(1), o = weight.size(0);
+  EMBER_CHECK(groups > 0 && c % groups == 0 && o % groups == 0, op, ": ", c, " input and ", o,
+              " output channels are not divisible into ", groups, " groups");
+  EMBER_CHECK(weight.size(1) * groups == c, op, ": weight of shape ", weight.sizes(), " expects ",
+              weight.size(1) * groups, " input channels, but the input of shape ", x.sizes(), " has ", c);
+  EMBER_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == o), op, ": bias of shape ",
+              bias.defined() ? bias.sizes() : Shape{}, " does not match ", o, " output channels (weight ",
+              weight.sizes(), ")");
+}
+
+}  // namespace
+
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Pair padding,
               Pair dilation, int64_t groups) {
   EMBER_CHECK(x.dim() == 4, "conv2d: expected a 4-D input [N, C, H, W], got shape ", x.sizes());
   EMBER_CHECK(weight.dim() == 4, "conv2d: expected a 4-D weight [out, in/groups, kh, kw], got ",
               weight.sizes());
+  check_conv_args("conv2d", x, weight, bias, groups);
   const int64_t n = x.size(0), c = x.size(1), o = weight.size(0);
-  EMBER_CHECK(groups > 0 && c % groups == 0 && o % groups == 0, "conv2d: ", c, " input and ", o,
-              " output channels are not divisible into ", groups, " groups");
-  EMBER_CHECK(weight.size(1) * groups == c, "conv2d: weight of shape ", weight.sizes(), " expects ",
-              weight.size(1) * groups, " input channels, but the input of shape ", x.sizes(), " has ", c);
-  EMBER_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == o), "conv2d: bias of shape ",
-              bias.defined() ? bias.sizes() : Shape{}, " does not match ", o, " output channels (weight ",
-              weight.sizes(), ")");
   const Pair kernel = {weight.size(2), weight.size(3)};
   const auto [oh, ow] = window_output_size(x.sizes(), kernel, dilation, padding, stride, "conv2d");
   Tensor cols = unfold(x, kernel, dilation, padding, stride);  // [N, C*kh*kw, L]
@@ -41,6 +51,12 @@ Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
               int64_t padding, int64_t dilation, int64_t groups) {
   EMBER_CHECK(x.dim() == 3, "conv1d: expected a 3-D input [N, C, L], got shape ", x.sizes());
   EMBER_CHECK(weight.dim() == 3, "conv1d: expected a 3-D weight [out, in/groups, k], got ", weight.sizes());
+  check_conv_args("conv1d", x, weight, bias, groups);
+  EMBER_CHECK(stride > 0 && dilation > 0 && padding >= 0, "conv1d: stride and dilation must be positive and "
+              "padding non-negative, got stride ", stride, ", dilation ", dilation, ", padding ", padding);
+  const int64_t span = dilation * (weight.size(2) - 1) + 1;
+  EMBER_CHECK(x.size(2) + 2 * padding >= span, "conv1d: input of shape ", x.sizes(), " is too small for weight ",
+              weight.sizes(), " with dilation ", dilation, " and padding ", padding, ": the window spans ", span);
   Tensor y = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, {1, stride}, {0, padding},
                     {1, dilation}, groups);
   return y.squeeze(2);
@@ -59,6 +75,9 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
               " input channels are not divisible into ", groups, " groups");
   const int64_t cout_g = weight.size(1), kh = weight.size(2), kw = weight.size(3);
   const int64_t cin_g = cin / groups;
+  EMBER_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == cout_g * groups), "conv_transpose2d: bias of shape ",
+              bias.defined() ? bias.sizes() : Shape{}, " does not match ", cout_g * groups, " output channels (weight ",
+              weight.sizes(), ", groups ", groups, ")");
   // cols[n, g, cout_g*kh*kw, HW] = W_g^T [cout_g*kk, cin_g] @ x_g [cin_g, HW]
   Tensor wg = weight.reshape({groups, cin_g, cout_g * kh * kw}).transpose(1, 2);
   Tensor cols = matmul(wg, x.reshape({n, groups, cin_g, h * w}));

@@ -23,6 +23,16 @@ void check_same_shape(const Tensor& input, const Tensor& target, const char* nam
               " and target of shape ", target.sizes(), " must have the same shape");
 }
 
+// Per-channel tensors (affine weight and bias, running statistics) must be 1-D with one value per
+// channel; checked up front so a mismatch names the op, not the reshape that would fail inside it.
+void check_per_channel(const char* op, const Tensor& x, std::initializer_list<std::pair<const char*, Tensor>> tensors) {
+  const int64_t c = x.size(1);
+  for (const auto& [name, t] : tensors)
+    EMBER_CHECK(!t.defined() || (t.dim() == 1 && t.size(0) == c), op, ": ", name, " of shape ",
+                t.defined() ? t.sizes() : Shape{}, " does not match the ", c, " channels of the input of shape ",
+                x.sizes());
+}
+
 }  // namespace
 
 Tensor bilinear(const Tensor& x1, const Tensor& x2, const Tensor& weight, const Tensor& bias) {
@@ -141,6 +151,7 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
   const int64_t n = x.size(0), c = x.size(1);
   EMBER_CHECK(num_groups > 0 && c % num_groups == 0, "group_norm: ", c,
               " channels are not divisible into ", num_groups, " groups");
+  check_per_channel("group_norm", x, {{"weight", weight}, {"bias", bias}});
   Tensor g = x.reshape({n, num_groups, -1});
   Tensor mu = g.mean({2}, true);
   Tensor centered = g - mu;
@@ -185,6 +196,8 @@ Tensor batch_norm_training_composed(const Tensor& x, const Tensor& weight, const
 Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps) {
   EMBER_CHECK(x.dim() >= 2, "batch_norm: expected an input [N, C, ...], got ", x.sizes());
+  check_per_channel("batch_norm", x, {{"weight", weight}, {"bias", bias}, {"running_mean", running_mean},
+                                      {"running_var", running_var}});
   const int64_t c = x.size(1);
   Shape dims = {0};
   for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
@@ -310,6 +323,7 @@ Tensor kl_div(const Tensor& input, const Tensor& target, const std::string& redu
               bool log_target) {
   if (autocast::should_raise(input) || autocast::should_raise(target))
     return kl_div(autocast::raise(input), autocast::raise(target), reduction, log_target);
+  check_same_shape(input, target, "kl_div");
   Tensor loss = log_target ? exp(target) * (target - input)
                            : where(target > 0, target * (log(where(target > 0, target, ones_like(target))) - input),
                                    zeros_like(input * target));
