@@ -1,7 +1,9 @@
 // Weights on disk in the safetensors format, so they move between ember and PyTorch / Hugging Face
 // tools: an 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets},
 // "__metadata__": {string: string}}, then the raw little-endian tensor bytes. Writes go to a
-// temporary file that is renamed into place, so a crash never leaves a half-written file.
+// temporary file that is renamed into place, so a crash never leaves a half-written file. Reads treat
+// the file as hostile: the header is checked against the format (bounded JSON, no duplicate names,
+// tensors that tile the data exactly) before any memory is sized from it; see docs/errors.md.
 #pragma once
 #include <map>
 #include <string>

@@ -6,13 +6,18 @@ bash scripts/setup-deps.sh
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DEMBER_BUILD_TESTS=ON -DEMBER_BUILD_BENCH=OFF
 cmake --build build-test -j"$(nproc)"
 ctest --test-dir build-test --output-on-failure -j"$(nproc)"
-# The SIMT simulator's tests again under AddressSanitizer + UndefinedBehaviorSanitizer (fiber stack
-# switches are annotated), in random thread order: overflows, use-after-free and UB in kernels or in
-# the simulator itself fail here with the kernel's source line.
+# Everything again under AddressSanitizer + UndefinedBehaviorSanitizer (EMBER_SANITIZE): the library
+# and every test, overflows, use-after-free and undefined behaviour anywhere fail with the source
+# line. The SIMT simulator's tests run once more there in random thread order (its fiber stack
+# switches are annotated for ASan).
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEMBER_CUDA=OFF -DEMBER_BUILD_BENCH=OFF -DEMBER_BUILD_EXAMPLES=OFF \
-  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-cmake --build build-asan -j"$(nproc)" --target ember_sim_tests
+  -DEMBER_SANITIZE=address,undefined
+cmake --build build-asan -j"$(nproc)"
+ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$(nproc)"
 ASAN_OPTIONS=detect_leaks=0 EMBER_SIM_ORDER=random ./build-asan/tests/ember_sim_tests
+
+# The file readers fuzzed (clang's libFuzzer under ASan + UBSan), 60 seconds per target.
+bash scripts/fuzz.sh 60
 
 # The build for GPUs (EMBER_CUDA=ON: kernels by nvcc for sm_80 + sm_90, cuBLAS). On a machine with a
 # GPU build-test above already is that build (EMBER_CUDA=AUTO) and ran the CUDA tests on the GPU; here
