@@ -128,7 +128,9 @@ void Optimizer::load_state_dict(const OptimizerState& s) {
         if (t.dim() > 0)
           EMBER_CHECK(t.sizes() == p.sizes(), name_, ": state \"", k, "\" of shape ", t.sizes(),
                       " does not match its parameter of shape ", p.sizes());
-        dst[k] = t.to(p.device()).clone();
+        // Floating state follows its parameter's dtype (PyTorch's rule); the step counter stays as saved.
+        const bool cast = t.dim() > 0 && is_floating(t.dtype()) && is_floating(p.dtype());
+        dst[k] = (cast ? t.to(p.device(), p.dtype()) : t.to(p.device())).clone();
       }
     }
   }

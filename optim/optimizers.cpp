@@ -57,6 +57,13 @@ void FusedOptimizer::update(ParamGroup& group, Tensor& param, std::map<std::stri
   auto buffer = [&](const std::string& key, double init) -> Tensor& {
     auto it = st.find(key);
     if (it == st.end()) it = st.emplace(key, full_like(param, init)).first;
+    // A loaded state (a checkpoint may be hand-edited) must fit the kernel exactly: same shape, dtype
+    // and device as its parameter, compact.
+    const Tensor& b = it->second;
+    EMBER_CHECK(b.sizes() == param.sizes() && b.dtype() == param.dtype() && b.device() == param.device() &&
+                    b.is_contiguous(),
+                name(), ": state \"", key, "\" (", dtype_name(b.dtype()), " ", b.sizes(), ") does not fit its parameter (",
+                dtype_name(param.dtype()), " ", param.sizes(), ")");
     return it->second;
   };
   // PyTorch keeps the step count as a float tensor in the state; so do we, for state_dict parity.
@@ -64,8 +71,11 @@ void FusedOptimizer::update(ParamGroup& group, Tensor& param, std::map<std::stri
     auto it = st.find("step");
     if (it == st.end()) it = st.emplace("step", zeros({}, kFloat32)).first;
     Tensor& step = it->second;
+    EMBER_CHECK(step.numel() == 1, name(), ": state \"step\" must hold one number, got shape ", step.sizes());
     step.add_(1.0);
-    return static_cast<int64_t>(step.to(kFloat64).item<double>());
+    const double n = step.to(kFloat64).item<double>();
+    EMBER_CHECK(n >= 1 && n < 9e15, name(), ": state \"step\" is ", n, ", not a step count");
+    return static_cast<int64_t>(n);
   };
   Tensor s0, s1, s2;
   switch (kind_) {

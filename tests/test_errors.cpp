@@ -107,6 +107,26 @@ TEST_CASE("errors: an optimizer refuses a gradient whose shape differs from its 
   optim::Adam adam({w});
   check_error([&] { adam.step(); }, {"Adam", "[2, 3]", "[3, 2]"});
   CHECK(w.equal(ones({3, 2})));  // nothing was applied
+  // A loaded state that does not fit its parameter (a hand-edited checkpoint) is refused at the step,
+  // before a kernel could read past it.
+  w.mutable_grad() = ones({3, 2});
+  adam.step();
+  for (Tensor bad : {scalar_tensor(0.0), zeros({3, 2}, kInt32), zeros({2})}) {
+    optim::OptimizerState st = adam.state_dict();
+    st.state.begin()->second["exp_avg"] = bad;
+    optim::Adam fresh({w});
+    try {
+      fresh.load_state_dict(st);
+    } catch (const Error&) {
+      continue;  // refused at load: as good
+    }
+    check_error([&] { fresh.step(); }, {"Adam", "exp_avg"});
+  }
+  optim::OptimizerState st = adam.state_dict();
+  st.state.begin()->second["step"] = scalar_tensor(NAN);
+  optim::Adam fresh({w});
+  fresh.load_state_dict(st);
+  check_error([&] { fresh.step(); }, {"Adam", "step"});
 }
 
 TEST_CASE("errors: layers and functional ops name themselves, never a helper") {
