@@ -17,6 +17,8 @@ TEST_CASE("errors: shapes whose element count or byte size overflows int64 are r
   check_error([&] { x.view({int64_t{1} << 32, int64_t{1} << 32, 0, -1}); }, {"view"});
   check_error([&] { x.reshape({int64_t{1} << 40, int64_t{1} << 40}); }, {"reshape", "int64"});
   check_error([] { scalar_tensor(1.0).expand({int64_t{1} << 32, int64_t{1} << 32}); }, {"expand", "int64"});
+  check_error([] { arange(0.0, 1e30); }, {"arange", "elements"});
+  check_error([] { arange(0.0, INFINITY); }, {"arange"});
   // A zero anywhere makes a shape empty, however large the other sizes.
   CHECK(empty({int64_t{1} << 62, 0}).numel() == 0);
 }

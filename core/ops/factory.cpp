@@ -53,22 +53,28 @@ Tensor arange(Scalar start, Scalar end, Scalar step, std::optional<TensorOptions
   EMBER_CHECK(st != 0, "arange: step must be non-zero");
   EMBER_CHECK((e - s) / st >= 0 || s == e, "arange: the range [", s, ", ", e,
               ") is empty in the direction of step ", st);
-  const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((e - s) / st)));
-  // Values are computed in double on the host so integer and float ranges are exact.
-  std::vector<double> v(n);
-  for (int64_t i = 0; i < n; ++i) v[i] = s + st * static_cast<double>(i);
-  return finish(tensor(v, {n}, TensorOptions(o.dtype).set_device(o.device)), o);
+  const double count = std::ceil((e - s) / st);
+  EMBER_CHECK(std::isfinite(s) && std::isfinite(e) && count < 1e15, "arange: the range [", s, ", ", e,
+              ") with step ", st, " has ", count, " elements; that is not a tensor ember can make");
+  const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(count));
+  // Values are computed in double on the host so integer and float ranges are exact (memory from
+  // the allocator, whose failure is an ember::Error).
+  Tensor v = make_empty({n}, kFloat64, Device::cpu());
+  double* p = v.data_ptr<double>();
+  for (int64_t i = 0; i < n; ++i) p[i] = s + st * static_cast<double>(i);
+  return finish(v.to(o.device, o.dtype), o);
 }
 
 Tensor linspace(double start, double end, int64_t steps, TensorOptions opts) {
   EMBER_CHECK(steps >= 0, "linspace: number of steps must be non-negative, got ", steps);
-  std::vector<double> v(steps);
+  Tensor v = make_empty({steps}, kFloat64, Device::cpu());
+  double* p = v.data_ptr<double>();
   const double step = steps > 1 ? (end - start) / static_cast<double>(steps - 1) : 0;
   // Fill from both ends so the last value is exactly `end`, as PyTorch does.
   for (int64_t i = 0; i < steps; ++i)
-    v[i] = i < steps / 2 ? start + step * static_cast<double>(i)
+    p[i] = i < steps / 2 ? start + step * static_cast<double>(i)
                          : end - step * static_cast<double>(steps - 1 - i);
-  return finish(tensor(v, {steps}, TensorOptions(opts.dtype).set_device(opts.device)), opts);
+  return finish(v.to(opts.device, opts.dtype), opts);
 }
 
 static TensorOptions like(const Tensor& t, const std::optional<TensorOptions>& opts) {
