@@ -8,6 +8,9 @@
 
 namespace ember::autograd {
 
+// With create_graph a leaf's .grad() keeps the graph that computed it, and that graph keeps the leaf:
+// a reference cycle, as in PyTorch. Reset the gradient (mutable_grad() = Tensor(), or zero_grad with
+// set_to_none) when done with it, or use autograd::grad, which stores nothing in the leaves.
 void backward(const variable_list& outputs, const variable_list& grad_outputs = {},
               bool retain_graph = false, bool create_graph = false);
 

@@ -156,8 +156,10 @@ class CudaBackend : public Backend {
 
 CudaBackend* the_backend() {
   if (!cuda::runtime::available()) return nullptr;
-  static CudaBackend backend;
-  return &backend;
+  // Never destroyed: tensors in other statics may free their memory during exit, and the blocks
+  // it caches stay reachable (not leaks) until the process ends.
+  static CudaBackend* backend = new CudaBackend;
+  return backend;
 }
 
 Backend* cuda_backend_or_null() { return the_backend(); }

@@ -140,7 +140,17 @@ void tsan_acquire_for(SimThread& waiter, void* sync, void* current) {
 #endif
 
 thread_local Block* t_block = nullptr;
-thread_local std::vector<Fiber*> t_idle;
+
+void free_fiber(Fiber* f);
+
+// Each OS thread keeps the fibers it finished with for the next block; they are unmapped when the
+// thread ends (LeakSanitizer would otherwise report the pool of the main thread at exit).
+struct FiberPool : std::vector<Fiber*> {
+  ~FiberPool() {
+    for (Fiber* f : *this) free_fiber(f);
+  }
+};
+thread_local FiberPool t_idle;
 
 Fiber* new_fiber() {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
@@ -375,8 +385,8 @@ struct Heap {
   std::map<unsigned char*, size_t> live;
 };
 Heap& heap() {
-  static Heap h;
-  return h;
+  static Heap* h = new Heap;  // never destroyed: device memory may be freed during static destruction
+  return *h;
 }
 constexpr size_t kCanary = 64;
 constexpr unsigned char kCanaryByte = 0xCD;
