@@ -6,11 +6,33 @@
 #include <ember/ember.h>
 #include <ember/kernels/backend.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <string>
 
 namespace ember::test {
+
+// A scratch directory of this process's own, removed when it exits: ctest runs the same test cases
+// in several processes at once (per case, per CPU level, on the simulated device), which must not
+// share files.
+struct ScratchRoot {
+  std::filesystem::path path;
+  ~ScratchRoot() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+inline const std::filesystem::path& scratch_root() {
+  static const ScratchRoot root{[] {
+    auto p = std::filesystem::temp_directory_path() / ("ember_tests_" + std::to_string(getpid()));
+    std::filesystem::create_directories(p);
+    return p;
+  }()};
+  return root.path;
+}
 
 // The sizes every elementwise test walks through: empty, one, small odd, just past a SIMD width,
 // and past the CPU backend's threading threshold when combined with other dims.

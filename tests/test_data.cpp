@@ -120,7 +120,7 @@ TEST_CASE("DistributedSampler: equal shares, padding by repetition, every index 
 }
 
 TEST_CASE("MNIST: IDX files round-trip, JSON digits convert to IDX with a held-out split") {
-  const fs::path dir = fs::temp_directory_path() / "ember_mnist_test";
+  const fs::path dir = ember::test::scratch_root() / "ember_mnist_test";
   fs::remove_all(dir);
   fs::create_directories(dir / "json");
   // Ten digit files with 5 tiny images each whose pixels encode (digit, image).

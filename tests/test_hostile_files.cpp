@@ -15,7 +15,7 @@ using ember::test::check_error;
 namespace {
 
 std::string temp_file(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("ember_hostile_" + name)).string();
+  return (ember::test::scratch_root() / ("ember_hostile_" + name)).string();
 }
 
 // A safetensors file with this header text and `data_bytes` zero bytes of data.

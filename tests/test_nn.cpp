@@ -37,7 +37,7 @@ struct Net : nn::Module {
 };
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("ember_test_" + name)).string();
+  return (ember::test::scratch_root() / ("ember_test_" + name)).string();
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ std::vector<Batch> regression_batches(int64_t n_batches, int64_t batch_size, uin
 }
 
 fs::path scratch(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("ember_trainer_" + name);
+  fs::path p = ember::test::scratch_root() / ("ember_trainer_" + name);
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
