@@ -431,15 +431,24 @@ TEST_CASE("ModelCheckpoint: same names get version suffixes, NaN is the worst sc
     m2.log("score", epoch == 0 ? NAN : 3.0 - epoch);
     return nn::functional::mse_loss(m2.forward(b[0]), b[1]);
   };
-  Trainer t2(quiet({.max_epochs = 3, .callbacks = {nan_first}}));
+  // Beside it, one that keeps every checkpoint: the NaN epoch stays, scored +inf.
+  auto keep_all = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{
+      .dirpath = (dir / "all").string(), .filename = "{epoch}", .monitor = "score", .save_top_k = -1});
+  Trainer t2(quiet({.max_epochs = 3, .callbacks = {nan_first, keep_all}}));
   t2.fit(m2, train);
   REQUIRE(nan_first->best_model_score());
   CHECK(*nan_first->best_model_score() == 1.0);
   CHECK(fs::path(nan_first->best_model_path()).filename() == "epoch=2.ckpt");
   CHECK_FALSE(fs::exists(dir / "n" / "epoch=0.ckpt"));
-  // The NaN (saved as +inf) survives a checkpoint round trip of the callback's state.
-  ModelCheckpoint copy({.dirpath = (dir / "n").string(), .monitor = "score"});
-  nan_first->load_state_dict(nan_first->state_dict());
+  const std::string nan_epoch = (dir / "all" / "epoch=0.ckpt").string();
+  REQUIRE(keep_all->best_k_models().count(nan_epoch) == 1);
+  CHECK(keep_all->best_k_models().at(nan_epoch) == INFINITY);
+  CHECK(*keep_all->best_model_score() == 1.0);
+  // The +inf (JSON has no infinity) survives a round trip of the callback's state.
+  ModelCheckpoint copy({.dirpath = (dir / "all").string(), .monitor = "score"});
+  copy.load_state_dict(keep_all->state_dict());
+  CHECK(copy.best_k_models() == keep_all->best_k_models());
+  CHECK(copy.best_model_path() == keep_all->best_model_path());
 
   // Python format specs: the ones a file name can use, or an error naming the field.
   ModelCheckpoint f({.filename = "{epoch:03d}-{loss:.2e}-{acc:+.1f}-{rate:.1%}-{n:n}-{x:5.2g}", .auto_insert_metric_name = false});

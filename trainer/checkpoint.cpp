@@ -95,7 +95,10 @@ void read_optimizer_tensor(const std::string& name, const Tensor& t, CheckpointC
   c.optimizers[i].state[param][rest.substr(b + 1)] = t;
 }
 
-CheckpointContents read_contents(const std::string& path) {
+}  // namespace
+
+CheckpointContents read_checkpoint(const std::string& path) {
+  EMBER_CHECK(std::filesystem::exists(path), "checkpoint: no file at ", path);
   const std::string what = "checkpoint: " + path;
   nn::Metadata metadata;
   nn::NamedTensors tensors = nn::load_safetensors(path, &metadata);
@@ -122,13 +125,6 @@ CheckpointContents read_contents(const std::string& path) {
     else if (name.rfind(kExtra, 0) == 0) c.extras.tensors.emplace_back(name.substr(kExtra.size()), t);
   }
   return c;
-}
-
-}  // namespace
-
-CheckpointContents read_checkpoint(const std::string& path) {
-  EMBER_CHECK(std::filesystem::exists(path), "checkpoint: no file at ", path);
-  return read_contents(path);
 }
 
 }  // namespace ember::trainer

@@ -36,10 +36,13 @@ std::pair<int64_t, int64_t> outer_inner(const Shape& s, int64_t dim) {
 
 }  // namespace
 
-Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
-  const int64_t d = wrap_dim(dim, x.dim(), "index_select");
-  EMBER_CHECK(index.dim() <= 1, "index_select: index must be 0-D or 1-D, got shape ", index.sizes());
-  check_index_tensor(index, x.dim() ? x.size(d) : 1, "index_select", x.sizes(), d);
+namespace {
+
+// index_select whose errors name `op`: embedding is one, and its users should read "embedding".
+Tensor index_select_as(const Tensor& x, int64_t dim, const Tensor& index, const char* op) {
+  const int64_t d = wrap_dim(dim, x.dim(), op);
+  EMBER_CHECK(index.dim() <= 1, op, ": index must be 0-D or 1-D, got shape ", index.sizes());
+  check_index_tensor(index, x.dim() ? x.size(d) : 1, op, x.sizes(), d);
   Tensor out;
   {
     autograd::NoGradGuard guard;
@@ -60,6 +63,12 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
                      return {index_add(z, d, n.saved(0).reshape({-1}), g[0])};
                    });
   return out;
+}
+
+}  // namespace
+
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+  return index_select_as(x, dim, index, "index_select");
 }
 
 Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& source,
@@ -241,10 +250,9 @@ Tensor masked_select(const Tensor& x, const Tensor& mask) {
 Tensor embedding(const Tensor& weight, const Tensor& indices) {
   EMBER_CHECK(weight.dim() == 2, "embedding: weight must be 2-D [num_embeddings, dim], got ",
               weight.sizes());
-  check_index_tensor(indices, weight.size(0), "embedding", weight.sizes(), 0);
   Shape shape = indices.sizes();
   shape.push_back(weight.size(1));
-  return index_select(weight, 0, indices.reshape({-1})).view(shape);
+  return index_select_as(weight, 0, indices.reshape({-1}), "embedding").view(shape);
 }
 
 Tensor one_hot(const Tensor& indices, int64_t num_classes) {
