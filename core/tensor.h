@@ -93,6 +93,8 @@ class Tensor {
   DType scalar_type() const { return dtype(); }
   size_t element_size() const { return itemsize(dtype()); }
   Device device() const { return checked()->storage->device(); }
+  // This tensor's dtype and device (requires_grad off), for making tensors like it: empty(shape, x.options()).
+  TensorOptions options() const { return TensorOptions(dtype()).set_device(device()); }
   bool is_cpu() const { return device().is_cpu(); }
   bool is_cuda() const { return device().is_cuda(); }
   bool is_contiguous() const;

@@ -8,13 +8,13 @@
 #include <cstdint>
 #include <vector>
 
-#include "ember/kernels/backend.h"
+#include "ember/kernels/fused.h"
 
 namespace ember::kernels {
 
 template <class T>
 struct AttentionRows {
-  const Backend::AttentionShape& a;
+  const AttentionShape& a;
   const T *q, *k, *v, *mask;
   Dims ms;  // mask strides [B, L, S]
 

@@ -1,7 +1,12 @@
 // Which backend serves which device. The CPU is served by the OpenMP backend compiled for the
-// instruction-set level this process runs at (cpu_capability.h), unless a ScopedBackend (used by
-// tests) swaps in another, e.g. the reference backend, for the current thread.
+// instruction-set level this process runs at (cpu_capability.h), or by the plain-loop reference
+// backend when the environment says EMBER_BACKEND=reference (to step through an op in a debugger, or
+// to check a suspicious result); a ScopedBackend (used by tests) swaps in another for the current
+// thread.
 #include "ember/kernels/backend.h"
+
+#include <cstdlib>
+#include <string>
 
 #include "ember/core/error.h"
 #include "ember/kernels/cpu/cpu_backend.h"
@@ -38,8 +43,21 @@ Backend& cpu_backend() {
   return backend;
 }
 
+Backend& backend_from_environment() {
+  const char* env = std::getenv("EMBER_BACKEND");
+  const std::string name = env ? env : "";
+  if (name.empty() || name == "cpu") return cpu_backend();
+  if (name == "reference") return reference_backend();
+  fail("EMBER_BACKEND=", name, " is not a CPU backend: use cpu (the default) or reference");
+}
+
+Backend& default_cpu_backend() {
+  static Backend& backend = backend_from_environment();
+  return backend;
+}
+
 Backend& backend_for(Device device) {
-  if (device.is_cpu()) return cpu_override ? *cpu_override : cpu_backend();
+  if (device.is_cpu()) return cpu_override ? *cpu_override : default_cpu_backend();
   if (Backend* cuda = cuda_backend_or_null(); cuda && device.index == 0) return *cuda;
   if (device.index != 0 && cuda_backend_or_null())
     fail("backend: device ", device.str(), " is not available: ember drives one GPU per process (cuda:0); "

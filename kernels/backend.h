@@ -1,6 +1,8 @@
-// The backend interface: the narrow set of primitives every device implements. Kernels see raw
-// device pointers, element counts and element strides, never Tensors or autograd, so a backend can be
-// written (and read) without knowing the rest of ember. Inputs are compact unless a primitive takes
+// The backend contract: the 23 primitives a device must implement, and nothing more. Model-level
+// kernels (attention, layer norm, cross-entropy, optimizer updates, ...) are an optional second
+// interface, kernels/fused.h; core composes each of them from these primitives when a backend has no
+// fused kernel for it. Kernels see raw device pointers, element counts and element strides, never
+// Tensors or autograd, so a backend can be written (and read) without knowing the rest of ember. Inputs are compact unless a primitive takes
 // strides; outputs are always compact. Nothing here assumes a host pointer except `copy_to_host` /
 // `copy_from_host`, so an asynchronous GPU backend fits the same contract (work is queued in order on
 // the backend's stream; `synchronize` waits for it).
@@ -42,21 +44,26 @@ enum class BinaryOp {
 
 enum class ReduceOp { Sum, Prod, Max, Min, ArgMax, ArgMin };  // Arg* write int64
 
-// Sliding-window geometry for im2col/col2im (2-D; 1-D convolutions use height 1).
-struct WindowGeometry {
-  int64_t channels, height, width;          // one input image
-  int64_t kernel_h, kernel_w;
-  int64_t pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w;
-  int64_t out_h, out_w;                     // number of window positions
+// What `supports` can be asked about: each primitive below, per dtype. A caller (or a test harness)
+// asks before choosing a kernel, as with ggml's supports_op.
+enum class Op {
+  Fill, Cast, StridedCopy, Unary, Binary, Where, Reduce, Cumsum, Gemm, IndexSelect, IndexAdd, Gather,
+  Scatter, Nonzero, Sort, RandomUniform, RandomNormal,
 };
 
-// What `supports` can be asked about. ggml-style: a caller (or a test harness) can ask a backend
-// whether it has a kernel for an op and dtype before choosing it.
-enum class Op {
-  Fill, Cast, StridedCopy, Unary, Binary, Where, Reduce, Cumsum, Gemm, Softmax, IndexSelect,
-  IndexAdd, Gather, Scatter, Nonzero, Sort, RandomUniform, RandomNormal, Im2Col, Col2Im, Attention, OptimizerUpdate, LayerNorm,
-  CrossEntropy,
+// One (batched) row-major GEMM: C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b] for b < batch, op =
+// transpose when the flag is set. lda/ldb/ldc are the row strides of the matrices as stored;
+// stride_a/b/c step from one batch entry to the next.
+struct GemmArgs {
+  DType dtype = DType::Float32;
+  bool trans_a = false, trans_b = false;
+  int64_t m = 0, n = 0, k = 0;
+  double alpha = 1, beta = 0;
+  int64_t lda = 0, ldb = 0, ldc = 0;
+  int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
 };
+
+class FusedKernels;
 
 inline bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq; }
 
@@ -100,15 +107,7 @@ class Backend {
                       int64_t inner) = 0;
 
   // ---- linear algebra -----------------------------------------------------------------------
-  // Row-major C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b] for b < batch, op = transpose when
-  // the flag is set. lda/ldb/ldc are row strides of the stored matrices; stride_* step batches.
-  virtual void gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                    double alpha, const void* a, int64_t lda, int64_t stride_a, const void* b,
-                    int64_t ldb, int64_t stride_b, double beta, void* c, int64_t ldc,
-                    int64_t stride_c, int64_t batch) = 0;
-  // Softmax (or log-softmax) of each row of a compact [rows, cols] buffer.
-  virtual void softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols,
-                       bool log) = 0;
+  virtual void gemm(const GemmArgs& args, const void* a, const void* b, void* c) = 0;
 
   // ---- indexing (indices are int64 and already range-checked by the caller) ----------------
   // out[o, j, i] = in[o, idx[j], i]; in is [outer, n, inner], out is [outer, k, inner].
@@ -130,96 +129,28 @@ class Backend {
   virtual void sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols,
                     bool descending) = 0;
 
-  // ---- sliding windows (convolution, pooling) ---------------------------------------------
-  // For each of `batch` compact images [C, H, W]: out[c*kh*kw + i*kw + j, y*out_w + x] =
-  // in[c, y*sh - ph + i*dh, x*sw - pw + j*dw] (0 outside the image). out is [batch, C*kh*kw, L].
-  virtual void im2col(DType dt, const void* in, void* out, const WindowGeometry& g,
-                      int64_t batch) = 0;
-  // The adjoint: adds each column entry back to the pixel it was read from. out ([batch, C, H, W])
-  // is overwritten.
-  virtual void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g,
-                      int64_t batch) = 0;
-
-  // ---- fused attention ---------------------------------------------------------------------
-  // For each batch b < B and query row i < L (all compact): s_j = scale * q[b,i]·k[b,j] + mask,
-  // p = softmax(s), out[b,i] = sum_j p_j v[b,j]; lse[b,i] = log sum_j exp(s_j) (float of dt) is
-  // kept for the backward. mask (optional, dt) is added through `mask_strides` ([B, L, S], 0 =
-  // broadcast); causal drops keys j > i. Only one row of S scores exists at a time.
-  struct AttentionShape {
-    int64_t batch, q_len, kv_len, head_dim, v_dim;
-    double scale;
-    bool causal;
-  };
-  virtual void attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k,
-                                 const void* v, const void* mask, Dims mask_strides, void* out,
-                                 void* lse) = 0;
-  // Gradients of the forward above given grad_out; gq, gk, gv are overwritten.
-  virtual void attention_backward(DType dt, const AttentionShape& a, const void* q, const void* k,
-                                  const void* v, const void* mask, Dims mask_strides,
-                                  const void* out, const void* grad_out, const void* lse, void* gq,
-                                  void* gk, void* gv) = 0;
-
-  // ---- layer normalisation over the last `cols` elements of each of `rows` rows ------------------
-  // y = (x - mean) * rstd * w + b (w, b optional); mean and rstd (per row, dtype dt) are kept for
-  // the backward. Backward overwrites dx and, when given, dw and db.
-  virtual void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows,
-                                  int64_t cols, double eps, void* y, void* mean, void* rstd) = 0;
-  virtual void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean,
-                                   const void* rstd, const void* dy, int64_t rows, int64_t cols,
-                                   void* dx, void* dw, void* db) = 0;
-
-  // ---- fused cross-entropy over the rows of compact [rows, classes] logits ---------------------
-  // loss[i] = w[i] * (logsumexp(x[i]) - x[i, t[i]]); lse[i] = logsumexp(x[i]) is kept for the
-  // backward. t (int64) is in range; w is each row's weight (class weight, 0 where ignored).
-  virtual void cross_entropy_forward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
-                                     int64_t rows, int64_t classes, void* loss, void* lse) = 0;
-  // grad[i, c] = g[i] * w[i] * (exp(x[i, c] - lse[i]) - [c == t[i]]), overwritten.
-  virtual void cross_entropy_backward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
-                                      const void* lse, const void* grad_loss, int64_t rows, int64_t classes,
-                                      void* grad_logits) = 0;
-
-  // ---- fused optimizer updates ---------------------------------------------------------------
-  // One pass over a parameter updating it and its state buffers in place (PyTorch's formulas; see
-  // kernels/optimizer_update.h). state[0..2] are the optimizer's per-parameter buffers (momentum,
-  // exp_avg, exp_avg_sq, max_exp_avg_sq, square_avg, grad_avg, sum: which ones depends on kind).
-  enum class OptimizerKind { SGD, Adam, AdamW, RMSprop, Adagrad };
-  struct UpdateSpec {
-    OptimizerKind kind;
-    double lr = 0, weight_decay = 0, momentum = 0, dampening = 0, beta1 = 0.9, beta2 = 0.999,
-           eps = 1e-8, alpha = 0.99;
-    bool nesterov = false, maximize = false, amsgrad = false, centered = false;
-    bool first_step = false;  // SGD: the momentum buffer starts as the gradient
-    int64_t step = 1;         // Adam/AdamW/Adagrad: the step count after this update
-    double lr_decay = 0;      // Adagrad
-    bool operator==(const UpdateSpec&) const = default;
-  };
-  virtual void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param,
-                                const void* grad, void* state0, void* state1, void* state2) = 0;
-  // Several parameters under one spec at once (on a GPU: one launch for all of them, instead of one
-  // per parameter). This default updates them one by one.
-  struct UpdateTensor {
-    int64_t n;
-    void* param;
-    const void* grad;
-    void* state[3];
-  };
-  virtual void optimizer_update_multi(DType dt, const UpdateSpec& spec, std::span<const UpdateTensor> tensors) {
-    for (const UpdateTensor& t : tensors)
-      optimizer_update(dt, spec, t.n, t.param, t.grad, t.state[0], t.state[1], t.state[2]);
-  }
-
   // ---- random numbers: counter-based (Philox), so results depend only on (seed, offset) ------
   virtual void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,
                               double lo, double hi) = 0;
   virtual void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,
                              double mean, double stddev) = 0;
+
+  // ---- optional ------------------------------------------------------------------------------
+  // The backend's fused kernels (kernels/fused.h), or null. Every fused op also has a composed
+  // form built from the primitives above, which core runs when this is null or the kernels do not
+  // support the op and dtype: a backend is complete with the primitives alone.
+  virtual FusedKernels* fused() { return nullptr; }
 };
 
-// The backend that serves a device. For the CPU that is the Eigen/OpenMP backend, unless a
+// The backend that serves a device. For the CPU that is default_cpu_backend(), unless a
 // ScopedBackend says otherwise (tests use that to run the same op on the reference backend).
 Backend& backend_for(Device device);
+// The CPU backend chosen by the environment: EMBER_BACKEND=reference runs every op on the plain
+// loops of the reference backend; unset or "cpu", the optimised CPU backend; anything else is an
+// ember::Error.
+Backend& default_cpu_backend();
 Backend& reference_backend();
-Backend& cpu_backend();
+Backend& cpu_backend();  // the optimised CPU backend at this process's instruction-set level
 
 class ScopedBackend {
  public:

@@ -9,14 +9,14 @@
 #include "ember/kernels/host_device.h"
 #include <cmath>
 
-#include "ember/kernels/backend.h"
+#include "ember/kernels/fused.h"
 
 namespace ember::kernels {
 
 struct UpdateConstants {
   double bias_correction1 = 1, bias_correction2_sqrt = 1, adagrad_lr = 0;
-  explicit UpdateConstants(const Backend::UpdateSpec& s) {
-    using K = Backend::OptimizerKind;
+  explicit UpdateConstants(const UpdateSpec& s) {
+    using K = OptimizerKind;
     if (s.kind == K::Adam || s.kind == K::AdamW) {
       bias_correction1 = 1 - std::pow(s.beta1, static_cast<double>(s.step));
       bias_correction2_sqrt = std::sqrt(1 - std::pow(s.beta2, static_cast<double>(s.step)));
@@ -26,9 +26,9 @@ struct UpdateConstants {
 };
 
 template <class T>
-EMBER_HD inline void update_element(const Backend::UpdateSpec& s, const UpdateConstants& c, T& p, T grad,
+EMBER_HD inline void update_element(const UpdateSpec& s, const UpdateConstants& c, T& p, T grad,
                            T* s0, T* s1, T* s2) {
-  using K = Backend::OptimizerKind;
+  using K = OptimizerKind;
   T g = s.maximize ? -grad : grad;
   if (s.kind == K::AdamW) p = static_cast<T>(p * (1 - s.lr * s.weight_decay));
   else if (s.weight_decay != 0) g = static_cast<T>(g + s.weight_decay * p);
@@ -89,11 +89,11 @@ EMBER_HD inline void update_element(const Backend::UpdateSpec& s, const UpdateCo
 // Applies the update to elements [begin, end): the kind is decided once, outside the loop, so each
 // loop is one branch-free formula the compiler vectorises (a per-element switch made SGD on the
 // 270k parameters of bench mlp_step_b8 cost a third of the step).
-template <class T, Backend::OptimizerKind K>
-EMBER_CPU_INLINE void update_loop(const Backend::UpdateSpec& s, const UpdateConstants& c, int64_t begin, int64_t end,
+template <class T, OptimizerKind K>
+EMBER_CPU_INLINE void update_loop(const UpdateSpec& s, const UpdateConstants& c, int64_t begin, int64_t end,
                  T* __restrict p, const T* __restrict g, T* __restrict a, T* __restrict b,
                  T* __restrict d) {
-  Backend::UpdateSpec fixed = s;
+  UpdateSpec fixed = s;
   fixed.kind = K;
   for (int64_t i = begin; i < end; ++i)
     update_element<T>(fixed, c, p[i], g[i], a ? a + i : nullptr, b ? b + i : nullptr, d ? d + i : nullptr);
@@ -101,7 +101,7 @@ EMBER_CPU_INLINE void update_loop(const Backend::UpdateSpec& s, const UpdateCons
 
 // Plain SGD, the most common small-model case, gets its own loop in T arithmetic.
 template <class T>
-EMBER_CPU_INLINE void sgd_loop(const Backend::UpdateSpec& s, int64_t begin, int64_t end, T* __restrict p,
+EMBER_CPU_INLINE void sgd_loop(const UpdateSpec& s, int64_t begin, int64_t end, T* __restrict p,
               const T* __restrict g, T* __restrict buf) {
   const T lr = static_cast<T>(s.lr), wd = static_cast<T>(s.weight_decay), m = static_cast<T>(s.momentum);
   const T keep = static_cast<T>(1 - s.dampening), sign = s.maximize ? T(-1) : T(1);
@@ -131,7 +131,7 @@ EMBER_CPU_INLINE void sgd_loop(const Backend::UpdateSpec& s, int64_t begin, int6
 // Adam and AdamW, the common large-model case, in T arithmetic with the option branches hoisted:
 // the per-element double-precision path cost a quarter of bench mlp_step_b128.
 template <class T, bool kDecoupled, bool kAmsgrad>
-EMBER_CPU_INLINE void adam_loop(const Backend::UpdateSpec& s, const UpdateConstants& c, int64_t begin, int64_t end,
+EMBER_CPU_INLINE void adam_loop(const UpdateSpec& s, const UpdateConstants& c, int64_t begin, int64_t end,
                T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
                T* __restrict vmax) {
   const T b1 = static_cast<T>(s.beta1), b2 = static_cast<T>(s.beta2);
@@ -160,9 +160,9 @@ EMBER_CPU_INLINE void adam_loop(const Backend::UpdateSpec& s, const UpdateConsta
 }
 
 template <class T>
-EMBER_CPU_INLINE void update_range(const Backend::UpdateSpec& s, int64_t begin, int64_t end, void* param,
+EMBER_CPU_INLINE void update_range(const UpdateSpec& s, int64_t begin, int64_t end, void* param,
                   const void* grad, void* state0, void* state1, void* state2) {
-  using K = Backend::OptimizerKind;
+  using K = OptimizerKind;
   const UpdateConstants c(s);
   T* p = static_cast<T*>(param);
   const T* g = static_cast<const T*>(grad);

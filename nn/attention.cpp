@@ -8,7 +8,7 @@
 #include "ember/nn/functional.h"
 #include "ember/autograd/engine.h"
 #include "ember/autograd/grad_mode.h"
-#include "ember/kernels/backend.h"
+#include "ember/core/fused_ops.h"
 #include "ember/nn/init.h"
 
 namespace ember::nn {
@@ -17,15 +17,12 @@ namespace functional {
 
 namespace {
 
-// softmax(q k^T * scale + mask) v from differentiable ops: the reference, the path with dropout,
-// and what double backward differentiates.
-Tensor attention_composed(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& float_mask,
-                          double dropout_p, double scale) {
+// softmax(q k^T * scale + mask) v with dropout on the attention weights, from differentiable ops.
+Tensor attention_with_dropout(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& float_mask,
+                              double dropout_p, double scale) {
   Tensor scores = matmul(q, k.transpose(-2, -1)) * scale;
   if (float_mask.defined()) scores = scores + float_mask;
-  Tensor p = softmax(scores, -1);
-  if (dropout_p > 0) p = dropout(p, dropout_p, true);
-  return matmul(p, v);
+  return matmul(dropout(softmax(scores, -1), dropout_p, true), v);
 }
 
 }  // namespace
@@ -54,7 +51,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
               "scaled_dot_product_attention: q ", q.sizes(), ", k ", k.sizes(), " and v ", v.sizes(),
               " do not fit ([..., L, E], [..., S, E], [..., S, Ev])");
   const double s = scale.value_or(1.0 / std::sqrt(static_cast<double>(q.size(-1))));
-  const int64_t L = q.size(-2), S = k.size(-2), E = q.size(-1), Ev = v.size(-1);
+  const int64_t L = q.size(-2), S = k.size(-2);
   // Masks become additive float masks (bool: true = may attend).
   Tensor mask;
   if (attn_mask.defined()) {
@@ -63,88 +60,14 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                              logical_not(attn_mask), -INFINITY)
                : attn_mask.to(q.dtype());
   }
-  const bool fusable = dropout_p == 0 && (q.dtype() == kFloat32 || q.dtype() == kFloat64) &&
-                       k.dtype() == q.dtype() && v.dtype() == q.dtype();
-  if (!fusable) {
+  if (dropout_p > 0) {  // dropout sits between the softmax and the product with v: composed
     if (is_causal) {
-      Tensor causal = triu(full({L, S}, -INFINITY, TensorOptions(q.dtype()).set_device(q.device())), 1);
+      Tensor causal = triu(full({L, S}, -INFINITY, q.options()), 1);
       mask = mask.defined() ? mask + causal : causal;
     }
-    return attention_composed(q, k, v, mask, dropout_p, s);
+    return attention_with_dropout(q, k, v, mask, dropout_p, s);
   }
-  // Fused: flatten the batch dims of all three to one B, broadcasting them to q's if needed.
-  Shape batch(q.sizes().begin(), q.sizes().end() - 2);
-  Shape kb(k.sizes().begin(), k.sizes().end() - 2), vb(v.sizes().begin(), v.sizes().end() - 2);
-  batch = broadcast_shapes(broadcast_shapes(batch, kb, "scaled_dot_product_attention"), vb,
-                           "scaled_dot_product_attention");
-  auto full_shape = [batch](int64_t a, int64_t b) {  // by value: the backward keeps it
-    Shape sh = batch;
-    sh.push_back(a);
-    sh.push_back(b);
-    return sh;
-  };
-  int64_t B = 1;
-  for (auto d : batch) B *= d;
-  Tensor q3, k3, v3, m3, out3, lse;
-  Shape mask_strides = {0, 0, 0};
-  {
-    autograd::NoGradGuard guard;
-    q3 = q.expand(full_shape(L, E)).reshape({B, L, E}).contiguous();
-    k3 = k.expand(full_shape(S, E)).reshape({B, S, E}).contiguous();
-    v3 = v.expand(full_shape(S, Ev)).reshape({B, S, Ev}).contiguous();
-    if (mask.defined()) {
-      Tensor mf = mask.expand(full_shape(L, S));
-      bool batch_broadcast = true;
-      for (size_t d = 0; d < batch.size(); ++d) batch_broadcast &= mf.stride(d) == 0 || batch[d] == 1;
-      if (batch_broadcast) {
-        m3 = mf;
-        mask_strides = {0, mf.stride(-2), mf.stride(-1)};
-      } else {
-        m3 = mf.reshape({B, L, S}).contiguous();
-        mask_strides = {L * S, S, 1};
-      }
-    }
-    out3 = empty({B, L, Ev}, TensorOptions(q.dtype()).set_device(q.device()));
-    lse = empty({B, L}, TensorOptions(q.dtype()).set_device(q.device()));
-    kernels::Backend::AttentionShape shape{B, L, S, E, Ev, s, is_causal};
-    kernels::backend_for(q.device())
-        .attention_forward(q.dtype(), shape, q3.data_ptr(), k3.data_ptr(), v3.data_ptr(),
-                           m3.defined() ? m3.data_ptr() : nullptr, mask_strides, out3.data_ptr(),
-                           lse.data_ptr());
-  }
-  Tensor out = out3.view(full_shape(L, Ev));
-  autograd::record(
-      "scaled_dot_product_attention", {q, k, v}, {out}, {q3, k3, v3, out, lse, m3, q, k, v},
-      [=](autograd::FunctionNode& n, const autograd::variable_list& g) -> autograd::variable_list {
-        Tensor q3 = n.saved(0), k3 = n.saved(1), v3 = n.saved(2), o = n.saved(3);
-        Tensor lse = n.saved(4), m3 = n.saved(5);
-        Shape eq = full_shape(L, E), ek = full_shape(S, E), ev = full_shape(S, Ev);
-        if (autograd::GradMode::is_enabled()) {
-          // create_graph: differentiate the composed formula instead, so double backward works.
-          Tensor mask_full;
-          if (m3.defined()) mask_full = m3.reshape(full_shape(L, S));
-          if (is_causal) {
-            Tensor causal = triu(full({L, S}, -INFINITY, TensorOptions(q3.dtype())), 1);
-            mask_full = mask_full.defined() ? mask_full + causal : causal;
-          }
-          // In terms of the original inputs, so the result stays connected to them.
-          Tensor qq = n.saved(6), kk = n.saved(7), vv = n.saved(8);
-          Tensor y = attention_composed(qq, kk, vv, mask_full, 0.0, s);
-          return autograd::grad_aligned(y, {qq, kk, vv}, g[0], true);
-        }
-        Tensor go = g[0].reshape({B, L, Ev}).contiguous();
-        Tensor gq = empty({B, L, E}, TensorOptions(q3.dtype()).set_device(q3.device()));
-        Tensor gk = empty({B, S, E}, TensorOptions(q3.dtype()).set_device(q3.device()));
-        Tensor gv = empty({B, S, Ev}, TensorOptions(q3.dtype()).set_device(q3.device()));
-        kernels::Backend::AttentionShape shape{B, L, S, E, Ev, s, is_causal};
-        kernels::backend_for(q3.device())
-            .attention_backward(q3.dtype(), shape, q3.data_ptr(), k3.data_ptr(), v3.data_ptr(),
-                                m3.defined() ? m3.data_ptr() : nullptr, mask_strides,
-                                o.reshape({B, L, Ev}).contiguous().data_ptr(), go.data_ptr(),
-                                lse.data_ptr(), gq.data_ptr(), gk.data_ptr(), gv.data_ptr());
-        return {gq.view(eq), gk.view(ek), gv.view(ev)};
-      });
-  return out;
+  return fused::attention(q, k, v, mask, s, is_causal);
 }
 
 }  // namespace functional

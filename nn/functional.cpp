@@ -5,7 +5,7 @@
 #include "ember/autograd/grad_mode.h"
 #include "ember/autograd/engine.h"
 #include "ember/autograd/node.h"
-#include "ember/kernels/backend.h"
+#include "ember/core/fused_ops.h"
 
 namespace ember::nn::functional {
 
@@ -65,24 +65,6 @@ Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int6
   return out;
 }
 
-namespace {
-
-// layer_norm from differentiable ops: the reference, and what double backward differentiates.
-Tensor layer_norm_composed(const Tensor& x, int64_t k, const Tensor& weight, const Tensor& bias,
-                           double eps) {
-  Shape dims;
-  for (int64_t i = x.dim() - k; i < x.dim(); ++i) dims.push_back(i);
-  Tensor mu = x.mean(dims, true);
-  Tensor centered = x - mu;
-  Tensor var = (centered * centered).mean(dims, true);
-  Tensor y = centered * rsqrt(var + eps);
-  if (weight.defined()) y = y * weight;
-  if (bias.defined()) y = y + bias;
-  return y;
-}
-
-}  // namespace
-
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
   if (autocast::should_raise(x)) return layer_norm(autocast::raise(x), normalized_shape, weight, bias, eps);
@@ -99,49 +81,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
     if (t->defined())
       EMBER_CHECK(t->sizes() == normalized_shape, "layer_norm: weight/bias of shape ", t->sizes(),
                   " must have normalized_shape ", normalized_shape);
-  const bool fusable = (x.dtype() == kFloat32 || x.dtype() == kFloat64) &&
-                       (!weight.defined() || weight.dtype() == x.dtype()) &&
-                       (!bias.defined() || bias.dtype() == x.dtype()) && cols > 0;
-  if (!fusable) return layer_norm_composed(x, k, weight, bias, eps);
-  // Fused: one pass forward, and a backward kernel from the saved mean and 1/std.
-  const int64_t rows = x.numel() / cols;
-  Tensor xc, wc, bc, y, mean, rstd;
-  {
-    autograd::NoGradGuard guard;
-    xc = x.contiguous();
-    wc = weight.defined() ? weight.contiguous() : Tensor();
-    bc = bias.defined() ? bias.contiguous() : Tensor();
-    y = empty(x.sizes(), TensorOptions(x.dtype()).set_device(x.device()));
-    mean = empty({rows}, TensorOptions(x.dtype()).set_device(x.device()));
-    rstd = empty({rows}, TensorOptions(x.dtype()).set_device(x.device()));
-    kernels::backend_for(x.device())
-        .layer_norm_forward(x.dtype(), xc.data_ptr(), wc.defined() ? wc.data_ptr() : nullptr,
-                            bc.defined() ? bc.data_ptr() : nullptr, rows, cols, eps, y.data_ptr(),
-                            mean.data_ptr(), rstd.data_ptr());
-  }
-  autograd::record(
-      "layer_norm", {x, weight, bias}, {y}, {xc, wc, mean, rstd, x, weight, bias},
-      [k, eps, rows, cols](autograd::FunctionNode& n, const autograd::variable_list& g) -> autograd::variable_list {
-        if (autograd::GradMode::is_enabled()) {
-          // create_graph: differentiate the composed formula in terms of the original inputs.
-          Tensor x0 = n.saved(4), w0 = n.saved(5), b0 = n.saved(6);
-          Tensor out = layer_norm_composed(x0, k, w0, b0, eps);
-          return autograd::grad_aligned(out, {x0, w0, b0}, g[0], true);
-        }
-        Tensor xc = n.saved(0), wc = n.saved(1), mean = n.saved(2), rstd = n.saved(3);
-        Tensor dy = g[0].contiguous();
-        Tensor dx = empty(xc.sizes(), TensorOptions(xc.dtype()).set_device(xc.device()));
-        Tensor dw, db;
-        if (n.needs_input_grad(1)) dw = empty(wc.sizes(), TensorOptions(xc.dtype()).set_device(xc.device()));
-        if (n.needs_input_grad(2)) db = empty({cols}, TensorOptions(xc.dtype()).set_device(xc.device()));
-        kernels::backend_for(xc.device())
-            .layer_norm_backward(xc.dtype(), xc.data_ptr(), wc.defined() ? wc.data_ptr() : nullptr,
-                                 mean.data_ptr(), rstd.data_ptr(), dy.data_ptr(), rows, cols,
-                                 dx.data_ptr(), dw.defined() ? dw.data_ptr() : nullptr,
-                                 db.defined() ? db.data_ptr() : nullptr);
-        return {dx, dw, db.defined() ? db.view(n.input_shape(2)) : db};
-      });
-  return y;
+  return fused::layer_norm(x, k, weight, bias, eps);
 }
 
 Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias,
@@ -386,10 +326,9 @@ std::pair<Tensor, Tensor> nll_terms(const Tensor& logp, const Tensor& target, co
   return {neg(gather(logp, 1, safe.unsqueeze(1)).squeeze(1)) * w, w};
 }
 
-// Cross-entropy with class indices, fused into the backend's cross_entropy primitive: one pass per row
-// forward (logsumexp and the picked logit; the log-probabilities are never stored) and one pass
-// backward, d loss_i / d x_i = (softmax(x_i) - onehot(t_i)) * w_i, from the saved logsumexp. Returns
-// the per-row losses (zero where ignored) and the per-row weights.
+// Cross-entropy with class indices through core's fused op (one pass per row forward and backward
+// where the backend has the kernel). Returns the per-row losses (zero where ignored) and the per-row
+// weights.
 std::pair<Tensor, Tensor> fused_cross_entropy_rows(const Tensor& logits, const Tensor& target,
                                                    const Tensor& weight, int64_t ignore_index) {
   if (is_half(logits.dtype())) {  // 16-bit logits: computed in float32, returned in their dtype
@@ -398,29 +337,7 @@ std::pair<Tensor, Tensor> fused_cross_entropy_rows(const Tensor& logits, const T
   }
   auto [safe, w] = class_targets(target, logits.size(1), weight, ignore_index, logits.dtype(),
                                  "cross_entropy");
-  const int64_t rows = logits.size(0), classes = logits.size(1);
-  const TensorOptions opts = TensorOptions(logits.dtype()).set_device(logits.device());
-  Tensor x = logits.contiguous(), t = safe.contiguous(), wc = w.contiguous();
-  Tensor loss = empty({rows}, opts), lse = empty({rows}, opts);
-  kernels::backend_for(x.device())
-      .cross_entropy_forward(x.dtype(), x.data_ptr(), static_cast<const int64_t*>(t.data_ptr()), wc.data_ptr(), rows, classes,
-                             loss.data_ptr(), lse.data_ptr());
-  autograd::record("cross_entropy", {logits}, {loss}, {x, lse, t, wc},
-                   [rows, classes](autograd::FunctionNode& n, const autograd::variable_list& g) -> autograd::variable_list {
-                     Tensor x = n.saved(0), lse = n.saved(1), t = n.saved(2), w = n.saved(3);
-                     if (autograd::GradMode::is_enabled()) {
-                       // create_graph: the composed formula keeps the result differentiable in x.
-                       Tensor coef = (g[0] * w).unsqueeze(1);
-                       return {scatter_add(softmax(x, 1) * coef, 1, t.unsqueeze(1), neg(coef))};
-                     }
-                     Tensor go = g[0].contiguous();
-                     Tensor grad = empty({rows, classes}, TensorOptions(x.dtype()).set_device(x.device()));
-                     kernels::backend_for(x.device())
-                         .cross_entropy_backward(x.dtype(), x.data_ptr(), static_cast<const int64_t*>(t.data_ptr()), w.data_ptr(),
-                                                 lse.data_ptr(), go.data_ptr(), rows, classes, grad.data_ptr());
-                     return {grad};
-                   });
-  return {loss, w};
+  return {fused::cross_entropy(logits, safe, w), w};
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 
 namespace ember::optim {
 
-using Kind = kernels::Backend::OptimizerKind;
+using Kind = fused::OptimizerKind;
 
 Options SGDOptions::to_map() const {
   EMBER_CHECK(lr >= 0 && momentum >= 0 && weight_decay >= 0, "SGD: invalid lr, momentum or weight_decay");
@@ -49,7 +49,7 @@ Adagrad::Adagrad(std::vector<ParamGroup> g, AdagradOptions o)
     : FusedOptimizer(std::move(g), o.to_map(), "Adagrad", Kind::Adagrad) {}
 
 void FusedOptimizer::update(ParamGroup& group, Tensor& param, std::map<std::string, Tensor>& st) {
-  kernels::Backend::UpdateSpec s;
+  fused::OptimizerUpdate s;
   s.kind = kind_;
   s.lr = group.get("lr");
   s.weight_decay = group.get("weight_decay");
@@ -127,17 +127,15 @@ void FusedOptimizer::flush() {
   auto same_run = [](const Pending& a, const Pending& b) {
     return a.spec == b.spec && a.param.device() == b.param.device() && a.param.dtype() == b.param.dtype();
   };
-  auto data = [](const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; };
   for (size_t first = 0; first < pending_.size();) {
     size_t last = first + 1;
     while (last < pending_.size() && same_run(pending_[first], pending_[last])) ++last;
-    std::vector<kernels::Backend::UpdateTensor> run;
+    std::vector<fused::ParamUpdate> run;
     for (size_t i = first; i < last; ++i) {
       const Pending& u = pending_[i];
-      run.push_back({u.work.numel(), u.work.data_ptr(), u.grad.data_ptr(), {data(u.s0), data(u.s1), data(u.s2)}});
+      run.push_back({u.work, u.grad, {u.s0, u.s1, u.s2}});
     }
-    const Tensor& p = pending_[first].param;
-    kernels::backend_for(p.device()).optimizer_update_multi(p.dtype(), pending_[first].spec, run);
+    fused::optimizer_update(pending_[first].spec, run);
     first = last;
   }
   for (Pending& u : pending_) {

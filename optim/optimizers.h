@@ -1,12 +1,12 @@
 // The optimizers, with PyTorch's options and defaults. Each update is one fused pass per parameter
-// through the backend's optimizer_update primitive (kernels/optimizer_update.h has the formulas).
+// where the backend has the kernel (core/fused_ops.h; kernels/optimizer_update.h has the formulas).
 //   SGD      momentum, dampening, nesterov, weight_decay, maximize
 //   Adam     betas, eps, weight_decay (L2, added to the gradient), amsgrad, maximize
 //   AdamW    the same with decoupled weight decay (default 1e-2)
 //   RMSprop  alpha, eps, weight_decay, momentum, centered, maximize
 //   Adagrad  lr_decay, weight_decay, initial_accumulator_value, eps, maximize
 #pragma once
-#include "ember/kernels/backend.h"
+#include "ember/core/fused_ops.h"
 #include "ember/optim/optimizer.h"
 
 namespace ember::optim {
@@ -40,22 +40,22 @@ struct AdagradOptions {
 };
 
 // Shared by the concrete optimizers: builds the fused update of each parameter and queues it; at the
-// end of step() the queue goes to the backend in runs of parameters with the same device, dtype and
-// update spec (usually a whole param group), one optimizer_update_multi call per run.
+// end of step() the queue goes to fused::optimizer_update in runs of parameters with the same device,
+// dtype and update spec (usually a whole param group), one call per run.
 class FusedOptimizer : public Optimizer {
  public:
   FusedOptimizer(std::vector<ParamGroup> groups, Options defaults, std::string name,
-                 kernels::Backend::OptimizerKind kind);
+                 fused::OptimizerKind kind);
 
  protected:
   void update(ParamGroup& group, Tensor& param, std::map<std::string, Tensor>& state) override;
   void flush() override;
   void drop_queued() override { pending_.clear(); }
-  kernels::Backend::OptimizerKind kind_;
+  fused::OptimizerKind kind_;
 
  private:
   struct Pending {
-    kernels::Backend::UpdateSpec spec;
+    fused::OptimizerUpdate spec;
     Tensor param, work, grad, s0, s1, s2;  // work: param itself, or a compact copy written back after
   };
   std::vector<Pending> pending_;

@@ -104,10 +104,10 @@ TEST_CASE("cpu capability: maps, reductions, softmax and norms at every level") 
 }
 
 TEST_CASE("cpu capability: fused optimizer updates at every level") {
-  using Kind = kernels::Backend::OptimizerKind;
+  using Kind = kernels::OptimizerKind;
   const int64_t n = 1037;
   for (Kind kind : {Kind::SGD, Kind::Adam, Kind::AdamW, Kind::RMSprop, Kind::Adagrad}) {
-    kernels::Backend::UpdateSpec spec{.kind = kind, .lr = 0.01, .weight_decay = 0.1, .momentum = 0.9};
+    kernels::UpdateSpec spec{.kind = kind, .lr = 0.01, .weight_decay = 0.1, .momentum = 0.9};
     spec.step = 3;
     INFO("optimizer kind " << static_cast<int>(kind));
     auto run = [&](kernels::Backend& backend) {
@@ -119,7 +119,7 @@ TEST_CASE("cpu capability: fused optimizer updates at every level") {
         s1[i] = 0.02f * (i % 5) + 0.01f;
         s2[i] = 0.03f * (i % 3) + 0.01f;
       }
-      backend.optimizer_update(kFloat32, spec, n, p.data(), g.data(), s0.data(), s1.data(), s2.data());
+      backend.fused()->optimizer_update(kFloat32, spec, n, p.data(), g.data(), s0.data(), s1.data(), s2.data());
       p.insert(p.end(), s0.begin(), s0.end());
       p.insert(p.end(), s1.begin(), s1.end());
       return p;

@@ -6,7 +6,7 @@
 #include "ember/autograd/grad_mode.h"
 #include "ember/autograd/node.h"
 #include "ember/core/ops.h"
-#include "ember/kernels/backend.h"
+#include "ember/kernels/fused.h"
 
 namespace ember::detail {
 
@@ -18,6 +18,10 @@ int64_t numel_of(const Shape& shape, const char* op);
 // A new compact tensor with uninitialised data.
 Tensor make_empty(const Shape& shape, DType dtype, Device device);
 inline kernels::Backend& backend_of(const Tensor& t) { return kernels::backend_for(t.device()); }
+// The fused kernels of t's backend when they have `op` for `dt`; null means: run the composed form.
+inline kernels::FusedKernels* fused_of(const Tensor& t, kernels::FusedOp op, DType dt) {
+  return kernels::fused_for(backend_of(t), op, dt);
+}
 // Wraps a (possibly negative) dim into [0, ndim); errors name the op.
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);
 Shape wrap_dims(const Shape& dims, int64_t ndim, const char* op);

@@ -62,9 +62,13 @@ void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, int64_t batch, dou
   const int64_t nd = a.dim();
   const int64_t m = a.size(nd - 2), k = a.size(nd - 1), n = b.size(nd - 1);
   if (out.numel() == 0) return;
-  backend_of(out).gemm(work, A.trans, B.trans, m, n, k, 1.0, A.t.data_ptr(), A.ld, A.batch_stride,
-                       B.t.data_ptr(), B.ld, B.batch_stride, beta, out.data_ptr(),
-                       std::max<int64_t>(n, 1), m * n, batch);
+  kernels::GemmArgs g;
+  g.dtype = work;
+  g.trans_a = A.trans, g.trans_b = B.trans;
+  g.m = m, g.n = n, g.k = k, g.beta = beta;
+  g.lda = A.ld, g.ldb = B.ld, g.ldc = std::max<int64_t>(n, 1);
+  g.batch = batch, g.stride_a = A.batch_stride, g.stride_b = B.batch_stride, g.stride_c = m * n;
+  backend_of(out).gemm(g, A.t.data_ptr(), B.t.data_ptr(), out.data_ptr());
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// softmax and log_softmax along any dim. The kernel works on rows of a compact [rows, cols] buffer,
-// so a dim other than the last is moved last first. Gradients (with y the output):
+// softmax and log_softmax along any dim. The fused kernel works on rows of a compact [rows, cols]
+// buffer, so a dim other than the last is moved last first; a backend without it gets the composed
+// form (max, subtract, exp, sum, divide). Gradients (with y the output):
 //   softmax:     dx = y * (g - sum(g * y))
 //   log_softmax: dx = g - exp(y) * sum(g)
 #include "ember/core/autocast.h"
@@ -10,6 +11,14 @@ using namespace detail;
 
 namespace {
 
+// Softmax of each row of `rows` from the backend's primitives alone.
+Tensor softmax_composed(const Tensor& rows, bool log) {
+  Tensor shifted = rows - amax(rows, {-1}, true);
+  Tensor e = exp(shifted);
+  Tensor total = sum(e, {-1}, true);
+  return log ? shifted - ember::log(total) : e / total;
+}
+
 Tensor softmax_forward(const Tensor& x, int64_t d, bool log, const char* name) {
   EMBER_CHECK(is_floating(x.dtype()), name, ": input dtype must be floating point, got ",
               dtype_name(x.dtype()));
@@ -17,10 +26,14 @@ Tensor softmax_forward(const Tensor& x, int64_t d, bool log, const char* name) {
   const DType work = compute_dtype(x.dtype());
   const int64_t last = std::max<int64_t>(x.dim() - 1, 0);
   Tensor moved = (d == last ? x : x.transpose(d, last)).to(work).contiguous();
-  Tensor out = make_empty(moved.sizes(), work, x.device());
-  const int64_t cols = x.dim() ? moved.size(-1) : 1;
-  if (out.numel() > 0)
-    backend_of(x).softmax(work, moved.data_ptr(), out.data_ptr(), out.numel() / cols, cols, log);
+  Tensor out;
+  if (auto* fused = fused_of(x, kernels::FusedOp::Softmax, work)) {
+    out = make_empty(moved.sizes(), work, x.device());
+    const int64_t cols = x.dim() ? moved.size(-1) : 1;
+    if (out.numel() > 0) fused->softmax(work, moved.data_ptr(), out.data_ptr(), out.numel() / cols, cols, log);
+  } else {
+    out = softmax_composed(x.dim() ? moved : moved.reshape({1}), log).reshape(moved.sizes());
+  }
   if (d != last) out = out.transpose(d, last).contiguous();
   return cast_if_needed(out, x.dtype());
 }

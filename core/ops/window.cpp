@@ -1,5 +1,5 @@
 // Sliding windows: unfold (im2col) and fold (col2im), each the other's gradient, and constant
-// padding. Convolution and pooling in nn are built from these plus matmul and reductions.
+// padding. unfold and fold run the backend's fused kernels or, without them, a composed form. Convolution and pooling in nn are built from these plus matmul and reductions.
 #include "ember/core/ops/internal.h"
 
 namespace ember {
@@ -33,6 +33,34 @@ kernels::WindowGeometry geometry(const Shape& x, Pair kernel, Pair dilation, Pai
           stride[1], dilation[0], dilation[1], out[0], out[1]};
 }
 
+// im2col from the primitives: pad, view the padded images as [N, C, kh, kw, oh, ow] through strides
+// (each window element of each window position is one address), copy that compact.
+Tensor im2col_composed(const Tensor& in, const kernels::WindowGeometry& g) {
+  Tensor padded = pad(in, {g.pad_w, g.pad_w, g.pad_h, g.pad_h}).contiguous();
+  const int64_t hp = padded.size(2), wp = padded.size(3);
+  Tensor windows = padded.as_strided(
+      {in.size(0), g.channels, g.kernel_h, g.kernel_w, g.out_h, g.out_w},
+      {g.channels * hp * wp, hp * wp, g.dilation_h * wp, g.dilation_w, g.stride_h * wp, g.stride_w});
+  return windows.contiguous().reshape({in.size(0), g.channels * g.kernel_h * g.kernel_w, g.out_h * g.out_w});
+}
+
+// col2im from the primitives: for each kernel offset (i, j) the window positions address distinct
+// pixels, so the columns of that offset are added into a strided view of the padded image; the
+// padding is cropped at the end.
+Tensor col2im_composed(const Tensor& cols, const kernels::WindowGeometry& g) {
+  const int64_t n = cols.size(0), hp = g.height + 2 * g.pad_h, wp = g.width + 2 * g.pad_w;
+  Tensor padded = zeros({n, g.channels, hp, wp}, TensorOptions(cols.dtype()).set_device(cols.device()));
+  Tensor per_offset = cols.reshape({n, g.channels, g.kernel_h, g.kernel_w, g.out_h, g.out_w});
+  for (int64_t i = 0; i < g.kernel_h; ++i)
+    for (int64_t j = 0; j < g.kernel_w; ++j) {
+      Tensor pixels = padded.as_strided({n, g.channels, g.out_h, g.out_w},
+                                        {g.channels * hp * wp, hp * wp, g.stride_h * wp, g.stride_w},
+                                        i * g.dilation_h * wp + j * g.dilation_w);
+      pixels.add_(per_offset.select(2, i).select(2, j));
+    }
+  return padded.narrow(2, g.pad_h, g.height).narrow(3, g.pad_w, g.width).contiguous();
+}
+
 }  // namespace
 
 Tensor unfold(const Tensor& x, Pair kernel, Pair dilation, Pair padding, Pair stride) {
@@ -42,9 +70,13 @@ Tensor unfold(const Tensor& x, Pair kernel, Pair dilation, Pair padding, Pair st
   {
     autograd::NoGradGuard guard;
     Tensor in = cast_if_needed(x, work).contiguous();
-    out = make_empty({x.size(0), g.channels * g.kernel_h * g.kernel_w, g.out_h * g.out_w}, work,
-                     x.device());
-    if (out.numel() > 0) backend_of(x).im2col(work, in.data_ptr(), out.data_ptr(), g, x.size(0));
+    if (auto* fused = fused_of(x, kernels::FusedOp::Im2Col, work)) {
+      out = make_empty({x.size(0), g.channels * g.kernel_h * g.kernel_w, g.out_h * g.out_w}, work,
+                       x.device());
+      if (out.numel() > 0) fused->im2col(work, in.data_ptr(), out.data_ptr(), g, x.size(0));
+    } else {
+      out = im2col_composed(in, g);
+    }
     out = cast_if_needed(out, x.dtype());
   }
   const Pair size = {x.size(2), x.size(3)};
@@ -71,8 +103,12 @@ Tensor fold(const Tensor& cols, Pair output_size, Pair kernel, Pair dilation, Pa
   {
     autograd::NoGradGuard guard;
     Tensor in = cast_if_needed(cols, work).contiguous();
-    out = make_empty({cols.size(0), g.channels, g.height, g.width}, work, cols.device());
-    if (out.numel() > 0) backend_of(cols).col2im(work, in.data_ptr(), out.data_ptr(), g, cols.size(0));
+    if (auto* fused = fused_of(cols, kernels::FusedOp::Col2Im, work)) {
+      out = make_empty({cols.size(0), g.channels, g.height, g.width}, work, cols.device());
+      if (out.numel() > 0) fused->col2im(work, in.data_ptr(), out.data_ptr(), g, cols.size(0));
+    } else {
+      out = col2im_composed(in, g);
+    }
     out = cast_if_needed(out, cols.dtype());
   }
   autograd::record("fold", {cols}, {out}, {},

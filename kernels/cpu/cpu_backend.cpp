@@ -342,11 +342,12 @@ void CpuBackend::reduce(ReduceOp op, DType dt, const void* in, void* out, int64_
   });
 }
 
-void CpuBackend::gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                      double alpha, const void* a, int64_t lda, int64_t stride_a, const void* b,
-                      int64_t ldb, int64_t stride_b, double beta, void* c, int64_t ldc,
-                      int64_t stride_c, int64_t batch) {
-  dispatch_floating(dt, "gemm", [&]<class T>() {
+void CpuBackend::gemm(const GemmArgs& g, const void* a, const void* b, void* c) {
+  const bool trans_a = g.trans_a, trans_b = g.trans_b;
+  const int64_t m = g.m, n = g.n, k = g.k, lda = g.lda, ldb = g.ldb, ldc = g.ldc, batch = g.batch;
+  const int64_t stride_a = g.stride_a, stride_b = g.stride_b, stride_c = g.stride_c;
+  const double alpha = g.alpha, beta = g.beta;
+  dispatch_floating(g.dtype, "gemm", [&]<class T>() {
     auto one = [&](int64_t p) {
       const T* A = static_cast<const T*>(a) + p * stride_a;
       const T* B = static_cast<const T*>(b) + p * stride_b;
@@ -376,6 +377,16 @@ void CpuBackend::gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n
       for (int64_t p = 0; p < batch; ++p) one(p);
     }
   });
+}
+
+void CpuBackend::gemm_one(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                          const float* a, int64_t lda, const float* b, int64_t ldb, double beta, float* c,
+                          int64_t ldc) {
+  GemmArgs g;
+  g.trans_a = trans_a;
+  g.trans_b = trans_b;
+  g.m = m, g.n = n, g.k = k, g.alpha = alpha, g.beta = beta, g.lda = lda, g.ldb = ldb, g.ldc = ldc;
+  gemm(g, a, b, c);
 }
 
 // Cross-entropy rows, float32: the softmax row loop's vectorised max and exp, rows over threads.
@@ -613,7 +624,7 @@ namespace {
 constexpr int64_t kAttentionRows = 64;
 
 struct AttentionTile {
-  const Backend::AttentionShape& a;
+  const AttentionShape& a;
   const float* mask;
   Dims ms;
   // Adds the mask and the causal cut to scores[r, j] of rows i0..i0+rows of batch b.
@@ -655,8 +666,7 @@ void CpuBackend::attention_forward(DType dt, const AttentionShape& a, const void
       const int64_t rows = std::min(kAttentionRows, a.q_len - i0);
       const float* Qb = Q + (b * a.q_len + i0) * a.head_dim;
       const float* Kb = K + b * a.kv_len * a.head_dim;
-      gemm(kFloat32, false, true, rows, a.kv_len, a.head_dim, a.scale, Qb, a.head_dim, 0, Kb,
-           a.head_dim, 0, 0.0, scores.data(), a.kv_len, 0, 1);
+      gemm_one(false, true, rows, a.kv_len, a.head_dim, a.scale, Qb, a.head_dim, Kb, a.head_dim, 0.0, scores.data(), a.kv_len);
       tile.mask_scores(scores.data(), b, i0, rows);
       for (int64_t r = 0; r < rows; ++r) {
         float* row = scores.data() + r * a.kv_len;
@@ -672,9 +682,7 @@ void CpuBackend::attention_forward(DType dt, const AttentionShape& a, const void
         for (int64_t j = 0; j < a.kv_len; ++j) row[j] *= inv;
         LSE[b * a.q_len + i0 + r] = mx + std::log(sum);  // nan/-inf rows stay nan, like softmax
       }
-      gemm(kFloat32, false, false, rows, a.v_dim, a.kv_len, 1.0, scores.data(), a.kv_len, 0,
-           V + b * a.kv_len * a.v_dim, a.v_dim, 0, 0.0, O + (b * a.q_len + i0) * a.v_dim, a.v_dim,
-           0, 1);
+      gemm_one(false, false, rows, a.v_dim, a.kv_len, 1.0, scores.data(), a.kv_len, V + b * a.kv_len * a.v_dim, a.v_dim, 0.0, O + (b * a.q_len + i0) * a.v_dim, a.v_dim);
     }
   });
 }
@@ -713,8 +721,7 @@ void CpuBackend::attention_backward(DType dt, const AttentionShape& a, const voi
         const float* Oi = O + (b * a.q_len + i0) * a.v_dim;
         const float* Gi = GO + (b * a.q_len + i0) * a.v_dim;
         // P = exp(scale * Q K^T + mask - lse)
-        gemm(kFloat32, false, true, rows, a.kv_len, a.head_dim, a.scale, Qi, a.head_dim, 0, Kb,
-             a.head_dim, 0, 0.0, p.data(), a.kv_len, 0, 1);
+        gemm_one(false, true, rows, a.kv_len, a.head_dim, a.scale, Qi, a.head_dim, Kb, a.head_dim, 0.0, p.data(), a.kv_len);
         tile.mask_scores(p.data(), b, i0, rows);
         for (int64_t r = 0; r < rows; ++r) {
           float* row = p.data() + r * a.kv_len;
@@ -727,10 +734,8 @@ void CpuBackend::attention_backward(DType dt, const AttentionShape& a, const voi
           for (int64_t j = 0; j < a.kv_len; ++j) row[j] = fast_expf_nonpositive(std::min(row[j] - l, 0.0f));
         }
         // dV += P^T dO;  dP = dO V^T
-        gemm(kFloat32, true, false, a.kv_len, a.v_dim, rows, 1.0, p.data(), a.kv_len, 0, Gi, a.v_dim, 0,
-             1.0, GVb, a.v_dim, 0, 1);
-        gemm(kFloat32, false, true, rows, a.kv_len, a.v_dim, 1.0, Gi, a.v_dim, 0, Vb, a.v_dim, 0, 0.0,
-             dp.data(), a.kv_len, 0, 1);
+        gemm_one(true, false, a.kv_len, a.v_dim, rows, 1.0, p.data(), a.kv_len, Gi, a.v_dim, 1.0, GVb, a.v_dim);
+        gemm_one(false, true, rows, a.kv_len, a.v_dim, 1.0, Gi, a.v_dim, Vb, a.v_dim, 0.0, dp.data(), a.kv_len);
         // dS = P * (dP - rowsum(dO * O)) * scale, written over dP
         for (int64_t r = 0; r < rows; ++r) {
           float* dr = dp.data() + r * a.kv_len;
@@ -746,10 +751,8 @@ void CpuBackend::attention_backward(DType dt, const AttentionShape& a, const voi
           for (int64_t j = 0; j < a.kv_len; ++j) dr[j] = pr[j] * (dr[j] - d) * sc;
         }
         // dQ = dS K;  dK += dS^T Q
-        gemm(kFloat32, false, false, rows, a.head_dim, a.kv_len, 1.0, dp.data(), a.kv_len, 0, Kb,
-             a.head_dim, 0, 0.0, GQ + (b * a.q_len + i0) * a.head_dim, a.head_dim, 0, 1);
-        gemm(kFloat32, true, false, a.kv_len, a.head_dim, rows, 1.0, dp.data(), a.kv_len, 0, Qi,
-             a.head_dim, 0, 1.0, GKb, a.head_dim, 0, 1);
+        gemm_one(false, false, rows, a.head_dim, a.kv_len, 1.0, dp.data(), a.kv_len, Kb, a.head_dim, 0.0, GQ + (b * a.q_len + i0) * a.head_dim, a.head_dim);
+        gemm_one(true, false, a.kv_len, a.head_dim, rows, 1.0, dp.data(), a.kv_len, Qi, a.head_dim, 1.0, GKb, a.head_dim);
       }
     }
   });

@@ -43,10 +43,7 @@ class CpuBackend : public ReferenceBackend {
               void* out, Dims sizes) override;
   void reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int64_t r,
               int64_t inner) override;
-  void gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-            const void* a, int64_t lda, int64_t stride_a, const void* b, int64_t ldb,
-            int64_t stride_b, double beta, void* c, int64_t ldc, int64_t stride_c,
-            int64_t batch) override;
+  void gemm(const GemmArgs& args, const void* a, const void* b, void* c) override;
   void softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols, bool log) override;
   void cross_entropy_forward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
                              int64_t rows, int64_t classes, void* loss, void* lse) override;
@@ -71,6 +68,11 @@ class CpuBackend : public ReferenceBackend {
                           const void* grad_out, const void* lse, void* gq, void* gk,
                           void* gv) override;
   void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch) override;
+
+ private:
+  // One float32 matrix product (no batch): the attention kernels' building block.
+  void gemm_one(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const float* a,
+                int64_t lda, const float* b, int64_t ldb, double beta, float* c, int64_t ldc);
 };
 
 }  // namespace EMBER_CPU_ISA_NS

@@ -38,7 +38,7 @@ struct MaskView {
 // The problem one launch works on, as plain values (kernel arguments).
 template <class T>
 struct Problem {
-  Backend::AttentionShape a;
+  AttentionShape a;
   const T *q, *k, *v, *mask;
   MaskView ms;
 
@@ -256,7 +256,7 @@ __global__ void flash_backward_dq_kernel(Problem<T> p, const T* out, const T* go
 }
 
 template <class T>
-Problem<T> problem_of(const Backend::AttentionShape& a, const void* q, const void* k, const void* v, const void* mask,
+Problem<T> problem_of(const AttentionShape& a, const void* q, const void* k, const void* v, const void* mask,
                       Dims mask_strides) {
   EMBER_CHECK(a.head_dim <= kMaxDim && a.v_dim <= kMaxDim, "cuda attention: head dim ", a.head_dim,
               " and value dim ", a.v_dim, " must be at most ", kMaxDim);
@@ -270,7 +270,7 @@ dim3 tiles_grid(int64_t tiles) { return grid_for(tiles * kThreads, kThreads); }
 
 }  // namespace
 
-void attention_forward(DType dt, const Backend::AttentionShape& a, const void* q, const void* k, const void* v,
+void attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k, const void* v,
                        const void* mask, Dims mask_strides, void* out, void* lse) {
   if (a.batch * a.q_len == 0) return;
   dispatch_floating(dt, "cuda attention_forward", [&]<class T>() {
@@ -287,7 +287,7 @@ void attention_forward(DType dt, const Backend::AttentionShape& a, const void* q
   });
 }
 
-void attention_backward(DType dt, const Backend::AttentionShape& a, const void* q, const void* k, const void* v,
+void attention_backward(DType dt, const AttentionShape& a, const void* q, const void* k, const void* v,
                         const void* mask, Dims mask_strides, const void* out, const void* grad_out, const void* lse,
                         void* gq, void* gk, void* gv) {
   dispatch_floating(dt, "cuda attention_backward", [&]<class T>() {

@@ -7,11 +7,12 @@
 #include "ember/kernels/cuda/caching_allocator.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
 #include "ember/kernels/cuda/device_runtime.h"
+#include "ember/kernels/fused.h"
 
 namespace ember::kernels {
 namespace {
 
-class CudaBackend : public Backend {
+class CudaBackend : public Backend, public FusedKernels {
  public:
   cuda::CachingAllocator allocator;
   const char* name() const override { return cuda::runtime::name(); }
@@ -24,18 +25,22 @@ class CudaBackend : public Backend {
         return numeric || is_half(dtype);
       case Op::Unary: case Op::Binary:
       case Op::Reduce: case Op::Cumsum: case Op::Scatter: case Op::Nonzero:
-      case Op::Sort: case Op::Im2Col: case Op::Col2Im:
+      case Op::Sort:
         return numeric;
       case Op::IndexAdd:
         return dtype == kFloat32 || dtype == kFloat64 || dtype == kInt32;
       case Op::Gemm:
         return is_floating(dtype);
-      case Op::Softmax: case Op::CrossEntropy: case Op::LayerNorm: case Op::OptimizerUpdate: case Op::RandomUniform:
-      case Op::RandomNormal: case Op::Attention:
+      case Op::RandomUniform: case Op::RandomNormal:
         return dtype == kFloat32 || dtype == kFloat64;
-      default:
-        return false;
     }
+    return false;
+  }
+  FusedKernels* fused() override { return this; }
+  bool supports(FusedOp op, DType dtype) const override {
+    if (op == FusedOp::Im2Col || op == FusedOp::Col2Im)
+      return dtype == kFloat32 || dtype == kFloat64 || dtype == kInt64 || dtype == kInt32 || dtype == kBool;
+    return dtype == kFloat32 || dtype == kFloat64;
   }
 
   void* allocate(size_t nbytes) override { return allocator.allocate(nbytes == 0 ? 1 : nbytes); }
@@ -72,12 +77,9 @@ class CudaBackend : public Backend {
     cuda::softmax(dt, in, out, rows, cols, log);
   }
   // cuBLAS on a GPU; the CPU's GEMM on the simulated device, whose memory is host memory.
-  void gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const void* a,
-            int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b, double beta, void* c,
-            int64_t ldc, int64_t stride_c, int64_t batch) override {
-    EMBER_CHECK(is_floating(dt), "cuda gemm: no kernel for dtype ", dtype_name(dt));
-    cuda::runtime::gemm(dt, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c,
-                        ldc, stride_c, batch);
+  void gemm(const GemmArgs& g, const void* a, const void* b, void* c) override {
+    EMBER_CHECK(is_floating(g.dtype), "cuda gemm: no kernel for dtype ", dtype_name(g.dtype));
+    cuda::runtime::gemm(g, a, b, c);
   }
 
   void cumsum(DType dt, const void* in, void* out, int64_t outer, int64_t r, int64_t inner) override {

@@ -5,7 +5,7 @@
 #pragma once
 #include <cstdint>
 
-#include "ember/kernels/backend.h"
+#include "ember/kernels/fused.h"
 
 namespace ember::kernels::cuda {
 
@@ -43,10 +43,10 @@ int64_t nonzero(const void* mask, int64_t n, int64_t* out);
 void sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols, bool descending);
 
 // training.cu
-void optimizer_update(DType dt, const Backend::UpdateSpec& spec, int64_t n, void* param, const void* grad,
+void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param, const void* grad,
                       void* s0, void* s1, void* s2);
 // Many parameters under one spec in as few launches as possible (32 per launch).
-void optimizer_update_multi(DType dt, const Backend::UpdateSpec& spec, std::span<const Backend::UpdateTensor> tensors);
+void optimizer_update_multi(DType dt, const UpdateSpec& spec, std::span<const UpdateTensor> tensors);
 void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi);
 void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double stddev);
 void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows, int64_t cols, double eps,
@@ -63,9 +63,9 @@ void cross_entropy_backward(DType dt, const void* logits, const int64_t* target,
                             const void* lse, const void* grad_loss, int64_t rows, int64_t classes, void* grad_logits);
 
 // attention.cu
-void attention_forward(DType dt, const Backend::AttentionShape& a, const void* q, const void* k, const void* v,
+void attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k, const void* v,
                        const void* mask, Dims mask_strides, void* out, void* lse);
-void attention_backward(DType dt, const Backend::AttentionShape& a, const void* q, const void* k, const void* v,
+void attention_backward(DType dt, const AttentionShape& a, const void* q, const void* k, const void* v,
                         const void* mask, Dims mask_strides, const void* out, const void* grad_out, const void* lse,
                         void* gq, void* gk, void* gv);
 

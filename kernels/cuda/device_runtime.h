@@ -12,6 +12,7 @@
 #include <string>
 
 #include "ember/core/dtype.h"
+#include "ember/kernels/backend.h"
 
 namespace ember::kernels::cuda::runtime {
 
@@ -41,8 +42,6 @@ bool allow_tf32();
 
 // Row-major C[b] = alpha op(A[b]) op(B[b]) + beta C[b], as Backend::gemm; float32, float64, and
 // bfloat16 / float16 accumulating in float32.
-void gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const void* a,
-          int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b, double beta, void* c,
-          int64_t ldc, int64_t stride_c, int64_t batch);
+void gemm(const GemmArgs& g, const void* a, const void* b, void* c);
 
 }  // namespace ember::kernels::cuda::runtime

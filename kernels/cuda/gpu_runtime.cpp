@@ -156,9 +156,12 @@ bool allow_tf32() { return available() && device().allow_tf32; }
 
 // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLAS gets B first, and each
 // row-major leading dimension is the column-major one of the transposed matrix.
-void gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const void* a,
-          int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b, double beta, void* c,
-          int64_t ldc, int64_t stride_c, int64_t batch) {
+void gemm(const GemmArgs& g, const void* a, const void* b, void* c) {
+  const DType dt = g.dtype;
+  const bool trans_a = g.trans_a, trans_b = g.trans_b;
+  const int64_t m = g.m, n = g.n, k = g.k, lda = g.lda, ldb = g.ldb, ldc = g.ldc, batch = g.batch;
+  const int64_t stride_a = g.stride_a, stride_b = g.stride_b, stride_c = g.stride_c;
+  const double alpha = g.alpha, beta = g.beta;
   if (m == 0 || n == 0 || batch == 0) return;
   Device& d = device();
   const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;

@@ -52,28 +52,28 @@ bool allow_tf32() { return g_allow_tf32; }
 
 // 16-bit operands are widened to float32 for the CPU's GEMM and the result rounded back, as cuBLAS
 // accumulates them in float32.
-void gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const void* a,
-          int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b, double beta, void* c,
-          int64_t ldc, int64_t stride_c, int64_t batch) {
+void gemm(const GemmArgs& g, const void* a, const void* b, void* c) {
+  const DType dt = g.dtype;
   if (!is_half(dt)) {
-    cpu_backend().gemm(dt, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
-                       stride_c, batch);
+    cpu_backend().gemm(g, a, b, c);
     return;
   }
+  const int64_t m = g.m, n = g.n, k = g.k, batch = g.batch;
   // Each stored operand's extent in elements, up to its last batch's last element.
   auto extent = [&](int64_t rows, int64_t cols, int64_t ld, int64_t stride) {
     return rows == 0 || cols == 0 || batch == 0 ? 0 : (batch - 1) * stride + (rows - 1) * ld + cols;
   };
-  const int64_t na = trans_a ? extent(k, m, lda, stride_a) : extent(m, k, lda, stride_a);
-  const int64_t nb = trans_b ? extent(n, k, ldb, stride_b) : extent(k, n, ldb, stride_b);
-  const int64_t nc = extent(m, n, ldc, stride_c);
+  const int64_t na = g.trans_a ? extent(k, m, g.lda, g.stride_a) : extent(m, k, g.lda, g.stride_a);
+  const int64_t nb = g.trans_b ? extent(n, k, g.ldb, g.stride_b) : extent(k, n, g.ldb, g.stride_b);
+  const int64_t nc = extent(m, n, g.ldc, g.stride_c);
   std::vector<float> fa(na), fb(nb), fc(nc);
   Backend& cpu = cpu_backend();
   cpu.cast(dt, a, kFloat32, fa.data(), na);
   cpu.cast(dt, b, kFloat32, fb.data(), nb);
   cpu.cast(dt, c, kFloat32, fc.data(), nc);  // also when beta = 0: elements between C's rows round-trip
-  cpu.gemm(kFloat32, trans_a, trans_b, m, n, k, alpha, fa.data(), lda, stride_a, fb.data(), ldb, stride_b, beta,
-           fc.data(), ldc, stride_c, batch);
+  GemmArgs wide = g;
+  wide.dtype = kFloat32;
+  cpu.gemm(wide, fa.data(), fb.data(), fc.data());
   cpu.cast(kFloat32, fc.data(), dt, c, nc);
 }
 

@@ -18,7 +18,7 @@ namespace {
 constexpr int kThreads = 256;
 
 template <class T>
-__global__ void optimizer_kernel(Backend::UpdateSpec spec, UpdateConstants c, int64_t n, T* p, const T* g, T* s0,
+__global__ void optimizer_kernel(UpdateSpec spec, UpdateConstants c, int64_t n, T* p, const T* g, T* s0,
                                  T* s1, T* s2) {
   EMBER_GRID_STRIDE(i, n) update_element<T>(spec, c, p[i], g[i], s0 ? s0 + i : nullptr, s1 ? s1 + i : nullptr,
                                            s2 ? s2 + i : nullptr);
@@ -40,7 +40,7 @@ struct MultiUpdate {
 };
 
 template <class T>
-__global__ void optimizer_multi_kernel(Backend::UpdateSpec spec, UpdateConstants c, MultiUpdate u) {
+__global__ void optimizer_multi_kernel(UpdateSpec spec, UpdateConstants c, MultiUpdate u) {
   for (int64_t blk = blockIdx.x; blk < u.block_start[u.count]; blk += gridDim.x) {
     int t = 0;
     while (blk >= u.block_start[t + 1]) ++t;
@@ -131,7 +131,7 @@ __global__ void col2im_kernel(const T* cols, T* out, WindowGeometry g, int64_t b
 
 }  // namespace
 
-void optimizer_update(DType dt, const Backend::UpdateSpec& spec, int64_t n, void* param, const void* grad,
+void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param, const void* grad,
                       void* s0, void* s1, void* s2) {
   if (n == 0) return;
   const UpdateConstants constants(spec);
@@ -141,8 +141,8 @@ void optimizer_update(DType dt, const Backend::UpdateSpec& spec, int64_t n, void
   });
 }
 
-void optimizer_update_multi(DType dt, const Backend::UpdateSpec& spec,
-                            std::span<const Backend::UpdateTensor> tensors) {
+void optimizer_update_multi(DType dt, const UpdateSpec& spec,
+                            std::span<const UpdateTensor> tensors) {
   const UpdateConstants constants(spec);
   dispatch_floating(dt, "cuda optimizer_update_multi", [&]<class T>() {
     for (size_t first = 0; first < tensors.size(); first += kMultiMax) {

@@ -22,11 +22,16 @@ bool ReferenceBackend::supports(Op op, DType dt) const {
     case Op::Fill: case Op::Cast: case Op::StridedCopy: case Op::IndexSelect: case Op::Gather:
     case Op::Nonzero:
       return true;
-    case Op::Gemm: case Op::Softmax: case Op::RandomUniform: case Op::RandomNormal: case Op::CrossEntropy:
+    case Op::Gemm: case Op::RandomUniform: case Op::RandomNormal:
       return dt == kFloat32 || dt == kFloat64;
     default:
       return !is_half(dt);
   }
+}
+
+bool ReferenceBackend::supports(FusedOp op, DType dt) const {
+  if (op == FusedOp::Im2Col || op == FusedOp::Col2Im) return !is_half(dt);
+  return dt == kFloat32 || dt == kFloat64;
 }
 
 void* ReferenceBackend::allocate(size_t nbytes) {
@@ -162,26 +167,23 @@ void ReferenceBackend::cumsum(DType dt, const void* in, void* out, int64_t outer
   });
 }
 
-void ReferenceBackend::gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                            double alpha, const void* a, int64_t lda, int64_t stride_a,
-                            const void* b, int64_t ldb, int64_t stride_b, double beta, void* c,
-                            int64_t ldc, int64_t stride_c, int64_t batch) {
-  dispatch_floating(dt, "gemm", [&]<class T>() {
-    for (int64_t p = 0; p < batch; ++p) {
-      const T* A = static_cast<const T*>(a) + p * stride_a;
-      const T* B = static_cast<const T*>(b) + p * stride_b;
-      T* C = static_cast<T*>(c) + p * stride_c;
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = 0; j < n; ++j) {
+void ReferenceBackend::gemm(const GemmArgs& g, const void* a, const void* b, void* c) {
+  dispatch_floating(g.dtype, "gemm", [&]<class T>() {
+    for (int64_t p = 0; p < g.batch; ++p) {
+      const T* A = static_cast<const T*>(a) + p * g.stride_a;
+      const T* B = static_cast<const T*>(b) + p * g.stride_b;
+      T* C = static_cast<T*>(c) + p * g.stride_c;
+      for (int64_t i = 0; i < g.m; ++i)
+        for (int64_t j = 0; j < g.n; ++j) {
           double acc = 0;
-          for (int64_t q = 0; q < k; ++q) {
-            T av = trans_a ? A[q * lda + i] : A[i * lda + q];
-            T bv = trans_b ? B[j * ldb + q] : B[q * ldb + j];
+          for (int64_t q = 0; q < g.k; ++q) {
+            T av = g.trans_a ? A[q * g.lda + i] : A[i * g.lda + q];
+            T bv = g.trans_b ? B[j * g.ldb + q] : B[q * g.ldb + j];
             acc += static_cast<double>(av) * bv;
           }
           // beta == 0 overwrites (C may hold garbage, even NaN), as BLAS specifies.
-          double prev = beta == 0.0 ? 0.0 : beta * C[i * ldc + j];
-          C[i * ldc + j] = static_cast<T>(alpha * acc + prev);
+          double prev = g.beta == 0.0 ? 0.0 : g.beta * C[i * g.ldc + j];
+          C[i * g.ldc + j] = static_cast<T>(g.alpha * acc + prev);
         }
     }
   });

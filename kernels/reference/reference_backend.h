@@ -5,14 +5,16 @@
 #include <array>
 #include <vector>
 
-#include "ember/kernels/backend.h"
+#include "ember/kernels/fused.h"
 
 namespace ember::kernels {
 
-class ReferenceBackend : public Backend {
+class ReferenceBackend : public Backend, public FusedKernels {
  public:
   const char* name() const override { return "reference"; }
   bool supports(Op op, DType dtype) const override;
+  FusedKernels* fused() override { return this; }
+  bool supports(FusedOp op, DType dtype) const override;
 
   void* allocate(size_t nbytes) override;
   void deallocate(void* ptr, size_t nbytes) override;
@@ -33,10 +35,7 @@ class ReferenceBackend : public Backend {
               int64_t inner) override;
   void cumsum(DType dt, const void* in, void* out, int64_t outer, int64_t r,
               int64_t inner) override;
-  void gemm(DType dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-            const void* a, int64_t lda, int64_t stride_a, const void* b, int64_t ldb,
-            int64_t stride_b, double beta, void* c, int64_t ldc, int64_t stride_c,
-            int64_t batch) override;
+  void gemm(const GemmArgs& args, const void* a, const void* b, void* c) override;
   void softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols, bool log) override;
   void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out,
                     int64_t outer, int64_t inner) override;

@@ -223,7 +223,7 @@ TEST_CASE("cuda: fused cross-entropy with class weights and ignored targets, for
       check_same(gx.grad(), cx.grad(), 1e-5, 1e-6);
     }
   }
-  CHECK(kernels::backend_for(kCuda).supports(kernels::Op::CrossEntropy, kFloat64));
+  CHECK(kernels::fused_for(kernels::backend_for(kCuda), kernels::FusedOp::CrossEntropy, kFloat64) != nullptr);
 }
 
 TEST_CASE("cuda: one launch updates many parameters (multi-tensor SGD, Adam, AdamW) like the CPU") {
@@ -459,9 +459,9 @@ TEST_CASE("cuda: attention beyond the kernel's head dim is a clear error") {
 
 TEST_CASE("cuda: every primitive has a kernel; other devices give a clear error") {
   if (!use_cuda()) return;
-  CHECK(kernels::backend_for(kCuda).supports(kernels::Op::Attention, kFloat32));
-  CHECK(kernels::backend_for(kCuda).supports(kernels::Op::Softmax, kFloat32));
-  CHECK_FALSE(kernels::backend_for(kCuda).supports(kernels::Op::Softmax, kInt64));
+  CHECK(kernels::fused_for(kernels::backend_for(kCuda), kernels::FusedOp::Attention, kFloat32) != nullptr);
+  CHECK(kernels::fused_for(kernels::backend_for(kCuda), kernels::FusedOp::Softmax, kFloat32) != nullptr);
+  CHECK_FALSE(kernels::fused_for(kernels::backend_for(kCuda), kernels::FusedOp::Softmax, kInt64) != nullptr);
   try {
     (void)zeros({2}, TensorOptions(Device::cuda(1)));
     FAIL("expected an error");

@@ -71,7 +71,7 @@ TEST_CASE("races: layer norm, optimizer, random, im2col and attention kernels") 
   kc::layer_norm_forward(kFloat32, x.p, w.p, b.p, rows, cols, 1e-5, y.p, mean.p, rstd.p);
   kc::layer_norm_backward(kFloat32, x.p, w.p, mean.p, rstd.p, dy.p, rows, cols, dx.p, dw.p, db.p);
 
-  k::Backend::UpdateSpec adam{k::Backend::OptimizerKind::Adam};
+  k::UpdateSpec adam{k::OptimizerKind::Adam};
   adam.lr = 1e-3;
   DeviceBuffer<float> m1{std::vector<float>(cols)}, m2{std::vector<float>(cols)};
   kc::optimizer_update(kFloat32, adam, cols, w.p, b.p, m1.p, m2.p, nullptr);
@@ -84,7 +84,7 @@ TEST_CASE("races: layer norm, optimizer, random, im2col and attention kernels") 
   kc::col2im(kFloat32, columns.p, back.p, g, 2);
 
   // Two batches, 33 queries and 20 keys: partial 16-row tiles on both sides; causal.
-  const k::Backend::AttentionShape a{2, 33, 20, 12, 7, 0.3, true};
+  const k::AttentionShape a{2, 33, 20, 12, 7, 0.3, true};
   DeviceBuffer<float> q(random_floats(2 * 33 * 12, 11)), kk(random_floats(2 * 20 * 12, 12)),
       v(random_floats(2 * 20 * 7, 13)), o{std::vector<float>(2 * 33 * 7)}, lse{std::vector<float>(2 * 33)},
       go(random_floats(2 * 33 * 7, 14)), gq{std::vector<float>(2 * 33 * 12)}, gk{std::vector<float>(2 * 20 * 12)},

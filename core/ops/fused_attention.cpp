@@ -1,0 +1,97 @@
+// Scaled dot-product attention, fused or composed (see core/fused_ops.h). The fused kernels work on
+// [B, L, E] batches of compact matrices: the batch dims of q, k and v are broadcast and flattened to
+// one B first, and a mask that only varies over [L, S] is passed with zero batch strides instead of
+// being copied per batch.
+#include <cmath>
+
+#include "ember/autograd/engine.h"
+#include "ember/core/fused_ops.h"
+#include "ember/core/ops/internal.h"
+
+namespace ember::fused {
+using namespace detail;
+
+Tensor attention_composed(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double scale,
+                          bool is_causal) {
+  Tensor scores = matmul(q, k.transpose(-2, -1)) * scale;
+  if (mask.defined()) scores = scores + mask;
+  if (is_causal) scores = scores + triu(full({q.size(-2), k.size(-2)}, -INFINITY, q.options()), 1);
+  return matmul(softmax(scores, -1), v);
+}
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double scale,
+                 bool is_causal) {
+  auto* fused = fused_of(q, kernels::FusedOp::Attention, q.dtype());
+  const bool fusable = fused && k.dtype() == q.dtype() && v.dtype() == q.dtype() &&
+                       (!mask.defined() || mask.dtype() == q.dtype());
+  if (!fusable) return attention_composed(q, k, v, mask, scale, is_causal);
+  const int64_t L = q.size(-2), S = k.size(-2), E = q.size(-1), Ev = v.size(-1);
+  Shape batch(q.sizes().begin(), q.sizes().end() - 2);
+  Shape kb(k.sizes().begin(), k.sizes().end() - 2), vb(v.sizes().begin(), v.sizes().end() - 2);
+  batch = broadcast_shapes(broadcast_shapes(batch, kb, "scaled_dot_product_attention"), vb,
+                           "scaled_dot_product_attention");
+  auto full_shape = [batch](int64_t a, int64_t b) {  // by value: the backward keeps it
+    Shape sh = batch;
+    sh.push_back(a);
+    sh.push_back(b);
+    return sh;
+  };
+  int64_t B = 1;
+  for (auto d : batch) B *= d;
+  Tensor q3, k3, v3, m3, out3, lse;
+  Shape mask_strides = {0, 0, 0};
+  {
+    autograd::NoGradGuard guard;
+    q3 = q.expand(full_shape(L, E)).reshape({B, L, E}).contiguous();
+    k3 = k.expand(full_shape(S, E)).reshape({B, S, E}).contiguous();
+    v3 = v.expand(full_shape(S, Ev)).reshape({B, S, Ev}).contiguous();
+    if (mask.defined()) {
+      Tensor mf = mask.expand(full_shape(L, S));
+      bool batch_broadcast = true;
+      for (size_t d = 0; d < batch.size(); ++d) batch_broadcast &= mf.stride(d) == 0 || batch[d] == 1;
+      if (batch_broadcast) {
+        m3 = mf;
+        mask_strides = {0, mf.stride(-2), mf.stride(-1)};
+      } else {
+        m3 = mf.reshape({B, L, S}).contiguous();
+        mask_strides = {L * S, S, 1};
+      }
+    }
+    out3 = empty({B, L, Ev}, q.options());
+    lse = empty({B, L}, q.options());
+    kernels::AttentionShape shape{B, L, S, E, Ev, scale, is_causal};
+    fused->attention_forward(q.dtype(), shape, q3.data_ptr(), k3.data_ptr(), v3.data_ptr(),
+                             m3.defined() ? m3.data_ptr() : nullptr, mask_strides, out3.data_ptr(),
+                             lse.data_ptr());
+  }
+  Tensor out = out3.view(full_shape(L, Ev));
+  autograd::record(
+      "scaled_dot_product_attention", {q, k, v}, {out}, {q3, k3, v3, out, lse, m3, q, k, v},
+      [=](FunctionNode& n, const variable_list& g) -> variable_list {
+        Tensor q3 = n.saved(0), k3 = n.saved(1), v3 = n.saved(2), o = n.saved(3);
+        Tensor lse = n.saved(4), m3 = n.saved(5);
+        Shape eq = full_shape(L, E), ek = full_shape(S, E), ev = full_shape(S, Ev);
+        auto* fused = fused_of(q3, kernels::FusedOp::Attention, q3.dtype());
+        if (autograd::GradMode::is_enabled() || !fused) {
+          // create_graph: differentiate the composed formula, in terms of the original inputs so
+          // the result stays connected to them.
+          Tensor mask_full = m3.defined() ? m3.reshape(full_shape(L, S)) : Tensor();
+          Tensor qq = n.saved(6), kk = n.saved(7), vv = n.saved(8);
+          Tensor y = attention_composed(qq, kk, vv, mask_full, scale, is_causal);
+          return autograd::grad_aligned(y, {qq, kk, vv}, g[0], true);
+        }
+        Tensor go = g[0].reshape({B, L, Ev}).contiguous();
+        Tensor gq = empty({B, L, E}, q3.options());
+        Tensor gk = empty({B, S, E}, q3.options());
+        Tensor gv = empty({B, S, Ev}, q3.options());
+        kernels::AttentionShape shape{B, L, S, E, Ev, scale, is_causal};
+        fused->attention_backward(q3.dtype(), shape, q3.data_ptr(), k3.data_ptr(), v3.data_ptr(),
+                                  m3.defined() ? m3.data_ptr() : nullptr, mask_strides,
+                                  o.reshape({B, L, Ev}).contiguous().data_ptr(), go.data_ptr(),
+                                  lse.data_ptr(), gq.data_ptr(), gk.data_ptr(), gv.data_ptr());
+        return {gq.view(eq), gk.view(ek), gv.view(ev)};
+      });
+  return out;
+}
+
+}  // namespace ember::fused
