@@ -1058,3 +1058,12 @@ TEST_CASE("Trainer: 16-mixed skips the steps whose gradients overflow float16 an
   t2.fit(model, train);
   CHECK_FALSE(same_weights(model, initial));  // later steps went through at a smaller scale
 }
+
+TEST_CASE("Trainer: strategy \"ddp\" needs ember::distributed, and says so when it was not built") {
+  if (distributed::available()) {
+    CHECK_NOTHROW(Trainer({.logger = false, .strategy = "ddp"}));  // one process: ddp of one rank
+  } else {
+    check_error([] { Trainer({.logger = false, .strategy = "ddp"}); },
+                {"strategy \"ddp\" needs ember::distributed"});
+  }
+}

@@ -6,6 +6,7 @@
 //   auto world = distributed::world();        // null when not launched with several ranks
 //   world->all_reduce(t, ReduceOp::Mean);     // in place
 #pragma once
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -38,7 +39,13 @@ class ProcessGroup {
 };
 
 // Whether this process was started by mpirun (or another launcher) with more than one rank.
-bool launched_with_several_ranks();
+inline bool launched_with_several_ranks() {
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"})
+    if (const char* v = std::getenv(var)) return std::atoi(v) > 1;
+  return false;
+}
+// Whether this ember was built with data-parallel collectives (ember::distributed, over MPI).
+bool available();
 // The group of all ranks (MPI_COMM_WORLD), made on first use (MPI is initialised then and
 // finalised at exit). Null when ember was built without MPI or runs as a single process.
 std::shared_ptr<ProcessGroup> world();

@@ -110,6 +110,8 @@ Trainer::Trainer(TrainerOptions options) : o_(std::move(options)) {
   }
   EMBER_CHECK(o_.strategy == "auto" || o_.strategy == "ddp" || o_.strategy == "single",
               "Trainer: strategy must be \"auto\", \"ddp\" or \"single\", got \"", o_.strategy, "\"");
+  EMBER_CHECK(o_.strategy != "ddp" || distributed::available(), "Trainer: strategy \"ddp\" needs ember::distributed, "
+              "and this ember was built without MPI (EMBER_WITH_MPI=OFF): install libopenmpi-dev and rebuild");
   if (o_.strategy != "single" && distributed::launched_with_several_ranks()) {
     group_ = distributed::world();
     EMBER_CHECK(group_ != nullptr, "Trainer: launched with several ranks but this ember was built without MPI");
