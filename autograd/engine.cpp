@@ -5,6 +5,7 @@
 // edge run, and the gradient arriving at each captured edge is returned instead of accumulated.
 #include "ember/autograd/engine.h"
 
+#include <algorithm>
 #include <cmath>
 #include <queue>
 #include <unordered_map>
@@ -32,120 +33,158 @@ void accumulate_into(Tensor& slot, const Tensor& g) {
   slot = slot.defined() ? slot + g : g;
 }
 
-void run(const std::vector<Edge>& roots, variable_list root_grads, bool keep_graph,
-         bool create_graph, Capture* capture) {
-  // (1) dependency counts over everything reachable from the roots.
-  std::unordered_map<Node*, int> deps;
-  std::unordered_set<Node*> seen;
-  std::vector<Node*> stack;
-  for (const auto& e : roots)
-    if (e.valid() && seen.insert(e.node.get()).second) stack.push_back(e.node.get());
-  while (!stack.empty()) {
-    Node* n = stack.back();
-    stack.pop_back();
-    for (const auto& e : n->next_edges) {
-      if (!e.valid()) continue;
-      ++deps[e.node.get()];
-      if (seen.insert(e.node.get()).second) stack.push_back(e.node.get());
+// One backward pass, in the three steps above, each a named function. Every walk over the graph is
+// an explicit stack or queue: a graph thousands of nodes deep (a long RNN, a loop of small ops) needs
+// no deeper C++ stack than a shallow one.
+class GraphTask {
+ public:
+  GraphTask(bool keep_graph, Capture* capture) : keep_graph_(keep_graph), capture_(capture) {}
+
+  void run(const std::vector<Edge>& roots, const variable_list& root_grads, bool create_graph) {
+    count_dependencies(roots);
+    if (capture_) mark_needed();
+    seed(roots, root_grads);
+    AutoGradMode mode(create_graph);
+    while (!ready_.empty()) {
+      Node* node = ready_.top();
+      ready_.pop();
+      execute(node);
     }
   }
 
-  // With captures, a node needs to run only if some captured edge lies below it.
-  std::unordered_set<Node*> needed;
-  if (capture) {
-    std::unordered_set<Node*> targets;
-    for (const auto& e : capture->edges)
-      if (e.valid()) targets.insert(e.node.get());
-    // Post-order over the reachable graph: needed(n) = any child is a target or needed.
-    std::unordered_map<Node*, bool> memo;
-    std::function<bool(Node*)> visit = [&](Node* n) -> bool {
-      auto it = memo.find(n);
-      if (it != memo.end()) return it->second;
-      memo[n] = false;
-      bool need = false;
+ private:
+  // (1) How many edges point at each node reachable from the roots.
+  void count_dependencies(const std::vector<Edge>& roots) {
+    std::vector<Node*> stack;
+    for (const auto& e : roots)
+      if (e.valid() && reachable_.insert(e.node.get()).second) stack.push_back(e.node.get());
+    while (!stack.empty()) {
+      Node* n = stack.back();
+      stack.pop_back();
+      for (const auto& e : n->next_edges) {
+        if (!e.valid()) continue;
+        ++deps_[e.node.get()];
+        if (reachable_.insert(e.node.get()).second) stack.push_back(e.node.get());
+      }
+    }
+  }
+
+  // With captures (autograd::grad) a node needs to run only if a captured edge lies below it: the
+  // needed nodes are the ancestors of the captured ones, found walking the edges backwards.
+  void mark_needed() {
+    std::unordered_map<Node*, std::vector<Node*>> parents;
+    for (Node* n : reachable_)
       for (const auto& e : n->next_edges)
-        if (e.valid() && (targets.count(e.node.get()) | visit(e.node.get()))) need = true;
-      memo[n] = need;
-      return need;
-    };
-    for (Node* n : seen)
-      if (visit(n)) needed.insert(n);
-  }
-
-  // (2) input buffers, seeded with the root gradients.
-  std::unordered_map<Node*, variable_list> buffers;
-  std::unordered_map<Node*, std::shared_ptr<Node>> owners;  // keep nodes alive while queued
-  auto buffer_of = [&](const std::shared_ptr<Node>& n) -> variable_list& {
-    auto& b = buffers[n.get()];
-    if (b.empty()) b.resize(std::max<size_t>(n->num_outputs(), 1));
-    owners.emplace(n.get(), n);
-    return b;
-  };
-  auto newer_first = [](Node* a, Node* b) { return a->sequence_nr < b->sequence_nr; };
-  std::priority_queue<Node*, std::vector<Node*>, decltype(newer_first)> ready(newer_first);
-  for (size_t i = 0; i < roots.size(); ++i) {
-    if (!roots[i].valid()) continue;
-    accumulate_into(buffer_of(roots[i].node)[roots[i].input_nr], root_grads[i]);
-  }
-  for (const auto& e : roots)
-    if (e.valid() && deps[e.node.get()] == 0 && buffers.count(e.node.get())) {
-      ready.push(e.node.get());
-      deps[e.node.get()] = -1;  // queued
+        if (e.valid()) parents[e.node.get()].push_back(n);
+    std::vector<Node*> stack;
+    for (const auto& e : capture_->edges)
+      if (e.valid()) stack.push_back(e.node.get());
+    while (!stack.empty()) {
+      Node* n = stack.back();
+      stack.pop_back();
+      for (Node* p : parents[n])
+        if (needed_.insert(p).second) stack.push_back(p);
     }
+  }
 
-  // (3) run nodes as their buffers complete.
-  AutoGradMode mode(create_graph);
-  while (!ready.empty()) {
-    Node* node = ready.top();
-    ready.pop();
-    std::shared_ptr<Node> keep = owners[node];
-    variable_list grads = std::move(buffers[node]);
-    buffers.erase(node);
+  // (2) The roots' input buffers hold the output gradients; roots nothing else points at are ready.
+  void seed(const std::vector<Edge>& roots, const variable_list& root_grads) {
+    for (size_t i = 0; i < roots.size(); ++i)
+      if (roots[i].valid()) accumulate_into(buffer_of(roots[i].node)[roots[i].input_nr], root_grads[i]);
+    for (const auto& e : roots)
+      if (e.valid() && deps_[e.node.get()] == 0 && buffers_.count(e.node.get())) {
+        ready_.push(e.node.get());
+        deps_[e.node.get()] = -1;  // queued
+      }
+  }
 
-    for (size_t i = 0; i < grads.size() && i < node->pre_hooks.size(); ++i)
-      for (auto& hook : node->pre_hooks[i]) {
+  // (3) One node whose buffer is complete: hooks, captures, its backward, then its gradients passed on.
+  void execute(Node* node) {
+    std::shared_ptr<Node> keep = owners_[node];
+    variable_list grads = std::move(buffers_[node]);
+    buffers_.erase(node);
+    apply_pre_hooks(*node, grads);
+    if (capture_) {
+      for (size_t c = 0; c < capture_->edges.size(); ++c)
+        if (capture_->edges[c].node.get() == node)
+          accumulate_into(capture_->grads[c], grads[capture_->edges[c].input_nr]);
+      if (!needed_.count(node)) return;  // a target with nothing needed below it
+    }
+    variable_list outputs;
+    if (fill_missing(*node, grads)) outputs = node->apply(std::move(grads));
+    if (!keep_graph_) node->release_saved();
+    if (AnomalyMode::is_enabled()) check_anomaly(*node, outputs);
+    propagate(*node, outputs);
+  }
+
+  static void apply_pre_hooks(Node& node, variable_list& grads) {
+    for (size_t i = 0; i < grads.size() && i < node.pre_hooks.size(); ++i)
+      for (auto& hook : node.pre_hooks[i]) {
         if (!grads[i].defined()) continue;
         Tensor replaced = hook(grads[i]);
         if (replaced.defined()) grads[i] = replaced;
       }
-    if (capture) {
-      for (size_t c = 0; c < capture->edges.size(); ++c)
-        if (capture->edges[c].node.get() == node)
-          accumulate_into(capture->grads[c], grads[capture->edges[c].input_nr]);
-      if (!needed.count(node)) continue;  // a target with nothing needed below it
-    }
+  }
+
+  // Gradients that never arrived are zeros of the output's shape; returns whether any did arrive
+  // (if none did, the backward is skipped and nothing flows on).
+  static bool fill_missing(const Node& node, variable_list& grads) {
     bool any_defined = false;
     for (size_t i = 0; i < grads.size(); ++i) {
       if (grads[i].defined()) {
         any_defined = true;
-      } else if (i < node->output_meta.size()) {
-        const auto& m = node->output_meta[i];
+      } else if (i < node.output_meta.size()) {
+        const auto& m = node.output_meta[i];
         grads[i] = zeros(m.shape, TensorOptions(m.dtype).set_device(m.device));
       }
     }
-    variable_list outputs;
-    if (any_defined) outputs = node->apply(std::move(grads));
-    if (!keep_graph) node->release_saved();
-    if (AnomalyMode::is_enabled()) {
-      for (size_t i = 0; i < outputs.size(); ++i)
-        if (has_nan(outputs[i]))
-          fail("autograd anomaly: the backward of '", node->name(), "' returned NaN in its ", i,
-               "-th output (the gradient for input ", i, " of the forward op '", node->name(),
-               "')");
-    }
+    return any_defined;
+  }
 
-    for (size_t i = 0; i < node->next_edges.size(); ++i) {
-      const Edge& e = node->next_edges[i];
+  static void check_anomaly(const Node& node, const variable_list& outputs) {
+    for (size_t i = 0; i < outputs.size(); ++i)
+      if (has_nan(outputs[i]))
+        fail("autograd anomaly: the backward of '", node.name(), "' returned NaN in its ", i,
+             "-th output (the gradient for input ", i, " of the forward op '", node.name(), "')");
+  }
+
+  void propagate(const Node& node, const variable_list& outputs) {
+    for (size_t i = 0; i < node.next_edges.size(); ++i) {
+      const Edge& e = node.next_edges[i];
       if (!e.valid()) continue;
-      if (capture && !needed.count(e.node.get()) &&
-          std::none_of(capture->edges.begin(), capture->edges.end(),
-                       [&](const Edge& c) { return c.node == e.node; }))
-        continue;
+      if (capture_ && !needed_.count(e.node.get()) && !is_captured(e.node.get())) continue;
       if (i < outputs.size()) accumulate_into(buffer_of(e.node)[e.input_nr], outputs[i]);
       else buffer_of(e.node);
-      if (--deps[e.node.get()] == 0) ready.push(e.node.get());
+      if (--deps_[e.node.get()] == 0) ready_.push(e.node.get());
     }
   }
+
+  bool is_captured(const Node* n) const {
+    return std::any_of(capture_->edges.begin(), capture_->edges.end(),
+                       [&](const Edge& c) { return c.node.get() == n; });
+  }
+
+  variable_list& buffer_of(const std::shared_ptr<Node>& n) {
+    auto& b = buffers_[n.get()];
+    if (b.empty()) b.resize(std::max<size_t>(n->num_outputs(), 1));
+    owners_.emplace(n.get(), n);
+    return b;
+  }
+
+  static bool newer_first(Node* a, Node* b) { return a->sequence_nr < b->sequence_nr; }
+
+  bool keep_graph_;
+  Capture* capture_;
+  std::unordered_set<Node*> reachable_, needed_;
+  std::unordered_map<Node*, int> deps_;
+  std::unordered_map<Node*, variable_list> buffers_;
+  std::unordered_map<Node*, std::shared_ptr<Node>> owners_;  // keeps nodes alive while queued
+  std::priority_queue<Node*, std::vector<Node*>, decltype(&newer_first)> ready_{&newer_first};
+};
+
+void run(const std::vector<Edge>& roots, variable_list root_grads, bool keep_graph, bool create_graph,
+         Capture* capture) {
+  GraphTask(keep_graph, capture).run(roots, root_grads, create_graph);
 }
 
 std::vector<Edge> root_edges(const variable_list& outputs) {

@@ -18,6 +18,26 @@ void GradMode::set_enabled(bool enabled) { grad_mode_enabled = enabled; }
 bool AnomalyMode::is_enabled() { return anomaly_enabled; }
 void AnomalyMode::set_enabled(bool enabled) { anomaly_enabled = enabled; }
 
+// Releasing the last reference to a node releases the nodes only it points at, which release theirs:
+// a recursion as deep as the graph, which overflows the C++ stack for a chain of a million ops. So the
+// nodes that would die with this one are moved to a local list and released one at a time, each
+// first dropping its saved tensors (which may hold the only other references to nodes below it)
+// and handing over its own dying next nodes.
+Node::~Node() {
+  std::vector<std::shared_ptr<Node>> dying;
+  auto take_dying = [&dying](std::vector<Edge>& edges) {
+    for (Edge& e : edges)
+      if (e.node && e.node.use_count() == 1) dying.push_back(std::move(e.node));
+  };
+  take_dying(next_edges);
+  while (!dying.empty()) {
+    std::shared_ptr<Node> node = std::move(dying.back());
+    dying.pop_back();
+    node->release_saved();
+    take_dying(node->next_edges);
+  }  // `node` is released here with no next node left that it alone keeps alive
+}
+
 Node::Node(std::string name) : sequence_nr(next_sequence_nr++), name_(std::move(name)) {}
 
 // An alias of t's data (same storage, so the same version counter) with no autograd metadata.

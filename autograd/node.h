@@ -60,7 +60,8 @@ struct OutputMeta {
 
 struct Node : std::enable_shared_from_this<Node> {
   explicit Node(std::string name);
-  virtual ~Node() = default;
+  // Releases the nodes only this one keeps alive without recursing into them (see node.cpp).
+  virtual ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 

