@@ -13,7 +13,6 @@
 #if EMBER_CPU_ISA > 0
 #include <immintrin.h>
 #endif
-#include "ember/kernels/attention_rows.h"
 #include "ember/kernels/cpu/cpu_allocator.h"
 #include "ember/kernels/cpu/eigen_gemm.h"
 #include "ember/kernels/cpu/fast_math.h"
@@ -21,7 +20,6 @@
 #include "ember/kernels/elementwise_ops.h"
 #include "ember/kernels/layer_norm_rows.h"
 #include "ember/kernels/optimizer_update.h"
-#include "ember/kernels/reference/reference_backend.h"
 
 EMBER_CPU_ISA_BEGIN
 #include "ember/kernels/cpu/cpu_backend.h"
@@ -293,7 +291,7 @@ float max_run(const float* x, int64_t n) {
 void CpuBackend::reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int64_t r,
                         int64_t inner) {
   if (op != ReduceOp::Sum || (dt != kFloat32 && dt != kFloat64) || r == 0) {
-    ReferenceBackend::reduce(op, dt, in, out, outer, r, inner);
+    general_reduce(op, dt, in, out, outer, r, inner);
     return;
   }
   dispatch_floating(dt, "sum", [&]<class T>() {
@@ -379,23 +377,10 @@ void CpuBackend::gemm(const GemmArgs& g, const void* a, const void* b, void* c) 
   });
 }
 
-void CpuBackend::gemm_one(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-                          const float* a, int64_t lda, const float* b, int64_t ldb, double beta, float* c,
-                          int64_t ldc) {
-  GemmArgs g;
-  g.trans_a = trans_a;
-  g.trans_b = trans_b;
-  g.m = m, g.n = n, g.k = k, g.alpha = alpha, g.beta = beta, g.lda = lda, g.ldb = ldb, g.ldc = ldc;
-  gemm(g, a, b, c);
-}
-
 // Cross-entropy rows, float32: the softmax row loop's vectorised max and exp, rows over threads.
 void CpuBackend::cross_entropy_forward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
                                        int64_t rows, int64_t classes, void* loss, void* lse) {
-  if (dt != kFloat32) {
-    ReferenceBackend::cross_entropy_forward(dt, logits, target, row_weight, rows, classes, loss, lse);
-    return;
-  }
+  EMBER_CHECK(dt == kFloat32, "cpu cross_entropy_forward: float32 only (supports() says so)");
   const float* x = static_cast<const float*>(logits);
   const float* w = static_cast<const float*>(row_weight);
   parallel_for(rows, classes * 4, [&](int64_t b, int64_t e) {
@@ -415,11 +400,7 @@ void CpuBackend::cross_entropy_forward(DType dt, const void* logits, const int64
 void CpuBackend::cross_entropy_backward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
                                         const void* lse, const void* grad_loss, int64_t rows, int64_t classes,
                                         void* grad_logits) {
-  if (dt != kFloat32) {
-    ReferenceBackend::cross_entropy_backward(dt, logits, target, row_weight, lse, grad_loss, rows, classes,
-                                             grad_logits);
-    return;
-  }
+  EMBER_CHECK(dt == kFloat32, "cpu cross_entropy_backward: float32 only (supports() says so)");
   const float* x = static_cast<const float*>(logits);
   const float* w = static_cast<const float*>(row_weight);
   const float* g = static_cast<const float*>(grad_loss);
@@ -439,10 +420,7 @@ void CpuBackend::cross_entropy_backward(DType dt, const void* logits, const int6
 
 void CpuBackend::softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols,
                          bool log) {
-  if (dt != kFloat32) {
-    ReferenceBackend::softmax(dt, in, out, rows, cols, log);
-    return;
-  }
+  EMBER_CHECK(dt == kFloat32, "cpu softmax: float32 only (supports() says so)");
   const float* x = static_cast<const float*>(in);
   float* y = static_cast<float*>(out);
   parallel_for(rows, cols * 4, [&](int64_t b, int64_t e) {
@@ -614,26 +592,53 @@ void CpuBackend::col2im(DType dt, const void* cols, void* out, const WindowGeome
   });
 }
 
-// Fused attention on the CPU. float32 goes by blocks of query rows: a [Br, S] tile of scores from
-// one GEMM, a row softmax in place, one GEMM into the output; backward recomputes the tile from the
-// saved log-sum-exp and runs the five GEMMs of the attention gradient per tile. Batch entries go to
-// threads (their gk/gv are private to them). Other dtypes use the reference row algorithm. Holding
-// a [Br, S] tile is what bounds the memory: the L x S matrix never exists.
+// Fused attention on the CPU, float32 and float64, by blocks of query rows: a [Br, S] tile of scores
+// from one GEMM, a row softmax in place, one GEMM into the output; backward recomputes the tile from
+// the saved log-sum-exp and runs the five GEMMs of the attention gradient per tile. Batch entries go
+// to threads (their gk/gv are private to them). Holding a [Br, S] tile is what bounds the memory:
+// the L x S matrix never exists.
 namespace {
 
 constexpr int64_t kAttentionRows = 64;
 
+// exp(x) for x <= 0: the vectorised float32 approximation, or exp itself for double.
+template <class T>
+T exp_nonpositive(T x) {
+  if constexpr (std::is_same_v<T, float>) return fast_expf_nonpositive(x);
+  else return std::exp(x);
+}
+
+template <class T>
+T row_max(const T* x, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) return max_run(x, n);
+  T m = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) m = (x[j] > m || std::isnan(x[j])) ? x[j] : m;
+  return m;
+}
+
+// One matrix product of the attention tiles (no batch).
+template <class T>
+void tile_gemm(Backend& backend, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+               const T* a, int64_t lda, const T* b, int64_t ldb, double beta, T* c, int64_t ldc) {
+  GemmArgs g;
+  g.dtype = std::is_same_v<T, float> ? kFloat32 : kFloat64;
+  g.trans_a = trans_a, g.trans_b = trans_b;
+  g.m = m, g.n = n, g.k = k, g.alpha = alpha, g.beta = beta, g.lda = lda, g.ldb = ldb, g.ldc = ldc;
+  backend.gemm(g, a, b, c);
+}
+
+template <class T>
 struct AttentionTile {
   const AttentionShape& a;
-  const float* mask;
+  const T* mask;
   Dims ms;
   // Adds the mask and the causal cut to scores[r, j] of rows i0..i0+rows of batch b.
-  void mask_scores(float* scores, int64_t b, int64_t i0, int64_t rows) const {
+  void mask_scores(T* scores, int64_t b, int64_t i0, int64_t rows) const {
     for (int64_t r = 0; r < rows; ++r) {
-      float* row = scores + r * a.kv_len;
+      T* row = scores + r * a.kv_len;
       const int64_t i = i0 + r;
       if (mask) {
-        const float* m = mask + b * ms[0] + i * ms[1];
+        const T* m = mask + b * ms[0] + i * ms[1];
         for (int64_t j = 0; j < a.kv_len; ++j) row[j] += m[j * ms[2]];
       }
       if (a.causal)
@@ -642,48 +647,121 @@ struct AttentionTile {
   }
 };
 
+
+template <class T>
+void attention_forward_tiles(Backend& backend, const AttentionShape& a, const void* q, const void* k,
+                                   const void* v, const void* mask, Dims mask_strides, void* out,
+                                   void* lse) {
+  const T* Q = static_cast<const T*>(q);
+  const T* K = static_cast<const T*>(k);
+  const T* V = static_cast<const T*>(v);
+  T* O = static_cast<T*>(out);
+  T* LSE = static_cast<T*>(lse);
+  AttentionTile<T> tile{a, static_cast<const T*>(mask), mask_strides};
+  const int64_t blocks = (a.q_len + kAttentionRows - 1) / kAttentionRows;
+  parallel_for(a.batch * blocks, kAttentionRows * a.kv_len * (a.head_dim + a.v_dim),
+               [&](int64_t t0, int64_t t1) {
+    std::vector<T> scores(kAttentionRows * a.kv_len);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / blocks, i0 = (t % blocks) * kAttentionRows;
+      const int64_t rows = std::min(kAttentionRows, a.q_len - i0);
+      const T* Qb = Q + (b * a.q_len + i0) * a.head_dim;
+      const T* Kb = K + b * a.kv_len * a.head_dim;
+      tile_gemm<T>(backend, false, true, rows, a.kv_len, a.head_dim, a.scale, Qb, a.head_dim, Kb, a.head_dim, 0.0, scores.data(), a.kv_len);
+      tile.mask_scores(scores.data(), b, i0, rows);
+      for (int64_t r = 0; r < rows; ++r) {
+        T* row = scores.data() + r * a.kv_len;
+        const T mx = row_max<T>(row, a.kv_len);
+        T sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < a.kv_len; ++j) {
+          const T e = exp_nonpositive<T>(row[j] - mx);
+          row[j] = e;
+          sum += e;
+        }
+        const T inv = T(1) / sum;
+        for (int64_t j = 0; j < a.kv_len; ++j) row[j] *= inv;
+        LSE[b * a.q_len + i0 + r] = mx + std::log(sum);  // nan/-inf rows stay nan, like softmax
+      }
+      tile_gemm<T>(backend, false, false, rows, a.v_dim, a.kv_len, 1.0, scores.data(), a.kv_len, V + b * a.kv_len * a.v_dim, a.v_dim, 0.0, O + (b * a.q_len + i0) * a.v_dim, a.v_dim);
+    }
+  });
+}
+
+template <class T>
+void attention_backward_tiles(Backend& backend, const AttentionShape& a, const void* q, const void* k,
+                                    const void* v, const void* mask, Dims mask_strides,
+                                    const void* out, const void* grad_out, const void* lse,
+                                    void* gq, void* gk, void* gv) {
+  const T* Q = static_cast<const T*>(q);
+  const T* K = static_cast<const T*>(k);
+  const T* V = static_cast<const T*>(v);
+  const T* O = static_cast<const T*>(out);
+  const T* GO = static_cast<const T*>(grad_out);
+  const T* LSE = static_cast<const T*>(lse);
+  T* GQ = static_cast<T*>(gq);
+  T* GK = static_cast<T*>(gk);
+  T* GV = static_cast<T*>(gv);
+  AttentionTile<T> tile{a, static_cast<const T*>(mask), mask_strides};
+  parallel_for(a.batch, a.q_len * a.kv_len * (a.head_dim + a.v_dim) * 4, [&](int64_t b0, int64_t b1) {
+    std::vector<T> p(kAttentionRows * a.kv_len), dp(kAttentionRows * a.kv_len);
+    for (int64_t b = b0; b < b1; ++b) {
+      const T* Kb = K + b * a.kv_len * a.head_dim;
+      const T* Vb = V + b * a.kv_len * a.v_dim;
+      T* GKb = GK + b * a.kv_len * a.head_dim;
+      T* GVb = GV + b * a.kv_len * a.v_dim;
+      std::fill_n(GKb, a.kv_len * a.head_dim, T(0));
+      std::fill_n(GVb, a.kv_len * a.v_dim, T(0));
+      for (int64_t i0 = 0; i0 < a.q_len; i0 += kAttentionRows) {
+        const int64_t rows = std::min(kAttentionRows, a.q_len - i0);
+        const T* Qi = Q + (b * a.q_len + i0) * a.head_dim;
+        const T* Oi = O + (b * a.q_len + i0) * a.v_dim;
+        const T* Gi = GO + (b * a.q_len + i0) * a.v_dim;
+        // P = exp(scale * Q K^T + mask - lse)
+        tile_gemm<T>(backend, false, true, rows, a.kv_len, a.head_dim, a.scale, Qi, a.head_dim, Kb, a.head_dim, 0.0, p.data(), a.kv_len);
+        tile.mask_scores(p.data(), b, i0, rows);
+        for (int64_t r = 0; r < rows; ++r) {
+          T* row = p.data() + r * a.kv_len;
+          const T l = LSE[b * a.q_len + i0 + r];
+          if (std::isnan(l)) {  // a row that attended to nothing has no gradient
+            std::fill_n(row, a.kv_len, T(0));
+            continue;
+          }
+#pragma omp simd
+          for (int64_t j = 0; j < a.kv_len; ++j) row[j] = exp_nonpositive<T>(std::min(row[j] - l, T(0)));
+        }
+        // dV += P^T dO;  dP = dO V^T
+        tile_gemm<T>(backend, true, false, a.kv_len, a.v_dim, rows, 1.0, p.data(), a.kv_len, Gi, a.v_dim, 1.0, GVb, a.v_dim);
+        tile_gemm<T>(backend, false, true, rows, a.kv_len, a.v_dim, 1.0, Gi, a.v_dim, Vb, a.v_dim, 0.0, dp.data(), a.kv_len);
+        // dS = P * (dP - rowsum(dO * O)) * scale, written over dP
+        for (int64_t r = 0; r < rows; ++r) {
+          T* dr = dp.data() + r * a.kv_len;
+          if (std::isnan(LSE[b * a.q_len + i0 + r])) {  // its out is NaN: keep it out of dS
+            std::fill_n(dr, a.kv_len, T(0));
+            continue;
+          }
+          T d = 0;
+          for (int64_t e = 0; e < a.v_dim; ++e) d += Gi[r * a.v_dim + e] * Oi[r * a.v_dim + e];
+          const T* pr = p.data() + r * a.kv_len;
+          const T sc = static_cast<T>(a.scale);
+#pragma omp simd
+          for (int64_t j = 0; j < a.kv_len; ++j) dr[j] = pr[j] * (dr[j] - d) * sc;
+        }
+        // dQ = dS K;  dK += dS^T Q
+        tile_gemm<T>(backend, false, false, rows, a.head_dim, a.kv_len, 1.0, dp.data(), a.kv_len, Kb, a.head_dim, 0.0, GQ + (b * a.q_len + i0) * a.head_dim, a.head_dim);
+        tile_gemm<T>(backend, true, false, a.kv_len, a.head_dim, rows, 1.0, dp.data(), a.kv_len, Qi, a.head_dim, 1.0, GKb, a.head_dim);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void CpuBackend::attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k,
                                    const void* v, const void* mask, Dims mask_strides, void* out,
                                    void* lse) {
-  if (dt != kFloat32) {
-    ReferenceBackend::attention_forward(dt, a, q, k, v, mask, mask_strides, out, lse);
-    return;
-  }
-  const float* Q = static_cast<const float*>(q);
-  const float* K = static_cast<const float*>(k);
-  const float* V = static_cast<const float*>(v);
-  float* O = static_cast<float*>(out);
-  float* LSE = static_cast<float*>(lse);
-  AttentionTile tile{a, static_cast<const float*>(mask), mask_strides};
-  const int64_t blocks = (a.q_len + kAttentionRows - 1) / kAttentionRows;
-  parallel_for(a.batch * blocks, kAttentionRows * a.kv_len * (a.head_dim + a.v_dim),
-               [&](int64_t t0, int64_t t1) {
-    std::vector<float> scores(kAttentionRows * a.kv_len);
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / blocks, i0 = (t % blocks) * kAttentionRows;
-      const int64_t rows = std::min(kAttentionRows, a.q_len - i0);
-      const float* Qb = Q + (b * a.q_len + i0) * a.head_dim;
-      const float* Kb = K + b * a.kv_len * a.head_dim;
-      gemm_one(false, true, rows, a.kv_len, a.head_dim, a.scale, Qb, a.head_dim, Kb, a.head_dim, 0.0, scores.data(), a.kv_len);
-      tile.mask_scores(scores.data(), b, i0, rows);
-      for (int64_t r = 0; r < rows; ++r) {
-        float* row = scores.data() + r * a.kv_len;
-        const float mx = max_run(row, a.kv_len);
-        float sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < a.kv_len; ++j) {
-          const float e = fast_expf_nonpositive(row[j] - mx);
-          row[j] = e;
-          sum += e;
-        }
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j < a.kv_len; ++j) row[j] *= inv;
-        LSE[b * a.q_len + i0 + r] = mx + std::log(sum);  // nan/-inf rows stay nan, like softmax
-      }
-      gemm_one(false, false, rows, a.v_dim, a.kv_len, 1.0, scores.data(), a.kv_len, V + b * a.kv_len * a.v_dim, a.v_dim, 0.0, O + (b * a.q_len + i0) * a.v_dim, a.v_dim);
-    }
+  dispatch_floating(dt, "attention_forward", [&]<class T>() {
+    attention_forward_tiles<T>(*this, a, q, k, v, mask, mask_strides, out, lse);
   });
 }
 
@@ -691,70 +769,8 @@ void CpuBackend::attention_backward(DType dt, const AttentionShape& a, const voi
                                     const void* v, const void* mask, Dims mask_strides,
                                     const void* out, const void* grad_out, const void* lse,
                                     void* gq, void* gk, void* gv) {
-  if (dt != kFloat32) {
-    ReferenceBackend::attention_backward(dt, a, q, k, v, mask, mask_strides, out, grad_out, lse, gq,
-                                         gk, gv);
-    return;
-  }
-  const float* Q = static_cast<const float*>(q);
-  const float* K = static_cast<const float*>(k);
-  const float* V = static_cast<const float*>(v);
-  const float* O = static_cast<const float*>(out);
-  const float* GO = static_cast<const float*>(grad_out);
-  const float* LSE = static_cast<const float*>(lse);
-  float* GQ = static_cast<float*>(gq);
-  float* GK = static_cast<float*>(gk);
-  float* GV = static_cast<float*>(gv);
-  AttentionTile tile{a, static_cast<const float*>(mask), mask_strides};
-  parallel_for(a.batch, a.q_len * a.kv_len * (a.head_dim + a.v_dim) * 4, [&](int64_t b0, int64_t b1) {
-    std::vector<float> p(kAttentionRows * a.kv_len), dp(kAttentionRows * a.kv_len);
-    for (int64_t b = b0; b < b1; ++b) {
-      const float* Kb = K + b * a.kv_len * a.head_dim;
-      const float* Vb = V + b * a.kv_len * a.v_dim;
-      float* GKb = GK + b * a.kv_len * a.head_dim;
-      float* GVb = GV + b * a.kv_len * a.v_dim;
-      std::fill_n(GKb, a.kv_len * a.head_dim, 0.0f);
-      std::fill_n(GVb, a.kv_len * a.v_dim, 0.0f);
-      for (int64_t i0 = 0; i0 < a.q_len; i0 += kAttentionRows) {
-        const int64_t rows = std::min(kAttentionRows, a.q_len - i0);
-        const float* Qi = Q + (b * a.q_len + i0) * a.head_dim;
-        const float* Oi = O + (b * a.q_len + i0) * a.v_dim;
-        const float* Gi = GO + (b * a.q_len + i0) * a.v_dim;
-        // P = exp(scale * Q K^T + mask - lse)
-        gemm_one(false, true, rows, a.kv_len, a.head_dim, a.scale, Qi, a.head_dim, Kb, a.head_dim, 0.0, p.data(), a.kv_len);
-        tile.mask_scores(p.data(), b, i0, rows);
-        for (int64_t r = 0; r < rows; ++r) {
-          float* row = p.data() + r * a.kv_len;
-          const float l = LSE[b * a.q_len + i0 + r];
-          if (std::isnan(l)) {  // a row that attended to nothing has no gradient
-            std::fill_n(row, a.kv_len, 0.0f);
-            continue;
-          }
-#pragma omp simd
-          for (int64_t j = 0; j < a.kv_len; ++j) row[j] = fast_expf_nonpositive(std::min(row[j] - l, 0.0f));
-        }
-        // dV += P^T dO;  dP = dO V^T
-        gemm_one(true, false, a.kv_len, a.v_dim, rows, 1.0, p.data(), a.kv_len, Gi, a.v_dim, 1.0, GVb, a.v_dim);
-        gemm_one(false, true, rows, a.kv_len, a.v_dim, 1.0, Gi, a.v_dim, Vb, a.v_dim, 0.0, dp.data(), a.kv_len);
-        // dS = P * (dP - rowsum(dO * O)) * scale, written over dP
-        for (int64_t r = 0; r < rows; ++r) {
-          float* dr = dp.data() + r * a.kv_len;
-          if (std::isnan(LSE[b * a.q_len + i0 + r])) {  // its out is NaN: keep it out of dS
-            std::fill_n(dr, a.kv_len, 0.0f);
-            continue;
-          }
-          float d = 0;
-          for (int64_t e = 0; e < a.v_dim; ++e) d += Gi[r * a.v_dim + e] * Oi[r * a.v_dim + e];
-          const float* pr = p.data() + r * a.kv_len;
-          const float sc = static_cast<float>(a.scale);
-#pragma omp simd
-          for (int64_t j = 0; j < a.kv_len; ++j) dr[j] = pr[j] * (dr[j] - d) * sc;
-        }
-        // dQ = dS K;  dK += dS^T Q
-        gemm_one(false, false, rows, a.head_dim, a.kv_len, 1.0, dp.data(), a.kv_len, Kb, a.head_dim, 0.0, GQ + (b * a.q_len + i0) * a.head_dim, a.head_dim);
-        gemm_one(true, false, a.kv_len, a.head_dim, rows, 1.0, dp.data(), a.kv_len, Qi, a.head_dim, 1.0, GKb, a.head_dim);
-      }
-    }
+  dispatch_floating(dt, "attention_backward", [&]<class T>() {
+    attention_backward_tiles<T>(*this, a, q, k, v, mask, mask_strides, out, grad_out, lse, gq, gk, gv);
   });
 }
 

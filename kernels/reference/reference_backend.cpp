@@ -9,13 +9,40 @@
 #include <vector>
 
 #include "ember/kernels/dispatch.h"
-#include "ember/kernels/elementwise_ops.h"
-#include "ember/kernels/attention_rows.h"
-#include "ember/kernels/layer_norm_rows.h"
-#include "ember/kernels/optimizer_update.h"
 #include "ember/kernels/philox.h"
+#include "ember/kernels/reference/attention_rows.h"
+#include "ember/kernels/reference/reference_math.h"
 
 namespace ember::kernels {
+using reference::Accumulator;
+using reference::is_nan;
+using reference::less_nan_last;
+
+namespace {
+
+// Visits every index of `sizes` in row-major order, keeping one running offset per strided
+// operand: f(offsets) with offsets[j] the element offset of operand j.
+template <size_t N, class F>
+void for_each_strided(Dims sizes, const std::array<Dims, N>& strides, F&& f) {
+  const size_t nd = sizes.size();
+  int64_t total = 1;
+  for (auto s : sizes) total *= s;
+  if (total == 0) return;
+  std::array<int64_t, N> off{};
+  std::vector<int64_t> counter(nd, 0);
+  for (int64_t i = 0; i < total; ++i) {
+    f(off);
+    for (size_t d = nd; d-- > 0;) {  // odometer: bump the last dim, carry into earlier ones
+      ++counter[d];
+      for (size_t j = 0; j < N; ++j) off[j] += strides[j][d];
+      if (counter[d] < sizes[d]) break;
+      for (size_t j = 0; j < N; ++j) off[j] -= strides[j][d] * sizes[d];
+      counter[d] = 0;
+    }
+  }
+}
+
+}  // namespace
 
 bool ReferenceBackend::supports(Op op, DType dt) const {
   switch (op) {
@@ -82,9 +109,7 @@ void ReferenceBackend::unary(UnaryOp op, DType dt, const void* in, void* out, in
   dispatch_numeric(dt, "unary", [&]<class T>() {
     const T* x = static_cast<const T*>(in);
     T* y = static_cast<T*>(out);
-    visit_unary<T>(op, a, b, [&](auto f) {
-      for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
-    });
+    for (int64_t i = 0; i < n; ++i) y[i] = reference::unary_value<T>(op, x[i], a, b);
   });
 }
 
@@ -94,13 +119,9 @@ void ReferenceBackend::binary(BinaryOp op, DType dt, const void* a, Dims a_strid
   dispatch_numeric(dt, "binary", [&]<class T>() {
     const T* x = static_cast<const T*>(a);
     const T* y = static_cast<const T*>(b);
-    visit_binary<T>(op, [&](auto f) {
-      using R = decltype(f(T{}, T{}));
-      R* o = static_cast<R*>(out);
-      for_each_strided<3>(sizes, {a_strides, b_strides, Dims(out_strides)},
-                          [&](const std::array<int64_t, 3>& off) {
-                            o[off[2]] = f(x[off[0]], y[off[1]]);
-                          });
+    for_each_strided<3>(sizes, {a_strides, b_strides, Dims(out_strides)}, [&](const std::array<int64_t, 3>& off) {
+      if (is_comparison(op)) static_cast<bool*>(out)[off[2]] = reference::predicate_value<T>(op, x[off[0]], y[off[1]]);
+      else static_cast<T*>(out)[off[2]] = reference::arithmetic_value<T>(op, x[off[0]], y[off[1]]);
     });
   });
 }
@@ -129,7 +150,7 @@ void ReferenceBackend::reduce(ReduceOp op, DType dt, const void* in, void* out, 
         auto at = [&](int64_t j) { return x[(o * r + j) * inner + i]; };
         const int64_t dst = o * inner + i;
         if (op == ReduceOp::Sum || op == ReduceOp::Prod) {
-          acc_t<T> acc = op == ReduceOp::Sum ? 0 : 1;
+          Accumulator<T> acc = op == ReduceOp::Sum ? 0 : 1;
           for (int64_t j = 0; j < r; ++j) acc = op == ReduceOp::Sum ? acc + at(j) : acc * at(j);
           static_cast<T*>(out)[dst] = static_cast<T>(acc);
         } else {
@@ -158,7 +179,7 @@ void ReferenceBackend::cumsum(DType dt, const void* in, void* out, int64_t outer
     T* y = static_cast<T*>(out);
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t i = 0; i < inner; ++i) {
-        acc_t<T> acc = 0;
+        Accumulator<T> acc = 0;
         for (int64_t j = 0; j < r; ++j) {
           acc += x[(o * r + j) * inner + i];
           y[(o * r + j) * inner + i] = static_cast<T>(acc);
@@ -364,28 +385,58 @@ void ReferenceBackend::attention_backward(DType dt, const AttentionShape& a, con
   });
 }
 
-void ReferenceBackend::layer_norm_forward(DType dt, const void* x, const void* w, const void* b,
-                                          int64_t rows, int64_t cols, double eps, void* y,
-                                          void* mean, void* rstd) {
+// Per row: mean and variance in double (two passes), y = (x - mean) * rstd * w + b. Backward, with
+// xhat = (x - mean) * rstd and g = dy * w: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),
+// dw = sum over rows of dy * xhat, db = sum of dy.
+void ReferenceBackend::layer_norm_forward(DType dt, const void* x_in, const void* w_in, const void* b_in,
+                                          int64_t rows, int64_t cols, double eps, void* y_out,
+                                          void* mean_out, void* rstd_out) {
   dispatch_floating(dt, "layer_norm", [&]<class T>() {
-    for (int64_t r = 0; r < rows; ++r)
-      layer_norm_row_forward<T>(static_cast<const T*>(x) + r * cols, static_cast<const T*>(w),
-                                static_cast<const T*>(b), cols, eps, static_cast<T*>(y) + r * cols,
-                                static_cast<T*>(mean) + r, static_cast<T*>(rstd) + r);
+    const T *w = static_cast<const T*>(w_in), *b = static_cast<const T*>(b_in);
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* x = static_cast<const T*>(x_in) + r * cols;
+      T* y = static_cast<T*>(y_out) + r * cols;
+      double mean = 0, var = 0;
+      for (int64_t j = 0; j < cols; ++j) mean += x[j];
+      mean /= static_cast<double>(cols);
+      for (int64_t j = 0; j < cols; ++j) var += (x[j] - mean) * (x[j] - mean);
+      const double rstd = 1 / std::sqrt(var / static_cast<double>(cols) + eps);
+      for (int64_t j = 0; j < cols; ++j)
+        y[j] = static_cast<T>((x[j] - mean) * rstd * (w ? w[j] : 1.0) + (b ? b[j] : 0.0));
+      static_cast<T*>(mean_out)[r] = static_cast<T>(mean);
+      static_cast<T*>(rstd_out)[r] = static_cast<T>(rstd);
+    }
   });
 }
 
-void ReferenceBackend::layer_norm_backward(DType dt, const void* x, const void* w, const void* mean,
-                                           const void* rstd, const void* dy, int64_t rows,
-                                           int64_t cols, void* dx, void* dw, void* db) {
+void ReferenceBackend::layer_norm_backward(DType dt, const void* x_in, const void* w_in, const void* mean_in,
+                                           const void* rstd_in, const void* dy_in, int64_t rows,
+                                           int64_t cols, void* dx_out, void* dw_out, void* db_out) {
   dispatch_floating(dt, "layer_norm_backward", [&]<class T>() {
-    if (dw) std::fill_n(static_cast<T*>(dw), cols, T(0));
-    if (db) std::fill_n(static_cast<T*>(db), cols, T(0));
-    for (int64_t r = 0; r < rows; ++r)
-      layer_norm_row_backward<T>(static_cast<const T*>(x) + r * cols, static_cast<const T*>(w),
-                                 static_cast<const T*>(mean)[r], static_cast<const T*>(rstd)[r],
-                                 static_cast<const T*>(dy) + r * cols, cols,
-                                 static_cast<T*>(dx) + r * cols, static_cast<T*>(dw), static_cast<T*>(db));
+    const T* w = static_cast<const T*>(w_in);
+    std::vector<double> dw(cols, 0.0), db(cols, 0.0);
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* x = static_cast<const T*>(x_in) + r * cols;
+      const T* dy = static_cast<const T*>(dy_in) + r * cols;
+      const double mean = static_cast<const T*>(mean_in)[r], rstd = static_cast<const T*>(rstd_in)[r];
+      double mean_g = 0, mean_gx = 0;
+      for (int64_t j = 0; j < cols; ++j) {
+        const double xhat = (x[j] - mean) * rstd, g = dy[j] * (w ? w[j] : 1.0);
+        mean_g += g / static_cast<double>(cols);
+        mean_gx += g * xhat / static_cast<double>(cols);
+        dw[j] += dy[j] * xhat;
+        db[j] += dy[j];
+      }
+      T* dx = static_cast<T*>(dx_out) + r * cols;
+      for (int64_t j = 0; j < cols; ++j) {
+        const double xhat = (x[j] - mean) * rstd, g = dy[j] * (w ? w[j] : 1.0);
+        dx[j] = static_cast<T>(rstd * (g - mean_g - xhat * mean_gx));
+      }
+    }
+    for (int64_t j = 0; j < cols; ++j) {
+      if (dw_out) static_cast<T*>(dw_out)[j] = static_cast<T>(dw[j]);
+      if (db_out) static_cast<T*>(db_out)[j] = static_cast<T>(db[j]);
+    }
   });
 }
 
@@ -429,7 +480,12 @@ void ReferenceBackend::cross_entropy_backward(DType dt, const void* logits, cons
 void ReferenceBackend::optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param,
                                         const void* grad, void* state0, void* state1, void* state2) {
   dispatch_floating(dt, "optimizer_update", [&]<class T>() {
-    update_range<T>(spec, 0, n, param, grad, state0, state1, state2);
+    T *p = static_cast<T*>(param), *s0 = static_cast<T*>(state0), *s1 = static_cast<T*>(state1),
+      *s2 = static_cast<T*>(state2);
+    const T* g = static_cast<const T*>(grad);
+    for (int64_t i = 0; i < n; ++i)
+      reference::optimizer_step<T>(spec, p[i], g[i], s0 ? s0 + i : nullptr, s1 ? s1 + i : nullptr,
+                                   s2 ? s2 + i : nullptr);
   });
 }
 

@@ -1,10 +1,9 @@
-// The reference backend: every primitive as the plainest loop that is obviously right. It is the
-// oracle the tests compare other backends against and the first thing to read to learn what a
-// primitive means. Single-threaded, float math accumulated in double.
+// The reference backend: every primitive and fused kernel as the plainest loop that is obviously
+// right. It is the oracle the tests compare other backends against and the first thing to read to
+// learn what a primitive means. Single-threaded, float math in double. It shares no code with the
+// CPU or CUDA backends (its formulas are in reference_math.h), only ember's dtype dispatch and the
+// definition of the Philox random stream, which every backend must reproduce exactly.
 #pragma once
-#include <array>
-#include <vector>
-
 #include "ember/kernels/fused.h"
 
 namespace ember::kernels {
@@ -74,28 +73,5 @@ class ReferenceBackend : public Backend, public FusedKernels {
   void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean,
                      double stddev) override;
 };
-
-// Visits every index of `sizes` in row-major order, keeping one running offset per strided
-// operand: f(offsets) with offsets[j] the element offset of operand j. Shared by the CPU backend's
-// general (non-contiguous) paths.
-template <size_t N, class F>
-void for_each_strided(Dims sizes, const std::array<Dims, N>& strides, F&& f) {
-  const size_t nd = sizes.size();
-  int64_t total = 1;
-  for (auto s : sizes) total *= s;
-  if (total == 0) return;
-  std::array<int64_t, N> off{};
-  std::vector<int64_t> counter(nd, 0);
-  for (int64_t i = 0; i < total; ++i) {
-    f(off);
-    for (size_t d = nd; d-- > 0;) {  // odometer: bump the last dim, carry into earlier ones
-      ++counter[d];
-      for (size_t j = 0; j < N; ++j) off[j] += strides[j][d];
-      if (counter[d] < sizes[d]) break;
-      for (size_t j = 0; j < N; ++j) off[j] -= strides[j][d] * sizes[d];
-      counter[d] = 0;
-    }
-  }
-}
 
 }  // namespace ember::kernels

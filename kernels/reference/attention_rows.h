@@ -1,6 +1,6 @@
-// The row algorithm of fused attention, shared by the reference and CPU backends (they differ in
-// how rows are spread over threads). One query row at a time: its S scores live in a scratch row,
-// never an L x S matrix. Backward uses the saved log-sum-exp to rebuild p without a second softmax:
+// The reference backend's fused attention, one query row at a time in double precision: the row's S
+// scores live in a scratch row, never an L x S matrix. Backward uses the saved log-sum-exp to rebuild
+// p without a second softmax:
 //   p_j = exp(s_j - lse),  dv_j += p_j g,  dp_j = g·v_j,  D = g·out,  ds_j = p_j (dp_j - D),
 //   dq += scale * sum_j ds_j k_j,  dk_j += scale * ds_j q.
 #pragma once

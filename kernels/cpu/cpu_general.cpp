@@ -1,0 +1,213 @@
+// The CPU backend's primitives that decide little of training speed: the general reductions (max,
+// min, their indices, products, integer sums), where, cumsum, the index ops, nonzero, sort and the
+// random fills. Each is a straightforward loop, spread over OpenMP threads where its rows are
+// independent and the work is large enough to pay for the fork. Compiled once per instruction-set
+// level, like cpu_backend.cpp.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "ember/kernels/cpu/cpu_isa.h"
+#include "ember/kernels/dispatch.h"
+#include "ember/kernels/elementwise_ops.h"
+#include "ember/kernels/philox.h"
+
+EMBER_CPU_ISA_BEGIN
+#include "ember/kernels/cpu/cpu_backend.h"
+
+namespace ember::kernels::EMBER_CPU_ISA_NS {
+
+bool CpuBackend::supports(Op op, DType dt) const {
+  switch (op) {
+    case Op::Fill: case Op::Cast: case Op::StridedCopy: case Op::IndexSelect: case Op::Gather:
+    case Op::Nonzero: case Op::Where:
+      return true;
+    case Op::Gemm: case Op::RandomUniform: case Op::RandomNormal:
+      return dt == kFloat32 || dt == kFloat64;
+    default:
+      return !is_half(dt);
+  }
+}
+
+// The fused kernels this backend has: softmax and cross-entropy in float32, the row kernels it
+// vectorises (in float64, used for gradient checks, they run composed from the primitives); both
+// float types for the rest.
+bool CpuBackend::supports(FusedOp op, DType dt) const {
+  switch (op) {
+    case FusedOp::Softmax: case FusedOp::CrossEntropy:
+      return dt == kFloat32;
+    case FusedOp::Im2Col: case FusedOp::Col2Im:
+      return !is_half(dt);
+    default:
+      return dt == kFloat32 || dt == kFloat64;
+  }
+}
+
+void CpuBackend::copy_to_host(void* dst, const void* src, size_t nbytes) {
+  if (nbytes) std::memcpy(dst, src, nbytes);
+}
+void CpuBackend::copy_from_host(void* dst, const void* src, size_t nbytes) {
+  if (nbytes) std::memcpy(dst, src, nbytes);
+}
+
+void CpuBackend::general_reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int64_t r,
+                                int64_t inner) {
+  dispatch_numeric(dt, "reduce", [&]<class T>() {
+    const T* x = static_cast<const T*>(in);
+    const bool want_max = op == ReduceOp::Max || op == ReduceOp::ArgMax;
+#pragma omp parallel for schedule(static) if (outer * inner * r >= kParallelGrain)
+    for (int64_t p = 0; p < outer * inner; ++p) {
+      const T* row = x + (p / inner) * r * inner + p % inner;  // the r values, `inner` apart
+      if (op == ReduceOp::Sum || op == ReduceOp::Prod) {
+        acc_t<T> acc = op == ReduceOp::Sum ? 0 : 1;
+        for (int64_t j = 0; j < r; ++j) acc = op == ReduceOp::Sum ? acc + row[j * inner] : acc * row[j * inner];
+        static_cast<T*>(out)[p] = static_cast<T>(acc);
+        continue;
+      }
+      int64_t best = 0;  // the first extreme wins; a NaN wins over everything
+      for (int64_t j = 1; j < r && !is_nan(row[best * inner]); ++j) {
+        const T v = row[j * inner];
+        if (is_nan(v) || (want_max ? v > row[best * inner] : v < row[best * inner])) best = j;
+      }
+      if (op == ReduceOp::ArgMax || op == ReduceOp::ArgMin) static_cast<int64_t*>(out)[p] = best;
+      else static_cast<T*>(out)[p] = row[best * inner];
+    }
+  });
+}
+
+void CpuBackend::where(DType dt, const void* cond, Dims c_strides, const void* a, Dims a_strides, const void* b,
+                       Dims b_strides, void* out, Dims sizes) {
+  const int64_t nd = static_cast<int64_t>(sizes.size());
+  int64_t total = 1;
+  for (int64_t s : sizes) total *= s;
+  dispatch_by_size(dt, [&]<class T>() {
+    const bool* c = static_cast<const bool*>(cond);
+    const T *x = static_cast<const T*>(a), *y = static_cast<const T*>(b);
+    T* o = static_cast<T*>(out);
+#pragma omp parallel for schedule(static) if (total >= kParallelGrain)
+    for (int64_t i = 0; i < total; ++i) {
+      int64_t rest = i, oc = 0, oa = 0, ob = 0;
+      for (int64_t d = nd - 1; d >= 0; --d) {
+        const int64_t at = rest % sizes[d];
+        rest /= sizes[d];
+        oc += at * c_strides[d], oa += at * a_strides[d], ob += at * b_strides[d];
+      }
+      o[i] = c[oc] ? x[oa] : y[ob];
+    }
+  });
+}
+
+void CpuBackend::cumsum(DType dt, const void* in, void* out, int64_t outer, int64_t r, int64_t inner) {
+  dispatch_numeric(dt, "cumsum", [&]<class T>() {
+    const T* x = static_cast<const T*>(in);
+    T* y = static_cast<T*>(out);
+#pragma omp parallel for schedule(static) if (outer * inner * r >= kParallelGrain)
+    for (int64_t p = 0; p < outer * inner; ++p) {
+      const int64_t base = (p / inner) * r * inner + p % inner;
+      acc_t<T> acc = 0;
+      for (int64_t j = 0; j < r; ++j) {
+        acc += x[base + j * inner];
+        y[base + j * inner] = static_cast<T>(acc);
+      }
+    }
+  });
+}
+
+// Indices may repeat, so the rows of one `o` are added in order on one thread; different `o` are
+// independent.
+void CpuBackend::index_add(DType dt, void* out, int64_t n, const int64_t* idx, int64_t k, const void* src,
+                           int64_t outer, int64_t inner, double alpha) {
+  dispatch_numeric(dt, "index_add", [&]<class T>() {
+    T* y = static_cast<T*>(out);
+    const T* s = static_cast<const T*>(src);
+    const T al = static_cast<T>(alpha);
+#pragma omp parallel for schedule(static) if (outer * k * inner >= kParallelGrain)
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < k; ++j) {
+        T* dst = y + (o * n + idx[j]) * inner;
+        const T* from = s + (o * k + j) * inner;
+        for (int64_t i = 0; i < inner; ++i) dst[i] = static_cast<T>(dst[i] + al * from[i]);
+      }
+  });
+}
+
+void CpuBackend::gather(DType dt, const void* in, int64_t n, const int64_t* idx, void* out, int64_t outer,
+                        int64_t k, int64_t inner) {
+  dispatch_by_size(dt, [&]<class T>() {
+    const T* x = static_cast<const T*>(in);
+    T* y = static_cast<T*>(out);
+    const int64_t total = outer * k * inner;
+#pragma omp parallel for schedule(static) if (total >= kParallelGrain)
+    for (int64_t p = 0; p < total; ++p) y[p] = x[((p / inner) / k * n + idx[p]) * inner + p % inner];
+  });
+}
+
+// Later entries win (or all add up) at a repeated index, as in the sequential order: each (o, i)
+// column is walked along j on one thread.
+void CpuBackend::scatter(DType dt, void* out, int64_t n, const int64_t* idx, const void* src, int64_t outer,
+                         int64_t k, int64_t inner, bool accumulate) {
+  dispatch_numeric(dt, "scatter", [&]<class T>() {
+    T* y = static_cast<T*>(out);
+    const T* s = static_cast<const T*>(src);
+#pragma omp parallel for schedule(static) if (outer * k * inner >= kParallelGrain)
+    for (int64_t c = 0; c < outer * inner; ++c) {
+      const int64_t o = c / inner, i = c % inner;
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t p = (o * k + j) * inner + i;
+        T& dst = y[(o * n + idx[p]) * inner + i];
+        dst = accumulate ? static_cast<T>(dst + s[p]) : s[p];
+      }
+    }
+  });
+}
+
+int64_t CpuBackend::nonzero(const void* mask, int64_t n, int64_t* out) {
+  const bool* m = static_cast<const bool*>(mask);
+  int64_t count = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (m[i]) {
+      if (out) out[count] = i;
+      ++count;
+    }
+  return count;
+}
+
+void CpuBackend::sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols, bool descending) {
+  dispatch_numeric(dt, "sort", [&]<class T>() {
+#pragma omp parallel for schedule(dynamic) if (rows > 1 && rows * cols >= kParallelGrain / 8)
+    for (int64_t row = 0; row < rows; ++row) {
+      const T* x = static_cast<const T*>(in) + row * cols;
+      int64_t* idx = out_idx + row * cols;
+      std::iota(idx, idx + cols, int64_t{0});
+      std::stable_sort(idx, idx + cols, [&](int64_t p, int64_t q) {
+        return descending ? less_nan_last(x[q], x[p]) : less_nan_last(x[p], x[q]);
+      });
+    }
+  });
+}
+
+// Counter-based: element i is a function of (seed, offset + i) alone, so any split over threads
+// gives the same numbers.
+void CpuBackend::random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo,
+                                double hi) {
+  dispatch_floating(dt, "random_uniform", [&]<class T>() {
+    T* y = static_cast<T*>(out);
+#pragma omp parallel for schedule(static) if (n >= kParallelGrain / 16)
+    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(lo + (hi - lo) * philox_uniform(seed, offset + i));
+  });
+}
+
+void CpuBackend::random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean,
+                               double stddev) {
+  dispatch_floating(dt, "random_normal", [&]<class T>() {
+    T* y = static_cast<T*>(out);
+#pragma omp parallel for schedule(static) if (n >= kParallelGrain / 16)
+    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(mean + stddev * philox_normal(seed, offset + i));
+  });
+}
+
+}  // namespace ember::kernels::EMBER_CPU_ISA_NS
+EMBER_CPU_ISA_END
