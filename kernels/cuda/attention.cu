@@ -14,7 +14,7 @@
 // Thread layout (all three kernels): 128 threads = 16 tile rows x 8 lanes. The 8 lanes of a row sit in
 // one warp; a lane owns the columns lane, lane+8, lane+16, ... of its row's vectors, and a row's
 // maximum and sums are combined with xor-shuffles inside the 8-lane group. The CPU reference is
-// kernels/attention_rows.h (one query row at a time).
+// kernels/reference/attention_rows.h (one query row at a time).
 #include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
 #include "ember/kernels/cuda/grid.h"
