@@ -199,7 +199,8 @@ class Trainer {
   bool window_end() const;    // last batch of one (the optimizers step)
   bool run_eval_loop(BatchStream& loader, Stage stage, int64_t max_batches, bool sanity,
                      std::vector<Tensor>* outputs = nullptr);
-  void eval_hook(Stage stage, const char* when, int64_t batch_idx = 0, const Tensor* out = nullptr);
+  enum class EvalHook { Start, EpochStart, BatchStart, BatchEnd, EpochEnd, End };
+  void eval_hook(Stage stage, EvalHook when, int64_t batch_idx = 0, const Tensor* out = nullptr);
   void step_schedulers(const std::string& interval, bool plateau);
   bool time_is_up() const;
   bool past_max_steps() const { return o_.max_steps >= 0 && global_step_ >= o_.max_steps; }
