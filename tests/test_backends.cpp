@@ -216,6 +216,16 @@ TEST_CASE("backends: softmax, indexing, sort and copies") {
   check_against_reference([&] { return sort(to_sort, 0, true).first; });
   check_against_reference([&] { return topk(to_top, 3).second; });
   check_against_reference([&] { return masked_select(w, w > 0); });
+  // Past the CPU backend's threading threshold: nonzero and the scans and scatters split over threads.
+  Tensor wide = randn({600, 701});
+  check_against_reference([&] { return nonzero(wide > 0.5); });
+  check_against_reference([&] { return cumsum(wide, 0); }, 1e-4, 1e-4);
+  check_against_reference([&] { return amax(wide, {1}); });
+  check_against_reference([&] { return argmin(wide, 0); });
+  Tensor wide_idx = randint(0, 600, {600, 701});
+  check_against_reference([&] { return scatter_add(zeros({600, 701}), 0, wide_idx, wide); }, 1e-5, 1e-5);
+  check_against_reference([&] { return gather(wide, 0, wide_idx); });
+  check_against_reference([&] { return where(wide.t() > 0, wide.t(), -wide.sum({0}, true).t()); });
   check_against_reference([&] { return nc3.contiguous(); });
   check_against_reference([&] { return cat({w, w.t().contiguous().t()}, 1); });
   check_against_reference([&] { return w.to(kFloat64).to(kBFloat16).to(kFloat32); });

@@ -78,6 +78,8 @@ void CpuBackend::general_reduce(ReduceOp op, DType dt, const void* in, void* out
   });
 }
 
+// Each thread takes a contiguous run of output elements, finds the three input offsets of its first
+// element once, then steps them like an odometer: no division per element.
 void CpuBackend::where(DType dt, const void* cond, Dims c_strides, const void* a, Dims a_strides, const void* b,
                        Dims b_strides, void* out, Dims sizes) {
   const int64_t nd = static_cast<int64_t>(sizes.size());
@@ -87,15 +89,33 @@ void CpuBackend::where(DType dt, const void* cond, Dims c_strides, const void* a
     const bool* c = static_cast<const bool*>(cond);
     const T *x = static_cast<const T*>(a), *y = static_cast<const T*>(b);
     T* o = static_cast<T*>(out);
-#pragma omp parallel for schedule(static) if (total >= kParallelGrain)
-    for (int64_t i = 0; i < total; ++i) {
-      int64_t rest = i, oc = 0, oa = 0, ob = 0;
-      for (int64_t d = nd - 1; d >= 0; --d) {
-        const int64_t at = rest % sizes[d];
+    auto run = [&](int64_t begin, int64_t end) {
+      std::vector<int64_t> at(nd);
+      int64_t oc = 0, oa = 0, ob = 0;
+      for (int64_t d = nd - 1, rest = begin; d >= 0; --d) {
+        at[d] = rest % sizes[d];
         rest /= sizes[d];
-        oc += at * c_strides[d], oa += at * a_strides[d], ob += at * b_strides[d];
+        oc += at[d] * c_strides[d], oa += at[d] * a_strides[d], ob += at[d] * b_strides[d];
       }
-      o[i] = c[oc] ? x[oa] : y[ob];
+      for (int64_t i = begin; i < end; ++i) {
+        o[i] = c[oc] ? x[oa] : y[ob];
+        for (int64_t d = nd - 1; d >= 0; --d) {
+          oc += c_strides[d], oa += a_strides[d], ob += b_strides[d];
+          if (++at[d] < sizes[d]) break;
+          oc -= c_strides[d] * sizes[d], oa -= a_strides[d] * sizes[d], ob -= b_strides[d] * sizes[d];
+          at[d] = 0;
+        }
+      }
+    };
+    if (total < kParallelGrain || omp_get_max_threads() == 1) {
+      run(0, total);
+      return;
+    }
+#pragma omp parallel
+    {
+      const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+      const int64_t chunk = (total + threads - 1) / threads;
+      run(std::min(total, t * chunk), std::min(total, (t + 1) * chunk));
     }
   });
 }
@@ -139,9 +159,13 @@ void CpuBackend::gather(DType dt, const void* in, int64_t n, const int64_t* idx,
   dispatch_by_size(dt, [&]<class T>() {
     const T* x = static_cast<const T*>(in);
     T* y = static_cast<T*>(out);
-    const int64_t total = outer * k * inner;
-#pragma omp parallel for schedule(static) if (total >= kParallelGrain)
-    for (int64_t p = 0; p < total; ++p) y[p] = x[((p / inner) / k * n + idx[p]) * inner + p % inner];
+#pragma omp parallel for schedule(static) if (outer * k * inner >= kParallelGrain)
+    for (int64_t row = 0; row < outer * k; ++row) {  // row = o * k + j
+      const T* from = x + row / k * n * inner;
+      const int64_t* at = idx + row * inner;
+      T* to = y + row * inner;
+      for (int64_t i = 0; i < inner; ++i) to[i] = from[at[i] * inner + i];
+    }
   });
 }
 
@@ -164,15 +188,26 @@ void CpuBackend::scatter(DType dt, void* out, int64_t n, const int64_t* idx, con
   });
 }
 
+// Two passes over one chunk per thread: count each chunk's true elements, then let each chunk write
+// its positions from where the chunks before it end.
 int64_t CpuBackend::nonzero(const void* mask, int64_t n, int64_t* out) {
   const bool* m = static_cast<const bool*>(mask);
-  int64_t count = 0;
-  for (int64_t i = 0; i < n; ++i)
-    if (m[i]) {
-      if (out) out[count] = i;
-      ++count;
+  const int64_t chunks = n >= kParallelGrain ? omp_get_max_threads() : 1;
+  const int64_t chunk = (n + chunks - 1) / chunks;
+  std::vector<int64_t> ends(chunks + 1, 0);  // ends[c + 1]: trues in chunks 0..c
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c)
+    ends[c + 1] = std::count(m + std::min(n, c * chunk), m + std::min(n, (c + 1) * chunk), true);
+  std::partial_sum(ends.begin(), ends.end(), ends.begin());
+  if (out) {
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (int64_t c = 0; c < chunks; ++c) {
+      int64_t next = ends[c];
+      for (int64_t i = std::min(n, c * chunk); i < std::min(n, (c + 1) * chunk); ++i)
+        if (m[i]) out[next++] = i;
     }
-  return count;
+  }
+  return ends[chunks];
 }
 
 void CpuBackend::sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols, bool descending) {
