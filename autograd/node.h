@@ -124,7 +124,6 @@ class AccumulateGrad : public Node {
 // ---- helpers used by ops ---------------------------------------------------------------------
 AutogradMeta& meta_of(const Tensor& t);       // creates the metadata if missing
 AutogradMeta* meta_if(const Tensor& t);       // null when the tensor has none
-bool any_requires_grad(std::initializer_list<const Tensor*> tensors);
 // Where a gradient flowing into `t` goes: its grad_fn, or its leaf accumulator.
 Edge gradient_edge(const Tensor& t);
 std::shared_ptr<Node> grad_accumulator(const Tensor& t);

@@ -131,8 +131,12 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op = "broadca
 // ---- reductions (core/ops/reduction.cpp) ------------------------------------------------------
 Tensor sum(const Tensor& x);
 Tensor sum(const Tensor& x, const Shape& dims, bool keepdim = false);
+template <std::integral I>
+Tensor sum(const Tensor& x, I dim, bool keepdim = false) { return sum(x, Shape{static_cast<int64_t>(dim)}, keepdim); }
 Tensor mean(const Tensor& x);
 Tensor mean(const Tensor& x, const Shape& dims, bool keepdim = false);
+template <std::integral I>
+Tensor mean(const Tensor& x, I dim, bool keepdim = false) { return mean(x, Shape{static_cast<int64_t>(dim)}, keepdim); }
 Tensor prod(const Tensor& x);
 Tensor prod(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor max(const Tensor& x);

@@ -2,6 +2,7 @@
 // Methods mirror PyTorch's Tensor methods and forward to the free functions in core/ops.h, which is
 // where each op (forward and gradient) is defined.
 #pragma once
+#include <concepts>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -213,8 +214,13 @@ class Tensor {
 
   Tensor sum() const;
   Tensor sum(const Shape& dims, bool keepdim = false) const;
+  // x.sum(1) as in LibTorch: one dim. (A template, so that sum({}) and sum({1, 2}) stay dim lists.)
+  template <std::integral I>
+  Tensor sum(I dim, bool keepdim = false) const { return sum(Shape{static_cast<int64_t>(dim)}, keepdim); }
   Tensor mean() const;
   Tensor mean(const Shape& dims, bool keepdim = false) const;
+  template <std::integral I>
+  Tensor mean(I dim, bool keepdim = false) const { return mean(Shape{static_cast<int64_t>(dim)}, keepdim); }
   Tensor prod() const;
   Tensor prod(int64_t dim, bool keepdim = false) const;
   Tensor max() const;

@@ -289,3 +289,14 @@ TEST_CASE("in-place ops write through, bump the version and check shapes") {
   i.mul_(3);
   CHECK(i.to_vector<int64_t>() == std::vector<int64_t>{3, 6});
 }
+
+TEST_CASE("tensor: sum and mean over one dim given as an int, as in LibTorch") {
+  Tensor x = tensor({{1.0, 2.0, 3.0}, {4.0, 5.0, 6.0}});
+  CHECK(x.sum(1).to_vector<float>() == std::vector<float>{6, 15});
+  CHECK(x.sum(0, true).sizes() == Shape{1, 3});
+  CHECK(x.mean(-1).to_vector<float>() == std::vector<float>{2, 5});
+  CHECK(sum(x, 1).equal(x.sum({1})));
+  CHECK(mean(x, int64_t{0}).to_vector<float>() == std::vector<float>{2.5, 3.5, 4.5});
+  CHECK(x.sum({}).item<float>() == 21);  // an empty dim list still means every dim
+  CHECK(x.sum({0, 1}).item<float>() == 21);
+}

@@ -24,12 +24,10 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
                                                  int64_t bucket_bytes = 25 << 20);
   // Whether the coming backward ends an accumulation window (only then are gradients reduced).
   void arm(bool on) { armed_ = on; }
-  bool armed() const { return armed_; }
   // After backward: reduces the rest, waits, and writes averaged gradients. Disarms.
   void finish();
   // Stops reacting to backward (the hooks stay on the tensors but do nothing).
   void detach() { armed_ = false; active_ = false; }
-  size_t num_buckets() const { return buckets_.size(); }
 
  private:
   struct Bucket {

@@ -26,7 +26,7 @@ size_t size_class(size_t n) {
 struct Cache {
   std::mutex mu;
   std::unordered_map<size_t, std::vector<void*>> free_blocks;
-  CpuMemoryStats stats;
+  size_t cached_bytes = 0;  // in free_blocks, bounded by kMaxCached
 };
 
 Cache& cache() {
@@ -60,22 +60,14 @@ void* cpu_allocate(size_t nbytes) {
   {
     std::lock_guard<std::mutex> lock(c.mu);
     auto it = c.free_blocks.find(cls);
-    c.stats.allocated += cls;
-    c.stats.peak = std::max(c.stats.peak, c.stats.allocated);
     if (it != c.free_blocks.end() && !it->second.empty()) {
       void* p = it->second.back();
       it->second.pop_back();
-      c.stats.cached -= cls;
+      c.cached_bytes -= cls;
       return p;
     }
   }
-  try {
-    return raw_alloc(cls);
-  } catch (...) {
-    std::lock_guard<std::mutex> lock(c.mu);  // the request never became an allocation
-    c.stats.allocated -= cls;
-    throw;
-  }
+  return raw_alloc(cls);
 }
 
 void cpu_deallocate(void* ptr, size_t nbytes) {
@@ -83,13 +75,12 @@ void cpu_deallocate(void* ptr, size_t nbytes) {
   const size_t cls = size_class(nbytes);
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
-  c.stats.allocated -= cls;
-  if (c.stats.cached + cls > kMaxCached) {
+  if (c.cached_bytes + cls > kMaxCached) {
     std::free(ptr);
     return;
   }
   c.free_blocks[cls].push_back(ptr);
-  c.stats.cached += cls;
+  c.cached_bytes += cls;
 }
 
 void cpu_empty_cache() {
@@ -98,13 +89,7 @@ void cpu_empty_cache() {
   for (auto& [cls, blocks] : c.free_blocks)
     for (void* p : blocks) std::free(p);
   c.free_blocks.clear();
-  c.stats.cached = 0;
-}
-
-CpuMemoryStats cpu_memory_stats() {
-  Cache& c = cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  return c.stats;
+  c.cached_bytes = 0;
 }
 
 }  // namespace ember::kernels

@@ -9,15 +9,8 @@
 
 namespace ember::kernels {
 
-struct CpuMemoryStats {
-  size_t allocated = 0;  // bytes in live tensors (rounded up to their size classes)
-  size_t cached = 0;     // bytes kept for reuse
-  size_t peak = 0;
-};
-
 void* cpu_allocate(size_t nbytes);
 void cpu_deallocate(void* ptr, size_t nbytes);
 void cpu_empty_cache();
-CpuMemoryStats cpu_memory_stats();
 
 }  // namespace ember::kernels
