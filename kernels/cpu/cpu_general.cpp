@@ -212,13 +212,16 @@ int64_t CpuBackend::nonzero(const void* mask, int64_t n, int64_t* out) {
 
 void CpuBackend::sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols, bool descending) {
   dispatch_numeric(dt, "sort", [&]<class T>() {
+    // Locals, not the enclosing function's names: the comparator is a lambda inside an OpenMP region.
+    const T* values = static_cast<const T*>(in);
+    const bool desc = descending;
 #pragma omp parallel for schedule(dynamic) if (rows > 1 && rows * cols >= kParallelGrain / 8)
     for (int64_t row = 0; row < rows; ++row) {
-      const T* x = static_cast<const T*>(in) + row * cols;
+      const T* x = values + row * cols;
       int64_t* idx = out_idx + row * cols;
       std::iota(idx, idx + cols, int64_t{0});
-      std::stable_sort(idx, idx + cols, [&](int64_t p, int64_t q) {
-        return descending ? less_nan_last(x[q], x[p]) : less_nan_last(x[p], x[q]);
+      std::stable_sort(idx, idx + cols, [x, desc](int64_t p, int64_t q) {
+        return desc ? less_nan_last(x[q], x[p]) : less_nan_last(x[p], x[q]);
       });
     }
   });
