@@ -9,6 +9,7 @@
 #pragma once
 #include <span>
 
+#include "ember/core/ops.h"
 #include "ember/core/tensor.h"
 #include "ember/kernels/fused.h"
 
@@ -34,6 +35,27 @@ Tensor layer_norm_composed(const Tensor& x, int64_t normalized_dims, const Tenso
 // x[i, target[i]]). target is int64 and in range; row_weight has the logits' dtype.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& row_weight);
 Tensor cross_entropy_composed(const Tensor& logits, const Tensor& target, const Tensor& row_weight);
+
+// Training-mode batch normalisation of x [N, C, ...] over every dim but 1, with optional affine
+// weight and bias [C]: y, and the batch's mean and biased variance ([C], outside the graph) for the
+// running statistics. The form without the fused kernel is built from core ops with a closed-form
+// backward node (it rounds far less than differentiating the statistics op by op).
+struct BatchNormOutput {
+  Tensor y, mean, var;
+};
+BatchNormOutput batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps);
+// The same from differentiable ops only: what create_graph differentiates.
+BatchNormOutput batch_norm_composed(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps);
+
+// Max pooling of x [N, C, H, W] (PyTorch's max_pool2d_with_indices): the largest value of each
+// window and its position h * W + w in its plane (int64). Padding never wins; ceil_mode rounds the
+// output size up (window_output_size).
+struct MaxPoolOutput {
+  Tensor values, indices;
+};
+MaxPoolOutput max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode);
+MaxPoolOutput max_pool2d_composed(const Tensor& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
+                                  bool ceil_mode);
 
 // One optimizer step over parameters that share a device, a dtype and the settings `spec`
 // (PyTorch's formulas, kernels/optimizer_update.h). Every tensor is compact and shaped like its

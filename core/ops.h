@@ -226,8 +226,10 @@ Tensor fold(const Tensor& cols, Pair output_size, Pair kernel, Pair dilation = {
 // The number of window positions along H and W of a 4-D input shape (PyTorch's output-size rule);
 // an ember::Error naming `op` when the arguments are invalid or the window does not fit the padded
 // input. Convolution and pooling check their arguments with it before building anything.
+// ceil_mode (pooling) rounds the count up, as PyTorch does, keeping only windows that start inside
+// the input or its left/top padding.
 Pair window_output_size(const Shape& shape, Pair kernel, Pair dilation, Pair padding, Pair stride,
-                        const char* op);
+                        const char* op, bool ceil_mode = false);
 // Constant padding, PyTorch's F.pad order: {last_left, last_right, prev_left, prev_right, ...}.
 Tensor pad(const Tensor& x, const Shape& pads, Scalar value = 0);
 

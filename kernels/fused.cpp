@@ -15,6 +15,8 @@ const char* fused_op_name(FusedOp op) {
     case FusedOp::LayerNorm: return "layer_norm";
     case FusedOp::CrossEntropy: return "cross_entropy";
     case FusedOp::OptimizerUpdate: return "optimizer_update";
+    case FusedOp::BatchNorm: return "batch_norm";
+    case FusedOp::MaxPool2d: return "max_pool2d";
   }
   return "?";
 }
@@ -49,6 +51,21 @@ void FusedKernels::layer_norm_forward(DType, const void*, const void*, const voi
 void FusedKernels::layer_norm_backward(DType, const void*, const void*, const void*, const void*,
                                        const void*, int64_t, int64_t, void*, void*, void*) {
   missing(FusedOp::LayerNorm);
+}
+void FusedKernels::batch_norm_forward(DType, const void*, const void*, const void*, int64_t, int64_t,
+                                      int64_t, double, void*, void*, void*, void*) {
+  missing(FusedOp::BatchNorm);
+}
+void FusedKernels::batch_norm_backward(DType, const void*, const void*, const void*, const void*,
+                                       const void*, int64_t, int64_t, int64_t, void*, void*, void*) {
+  missing(FusedOp::BatchNorm);
+}
+void FusedKernels::max_pool2d_forward(DType, const void*, const WindowGeometry&, int64_t, void*, int64_t*) {
+  missing(FusedOp::MaxPool2d);
+}
+void FusedKernels::max_pool2d_backward(DType, const void*, const int64_t*, const WindowGeometry&, int64_t,
+                                       void*) {
+  missing(FusedOp::MaxPool2d);
 }
 void FusedKernels::cross_entropy_forward(DType, const void*, const int64_t*, const void*, int64_t, int64_t,
                                          void*, void*) {

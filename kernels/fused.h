@@ -13,7 +13,7 @@
 namespace ember::kernels {
 
 enum class FusedOp {
-  Softmax, Im2Col, Col2Im, Attention, LayerNorm, CrossEntropy, OptimizerUpdate,
+  Softmax, Im2Col, Col2Im, Attention, LayerNorm, CrossEntropy, OptimizerUpdate, BatchNorm, MaxPool2d,
 };
 const char* fused_op_name(FusedOp op);
 
@@ -89,6 +89,31 @@ class FusedKernels {
   virtual void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean,
                                    const void* rstd, const void* dy, int64_t rows, int64_t cols,
                                    void* dx, void* dw, void* db);
+
+  // Training-mode batch normalisation of a compact [n, c, s] buffer (s: the product of the spatial
+  // dims, 1 for [N, C]). Per channel, over its n*s values: mean, biased var, rstd = 1/sqrt(var + eps)
+  // (all three written, [c] of dt: the running statistics need var, the backward mean and rstd);
+  // y = (x - mean) * rstd * w + b, w and b optional. Sums are taken in double.
+  virtual void batch_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t n,
+                                  int64_t c, int64_t s, double eps, void* y, void* mean, void* var,
+                                  void* rstd);
+  // With xhat = (x - mean) * rstd, per channel: dx = rstd * w * (dy - mean(dy) - xhat *
+  // mean(dy * xhat)), dw = sum(dy * xhat), db = sum(dy). Each of dx, dw, db is written when not null.
+  virtual void batch_norm_backward(DType dt, const void* x, const void* w, const void* mean,
+                                   const void* rstd, const void* dy, int64_t n, int64_t c, int64_t s,
+                                   void* dx, void* dw, void* db);
+
+  // Max pooling of `planes` compact [g.height, g.width] images (g.channels is ignored): out[p, y, x]
+  // is the largest in[p, y*sh - ph + i*dh, x*sw - pw + j*dw] inside the image (padding never wins;
+  // of equal values the first does, and a NaN beats everything: the last NaN, as in PyTorch), and
+  // index[p, y, x] (int64) its position h * width + w in the plane. out and index are [planes,
+  // out_h, out_w].
+  virtual void max_pool2d_forward(DType dt, const void* in, const WindowGeometry& g, int64_t planes,
+                                  void* out, int64_t* index);
+  // The adjoint: grad_in ([planes, height, width], overwritten) receives each grad_out value at its
+  // window's index.
+  virtual void max_pool2d_backward(DType dt, const void* grad_out, const int64_t* index,
+                                   const WindowGeometry& g, int64_t planes, void* grad_in);
 
   // Cross-entropy over the rows of compact [rows, classes] logits: loss[i] = w[i] *
   // (logsumexp(x[i]) - x[i, t[i]]); lse[i] = logsumexp(x[i]) is kept for the backward. t (int64) is

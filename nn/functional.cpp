@@ -104,43 +104,12 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
   return y;
 }
 
-namespace {
-
-// Batch statistics of x over every dim but 1, shifted two-level: x - mean is exact in float
-// (Sterbenz), but the mean itself is rounded to the input's precision, and for a channel far from
-// zero that rounding shifts every normalised value alike. The mean of the centred values recovers
-// it, so the result is as close to the float64 one as the input allows (tests/test_accuracy.cpp).
-struct BatchStats {
-  Tensor mean, var, centered;  // mean and biased var keep dims ([1, C, 1, ...])
-};
-BatchStats batch_stats(const Tensor& x, const Shape& dims) {
-  Tensor rough = x.mean(dims, true);
-  Tensor shifted = x - rough;
-  Tensor residual = shifted.mean(dims, true);
-  Tensor centered = shifted - residual;
-  return {rough + residual, (centered * centered).mean(dims, true), centered};
-}
-
-// Training-mode batch_norm from differentiable ops: what double backward differentiates.
-Tensor batch_norm_training_composed(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                    const Shape& dims, const Shape& affine, double eps) {
-  BatchStats st = batch_stats(x, dims);
-  Tensor y = st.centered * rsqrt(st.var + eps);
-  if (weight.defined()) y = y * weight.reshape(affine);
-  if (bias.defined()) y = y + bias.reshape(affine);
-  return y;
-}
-
-}  // namespace
-
 Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps) {
   EMBER_CHECK(x.dim() >= 2, "batch_norm: expected an input [N, C, ...], got ", x.sizes());
   check_per_channel("batch_norm", x, {{"weight", weight}, {"bias", bias}, {"running_mean", running_mean},
                                       {"running_var", running_var}});
   const int64_t c = x.size(1);
-  Shape dims = {0};
-  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
   Shape affine(x.dim(), 1);
   affine[1] = c;
   if (!training) {
@@ -154,46 +123,14 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
   const int64_t count = x.numel() / std::max<int64_t>(c, 1);
   EMBER_CHECK(count > 1, "batch_norm: expected more than 1 value per channel when training, got "
               "input of shape ", x.sizes());
-  // Forward without a graph; one node whose backward is the closed form
-  //   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = dy * w,
-  // which rounds far less than differentiating the statistics op by op.
-  Tensor xhat, rstd, y;
-  {
+  fused::BatchNormOutput out = fused::batch_norm(x, weight, bias, eps);
+  if (running_mean.defined()) {
     autograd::NoGradGuard guard;
-    BatchStats st = batch_stats(x, dims);
-    // 1/sqrt(var + eps) of the few channel values in double: one rounding instead of three.
-    rstd = rsqrt(st.var.to(kFloat64) + eps).to(x.dtype());
-    xhat = st.centered * rstd;
-    y = xhat;
-    if (weight.defined()) y = y * weight.reshape(affine);
-    if (bias.defined()) y = y + bias.reshape(affine);
-    if (running_mean.defined()) {
-      Tensor unbiased = st.var.reshape({c}) * (static_cast<double>(count) / (count - 1));
-      running_mean.mul_(1 - momentum).add_(st.mean.reshape({c}) * momentum);
-      running_var.mul_(1 - momentum).add_(unbiased * momentum);
-    }
+    Tensor unbiased = out.var * (static_cast<double>(count) / (count - 1));
+    running_mean.mul_(1 - momentum).add_(out.mean * momentum);
+    running_var.mul_(1 - momentum).add_(unbiased * momentum);
   }
-  autograd::record(
-      "batch_norm", {x, weight, bias}, {y}, {xhat, rstd, x, weight, bias},
-      [dims, affine, eps](autograd::FunctionNode& n, const autograd::variable_list& g) -> autograd::variable_list {
-        if (autograd::GradMode::is_enabled()) {
-          // create_graph: differentiate the composed formula in terms of the original inputs.
-          Tensor x0 = n.saved(2), w0 = n.saved(3), b0 = n.saved(4);
-          Tensor out = batch_norm_training_composed(x0, w0, b0, dims, affine, eps);
-          return autograd::grad_aligned(out, {x0, w0, b0}, g[0], true);
-        }
-        Tensor xhat = n.saved(0), rstd = n.saved(1), w = n.saved(3);
-        const Tensor& dy = g[0];
-        Tensor dxhat = w.defined() ? dy * w.reshape(affine) : dy;
-        Tensor dx;
-        if (n.needs_input_grad(0))
-          dx = (dxhat - dxhat.mean(dims, true) - xhat * (dxhat * xhat).mean(dims, true)) * rstd;
-        Tensor dw, db;
-        if (n.needs_input_grad(1)) dw = (dy * xhat).sum(dims).reshape(n.input_shape(1));
-        if (n.needs_input_grad(2)) db = dy.sum(dims).reshape(n.input_shape(2));
-        return {dx, dw, db};
-      });
-  return y;
+  return out.y;
 }
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, const std::string& reduction) {

@@ -74,10 +74,20 @@ Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, in
 Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {},
                         Pair stride = {1, 1}, Pair padding = {0, 0}, Pair output_padding = {0, 0},
                         int64_t groups = 1, Pair dilation = {1, 1});
+// Pooling as in PyTorch: stride defaults to the kernel; padding is at most half the kernel and
+// never the max; ceil_mode rounds the output size up (the last window may hang past the input, as
+// long as it starts inside it or its left/top padding).
 Tensor max_pool2d(const Tensor& x, Pair kernel, std::optional<Pair> stride = std::nullopt,
-                  Pair padding = {0, 0}, Pair dilation = {1, 1});
+                  Pair padding = {0, 0}, Pair dilation = {1, 1}, bool ceil_mode = false);
+// Also the position of each maximum in its [H, W] plane (int64, h * W + w), for max_unpool.
+std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, Pair kernel,
+                                                  std::optional<Pair> stride = std::nullopt,
+                                                  Pair padding = {0, 0}, Pair dilation = {1, 1},
+                                                  bool ceil_mode = false);
+// The average over each window; count_include_pad counts the zero padding in the divisor (never
+// the part of a ceil_mode window past the padding).
 Tensor avg_pool2d(const Tensor& x, Pair kernel, std::optional<Pair> stride = std::nullopt,
-                  Pair padding = {0, 0}, bool count_include_pad = true);
+                  Pair padding = {0, 0}, bool ceil_mode = false, bool count_include_pad = true);
 Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size);
 
 }  // namespace ember::nn::functional

@@ -185,6 +185,50 @@ TEST_CASE("backends: im2col and col2im over odd geometries") {
   }
 }
 
+TEST_CASE("backends: batch norm and max pooling over odd shapes, on one thread and several") {
+  manual_seed(12);
+  // {33, 5}: one value per row and channel; {16, 8, 33, 31}: enough work for the threaded path.
+  for (Shape shape : {Shape{33, 5}, Shape{3, 4, 7}, Shape{2, 3, 7, 5}, Shape{16, 8, 33, 31}})
+    for (DType dt : {kFloat32, kFloat64}) {
+      INFO(shape_str(shape) << " " << dtype_name(dt));
+      const int64_t c = shape[1];
+      Tensor x = non_contiguous_randn(shape, dt) * 2 + 5, w = randn({c}, dt), b = randn({c}, dt);
+      Tensor dy = randn(shape, dt);
+      auto run = [&](int which) {
+        Tensor xl = x.detach().requires_grad_(), wl = w.detach().requires_grad_(), bl = b.detach().requires_grad_();
+        Tensor rm = zeros({c}, dt), rv = ones({c}, dt);
+        Tensor y = nn::functional::batch_norm(xl, rm, rv, wl, bl, true, 0.1, 1e-5);
+        (y * dy).sum().backward();
+        return std::vector<Tensor>{y, xl.grad(), wl.grad(), bl.grad(), rm, rv}[which];
+      };
+      for (int which = 0; which < 6; ++which) check_against_reference([&] { return run(which); }, 1e-4, 1e-5);
+    }
+  struct Pool { Shape in; Pair k, s, p, d; bool ceil; };
+  for (const Pool& g : {Pool{{2, 3, 7, 5}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true},
+                        Pool{{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0}, {1, 1}, false},
+                        Pool{{3, 2, 9, 8}, {2, 3}, {2, 3}, {1, 0}, {2, 1}, false},
+                        Pool{{16, 32, 28, 28}, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false}}) {
+    INFO(shape_str(g.in));
+    Tensor x = non_contiguous_randn(g.in);
+    auto pool = [&](bool grad) {
+      Tensor xl = x.detach().requires_grad_();
+      auto [values, indices] = nn::functional::max_pool2d_with_indices(xl, g.k, g.s, g.p, g.d, g.ceil);
+      if (!grad) return values;
+      (values * values).sum().backward();
+      return xl.grad();
+    };
+    check_against_reference([&] { return pool(false); });
+    check_against_reference([&] { return pool(true); });
+    check_against_reference([&] { return nn::functional::max_pool2d_with_indices(x, g.k, g.s, g.p, g.d, g.ceil).second; });
+  }
+  // Ties go to the first of equals; a NaN always wins.
+  Tensor ties = tensor({1.0f, 3.0f, 3.0f, 0.0f, NAN, 2.0f, 5.0f, 5.0f}).reshape({1, 1, 2, 4});
+  auto [tv, ti] = nn::functional::max_pool2d_with_indices(ties, {2, 2});
+  CHECK(equal(ti, tensor(std::vector<int64_t>{4, 6}, {1, 1, 1, 2})));
+  CHECK(std::isnan(tv.reshape({-1})[0].item<float>()));
+  check_against_reference([&] { return nn::functional::max_pool2d_with_indices(ties, {2, 2}).second; });
+}
+
 TEST_CASE("backends: softmax, indexing, sort and copies") {
   manual_seed(8);
   for (int64_t n : {1, 7, 33, 1023}) {

@@ -331,7 +331,7 @@ TEST_CASE("gradcheck: every layer and loss in float64") {
   check_module(as64(std::make_shared<nn::ConvTranspose2d>(2, 1, 2, up)), {1, 2, 2, 3});
   check_module(as64(std::make_shared<nn::MaxPool2d>(Pair{2, 2}, Pair{1, 1}, Pair{1, 1})),
                {1, 2, 3, 3});
-  check_module(as64(std::make_shared<nn::AvgPool2d>(Pair{2, 2}, Pair{1, 1}, Pair{1, 1}, false)),
+  check_module(as64(std::make_shared<nn::AvgPool2d>(Pair{2, 2}, Pair{1, 1}, Pair{1, 1}, false, false)),
                {1, 1, 3, 3});
   check_module(as64(std::make_shared<nn::AdaptiveAvgPool2d>(Pair{2, 2})), {1, 1, 3, 5});
   check_gradcheck([](const autograd::variable_list& v) {

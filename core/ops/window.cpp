@@ -5,7 +5,8 @@
 namespace ember {
 using namespace detail;
 
-Pair window_output_size(const Shape& shape, Pair kernel, Pair dilation, Pair padding, Pair stride, const char* op) {
+Pair window_output_size(const Shape& shape, Pair kernel, Pair dilation, Pair padding, Pair stride, const char* op,
+                        bool ceil_mode) {
   EMBER_CHECK(shape.size() == 4, op, ": expected a 4-D input [N, C, H, W], got shape ", shape);
   Pair out{};
   for (int i = 0; i < 2; ++i) {
@@ -19,7 +20,8 @@ Pair window_output_size(const Shape& shape, Pair kernel, Pair dilation, Pair pad
     EMBER_CHECK(padded >= span, op, ": input of shape ", shape, " is too small for kernel [", kernel[0], ", ",
                 kernel[1], "] with dilation [", dilation[0], ", ", dilation[1], "] and padding [", padding[0],
                 ", ", padding[1], "]: the window spans ", span, " but the padded input has ", padded);
-    out[i] = (padded - span) / stride[i] + 1;
+    out[i] = (padded - span + (ceil_mode ? stride[i] - 1 : 0)) / stride[i] + 1;
+    if (ceil_mode && (out[i] - 1) * stride[i] >= shape[2 + i] + padding[i]) --out[i];
   }
   return out;
 }

@@ -82,6 +82,15 @@ class CpuBackend : public Backend, public FusedKernels {
                            void* db) override;
   void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param, const void* grad,
                         void* state0, void* state1, void* state2) override;
+  void batch_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t n, int64_t c,
+                          int64_t s, double eps, void* y, void* mean, void* var, void* rstd) override;
+  void batch_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd,
+                           const void* dy, int64_t n, int64_t c, int64_t s, void* dx, void* dw,
+                           void* db) override;
+  void max_pool2d_forward(DType dt, const void* in, const WindowGeometry& g, int64_t planes, void* out,
+                          int64_t* index) override;
+  void max_pool2d_backward(DType dt, const void* grad_out, const int64_t* index, const WindowGeometry& g,
+                           int64_t planes, void* grad_in) override;
   void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch) override;
   void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch) override;
   void attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k,

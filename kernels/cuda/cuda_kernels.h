@@ -56,6 +56,16 @@ void layer_norm_backward(DType dt, const void* x, const void* w, const void* mea
 void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch);
 void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch);
 
+// norm_pool.cu
+void batch_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t n, int64_t c, int64_t s,
+                        double eps, void* y, void* mean, void* var, void* rstd);
+void batch_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd, const void* dy,
+                         int64_t n, int64_t c, int64_t s, void* dx, void* dw, void* db);
+void max_pool2d_forward(DType dt, const void* in, const WindowGeometry& g, int64_t planes, void* out,
+                        int64_t* index);
+void max_pool2d_backward(DType dt, const void* grad_out, const int64_t* index, const WindowGeometry& g,
+                         int64_t planes, void* grad_in);
+
 // loss.cu
 void cross_entropy_forward(DType dt, const void* logits, const int64_t* target, const void* row_weight, int64_t rows,
                            int64_t classes, void* loss, void* lse);

@@ -440,6 +440,103 @@ void ReferenceBackend::layer_norm_backward(DType dt, const void* x_in, const voi
   });
 }
 
+// Per channel of [n, c, s], in double throughout: the mean, the biased variance around it, then y.
+// Backward: dx = rstd * w * (dy - mean(dy) - xhat * mean(dy * xhat)), dw = sum(dy * xhat),
+// db = sum(dy), xhat from the saved mean and rstd.
+void ReferenceBackend::batch_norm_forward(DType dt, const void* x_in, const void* w_in, const void* b_in,
+                                          int64_t n, int64_t c, int64_t s, double eps, void* y_out,
+                                          void* mean_out, void* var_out, void* rstd_out) {
+  dispatch_floating(dt, "batch_norm", [&]<class T>() {
+    const T *x = static_cast<const T*>(x_in), *w = static_cast<const T*>(w_in), *b = static_cast<const T*>(b_in);
+    T* y = static_cast<T*>(y_out);
+    const double count = static_cast<double>(n * s);
+    for (int64_t ch = 0; ch < c; ++ch) {
+      auto at = [&](int64_t i, int64_t j) { return (i * c + ch) * s + j; };
+      double mean = 0, var = 0;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < s; ++j) mean += x[at(i, j)];
+      mean /= count;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < s; ++j) var += (x[at(i, j)] - mean) * (x[at(i, j)] - mean);
+      var /= count;
+      const double rstd = 1 / std::sqrt(var + eps);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < s; ++j)
+          y[at(i, j)] = static_cast<T>((x[at(i, j)] - mean) * rstd * (w ? w[ch] : 1.0) + (b ? b[ch] : 0.0));
+      static_cast<T*>(mean_out)[ch] = static_cast<T>(mean);
+      static_cast<T*>(var_out)[ch] = static_cast<T>(var);
+      static_cast<T*>(rstd_out)[ch] = static_cast<T>(rstd);
+    }
+  });
+}
+
+void ReferenceBackend::batch_norm_backward(DType dt, const void* x_in, const void* w_in, const void* mean_in,
+                                           const void* rstd_in, const void* dy_in, int64_t n, int64_t c,
+                                           int64_t s, void* dx_out, void* dw_out, void* db_out) {
+  dispatch_floating(dt, "batch_norm_backward", [&]<class T>() {
+    const T *x = static_cast<const T*>(x_in), *w = static_cast<const T*>(w_in), *dy = static_cast<const T*>(dy_in);
+    const double count = static_cast<double>(n * s);
+    for (int64_t ch = 0; ch < c; ++ch) {
+      auto at = [&](int64_t i, int64_t j) { return (i * c + ch) * s + j; };
+      const double mean = static_cast<const T*>(mean_in)[ch], rstd = static_cast<const T*>(rstd_in)[ch];
+      double sum_dy = 0, sum_dy_xhat = 0;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < s; ++j) {
+          sum_dy += dy[at(i, j)];
+          sum_dy_xhat += dy[at(i, j)] * (x[at(i, j)] - mean) * rstd;
+        }
+      if (dw_out) static_cast<T*>(dw_out)[ch] = static_cast<T>(sum_dy_xhat);
+      if (db_out) static_cast<T*>(db_out)[ch] = static_cast<T>(sum_dy);
+      if (!dx_out) continue;
+      const double wc = w ? w[ch] : 1.0;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < s; ++j) {
+          const double xhat = (x[at(i, j)] - mean) * rstd;
+          static_cast<T*>(dx_out)[at(i, j)] =
+              static_cast<T>(rstd * wc * (dy[at(i, j)] - sum_dy / count - xhat * sum_dy_xhat / count));
+        }
+    }
+  });
+}
+
+// Each plane's windows visited entry by entry in the order of im2col; a window keeps the first
+// largest value it meets, or the last NaN.
+void ReferenceBackend::max_pool2d_forward(DType dt, const void* in, const WindowGeometry& geometry,
+                                          int64_t planes, void* out, int64_t* index) {
+  dispatch_floating(dt, "max_pool2d", [&]<class T>() {
+    WindowGeometry g = geometry;
+    g.channels = 1;
+    const int64_t image = g.height * g.width, L = g.out_h * g.out_w;
+    for (int64_t p = 0; p < planes; ++p) {
+      const T* x = static_cast<const T*>(in) + p * image;
+      T* o = static_cast<T*>(out) + p * L;
+      int64_t* at = index + p * L;
+      std::fill_n(at, L, int64_t{-1});
+      std::fill_n(o, L, static_cast<T>(-INFINITY));
+      for_each_window_entry(g, [&](int64_t entry, int64_t src) {
+        const int64_t k = entry % L;
+        if (src >= 0 && (at[k] < 0 || x[src] > o[k] || is_nan(x[src]))) {
+          o[k] = x[src];
+          at[k] = src;
+        }
+      });
+    }
+  });
+}
+
+void ReferenceBackend::max_pool2d_backward(DType dt, const void* grad_out, const int64_t* index,
+                                           const WindowGeometry& g, int64_t planes, void* grad_in) {
+  dispatch_floating(dt, "max_pool2d_backward", [&]<class T>() {
+    const int64_t image = g.height * g.width, L = g.out_h * g.out_w;
+    T* dst = static_cast<T*>(grad_in);
+    std::fill_n(dst, planes * image, T(0));
+    for (int64_t p = 0; p < planes; ++p)
+      for (int64_t k = 0; k < L; ++k)
+        if (index[p * L + k] >= 0)
+          dst[p * image + index[p * L + k]] += static_cast<const T*>(grad_out)[p * L + k];
+  });
+}
+
 void ReferenceBackend::cross_entropy_forward(DType dt, const void* logits, const int64_t* target,
                                              const void* row_weight, int64_t rows, int64_t classes, void* loss,
                                              void* lse) {

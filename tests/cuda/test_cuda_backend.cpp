@@ -370,6 +370,43 @@ TEST_CASE("cuda: layers and a training step on the device match the CPU") {
   for (size_t i = 0; i < a.size(); ++i) check_same(a[i].second, b[i].second, 1e-5, 1e-6);
 }
 
+TEST_CASE("cuda: batch norm and max pooling (with padding, dilation, ceil_mode) match the CPU") {
+  if (!use_cuda()) return;
+  manual_seed(21);
+  for (Shape shape : {Shape{33, 5}, Shape{4, 3, 7}, Shape{2, 3, 9, 5}})
+    for (DType dt : {kFloat32, kFloat64}) {
+      INFO(shape_str(shape) << " " << dtype_name(dt));
+      const int64_t c = shape[1];
+      Tensor x = randn(shape, dt) * 2 + 3, w = randn({c}, dt), b = randn({c}, dt), dy = randn(shape, dt);
+      auto run = [&](Device d) {
+        Tensor xl = x.to(d).requires_grad_(), wl = w.to(d).requires_grad_(), bl = b.to(d).requires_grad_();
+        Tensor rm = zeros({c}, TensorOptions(dt).set_device(d)), rv = ones({c}, TensorOptions(dt).set_device(d));
+        Tensor y = nn::functional::batch_norm(xl, rm, rv, wl, bl, true, 0.1, 1e-5);
+        (y * dy.to(d)).sum().backward();
+        return std::vector<Tensor>{y, xl.grad(), wl.grad(), bl.grad(), rm, rv};
+      };
+      auto on_cuda = run(kCuda), on_cpu = run(Device::cpu());
+      for (size_t i = 0; i < on_cpu.size(); ++i) check_same(on_cuda[i], on_cpu[i], 1e-4, 1e-5);
+    }
+  struct Pool { Shape in; Pair k, s, p, d; bool ceil; };
+  for (const Pool& g : {Pool{{2, 3, 7, 5}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true},
+                        Pool{{3, 2, 9, 8}, {2, 3}, {2, 3}, {1, 0}, {2, 1}, false},
+                        Pool{{2, 4, 6, 6}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, false}}) {  // overlapping windows
+    INFO(shape_str(g.in));
+    Tensor x = randn(g.in);
+    Tensor gx = x.to(kCuda).requires_grad_(), cx = x.clone().requires_grad_();
+    auto [gv, gi] = nn::functional::max_pool2d_with_indices(gx, g.k, g.s, g.p, g.d, g.ceil);
+    auto [cv, ci] = nn::functional::max_pool2d_with_indices(cx, g.k, g.s, g.p, g.d, g.ceil);
+    check_same(gv, cv);
+    check_same(gi, ci);
+    (gv * gv).sum().backward();
+    (cv * cv).sum().backward();
+    check_same(gx.grad(), cx.grad());
+  }
+  CHECK(kernels::fused_for(kernels::backend_for(kCuda), kernels::FusedOp::BatchNorm, kFloat32) != nullptr);
+  CHECK(kernels::fused_for(kernels::backend_for(kCuda), kernels::FusedOp::MaxPool2d, kFloat64) != nullptr);
+}
+
 TEST_CASE("cuda: fused attention forward and backward, with causal and padding masks") {
   if (!use_cuda()) return;
   manual_seed(16);

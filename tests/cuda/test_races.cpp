@@ -83,6 +83,19 @@ TEST_CASE("races: layer norm, optimizer, random, im2col and attention kernels") 
   kc::im2col(kFloat32, image.p, columns.p, g, 2);
   kc::col2im(kFloat32, columns.p, back.p, g, 2);
 
+  // Batch norm: blocks of 256 threads reducing 3 * 2 * 50 values per channel; max pooling with
+  // overlapping windows (the backward gathers each pixel's windows).
+  DeviceBuffer<float> bx(random_floats(3 * 4 * 50, 16)), by{std::vector<float>(3 * 4 * 50)},
+      bstats{std::vector<float>(3 * 4)}, bdx{std::vector<float>(3 * 4 * 50)}, bw(random_floats(4, 17));
+  kc::batch_norm_forward(kFloat32, bx.p, bw.p, nullptr, 3, 4, 50, 1e-5, by.p, bstats.p, bstats.p + 4, bstats.p + 8);
+  kc::batch_norm_backward(kFloat32, bx.p, bw.p, bstats.p, bstats.p + 8, by.p, 3, 4, 50, bdx.p, nullptr, nullptr);
+  k::WindowGeometry pool{1, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1, 7, 6};
+  DeviceBuffer<float> pooled{std::vector<float>(2 * 42)}, unpooled{std::vector<float>(2 * 42)};
+  DeviceBuffer<int64_t> where{std::vector<int64_t>(2 * 42)};
+  kc::max_pool2d_forward(kFloat32, image.p, pool, 2, pooled.p, where.p);
+  kc::max_pool2d_backward(kFloat32, pooled.p, where.p, pool, 2, unpooled.p);
+  for (float value : unpooled.get()) CHECK(std::isfinite(value));
+
   // Two batches, 33 queries and 20 keys: partial 16-row tiles on both sides; causal.
   const k::AttentionShape a{2, 33, 20, 12, 7, 0.3, true};
   DeviceBuffer<float> q(random_floats(2 * 33 * 12, 11)), kk(random_floats(2 * 20 * 12, 12)),

@@ -174,6 +174,15 @@ def main():
                [r(4, 3), torch.rand(4, 3)])
     run_module("kldiv_batchmean", nn.KLDivLoss(reduction="batchmean"),
                [F.log_softmax(r(4, 3), -1), F.softmax(r(4, 3), -1)])
+
+    # ceil_mode pooling: the last window hangs past the input (and, for the average, past the
+    # padding, which the divisor never counts).
+    run_module("maxpool2d_ceil", nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), [r(2, 3, 8, 7)])
+    run_module("maxpool2d_ceil_dilation", nn.MaxPool2d((2, 3), stride=(3, 2), dilation=(2, 1), ceil_mode=True),
+               [r(1, 2, 9, 8)])
+    run_module("avgpool2d_ceil", nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True), [r(2, 2, 6, 8)])
+    run_module("avgpool2d_ceil_exclude", nn.AvgPool2d((2, 3), stride=2, padding=1, ceil_mode=True,
+                                                       count_include_pad=False), [r(1, 3, 7, 6)])
     here = os.path.dirname(os.path.abspath(__file__))
     write_safetensors(os.path.join(here, "..", "fixtures", "nn_parity.safetensors"), T)
 

@@ -1,0 +1,226 @@
+// The CPU backend's fused kernels of convolutional networks: batch normalisation (statistics in two
+// passes over each channel, normalisation in a third; backward in two) and max pooling with its
+// index (one pass forward; backward adds each gradient at its index). Channels and planes go to
+// OpenMP threads. Compiled once per instruction-set level, like cpu_backend.cpp.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "ember/kernels/cpu/cpu_isa.h"
+#include "ember/kernels/dispatch.h"
+
+EMBER_CPU_ISA_BEGIN
+#include "ember/kernels/cpu/cpu_backend.h"
+
+namespace ember::kernels::EMBER_CPU_ISA_NS {
+namespace {
+
+// f(i) for i in [0, n), the items split over the threads when the total work pays for the fork.
+template <class F>
+void parallel_items(int64_t n, int64_t work_per_item, F&& f) {
+  if (n > 1 && n * work_per_item >= kParallelGrain && omp_get_max_threads() > 1) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) f(i);
+  } else {
+    for (int64_t i = 0; i < n; ++i) f(i);
+  }
+}
+
+// A double split into a float-sized high part and the rest: (x - hi) - lo keeps x - mean as exact
+// as the input allows (x - hi is exact for x near hi), where x - T(mean) would shift every value
+// of a channel far from zero by the rounding of its mean.
+template <class T>
+struct SplitMean {
+  T hi, lo;
+  explicit SplitMean(double m) : hi(static_cast<T>(m)), lo(static_cast<T>(m - static_cast<double>(hi))) {}
+};
+
+// The n rows of channel ch in [n, c, s]: row i starts at (i * c + ch) * s.
+template <class T>
+struct ChannelRows {
+  const T* base;
+  int64_t c, s, ch;
+  const T* row(int64_t i) const { return base + (i * c + ch) * s; }
+};
+
+template <class T>
+double channel_sum(const ChannelRows<T>& x, int64_t n) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const T* r = x.row(i);
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < x.s; ++j) sum += static_cast<double>(r[j]);
+  }
+  return sum;
+}
+
+template <class T>
+double channel_squares(const ChannelRows<T>& x, int64_t n, SplitMean<T> m) {
+  double sq = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const T* r = x.row(i);
+#pragma omp simd reduction(+ : sq)
+    for (int64_t j = 0; j < x.s; ++j) {
+      const double d = static_cast<double>((r[j] - m.hi) - m.lo);
+      sq += d * d;
+    }
+  }
+  return sq;
+}
+
+// Sums of dy and dy * (x - mean) over one channel.
+template <class T>
+void channel_grad_sums(const ChannelRows<T>& x, const ChannelRows<T>& dy, int64_t n, SplitMean<T> m,
+                       double& sum_dy, double& sum_dy_xc) {
+  double a = 0, b = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const T* xr = x.row(i);
+    const T* gr = dy.row(i);
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t j = 0; j < x.s; ++j) {
+      a += static_cast<double>(gr[j]);
+      b += static_cast<double>(gr[j]) * static_cast<double>((xr[j] - m.hi) - m.lo);
+    }
+  }
+  sum_dy = a;
+  sum_dy_xc = b;
+}
+
+template <class T>
+void batch_norm_channel_forward(const T* x, const T* w, const T* b, int64_t n, int64_t c, int64_t s,
+                                double eps, int64_t ch, T* y, T* mean, T* var, T* rstd) {
+  const ChannelRows<T> rows{x, c, s, ch};
+  const double count = static_cast<double>(n * s);
+  const double mu = channel_sum(rows, n) / count;
+  const SplitMean<T> m(mu);
+  const double v = channel_squares(rows, n, m) / count;
+  const double r = 1.0 / std::sqrt(v + eps);
+  mean[ch] = static_cast<T>(mu);
+  var[ch] = static_cast<T>(v);
+  rstd[ch] = static_cast<T>(r);
+  const T scale = static_cast<T>(w ? r * static_cast<double>(w[ch]) : r);
+  const T shift = b ? b[ch] : T(0);
+  for (int64_t i = 0; i < n; ++i) {
+    const T* xr = rows.row(i);
+    T* yr = y + (i * c + ch) * s;
+#pragma omp simd
+    for (int64_t j = 0; j < s; ++j) yr[j] = ((xr[j] - m.hi) - m.lo) * scale + shift;
+  }
+}
+
+// dx = k_dy * dy + k_xc * (x - mean) + k_0 (the closed form of fused.h, its per-channel factors
+// folded together).
+template <class T>
+void batch_norm_channel_backward(const T* x, const T* w, const T* mean, const T* rstd, const T* dy,
+                                 int64_t n, int64_t c, int64_t s, int64_t ch, T* dx, T* dw, T* db) {
+  const ChannelRows<T> xs{x, c, s, ch}, gs{dy, c, s, ch};
+  const SplitMean<T> m(static_cast<double>(mean[ch]));
+  const double r = static_cast<double>(rstd[ch]), count = static_cast<double>(n * s);
+  double sum_dy, sum_dy_xc;
+  channel_grad_sums(xs, gs, n, m, sum_dy, sum_dy_xc);
+  if (dw) dw[ch] = static_cast<T>(sum_dy_xc * r);
+  if (db) db[ch] = static_cast<T>(sum_dy);
+  if (!dx) return;
+  const double wr = (w ? static_cast<double>(w[ch]) : 1.0) * r;
+  const T k_dy = static_cast<T>(wr), k_xc = static_cast<T>(-wr * r * r * sum_dy_xc / count),
+          k_0 = static_cast<T>(-wr * sum_dy / count);
+  for (int64_t i = 0; i < n; ++i) {
+    const T* xr = xs.row(i);
+    const T* gr = gs.row(i);
+    T* out = dx + (i * c + ch) * s;
+#pragma omp simd
+    for (int64_t j = 0; j < s; ++j) out[j] = k_dy * gr[j] + k_xc * ((xr[j] - m.hi) - m.lo) + k_0;
+  }
+}
+
+}  // namespace
+
+void CpuBackend::batch_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t n,
+                                    int64_t c, int64_t s, double eps, void* y, void* mean, void* var,
+                                    void* rstd) {
+  dispatch_floating(dt, "batch_norm", [&]<class T>() {
+    parallel_items(c, n * s * 3, [&](int64_t ch) {
+      batch_norm_channel_forward<T>(static_cast<const T*>(x), static_cast<const T*>(w),
+                                    static_cast<const T*>(b), n, c, s, eps, ch, static_cast<T*>(y),
+                                    static_cast<T*>(mean), static_cast<T*>(var), static_cast<T*>(rstd));
+    });
+  });
+}
+
+void CpuBackend::batch_norm_backward(DType dt, const void* x, const void* w, const void* mean,
+                                     const void* rstd, const void* dy, int64_t n, int64_t c, int64_t s,
+                                     void* dx, void* dw, void* db) {
+  dispatch_floating(dt, "batch_norm_backward", [&]<class T>() {
+    parallel_items(c, n * s * 3, [&](int64_t ch) {
+      batch_norm_channel_backward<T>(static_cast<const T*>(x), static_cast<const T*>(w),
+                                     static_cast<const T*>(mean), static_cast<const T*>(rstd),
+                                     static_cast<const T*>(dy), n, c, s, ch, static_cast<T*>(dx),
+                                     static_cast<T*>(dw), static_cast<T*>(db));
+    });
+  });
+}
+
+namespace {
+
+// One output row of one plane: for each x, the maximum over the window's rows [i0, i1) (already
+// clipped to the image) and its columns inside the image.
+template <class T>
+void max_pool_row(const T* plane, const WindowGeometry& g, int64_t oy, T* out, int64_t* index) {
+  const int64_t y0 = oy * g.stride_h - g.pad_h;
+  for (int64_t ox = 0; ox < g.out_w; ++ox) {
+    const int64_t x0 = ox * g.stride_w - g.pad_w;
+    T best = -INFINITY;
+    int64_t at = -1;
+    for (int64_t i = 0; i < g.kernel_h; ++i) {
+      const int64_t iy = y0 + i * g.dilation_h;
+      if (iy < 0 || iy >= g.height) continue;
+      const T* row = plane + iy * g.width;
+      for (int64_t j = 0; j < g.kernel_w; ++j) {
+        const int64_t ix = x0 + j * g.dilation_w;
+        if (ix < 0 || ix >= g.width) continue;
+        const T v = row[ix];
+        if (at < 0 || v > best || std::isnan(v)) {
+          best = v;
+          at = iy * g.width + ix;
+        }
+      }
+    }
+    out[ox] = best;
+    index[ox] = at;
+  }
+}
+
+}  // namespace
+
+void CpuBackend::max_pool2d_forward(DType dt, const void* in, const WindowGeometry& g, int64_t planes,
+                                    void* out, int64_t* index) {
+  dispatch_floating(dt, "max_pool2d", [&]<class T>() {
+    const int64_t image = g.height * g.width, L = g.out_h * g.out_w;
+    parallel_items(planes, L * g.kernel_h * g.kernel_w, [&](int64_t p) {
+      const T* plane = static_cast<const T*>(in) + p * image;
+      for (int64_t oy = 0; oy < g.out_h; ++oy)
+        max_pool_row<T>(plane, g, oy, static_cast<T*>(out) + p * L + oy * g.out_w, index + p * L + oy * g.out_w);
+    });
+  });
+}
+
+void CpuBackend::max_pool2d_backward(DType dt, const void* grad_out, const int64_t* index,
+                                     const WindowGeometry& g, int64_t planes, void* grad_in) {
+  dispatch_floating(dt, "max_pool2d_backward", [&]<class T>() {
+    const int64_t image = g.height * g.width, L = g.out_h * g.out_w;
+    parallel_items(planes, image + L, [&](int64_t p) {
+      T* dst = static_cast<T*>(grad_in) + p * image;
+      const T* src = static_cast<const T*>(grad_out) + p * L;
+      const int64_t* at = index + p * L;
+      std::fill(dst, dst + image, T(0));
+      for (int64_t k = 0; k < L; ++k)
+        if (at[k] >= 0) dst[at[k]] += src[k];
+    });
+  });
+}
+
+}  // namespace ember::kernels::EMBER_CPU_ISA_NS
+EMBER_CPU_ISA_END
