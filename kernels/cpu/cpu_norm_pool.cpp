@@ -165,32 +165,77 @@ void CpuBackend::batch_norm_backward(DType dt, const void* x, const void* w, con
 
 namespace {
 
-// One output row of one plane: for each x, the maximum over the window's rows [i0, i1) (already
-// clipped to the image) and its columns inside the image.
+// The window taps [first, last) along one axis that land inside [0, size), for a window starting
+// at `start` with taps `dilation` apart: computed once per window, so the inner loops need no
+// bounds checks.
+struct TapRange {
+  int64_t first, last;
+};
+inline TapRange taps_inside(int64_t start, int64_t taps, int64_t dilation, int64_t size) {
+  const int64_t first = start < 0 ? (-start + dilation - 1) / dilation : 0;
+  const int64_t last = std::min(taps, start >= size ? 0 : (size - start + dilation - 1) / dilation);
+  return {first, std::max(first, last)};
+}
+
+// The window at column ox of a row whose taps along y are `rows`, computed tap by tap with bounds.
+// A window starts from its first tap inside the image (so a window of -inf still reports a
+// position) and takes any later tap that is larger or NaN.
+template <class T>
+void max_pool_window(const T* plane, const WindowGeometry& g, int64_t y0, TapRange rows, int64_t ox, T* out,
+                     int64_t* index) {
+  const int64_t x0 = ox * g.stride_w - g.pad_w;
+  const TapRange cols = taps_inside(x0, g.kernel_w, g.dilation_w, g.width);
+  if (rows.first == rows.last || cols.first == cols.last) {
+    *out = static_cast<T>(-INFINITY);
+    *index = -1;
+    return;
+  }
+  int64_t at = (y0 + rows.first * g.dilation_h) * g.width + x0 + cols.first * g.dilation_w;
+  T best = plane[at];
+  for (int64_t i = rows.first; i < rows.last; ++i)
+    for (int64_t j = cols.first; j < cols.last; ++j) {
+      const int64_t p = (y0 + i * g.dilation_h) * g.width + x0 + j * g.dilation_w;
+      if (plane[p] > best || plane[p] != plane[p]) {  // p != p: NaN
+        best = plane[p];
+        at = p;
+      }
+    }
+  *out = best;
+  *index = at;
+}
+
+// One output row of one plane. The columns whose windows lie wholly inside the image are done tap
+// by tap across the row (a vector loop over ox with blends: random data makes a per-window branch
+// mispredict half the time); the few windows at the edges one by one.
 template <class T>
 void max_pool_row(const T* plane, const WindowGeometry& g, int64_t oy, T* out, int64_t* index) {
   const int64_t y0 = oy * g.stride_h - g.pad_h;
-  for (int64_t ox = 0; ox < g.out_w; ++ox) {
-    const int64_t x0 = ox * g.stride_w - g.pad_w;
-    T best = -INFINITY;
-    int64_t at = -1;
-    for (int64_t i = 0; i < g.kernel_h; ++i) {
-      const int64_t iy = y0 + i * g.dilation_h;
-      if (iy < 0 || iy >= g.height) continue;
-      const T* row = plane + iy * g.width;
-      for (int64_t j = 0; j < g.kernel_w; ++j) {
-        const int64_t ix = x0 + j * g.dilation_w;
-        if (ix < 0 || ix >= g.width) continue;
-        const T v = row[ix];
-        if (at < 0 || v > best || std::isnan(v)) {
-          best = v;
-          at = iy * g.width + ix;
-        }
+  const TapRange rows = taps_inside(y0, g.kernel_h, g.dilation_h, g.height);
+  const int64_t span = (g.kernel_w - 1) * g.dilation_w;
+  const int64_t lo = std::min(g.out_w, (g.pad_w + g.stride_w - 1) / g.stride_w);
+  const int64_t last_fit = g.width - 1 - span + g.pad_w;  // x0 + pad_w of the last window inside
+  const int64_t hi = rows.first == rows.last || last_fit < 0 ? lo : std::clamp(last_fit / g.stride_w + 1, lo, g.out_w);
+  for (int64_t ox = 0; ox < lo; ++ox) max_pool_window(plane, g, y0, rows, ox, out + ox, index + ox);
+  for (int64_t ox = hi; ox < g.out_w; ++ox) max_pool_window(plane, g, y0, rows, ox, out + ox, index + ox);
+  if (lo == hi) return;
+  const int64_t sw = g.stride_w, base = (y0 + rows.first * g.dilation_h) * g.width - g.pad_w;
+#pragma omp simd
+  for (int64_t ox = lo; ox < hi; ++ox) {
+    out[ox] = plane[base + ox * sw];
+    index[ox] = base + ox * sw;
+  }
+  for (int64_t i = rows.first; i < rows.last; ++i)
+    for (int64_t j = 0; j < g.kernel_w; ++j) {
+      const int64_t tap = (y0 + i * g.dilation_h) * g.width - g.pad_w + j * g.dilation_w;
+#pragma omp simd
+      for (int64_t ox = lo; ox < hi; ++ox) {
+        const int64_t p = tap + ox * sw;
+        const T v = plane[p];
+        const bool take = v > out[ox] || v != v;
+        out[ox] = take ? v : out[ox];
+        index[ox] = take ? p : index[ox];
       }
     }
-    out[ox] = best;
-    index[ox] = at;
-  }
 }
 
 }  // namespace
