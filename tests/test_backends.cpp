@@ -270,6 +270,11 @@ TEST_CASE("backends: softmax, indexing, sort and copies") {
   check_against_reference([&] { return scatter_add(zeros({600, 701}), 0, wide_idx, wide); }, 1e-5, 1e-5);
   check_against_reference([&] { return gather(wide, 0, wide_idx); });
   check_against_reference([&] { return where(wide.t() > 0, wide.t(), wide.select(0, 0).unsqueeze(1)); });
+  // where splits its elements over threads mid-row: a scalar side, a column broadcast, all compact.
+  Tensor odd = randn({601, 701});
+  check_against_reference([&] { return where(odd > 0, odd, 0.0); });
+  check_against_reference([&] { return where(odd > 0, odd, odd.select(1, 0).unsqueeze(1)); });
+  check_against_reference([&] { return where(odd > 0, odd * 2, -odd); });
   check_against_reference([&] { return nc3.contiguous(); });
   check_against_reference([&] { return cat({w, w.t().contiguous().t()}, 1); });
   check_against_reference([&] { return w.to(kFloat64).to(kBFloat16).to(kFloat32); });

@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <numeric>
 #include <vector>
@@ -80,29 +81,80 @@ void CpuBackend::general_reduce(ReduceOp op, DType dt, const void* in, void* out
 
 // Each thread takes a contiguous run of output elements, finds the three input offsets of its first
 // element once, then steps them like an odometer: no division per element.
+namespace {
+
+// The three operands of where with dims merged where all three are contiguous across them and
+// size-1 dims dropped, so the innermost loop runs as long as the layout allows.
+struct WhereLayout {
+  std::vector<int64_t> sizes;
+  std::array<std::vector<int64_t>, 3> strides;  // condition, a, b
+};
+WhereLayout merge_where_dims(Dims sizes, const std::array<Dims, 3>& strides) {
+  WhereLayout l;
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    if (sizes[d] == 1) continue;
+    bool merge = !l.sizes.empty();
+    for (int k = 0; k < 3 && merge; ++k) merge = l.strides[k].back() == strides[k][d] * sizes[d];
+    if (merge) {
+      l.sizes.back() *= sizes[d];
+      for (int k = 0; k < 3; ++k) l.strides[k].back() = strides[k][d];
+    } else {
+      l.sizes.push_back(sizes[d]);
+      for (int k = 0; k < 3; ++k) l.strides[k].push_back(strides[k][d]);
+    }
+  }
+  if (l.sizes.empty()) {
+    l.sizes.push_back(1);
+    for (auto& s : l.strides) s.push_back(0);
+  }
+  return l;
+}
+
+}  // namespace
+
+// Element ranges over the merged layout (so one long row splits across threads too): an odometer
+// over the outer dims, a plain loop along the innermost one, written out for the stride patterns
+// that vectorise (everything compact, or one side a broadcast scalar).
 void CpuBackend::where(DType dt, const void* cond, Dims c_strides, const void* a, Dims a_strides, const void* b,
                        Dims b_strides, void* out, Dims sizes) {
-  const int64_t nd = static_cast<int64_t>(sizes.size());
-  int64_t total = 1;
-  for (int64_t s : sizes) total *= s;
+  const WhereLayout l = merge_where_dims(sizes, {c_strides, a_strides, b_strides});
+  const int64_t outer_dims = static_cast<int64_t>(l.sizes.size()) - 1, inner = l.sizes.back();
+  int64_t total = inner;
+  for (int64_t d = 0; d < outer_dims; ++d) total *= l.sizes[d];
+  const int64_t cs = l.strides[0].back(), as = l.strides[1].back(), bs = l.strides[2].back();
   dispatch_by_size(dt, [&]<class T>() {
     const bool* c = static_cast<const bool*>(cond);
     const T *x = static_cast<const T*>(a), *y = static_cast<const T*>(b);
     T* o = static_cast<T*>(out);
-    auto run = [&](int64_t begin, int64_t end) {
-      std::vector<int64_t> at(nd);
-      int64_t oc = 0, oa = 0, ob = 0;
-      for (int64_t d = nd - 1, rest = begin; d >= 0; --d) {
-        at[d] = rest % sizes[d];
-        rest /= sizes[d];
-        oc += at[d] * c_strides[d], oa += at[d] * a_strides[d], ob += at[d] * b_strides[d];
+    // Elements [j0, j1) of one row whose operands start at c0, x0, y0; output from o0.
+    auto row = [&](const bool* c0, const T* x0, const T* y0, T* o0, int64_t j0, int64_t j1) {
+      if (cs == 1 && as == 1 && bs == 0) {
+        const T v = *y0;
+#pragma omp simd
+        for (int64_t j = j0; j < j1; ++j) o0[j] = c0[j] ? x0[j] : v;
+      } else if (cs == 1 && as == 1 && bs == 1) {
+#pragma omp simd
+        for (int64_t j = j0; j < j1; ++j) o0[j] = c0[j] ? x0[j] : y0[j];
+      } else {
+        for (int64_t j = j0; j < j1; ++j) o0[j] = c0[j * cs] ? x0[j * as] : y0[j * bs];
       }
-      for (int64_t i = begin; i < end; ++i) {
-        o[i] = c[oc] ? x[oa] : y[ob];
-        for (int64_t d = nd - 1; d >= 0; --d) {
-          oc += c_strides[d], oa += a_strides[d], ob += b_strides[d];
-          if (++at[d] < sizes[d]) break;
-          oc -= c_strides[d] * sizes[d], oa -= a_strides[d] * sizes[d], ob -= b_strides[d] * sizes[d];
+    };
+    auto run = [&](int64_t begin, int64_t end) {
+      if (begin >= end) return;
+      std::vector<int64_t> at(outer_dims);
+      int64_t off[3] = {0, 0, 0};
+      for (int64_t d = outer_dims - 1, rest = begin / inner; d >= 0; --d) {
+        at[d] = rest % l.sizes[d];
+        rest /= l.sizes[d];
+        for (int k = 0; k < 3; ++k) off[k] += at[d] * l.strides[k][d];
+      }
+      for (int64_t r = begin / inner; r * inner < end; ++r) {
+        const int64_t j0 = std::max(begin - r * inner, int64_t{0}), j1 = std::min(end - r * inner, inner);
+        row(c + off[0], x + off[1], y + off[2], o + r * inner, j0, j1);
+        for (int64_t d = outer_dims - 1; d >= 0; --d) {
+          for (int k = 0; k < 3; ++k) off[k] += l.strides[k][d];
+          if (++at[d] < l.sizes[d]) break;
+          for (int k = 0; k < 3; ++k) off[k] -= l.strides[k][d] * l.sizes[d];
           at[d] = 0;
         }
       }
