@@ -1,6 +1,7 @@
 // The CPU backend: ember's packed SGEMM (Eigen for the rest of GEMM), OpenMP and vectorisable loops
 // for maps, reductions and softmax, and its fused kernels (float32 row kernels for softmax,
-// attention and cross-entropy; layer norm, im2col/col2im and optimizer updates). It shares no code
+// attention and cross-entropy; layer norm, batch norm, max pooling, im2col/col2im and optimizer
+// updates; batch norm and max pooling live in cpu_norm_pool.cpp). It shares no code
 // with the reference backend, which tests check it against. Work below `kParallelGrain` elements
 // stays on the calling thread: forking a team costs microseconds, more than a small op itself.
 //

@@ -6,6 +6,7 @@
 #include "ember/kernels/cuda/cuda_kernels.h"
 #include "ember/kernels/cuda/grid.h"
 #include "ember/kernels/cuda/portability.h"
+#include "ember/kernels/cuda/window_taps.h"
 #include "ember/kernels/dispatch.h"
 
 namespace ember::kernels::cuda {
@@ -107,16 +108,9 @@ __global__ void max_pool_backward_kernel(const T* grad_out, const int64_t* index
   EMBER_GRID_STRIDE(p, planes * image) {
     const int64_t pixel = p % image, iy = pixel / g.width, ix = pixel % g.width, base = p / image * L;
     T acc = T(0);
-    for (int64_t i = 0; i < g.kernel_h; ++i) {
-      const int64_t ty = iy + g.pad_h - i * g.dilation_h;
-      if (ty < 0 || ty % g.stride_h != 0 || ty / g.stride_h >= g.out_h) continue;
-      for (int64_t j = 0; j < g.kernel_w; ++j) {
-        const int64_t tx = ix + g.pad_w - j * g.dilation_w;
-        if (tx < 0 || tx % g.stride_w != 0 || tx / g.stride_w >= g.out_w) continue;
-        const int64_t k = base + (ty / g.stride_h) * g.out_w + tx / g.stride_w;
-        if (index[k] == pixel) acc = static_cast<T>(acc + grad_out[k]);
-      }
-    }
+    for_each_window_reading(g, iy, ix, [&](int64_t, int64_t, int64_t window) {
+      if (index[base + window] == pixel) acc = static_cast<T>(acc + grad_out[base + window]);
+    });
     grad_in[p] = acc;
   }
 }

@@ -7,6 +7,7 @@
 #include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
 #include "ember/kernels/cuda/grid.h"
+#include "ember/kernels/cuda/window_taps.h"
 #include "ember/kernels/dispatch.h"
 #include "ember/kernels/layer_norm_rows.h"
 #include "ember/kernels/optimizer_update.h"
@@ -115,16 +116,10 @@ __global__ void col2im_kernel(const T* cols, T* out, WindowGeometry g, int64_t b
     const int64_t ix = p % g.width, iy = p / g.width % g.height, c = p / (g.width * g.height) % g.channels;
     const int64_t n = p / image;
     T acc = T(0);
-    for (int64_t i = 0; i < g.kernel_h; ++i) {
-      const int64_t ty = iy + g.pad_h - i * g.dilation_h;
-      if (ty < 0 || ty % g.stride_h != 0 || ty / g.stride_h >= g.out_h) continue;
-      for (int64_t j = 0; j < g.kernel_w; ++j) {
-        const int64_t tx = ix + g.pad_w - j * g.dilation_w;
-        if (tx < 0 || tx % g.stride_w != 0 || tx / g.stride_w >= g.out_w) continue;
-        const int64_t row = (c * g.kernel_h + i) * g.kernel_w + j;
-        acc = static_cast<T>(acc + cols[n * per_image + row * L + (ty / g.stride_h) * g.out_w + tx / g.stride_w]);
-      }
-    }
+    for_each_window_reading(g, iy, ix, [&](int64_t i, int64_t j, int64_t window) {
+      const int64_t row = (c * g.kernel_h + i) * g.kernel_w + j;
+      acc = static_cast<T>(acc + cols[n * per_image + row * L + window]);
+    });
     out[p] = acc;
   }
 }
