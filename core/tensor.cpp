@@ -119,6 +119,7 @@ Tensor Tensor::clone() const {
 Tensor Tensor::detach() const {
   auto impl = std::make_shared<TensorImpl>(*checked());
   impl->autograd.reset();
+  impl->view_base.reset();  // outside autograd: writes through it rewrite no history
   return Tensor(std::move(impl));
 }
 
@@ -341,14 +342,28 @@ bool Tensor::allclose(const Tensor& o, double r, double a, bool n) const {
 bool Tensor::equal(const Tensor& o) const { return ember::equal(*this, o); }
 
 // ---- in place ------------------------------------------------------------------------------------
-// Each computes the out-of-place result and commits it into this tensor's memory (see
-// commit_inplace). Outside autograd that is one extra pass over the data, which the optimizer
-// issue replaces with fused update kernels.
 
-#define EMBER_INPLACE(decl, name, expr)      \
-  Tensor& Tensor::decl {                     \
-    check_inplace(*this, name);              \
-    Tensor result = expr;                    \
+namespace {
+// Whether autograd sees an in-place write into `self`: grad mode is on and self, or the tensor
+// self is a view of, is part of a graph.
+bool write_is_tracked(const Tensor& self) {
+  const auto& base = self.impl()->view_base;
+  return autograd::GradMode::is_enabled() && (self.requires_grad() || (base && Tensor(base).requires_grad()));
+}
+Tensor inplace_source(const Tensor& self) { return write_is_tracked(self) ? self.clone() : self; }
+}  // namespace
+
+// Each computes the out-of-place result and commits it into this tensor's memory (see
+// commit_inplace). Outside autograd that is one extra pass over the data; the optimizers, whose
+// updates are all in place, use fused update kernels instead.
+
+// `src` is what the op reads: this tensor, or under autograd a copy of it, since the op's backward
+// may need the value this write is about to replace (PyTorch saves the original self the same way).
+#define EMBER_INPLACE(decl, name, expr)         \
+  Tensor& Tensor::decl {                        \
+    check_inplace(*this, name);                 \
+    const Tensor src = inplace_source(*this);   \
+    Tensor result = expr;                       \
     return commit_inplace(*this, result, name); \
   }
 // Binary in-place ops with a tensor first try writing straight into self (no temporary).
@@ -356,6 +371,7 @@ bool Tensor::equal(const Tensor& o) const { return ember::equal(*this, o); }
   Tensor& Tensor::decl {                                                                   \
     check_inplace(*this, name);                                                            \
     if (try_binary_inplace(kernels::BinaryOp::OP, *this, o)) return *this;                 \
+    const Tensor src = inplace_source(*this);                                              \
     Tensor result = expr;                                                                  \
     return commit_inplace(*this, result, name);                                            \
   }
@@ -369,39 +385,41 @@ Tensor& Tensor::sub_(const Tensor& o, Scalar a) {
   if (a.to_double() == 1.0 && try_binary_inplace(kernels::BinaryOp::Sub, *this, o)) return *this;
   return commit_inplace(*this, ember::sub(*this, o, a), "sub_");
 }
-EMBER_BINARY_INPLACE(mul_(const Tensor& o), "mul_", Mul, ember::mul(*this, o))
-EMBER_BINARY_INPLACE(div_(const Tensor& o), "div_", Div, ember::div(*this, o))
+EMBER_BINARY_INPLACE(mul_(const Tensor& o), "mul_", Mul, ember::mul(src, o))
+EMBER_BINARY_INPLACE(div_(const Tensor& o), "div_", Div, ember::div(src, o))
 #undef EMBER_BINARY_INPLACE
-EMBER_INPLACE(add_(Scalar o), "add_", ember::add(*this, o))
-EMBER_INPLACE(sub_(Scalar o), "sub_", ember::sub(*this, o))
-EMBER_INPLACE(mul_(Scalar o), "mul_", ember::mul(*this, o))
-EMBER_INPLACE(div_(Scalar o), "div_", ember::div(*this, o))
-EMBER_INPLACE(pow_(Scalar e), "pow_", ember::pow(*this, e))
-EMBER_INPLACE(neg_(), "neg_", ember::neg(*this))
-EMBER_INPLACE(exp_(), "exp_", ember::exp(*this))
-EMBER_INPLACE(sqrt_(), "sqrt_", ember::sqrt(*this))
-EMBER_INPLACE(relu_(), "relu_", ember::relu(*this))
-EMBER_INPLACE(sigmoid_(), "sigmoid_", ember::sigmoid(*this))
-EMBER_INPLACE(tanh_(), "tanh_", ember::tanh(*this))
+EMBER_INPLACE(add_(Scalar o), "add_", ember::add(src, o))
+EMBER_INPLACE(sub_(Scalar o), "sub_", ember::sub(src, o))
+EMBER_INPLACE(mul_(Scalar o), "mul_", ember::mul(src, o))
+EMBER_INPLACE(div_(Scalar o), "div_", ember::div(src, o))
+EMBER_INPLACE(pow_(Scalar e), "pow_", ember::pow(src, e))
+EMBER_INPLACE(neg_(), "neg_", ember::neg(src))
+EMBER_INPLACE(exp_(), "exp_", ember::exp(src))
+EMBER_INPLACE(sqrt_(), "sqrt_", ember::sqrt(src))
+EMBER_INPLACE(relu_(), "relu_", ember::relu(src))
+EMBER_INPLACE(sigmoid_(), "sigmoid_", ember::sigmoid(src))
+EMBER_INPLACE(tanh_(), "tanh_", ember::tanh(src))
 EMBER_INPLACE(clamp_(std::optional<Scalar> lo, std::optional<Scalar> hi), "clamp_",
-              ember::clamp(*this, lo, hi))
-EMBER_INPLACE(masked_fill_(const Tensor& m, Scalar v), "masked_fill_", ember::masked_fill(*this, m, v))
+              ember::clamp(src, lo, hi))
+EMBER_INPLACE(masked_fill_(const Tensor& m, Scalar v), "masked_fill_", ember::masked_fill(src, m, v))
 #undef EMBER_INPLACE
 
+// Straight into memory unless autograd must see the write: into a tracked tensor, or a view of
+// one (commit_inplace then cuts the filled region off from the old history).
 Tensor& Tensor::fill_(Scalar value) {
   check_inplace(*this, "fill_");
-  if (is_contiguous()) {
+  const bool tracked = write_is_tracked(*this);
+  if (is_contiguous() && !tracked) {
     backend_of(*this).fill(dtype(), data_ptr(), numel(), value);
     checked()->storage->bump_version();
-    if (auto* m = autograd::meta_if(*this); m && m->grad_fn) {
-      m->grad_fn.reset();  // the values no longer depend on anything
-      m->requires_grad = false;
-    }
     return *this;
   }
-  autograd::NoGradGuard guard;
-  return commit_inplace(*this, full(sizes(), value, TensorOptions(dtype()).set_device(device())),
-                        "fill_");
+  Tensor constant;
+  {
+    autograd::NoGradGuard guard;
+    constant = full(sizes(), value, options());
+  }
+  return commit_inplace(*this, constant, "fill_");
 }
 
 Tensor& Tensor::zero_() { return fill_(0); }

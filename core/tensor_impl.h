@@ -19,6 +19,9 @@ struct TensorImpl {
   int64_t offset = 0;            // in elements
   DType dtype = kFloat32;
   bool is_view = false;          // made by a view op from another tensor (in-place rules differ)
+  // For a view: the tensor that owns its storage (a view of a view points at the first owner). An
+  // in-place write through the view rewrites the owner's autograd history (see commit_inplace).
+  std::shared_ptr<TensorImpl> view_base;
   std::shared_ptr<autograd::AutogradMeta> autograd;  // null until the tensor joins a graph
 
   int64_t numel() const {

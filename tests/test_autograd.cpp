@@ -359,6 +359,81 @@ bool run_on_small_stack(const std::function<void()>& f) {
 }
 }  // namespace
 
+TEST_CASE("autograd: in-place writes into views of tracked tensors rebase the owner's history") {
+  manual_seed(31);
+  const Tensor w = randn({4, 3}, kFloat64), w01 = w.index({Slice(0, 2)}).clone();
+  auto leaf = [](Tensor t) { return t.requires_grad_(); };
+  {  // PyTorch: y = x * 2; y[0:2] = v  ->  x.grad = 2w outside rows 0-1, v.grad = w[0:2]
+    Tensor x = leaf(randn({4, 3}, kFloat64)), v = leaf(randn({2, 3}, kFloat64));
+    Tensor y = x * 2;
+    y.index_put_({Slice(0, 2)}, v);
+    CHECK(allclose(y.index({Slice(0, 2)}), v));
+    (y * w).sum().backward();
+    Tensor expect = w * 2;
+    expect.index_put_({Slice(0, 2)}, 0.0);
+    CHECK(allclose(x.grad(), expect));
+    CHECK(allclose(v.grad(), w01));
+  }
+  {  // y[0].mul_(3): row 0's gradient is 6w, the rest 2w
+    Tensor x = leaf(randn({4, 3}, kFloat64));
+    Tensor y = x * 2;
+    y[0].mul_(3);
+    (y * w).sum().backward();
+    Tensor expect = w * 2;
+    expect[0].mul_(3);
+    CHECK(allclose(x.grad(), expect));
+  }
+  {  // a constant written into a view cuts that region off: y[1].zero_()
+    Tensor x = leaf(randn({4, 3}, kFloat64));
+    Tensor y = x * 2;
+    y[1].zero_();
+    (y * w).sum().backward();
+    Tensor expect = w * 2;
+    expect[1].zero_();
+    CHECK(allclose(x.grad(), expect));
+  }
+  {  // a view of a view: column 2 of y through y.t()[2]
+    Tensor x = leaf(randn({4, 3}, kFloat64)), c = leaf(randn({4}, kFloat64));
+    Tensor y = x * 1;
+    y.t()[2].add_(c * c);
+    (y * w).sum().backward();
+    CHECK(allclose(x.grad(), w));
+    CHECK(allclose(c.grad(), w.select(1, 2) * 2 * c.detach()));
+  }
+  {  // the owner need not require grad: y = zeros; y[1].copy_(x[0])
+    Tensor x = leaf(randn({4, 3}, kFloat64));
+    Tensor y = zeros({4, 3}, kFloat64);
+    y[1].copy_(x[0]);
+    CHECK(y.requires_grad());
+    (y * w).sum().backward();
+    Tensor expect = zeros({4, 3}, kFloat64);
+    expect[0].copy_(w[1]);
+    CHECK(allclose(x.grad(), expect));
+  }
+  {  // a constant over a whole tracked tensor: y.zero_() passes nothing back
+    Tensor x = leaf(randn({4, 3}, kFloat64));
+    Tensor y = x * 2;
+    y.zero_();
+    (y * w + x).sum().backward();
+    CHECK(allclose(x.grad(), ones({4, 3}, kFloat64)));
+  }
+  // Finite differences agree through several writes into views, double backward included.
+  autograd::GradcheckOptions twice;
+  twice.check_double_backward = true;
+  check_gradcheck([](const variable_list& in) {
+    Tensor y = in[0] * in[0];
+    y.index({Slice(1, 3)}).mul_(in[1]);
+    y.narrow(1, 0, 2).add_(in[1].sum());
+    y.t()[0].copy_(in[1][0].sin());
+    return y;
+  }, {randn64({4, 3}), randn64({3})}, twice);
+  // A view of a leaf that requires grad refuses, and is left as it was.
+  Tensor x = leaf(randn({4, 3}, kFloat64));
+  Tensor before = x.detach().clone();
+  check_error([&] { x[0].mul_(2); }, {"mul_", "view of a leaf tensor that requires grad", "[4, 3]"});
+  CHECK(equal(x.detach(), before));
+}
+
 TEST_CASE("autograd: a graph 100,000 nodes deep runs backward, grad and its own release on a 1 MB stack") {
   // Each walk over the graph (dependency counts, the nodes autograd::grad needs, the graph's
   // destruction) is iterative: this chain overflows a 1 MB stack in any recursive one.

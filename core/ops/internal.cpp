@@ -53,6 +53,7 @@ Tensor alias_with(const Tensor& base, const Shape& sizes, const Shape& strides, 
   impl->offset = offset;
   impl->dtype = base.dtype();
   impl->is_view = true;
+  impl->view_base = base.impl()->view_base ? base.impl()->view_base : base.impl_ptr();
   return Tensor(std::move(impl));
 }
 
@@ -75,6 +76,48 @@ void check_inplace(const Tensor& self, const char* op) {
          ") is used in an in-place operation; wrap the update in NoGradGuard or work on a clone");
 }
 
+namespace {
+
+// The gradient paths of an in-place write `self <- result` when autograd must see it.
+//
+// Into a tensor that owns its storage: self's history becomes result's (or, when result is a
+// constant, a node that passes nothing back to self's old value).
+//
+// Into a view (PyTorch's CopySlices): the owner `base` changed in the view's region, so base gets a
+// node whose backward sends the gradient outside the region to base's old history and the region's
+// part to result; the view's own history becomes "a view of the new base".
+void rebind_history(Tensor& self, const Tensor& result) {
+  auto& m = autograd::meta_of(self);
+  m.requires_grad = true;
+  m.grad_fn = result.grad_fn();
+  m.output_nr = result.output_nr();
+}
+
+void record_overwrite(Tensor& self, const char* op) {
+  autograd::record(op, {self}, {self}, {},
+                   [](FunctionNode&, const variable_list& g) -> variable_list { return {zeros_like(g[0])}; });
+}
+
+void record_copy_slices(Tensor& self, Tensor base, const Tensor& result) {
+  const Shape sizes = self.sizes(), strides = self.strides();
+  const int64_t rel = self.storage_offset() - base.storage_offset();
+  Tensor outside;  // 1 outside the view's region, 0 inside: what base's old value still decides
+  {
+    autograd::NoGradGuard guard;
+    outside = ones(base.sizes(), TensorOptions(base.dtype()).set_device(base.device()));
+    outside.as_strided(sizes, strides, outside.storage_offset() + rel).fill_(0);
+  }
+  autograd::record("copy_slices", {base, result}, {base}, {outside},
+                   [sizes, strides, rel](FunctionNode& n, const variable_list& g) -> variable_list {
+                     Tensor gc = g[0].contiguous();
+                     return {gc * n.saved(0), gc.as_strided(sizes, strides, gc.storage_offset() + rel)};
+                   });
+  Tensor fresh = base.as_strided(sizes, strides, self.storage_offset());
+  rebind_history(self, fresh);
+}
+
+}  // namespace
+
 Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
   if (result.sizes() != self.sizes())
     fail(op, ": the result of shape ", result.sizes(), " does not fit the in-place target of shape ",
@@ -83,9 +126,15 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
       (result.dtype() != kBool && self.dtype() == kBool))
     fail(op, ": result type ", dtype_name(result.dtype()), " can't be cast to the in-place target's "
          "type ", dtype_name(self.dtype()));
-  const bool tracks = autograd::GradMode::is_enabled() && result.requires_grad();
-  if (tracks && self.impl()->is_view)
-    fail(op, ": in-place writes into a view are not tracked by autograd in this version of ember (",
+  Tensor base = self.impl()->is_view && self.impl()->view_base ? Tensor(self.impl()->view_base) : Tensor();
+  const bool grad_mode = autograd::GradMode::is_enabled() && is_floating(self.dtype());
+  const bool into_view = grad_mode && base.defined() && (result.requires_grad() || base.requires_grad());
+  // Checked before anything is written, so a refused op leaves the tensor as it was.
+  if (into_view && base.requires_grad() && base.is_leaf())
+    fail(op, ": a view of a leaf tensor that requires grad (", describe(base), ") is used in an in-place "
+         "operation; wrap the update in NoGradGuard or work on a clone");
+  if (into_view && !base.is_contiguous())
+    fail(op, ": in-place writes into a view of a non-compact tensor are not tracked by autograd (",
          describe(self), "); do the op out of place or on a clone");
   if (!result.is_same(self)) {
     Tensor src = result.dtype() == self.dtype() ? result : result.detach().to(self.dtype());
@@ -93,11 +142,12 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
                                   self.strides(), self.sizes());
   }
   self.impl()->storage->bump_version();
-  if (tracks) {
-    auto& m = autograd::meta_of(self);
-    m.requires_grad = true;
-    m.grad_fn = result.grad_fn();
-    m.output_nr = result.output_nr();
+  if (into_view) {
+    record_copy_slices(self, base, result);
+  } else if (grad_mode && result.requires_grad()) {
+    rebind_history(self, result);
+  } else if (grad_mode && self.requires_grad() && !self.is_leaf()) {
+    record_overwrite(self, op);
   }
   return self;
 }
