@@ -145,6 +145,11 @@ std::pair<Tensor, Tensor> max(const Tensor& x, int64_t dim, bool keepdim = false
 std::pair<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor amax(const Tensor& x, const Shape& dims, bool keepdim = false);
 Tensor amin(const Tensor& x, const Shape& dims, bool keepdim = false);
+// One dim as an int, as LibTorch's IntArrayRef takes it (templates, so brace lists stay dim lists).
+template <std::integral I>
+Tensor amax(const Tensor& x, I dim, bool keepdim = false) { return amax(x, Shape{static_cast<int64_t>(dim)}, keepdim); }
+template <std::integral I>
+Tensor amin(const Tensor& x, I dim, bool keepdim = false) { return amin(x, Shape{static_cast<int64_t>(dim)}, keepdim); }
 Tensor argmax(const Tensor& x, std::optional<int64_t> dim = {}, bool keepdim = false);
 Tensor argmin(const Tensor& x, std::optional<int64_t> dim = {}, bool keepdim = false);
 // correction = 1 is the unbiased (Bessel) estimate, 0 the population variance.
@@ -152,9 +157,25 @@ Tensor var(const Tensor& x, std::optional<Shape> dims = {}, int64_t correction =
            bool keepdim = false);
 Tensor std(const Tensor& x, std::optional<Shape> dims = {}, int64_t correction = 1,
            bool keepdim = false);
+template <std::integral I>
+Tensor var(const Tensor& x, I dim, int64_t correction = 1, bool keepdim = false) {
+  return var(x, Shape{static_cast<int64_t>(dim)}, correction, keepdim);
+}
+template <std::integral I>
+Tensor std(const Tensor& x, I dim, int64_t correction = 1, bool keepdim = false) {
+  return std(x, Shape{static_cast<int64_t>(dim)}, correction, keepdim);
+}
 // p-norm; p = INFINITY gives the max-abs norm.
 Tensor norm(const Tensor& x, double p = 2, std::optional<Shape> dims = {}, bool keepdim = false);
 Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim = false);
+template <std::integral I>
+Tensor norm(const Tensor& x, double p, I dim, bool keepdim = false) {
+  return norm(x, p, Shape{static_cast<int64_t>(dim)}, keepdim);
+}
+template <std::integral I>
+Tensor logsumexp(const Tensor& x, I dim, bool keepdim = false) {
+  return logsumexp(x, Shape{static_cast<int64_t>(dim)}, keepdim);
+}
 Tensor cumsum(const Tensor& x, int64_t dim);
 // Sums `x` down to `shape` (the reverse of broadcasting `shape` up to x's shape).
 Tensor sum_to(const Tensor& x, const Shape& shape);

@@ -312,6 +312,8 @@ Tensor Tensor::var(std::optional<Shape> d, int64_t c, bool k) const { return emb
 Tensor Tensor::std(std::optional<Shape> d, int64_t c, bool k) const { return ember::std(*this, d, c, k); }
 Tensor Tensor::norm(double p, std::optional<Shape> d, bool k) const { return ember::norm(*this, p, d, k); }
 Tensor Tensor::logsumexp(const Shape& d, bool k) const { return ember::logsumexp(*this, d, k); }
+Tensor Tensor::amax(const Shape& d, bool k) const { return ember::amax(*this, d, k); }
+Tensor Tensor::amin(const Shape& d, bool k) const { return ember::amin(*this, d, k); }
 Tensor Tensor::cumsum(int64_t d) const { return ember::cumsum(*this, d); }
 Tensor Tensor::softmax(int64_t d) const { return ember::softmax(*this, d); }
 Tensor Tensor::log_softmax(int64_t d) const { return ember::log_softmax(*this, d); }

@@ -300,3 +300,23 @@ TEST_CASE("tensor: sum and mean over one dim given as an int, as in LibTorch") {
   CHECK(x.sum({}).item<float>() == 21);  // an empty dim list still means every dim
   CHECK(x.sum({0, 1}).item<float>() == 21);
 }
+
+TEST_CASE("tensor: every reduction over dims takes one int too, with keepdim (LibTorch's IntArrayRef)") {
+  Tensor x = tensor({{1.0, 5.0, 3.0}, {4.0, 2.0, 6.0}}, kFloat64);
+  CHECK(x.amax(1).equal(x.amax({1})));
+  CHECK(x.amin(0, true).sizes() == Shape{1, 3});
+  CHECK(amax(x, -1).to_vector<double>() == std::vector<double>{5, 6});
+  CHECK(amin(x, 0).to_vector<double>() == std::vector<double>{1, 2, 3});
+  // PyTorch: x.var(1) = [4, 4], x.var(0, correction=0) = [2.25, 2.25, 2.25], x.std(1) = [2, 2]
+  CHECK(x.var(1).to_vector<double>() == std::vector<double>{4, 4});
+  CHECK(var(x, 0, 0).to_vector<double>() == std::vector<double>{2.25, 2.25, 2.25});
+  CHECK(x.std(1, 1, true).sizes() == Shape{2, 1});
+  CHECK(ember::std(x, -1).to_vector<double>() == std::vector<double>{2, 2});
+  CHECK(x.logsumexp(1).equal(x.logsumexp({1})));
+  CHECK(logsumexp(x, 0, true).sizes() == Shape{1, 3});
+  CHECK(x.norm(2, 1).equal(x.norm(2, Shape{1})));
+  CHECK(norm(x, 1, 0).to_vector<double>() == std::vector<double>{5, 7, 9});
+  CHECK(x.mean(-1, true).sizes() == Shape{2, 1});
+  CHECK(x.softmax(-1).equal(softmax(x, 1)));
+  CHECK(x.var().item<double>() == doctest::Approx(3.5));  // every dim, as before
+}
