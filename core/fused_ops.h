@@ -53,7 +53,8 @@ BatchNormOutput batch_norm_composed(const Tensor& x, const Tensor& weight, const
 struct MaxPoolOutput {
   Tensor values, indices;
 };
-MaxPoolOutput max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode);
+MaxPoolOutput max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
+                         bool ceil_mode);
 MaxPoolOutput max_pool2d_composed(const Tensor& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
                                   bool ceil_mode);
 

@@ -147,9 +147,13 @@ Tensor amax(const Tensor& x, const Shape& dims, bool keepdim = false);
 Tensor amin(const Tensor& x, const Shape& dims, bool keepdim = false);
 // One dim as an int, as LibTorch's IntArrayRef takes it (templates, so brace lists stay dim lists).
 template <std::integral I>
-Tensor amax(const Tensor& x, I dim, bool keepdim = false) { return amax(x, Shape{static_cast<int64_t>(dim)}, keepdim); }
+Tensor amax(const Tensor& x, I dim, bool keepdim = false) {
+  return amax(x, Shape{static_cast<int64_t>(dim)}, keepdim);
+}
 template <std::integral I>
-Tensor amin(const Tensor& x, I dim, bool keepdim = false) { return amin(x, Shape{static_cast<int64_t>(dim)}, keepdim); }
+Tensor amin(const Tensor& x, I dim, bool keepdim = false) {
+  return amin(x, Shape{static_cast<int64_t>(dim)}, keepdim);
+}
 Tensor argmax(const Tensor& x, std::optional<int64_t> dim = {}, bool keepdim = false);
 Tensor argmin(const Tensor& x, std::optional<int64_t> dim = {}, bool keepdim = false);
 // correction = 1 is the unbiased (Bessel) estimate, 0 the population variance.

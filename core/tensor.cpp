@@ -369,13 +369,13 @@ Tensor inplace_source(const Tensor& self) { return write_is_tracked(self) ? self
     return commit_inplace(*this, result, name); \
   }
 // Binary in-place ops with a tensor first try writing straight into self (no temporary).
-#define EMBER_BINARY_INPLACE(decl, name, OP, expr)                                         \
-  Tensor& Tensor::decl {                                                                   \
-    check_inplace(*this, name);                                                            \
-    if (try_binary_inplace(kernels::BinaryOp::OP, *this, o)) return *this;                 \
-    const Tensor src = inplace_source(*this);                                              \
-    Tensor result = expr;                                                                  \
-    return commit_inplace(*this, result, name);                                            \
+#define EMBER_BINARY_INPLACE(decl, name, OP, expr)                         \
+  Tensor& Tensor::decl {                                                   \
+    check_inplace(*this, name);                                            \
+    if (try_binary_inplace(kernels::BinaryOp::OP, *this, o)) return *this; \
+    const Tensor src = inplace_source(*this);                              \
+    Tensor result = expr;                                                  \
+    return commit_inplace(*this, result, name);                            \
   }
 Tensor& Tensor::add_(const Tensor& o, Scalar a) {
   check_inplace(*this, "add_");
@@ -401,8 +401,7 @@ EMBER_INPLACE(sqrt_(), "sqrt_", ember::sqrt(src))
 EMBER_INPLACE(relu_(), "relu_", ember::relu(src))
 EMBER_INPLACE(sigmoid_(), "sigmoid_", ember::sigmoid(src))
 EMBER_INPLACE(tanh_(), "tanh_", ember::tanh(src))
-EMBER_INPLACE(clamp_(std::optional<Scalar> lo, std::optional<Scalar> hi), "clamp_",
-              ember::clamp(src, lo, hi))
+EMBER_INPLACE(clamp_(std::optional<Scalar> lo, std::optional<Scalar> hi), "clamp_", ember::clamp(src, lo, hi))
 EMBER_INPLACE(masked_fill_(const Tensor& m, Scalar v), "masked_fill_", ember::masked_fill(src, m, v))
 #undef EMBER_INPLACE
 

@@ -232,9 +232,13 @@ class Tensor {
   Tensor amax(const Shape& dims, bool keepdim = false) const;
   Tensor amin(const Shape& dims, bool keepdim = false) const;
   template <std::integral I>
-  Tensor amax(I dim, bool keepdim = false) const { return amax(Shape{static_cast<int64_t>(dim)}, keepdim); }
+  Tensor amax(I dim, bool keepdim = false) const {
+    return amax(Shape{static_cast<int64_t>(dim)}, keepdim);
+  }
   template <std::integral I>
-  Tensor amin(I dim, bool keepdim = false) const { return amin(Shape{static_cast<int64_t>(dim)}, keepdim); }
+  Tensor amin(I dim, bool keepdim = false) const {
+    return amin(Shape{static_cast<int64_t>(dim)}, keepdim);
+  }
   Tensor var(std::optional<Shape> dims = {}, int64_t correction = 1, bool keepdim = false) const;
   Tensor std(std::optional<Shape> dims = {}, int64_t correction = 1, bool keepdim = false) const;
   template <std::integral I>
@@ -247,10 +251,14 @@ class Tensor {
   }
   Tensor norm(double p = 2, std::optional<Shape> dims = {}, bool keepdim = false) const;
   template <std::integral I>
-  Tensor norm(double p, I dim, bool keepdim = false) const { return norm(p, Shape{static_cast<int64_t>(dim)}, keepdim); }
+  Tensor norm(double p, I dim, bool keepdim = false) const {
+    return norm(p, Shape{static_cast<int64_t>(dim)}, keepdim);
+  }
   Tensor logsumexp(const Shape& dims, bool keepdim = false) const;
   template <std::integral I>
-  Tensor logsumexp(I dim, bool keepdim = false) const { return logsumexp(Shape{static_cast<int64_t>(dim)}, keepdim); }
+  Tensor logsumexp(I dim, bool keepdim = false) const {
+    return logsumexp(Shape{static_cast<int64_t>(dim)}, keepdim);
+  }
   Tensor cumsum(int64_t dim) const;
   Tensor softmax(int64_t dim) const;
   Tensor log_softmax(int64_t dim) const;

@@ -52,12 +52,12 @@ void FusedKernels::layer_norm_backward(DType, const void*, const void*, const vo
                                        const void*, int64_t, int64_t, void*, void*, void*) {
   missing(FusedOp::LayerNorm);
 }
-void FusedKernels::batch_norm_forward(DType, const void*, const void*, const void*, int64_t, int64_t,
-                                      int64_t, double, void*, void*, void*, void*) {
+void FusedKernels::batch_norm_forward(DType, const void*, const void*, const void*, int64_t, int64_t, int64_t,
+                                      double, void*, void*, void*, void*) {
   missing(FusedOp::BatchNorm);
 }
-void FusedKernels::batch_norm_backward(DType, const void*, const void*, const void*, const void*,
-                                       const void*, int64_t, int64_t, int64_t, void*, void*, void*) {
+void FusedKernels::batch_norm_backward(DType, const void*, const void*, const void*, const void*, const void*,
+                                       int64_t, int64_t, int64_t, void*, void*, void*) {
   missing(FusedOp::BatchNorm);
 }
 void FusedKernels::max_pool2d_forward(DType, const void*, const WindowGeometry&, int64_t, void*, int64_t*) {

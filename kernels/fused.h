@@ -13,7 +13,15 @@
 namespace ember::kernels {
 
 enum class FusedOp {
-  Softmax, Im2Col, Col2Im, Attention, LayerNorm, CrossEntropy, OptimizerUpdate, BatchNorm, MaxPool2d,
+  Softmax,
+  Im2Col,
+  Col2Im,
+  Attention,
+  LayerNorm,
+  CrossEntropy,
+  OptimizerUpdate,
+  BatchNorm,
+  MaxPool2d,
 };
 const char* fused_op_name(FusedOp op);
 
@@ -94,14 +102,13 @@ class FusedKernels {
   // dims, 1 for [N, C]). Per channel, over its n*s values: mean, biased var, rstd = 1/sqrt(var + eps)
   // (all three written, [c] of dt: the running statistics need var, the backward mean and rstd);
   // y = (x - mean) * rstd * w + b, w and b optional. Sums are taken in double.
-  virtual void batch_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t n,
-                                  int64_t c, int64_t s, double eps, void* y, void* mean, void* var,
-                                  void* rstd);
+  virtual void batch_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t n, int64_t c,
+                                  int64_t s, double eps, void* y, void* mean, void* var, void* rstd);
   // With xhat = (x - mean) * rstd, per channel: dx = rstd * w * (dy - mean(dy) - xhat *
   // mean(dy * xhat)), dw = sum(dy * xhat), db = sum(dy). Each of dx, dw, db is written when not null.
-  virtual void batch_norm_backward(DType dt, const void* x, const void* w, const void* mean,
-                                   const void* rstd, const void* dy, int64_t n, int64_t c, int64_t s,
-                                   void* dx, void* dw, void* db);
+  virtual void batch_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd,
+                                   const void* dy, int64_t n, int64_t c, int64_t s, void* dx, void* dw,
+                                   void* db);
 
   // Max pooling of `planes` compact [g.height, g.width] images (g.channels is ignored): out[p, y, x]
   // is the largest in[p, y*sh - ph + i*dh, x*sw - pw + j*dw] inside the image (padding never wins;

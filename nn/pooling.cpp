@@ -36,7 +36,8 @@ Tensor max_pool2d(const Tensor& x, Pair kernel, std::optional<Pair> stride, Pair
 Tensor avg_pool2d(const Tensor& x, Pair kernel, std::optional<Pair> stride_, Pair padding, bool ceil_mode,
                   bool count_include_pad) {
   const Pair stride = stride_.value_or(kernel);
-  const auto [oh, ow] = window_output_size(x.sizes(), kernel, {1, 1}, padding, stride, "avg_pool2d", ceil_mode);
+  const auto [oh, ow] =
+      window_output_size(x.sizes(), kernel, {1, 1}, padding, stride, "avg_pool2d", ceil_mode);
   for (int i = 0; i < 2; ++i)
     EMBER_CHECK(padding[i] <= kernel[i] / 2, "avg_pool2d: padding should be at most half of the "
                 "kernel size, got padding ", padding[i], " for kernel ", kernel[i]);
@@ -93,13 +94,17 @@ Tensor MaxPool2d::forward(const Tensor& x) {
 }
 
 std::string MaxPool2d::extra_repr() const {
-  return "kernel_size=" + pair_str(kernel_size) + ", stride=" + pair_str(stride) + ", padding=" +
-         pair_str(padding) + ", dilation=" + pair_str(dilation) +
+  return "kernel_size=" + pair_str(kernel_size) + ", stride=" + pair_str(stride) +
+         ", padding=" + pair_str(padding) + ", dilation=" + pair_str(dilation) +
          ", ceil_mode=" + (ceil_mode ? "True" : "False");
 }
 
 AvgPool2d::AvgPool2d(Pair k, std::optional<Pair> s, Pair p, bool ceil, bool include)
-    : Module("AvgPool2d"), kernel_size(k), stride(s.value_or(k)), padding(p), ceil_mode(ceil),
+    : Module("AvgPool2d"),
+      kernel_size(k),
+      stride(s.value_or(k)),
+      padding(p),
+      ceil_mode(ceil),
       count_include_pad(include) {}
 
 Tensor AvgPool2d::forward(const Tensor& x) {
@@ -107,8 +112,8 @@ Tensor AvgPool2d::forward(const Tensor& x) {
 }
 
 std::string AvgPool2d::extra_repr() const {
-  return "kernel_size=" + pair_str(kernel_size) + ", stride=" + pair_str(stride) + ", padding=" +
-         pair_str(padding) + ", ceil_mode=" + (ceil_mode ? "True" : "False") +
+  return "kernel_size=" + pair_str(kernel_size) + ", stride=" + pair_str(stride) +
+         ", padding=" + pair_str(padding) + ", ceil_mode=" + (ceil_mode ? "True" : "False") +
          ", count_include_pad=" + (count_include_pad ? "True" : "False");
 }
 

@@ -420,13 +420,15 @@ TEST_CASE("autograd: in-place writes into views of tracked tensors rebase the ow
   // Finite differences agree through several writes into views, double backward included.
   autograd::GradcheckOptions twice;
   twice.check_double_backward = true;
-  check_gradcheck([](const variable_list& in) {
-    Tensor y = in[0] * in[0];
-    y.index({Slice(1, 3)}).mul_(in[1]);
-    y.narrow(1, 0, 2).add_(in[1].sum());
-    y.t()[0].copy_(in[1][0].sin());
-    return y;
-  }, {randn64({4, 3}), randn64({3})}, twice);
+  check_gradcheck(
+      [](const variable_list& in) {
+        Tensor y = in[0] * in[0];
+        y.index({Slice(1, 3)}).mul_(in[1]);
+        y.narrow(1, 0, 2).add_(in[1].sum());
+        y.t()[0].copy_(in[1][0].sin());
+        return y;
+      },
+      {randn64({4, 3}), randn64({3})}, twice);
   // A view of a leaf that requires grad refuses, and is left as it was.
   Tensor x = leaf(randn({4, 3}, kFloat64));
   Tensor before = x.detach().clone();

@@ -199,28 +199,36 @@ TEST_CASE("backend contract: batch_norm, fused vs composed, 1-D and 2-D, with an
       for (Shape shape : {Shape{33, 4}, Shape{6, 3, 7}, Shape{2, 5, 7, 9}}) {
         INFO("dtype " << dtype_name(dt) << ", affine " << affine << ", shape " << shape_str(shape));
         const int64_t c = shape[1];
-        check_fused_matches_composed([&](const std::vector<Tensor>& in) {
-          Tensor rm = zeros({c}, dt), rv = ones({c}, dt);
-          Tensor y = nn::functional::batch_norm(in[0], rm, rv, affine ? in[1] : Tensor(), affine ? in[2] : Tensor(),
-                                                true, 0.1, 1e-5);
-          return std::vector<Tensor>{y, rm, rv};
-        }, {test::non_contiguous_randn(shape, dt) * 3 + 2, randn({c}, dt), randn({c}, dt)}, 1e-4);
+        check_fused_matches_composed(
+            [&](const std::vector<Tensor>& in) {
+              Tensor rm = zeros({c}, dt), rv = ones({c}, dt);
+              Tensor y = nn::functional::batch_norm(in[0], rm, rv, affine ? in[1] : Tensor(),
+                                                    affine ? in[2] : Tensor(), true, 0.1, 1e-5);
+              return std::vector<Tensor>{y, rm, rv};
+            },
+            {test::non_contiguous_randn(shape, dt) * 3 + 2, randn({c}, dt), randn({c}, dt)}, 1e-4);
       }
 }
 
 TEST_CASE("backend contract: max_pool2d with indices, fused vs composed, padding, dilation, ceil_mode") {
-  struct Case { Shape x; Pair kernel, stride, padding, dilation; bool ceil; };
+  struct Case {
+    Shape x;
+    Pair kernel, stride, padding, dilation;
+    bool ceil;
+  };
   for (const Case& c : {Case{{2, 3, 8, 7}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, false},
                         Case{{2, 3, 8, 7}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true},
                         Case{{1, 2, 9, 8}, {2, 3}, {3, 2}, {0, 1}, {2, 1}, true},
                         Case{{3, 1, 5, 5}, {2, 2}, {1, 1}, {0, 0}, {1, 1}, false}})
     for (DType dt : {kFloat32, kFloat64}) {
       INFO("shape " << shape_str(c.x) << ", ceil " << c.ceil);
-      check_fused_matches_composed([&c](const std::vector<Tensor>& in) {
-        auto [values, indices] = nn::functional::max_pool2d_with_indices(in[0], c.kernel, c.stride, c.padding,
-                                                                         c.dilation, c.ceil);
-        return std::vector<Tensor>{values, indices};
-      }, {test::non_contiguous_randn(c.x, dt)});
+      check_fused_matches_composed(
+          [&c](const std::vector<Tensor>& in) {
+            auto [values, indices] = nn::functional::max_pool2d_with_indices(in[0], c.kernel, c.stride,
+                                                                             c.padding, c.dilation, c.ceil);
+            return std::vector<Tensor>{values, indices};
+          },
+          {test::non_contiguous_randn(c.x, dt)});
     }
 }
 

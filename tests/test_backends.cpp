@@ -195,7 +195,8 @@ TEST_CASE("backends: batch norm and max pooling over odd shapes, on one thread a
       Tensor x = non_contiguous_randn(shape, dt) * 2 + 5, w = randn({c}, dt), b = randn({c}, dt);
       Tensor dy = randn(shape, dt);
       auto run = [&](int which) {
-        Tensor xl = x.detach().requires_grad_(), wl = w.detach().requires_grad_(), bl = b.detach().requires_grad_();
+        Tensor xl = x.detach().requires_grad_(), wl = w.detach().requires_grad_(),
+               bl = b.detach().requires_grad_();
         Tensor rm = zeros({c}, dt), rv = ones({c}, dt);
         Tensor y = nn::functional::batch_norm(xl, rm, rv, wl, bl, true, 0.1, 1e-5);
         (y * dy).sum().backward();
@@ -203,7 +204,11 @@ TEST_CASE("backends: batch norm and max pooling over odd shapes, on one thread a
       };
       for (int which = 0; which < 6; ++which) check_against_reference([&] { return run(which); }, 1e-4, 1e-5);
     }
-  struct Pool { Shape in; Pair k, s, p, d; bool ceil; };
+  struct Pool {
+    Shape in;
+    Pair k, s, p, d;
+    bool ceil;
+  };
   for (const Pool& g : {Pool{{2, 3, 7, 5}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true},
                         Pool{{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0}, {1, 1}, false},
                         Pool{{3, 2, 9, 8}, {2, 3}, {2, 3}, {1, 0}, {2, 1}, false},
@@ -219,7 +224,8 @@ TEST_CASE("backends: batch norm and max pooling over odd shapes, on one thread a
     };
     check_against_reference([&] { return pool(false); });
     check_against_reference([&] { return pool(true); });
-    check_against_reference([&] { return nn::functional::max_pool2d_with_indices(x, g.k, g.s, g.p, g.d, g.ceil).second; });
+    check_against_reference(
+        [&] { return nn::functional::max_pool2d_with_indices(x, g.k, g.s, g.p, g.d, g.ceil).second; });
   }
   // Ties go to the first of equals; a NaN always wins.
   Tensor ties = tensor({1.0f, 3.0f, 3.0f, 0.0f, NAN, 2.0f, 5.0f, 5.0f}).reshape({1, 1, 2, 4});

@@ -56,7 +56,8 @@ variable_list composed_backward(const Tensor& x0, const Tensor& w0, const Tensor
   return autograd::grad_aligned(out, {x0, w0, b0}, grad, true);
 }
 
-BatchNormOutput batch_norm_closed_form(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+BatchNormOutput batch_norm_closed_form(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                       double eps) {
   const Layout l = layout_of(x);
   Tensor xhat, rstd, y, mean, var;
   {
@@ -69,20 +70,21 @@ BatchNormOutput batch_norm_closed_form(const Tensor& x, const Tensor& weight, co
     mean = st.mean.reshape({l.c});
     var = st.var.reshape({l.c});
   }
-  autograd::record(
-      "batch_norm", {x, weight, bias}, {y}, {xhat, rstd, x, weight, bias},
-      [l, eps](FunctionNode& n, const variable_list& g) -> variable_list {
-        if (autograd::GradMode::is_enabled()) return composed_backward(n.saved(2), n.saved(3), n.saved(4), eps, g[0]);
-        Tensor xhat = n.saved(0), rstd = n.saved(1), w = n.saved(3);
-        const Tensor& dy = g[0];
-        Tensor dxhat = w.defined() ? dy * w.reshape(l.affine) : dy;
-        Tensor dx, dw, db;
-        if (n.needs_input_grad(0))
-          dx = (dxhat - dxhat.mean(l.dims, true) - xhat * (dxhat * xhat).mean(l.dims, true)) * rstd;
-        if (n.needs_input_grad(1)) dw = (dy * xhat).sum(l.dims).reshape(n.input_shape(1));
-        if (n.needs_input_grad(2)) db = dy.sum(l.dims).reshape(n.input_shape(2));
-        return {dx, dw, db};
-      });
+  autograd::record("batch_norm", {x, weight, bias}, {y}, {xhat, rstd, x, weight, bias},
+                   [l, eps](FunctionNode& n, const variable_list& g) -> variable_list {
+                     if (autograd::GradMode::is_enabled())
+                       return composed_backward(n.saved(2), n.saved(3), n.saved(4), eps, g[0]);
+                     Tensor xhat = n.saved(0), rstd = n.saved(1), w = n.saved(3);
+                     const Tensor& dy = g[0];
+                     Tensor dxhat = w.defined() ? dy * w.reshape(l.affine) : dy;
+                     Tensor dx, dw, db;
+                     if (n.needs_input_grad(0))
+                       dx = (dxhat - dxhat.mean(l.dims, true) - xhat * (dxhat * xhat).mean(l.dims, true)) *
+                            rstd;
+                     if (n.needs_input_grad(1)) dw = (dy * xhat).sum(l.dims).reshape(n.input_shape(1));
+                     if (n.needs_input_grad(2)) db = dy.sum(l.dims).reshape(n.input_shape(2));
+                     return {dx, dw, db};
+                   });
   return {y, mean, var};
 }
 
@@ -117,23 +119,24 @@ BatchNormOutput batch_norm(const Tensor& x, const Tensor& weight, const Tensor& 
     fused->batch_norm_forward(x.dtype(), xc.data_ptr(), ptr_or_null(wc), ptr_or_null(bc), l.n, l.c, l.s, eps,
                               y.data_ptr(), mean.data_ptr(), var.data_ptr(), rstd.data_ptr());
   }
-  autograd::record(
-      "batch_norm", {x, weight, bias}, {y}, {xc, wc, mean, rstd, x, weight, bias},
-      [l, eps](FunctionNode& n, const variable_list& g) -> variable_list {
-        Tensor xc = n.saved(0), wc = n.saved(1), mean = n.saved(2), rstd = n.saved(3);
-        auto* fused = fused_of(xc, kernels::FusedOp::BatchNorm, xc.dtype());
-        if (autograd::GradMode::is_enabled() || !fused)
-          return composed_backward(n.saved(4), n.saved(5), n.saved(6), eps, g[0]);
-        Tensor dy = g[0].contiguous();
-        Tensor dx, dw, db;
-        if (n.needs_input_grad(0)) dx = empty(xc.sizes(), xc.options());
-        if (n.needs_input_grad(1)) dw = empty({l.c}, xc.options());
-        if (n.needs_input_grad(2)) db = empty({l.c}, xc.options());
-        fused->batch_norm_backward(xc.dtype(), xc.data_ptr(), ptr_or_null(wc), mean.data_ptr(), rstd.data_ptr(),
-                                   dy.data_ptr(), l.n, l.c, l.s, dx.defined() ? dx.data_ptr() : nullptr,
-                                   dw.defined() ? dw.data_ptr() : nullptr, db.defined() ? db.data_ptr() : nullptr);
-        return {dx, dw.defined() ? dw.view(n.input_shape(1)) : dw, db.defined() ? db.view(n.input_shape(2)) : db};
-      });
+  autograd::record("batch_norm", {x, weight, bias}, {y}, {xc, wc, mean, rstd, x, weight, bias},
+                   [l, eps](FunctionNode& n, const variable_list& g) -> variable_list {
+                     Tensor xc = n.saved(0), wc = n.saved(1), mean = n.saved(2), rstd = n.saved(3);
+                     auto* fused = fused_of(xc, kernels::FusedOp::BatchNorm, xc.dtype());
+                     if (autograd::GradMode::is_enabled() || !fused)
+                       return composed_backward(n.saved(4), n.saved(5), n.saved(6), eps, g[0]);
+                     Tensor dy = g[0].contiguous();
+                     Tensor dx, dw, db;
+                     if (n.needs_input_grad(0)) dx = empty(xc.sizes(), xc.options());
+                     if (n.needs_input_grad(1)) dw = empty({l.c}, xc.options());
+                     if (n.needs_input_grad(2)) db = empty({l.c}, xc.options());
+                     fused->batch_norm_backward(
+                         xc.dtype(), xc.data_ptr(), ptr_or_null(wc), mean.data_ptr(), rstd.data_ptr(),
+                         dy.data_ptr(), l.n, l.c, l.s, dx.defined() ? dx.data_ptr() : nullptr,
+                         dw.defined() ? dw.data_ptr() : nullptr, db.defined() ? db.data_ptr() : nullptr);
+                     return {dx, dw.defined() ? dw.view(n.input_shape(1)) : dw,
+                             db.defined() ? db.view(n.input_shape(2)) : db};
+                   });
   return {y, mean, var};
 }
 

@@ -18,11 +18,12 @@ struct PoolGeometry {
   int64_t extra_h, extra_w;  // ceil_mode: padding past the bottom/right for the last windows
 };
 
-PoolGeometry pool_geometry(const Tensor& x, Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode) {
+PoolGeometry pool_geometry(const Tensor& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
+                           bool ceil_mode) {
   const Pair out = window_output_size(x.sizes(), kernel, dilation, padding, stride, "max_pool2d", ceil_mode);
   for (int i = 0; i < 2; ++i)
-    EMBER_CHECK(padding[i] <= kernel[i] / 2, "max_pool2d: padding should be at most half of the kernel size, got "
-                "padding ", padding[i], " for kernel ", kernel[i]);
+    EMBER_CHECK(padding[i] <= kernel[i] / 2, "max_pool2d: padding should be at most half of the kernel size, ",
+                "got padding ", padding[i], " for kernel ", kernel[i]);
   PoolGeometry p{{1, x.size(2), x.size(3), kernel[0], kernel[1], padding[0], padding[1], stride[0], stride[1],
                   dilation[0], dilation[1], out[0], out[1]},
                  0, 0};
@@ -62,7 +63,8 @@ MaxPoolOutput max_pool2d_composed(const Tensor& x, Pair kernel, Pair stride, Pai
   return {values.reshape({n, c, g.out_h, g.out_w}), indices.reshape({n, c, g.out_h, g.out_w})};
 }
 
-MaxPoolOutput max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode) {
+MaxPoolOutput max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
+                         bool ceil_mode) {
   EMBER_CHECK(x.dim() == 4, "max_pool2d: expected a 4-D input [N, C, H, W], got shape ", x.sizes());
   auto* fused = fused_of(x, kernels::FusedOp::MaxPool2d, x.dtype());
   if (!fused) return max_pool2d_composed(x, kernel, stride, padding, dilation, ceil_mode);
@@ -89,8 +91,9 @@ MaxPoolOutput max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding
                      Tensor go = gr[0].contiguous();
                      Tensor dx = empty(in_shape, go.options());
                      if (dx.numel() > 0)
-                       fused->max_pool2d_backward(go.dtype(), go.data_ptr(), static_cast<const int64_t*>(idx.data_ptr()),
-                                                  g, planes, dx.data_ptr());
+                       fused->max_pool2d_backward(go.dtype(), go.data_ptr(),
+                                                  static_cast<const int64_t*>(idx.data_ptr()), g, planes,
+                                                  dx.data_ptr());
                      return {dx};
                    });
   return {values, indices};

@@ -131,8 +131,8 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
   const bool into_view = grad_mode && base.defined() && (result.requires_grad() || base.requires_grad());
   // Checked before anything is written, so a refused op leaves the tensor as it was.
   if (into_view && base.requires_grad() && base.is_leaf())
-    fail(op, ": a view of a leaf tensor that requires grad (", describe(base), ") is used in an in-place "
-         "operation; wrap the update in NoGradGuard or work on a clone");
+    fail(op, ": a view of a leaf tensor that requires grad (", describe(base),
+         ") is used in an in-place operation; wrap the update in NoGradGuard or work on a clone");
   if (into_view && !base.is_contiguous())
     fail(op, ": in-place writes into a view of a non-compact tensor are not tracked by autograd (",
          describe(self), "); do the op out of place or on a clone");

@@ -5,8 +5,8 @@
 namespace ember {
 using namespace detail;
 
-Pair window_output_size(const Shape& shape, Pair kernel, Pair dilation, Pair padding, Pair stride, const char* op,
-                        bool ceil_mode) {
+Pair window_output_size(const Shape& shape, Pair kernel, Pair dilation, Pair padding, Pair stride,
+                        const char* op, bool ceil_mode) {
   EMBER_CHECK(shape.size() == 4, op, ": expected a 4-D input [N, C, H, W], got shape ", shape);
   Pair out{};
   for (int i = 0; i < 2; ++i) {

@@ -114,8 +114,8 @@ void batch_norm_channel_forward(const T* x, const T* w, const T* b, int64_t n, i
 // dx = k_dy * dy + k_xc * (x - mean) + k_0 (the closed form of fused.h, its per-channel factors
 // folded together).
 template <class T>
-void batch_norm_channel_backward(const T* x, const T* w, const T* mean, const T* rstd, const T* dy,
-                                 int64_t n, int64_t c, int64_t s, int64_t ch, T* dx, T* dw, T* db) {
+void batch_norm_channel_backward(const T* x, const T* w, const T* mean, const T* rstd, const T* dy, int64_t n,
+                                 int64_t c, int64_t s, int64_t ch, T* dx, T* dw, T* db) {
   const ChannelRows<T> xs{x, c, s, ch}, gs{dy, c, s, ch};
   const SplitMean<T> m(static_cast<double>(mean[ch]));
   const double r = static_cast<double>(rstd[ch]), count = static_cast<double>(n * s);
@@ -214,7 +214,8 @@ void max_pool_row(const T* plane, const WindowGeometry& g, int64_t oy, T* out, i
   const int64_t span = (g.kernel_w - 1) * g.dilation_w;
   const int64_t lo = std::min(g.out_w, (g.pad_w + g.stride_w - 1) / g.stride_w);
   const int64_t last_fit = g.width - 1 - span + g.pad_w;  // x0 + pad_w of the last window inside
-  const int64_t hi = rows.first == rows.last || last_fit < 0 ? lo : std::clamp(last_fit / g.stride_w + 1, lo, g.out_w);
+  const int64_t hi =
+      rows.first == rows.last || last_fit < 0 ? lo : std::clamp(last_fit / g.stride_w + 1, lo, g.out_w);
   for (int64_t ox = 0; ox < lo; ++ox) max_pool_window(plane, g, y0, rows, ox, out + ox, index + ox);
   for (int64_t ox = hi; ox < g.out_w; ++ox) max_pool_window(plane, g, y0, rows, ox, out + ox, index + ox);
   if (lo == hi) return;
@@ -254,8 +255,8 @@ bool windows_inside(const WindowGeometry& g) {
 // vector loop over all outputs of the plane (a gather and two blends per 16 of them), long enough
 // to fill the vectors where a single output row (14 or 7 wide in a small CNN) would not.
 template <class T>
-void max_pool_plane_inside(const T* plane, const WindowGeometry& g, const std::vector<int32_t>& corner, T* out,
-                           int64_t* index) {
+void max_pool_plane_inside(const T* plane, const WindowGeometry& g, const std::vector<int32_t>& corner,
+                           T* out, int64_t* index) {
   const int64_t L = g.out_h * g.out_w;
 #pragma omp simd
   for (int64_t k = 0; k < L; ++k) {
@@ -292,7 +293,8 @@ void CpuBackend::max_pool2d_forward(DType dt, const void* in, const WindowGeomet
       const T* plane = static_cast<const T*>(in) + p * image;
       T* o = static_cast<T*>(out) + p * L;
       if (!corner.empty()) return max_pool_plane_inside<T>(plane, g, corner, o, index + p * L);
-      for (int64_t oy = 0; oy < g.out_h; ++oy) max_pool_row<T>(plane, g, oy, o + oy * g.out_w, index + p * L + oy * g.out_w);
+      for (int64_t oy = 0; oy < g.out_h; ++oy)
+        max_pool_row<T>(plane, g, oy, o + oy * g.out_w, index + p * L + oy * g.out_w);
     });
   });
 }

@@ -137,12 +137,13 @@ class CudaBackend : public Backend, public FusedKernels {
                            const void* dy, int64_t rows, int64_t cols, void* dx, void* dw, void* db) override {
     cuda::layer_norm_backward(dt, x, w, mean, rstd, dy, rows, cols, dx, dw, db);
   }
-  void batch_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t n, int64_t c, int64_t s,
-                          double eps, void* y, void* mean, void* var, void* rstd) override {
+  void batch_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t n, int64_t c,
+                          int64_t s, double eps, void* y, void* mean, void* var, void* rstd) override {
     cuda::batch_norm_forward(dt, x, w, b, n, c, s, eps, y, mean, var, rstd);
   }
   void batch_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd,
-                           const void* dy, int64_t n, int64_t c, int64_t s, void* dx, void* dw, void* db) override {
+                           const void* dy, int64_t n, int64_t c, int64_t s, void* dx, void* dw,
+                           void* db) override {
     cuda::batch_norm_backward(dt, x, w, mean, rstd, dy, n, c, s, dx, dw, db);
   }
   void max_pool2d_forward(DType dt, const void* in, const WindowGeometry& g, int64_t planes, void* out,

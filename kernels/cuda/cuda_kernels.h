@@ -57,10 +57,10 @@ void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_
 void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch);
 
 // norm_pool.cu
-void batch_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t n, int64_t c, int64_t s,
-                        double eps, void* y, void* mean, void* var, void* rstd);
-void batch_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd, const void* dy,
-                         int64_t n, int64_t c, int64_t s, void* dx, void* dw, void* db);
+void batch_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t n, int64_t c,
+                        int64_t s, double eps, void* y, void* mean, void* var, void* rstd);
+void batch_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd,
+                         const void* dy, int64_t n, int64_t c, int64_t s, void* dx, void* dw, void* db);
 void max_pool2d_forward(DType dt, const void* in, const WindowGeometry& g, int64_t planes, void* out,
                         int64_t* index);
 void max_pool2d_backward(DType dt, const void* grad_out, const int64_t* index, const WindowGeometry& g,

@@ -70,13 +70,15 @@ __global__ void batch_norm_backward_kernel(const T* x, const T* w, const T* mean
     for (int64_t k = threadIdx.x; k < count; k += kThreads) {
       const int64_t at = channel_offset(k, c, s, ch);
       const double xhat = (double(x[at]) - mu) * r;
-      dx[at] = static_cast<T>(wr * (double(dy[at]) - sum_dy / double(count) - xhat * sum_dy_xhat / double(count)));
+      dx[at] =
+          static_cast<T>(wr * (double(dy[at]) - sum_dy / double(count) - xhat * sum_dy_xhat / double(count)));
     }
   }
 }
 
 template <class T>
-__global__ void max_pool_forward_kernel(const T* in, WindowGeometry g, int64_t planes, T* out, int64_t* index) {
+__global__ void max_pool_forward_kernel(const T* in, WindowGeometry g, int64_t planes, T* out,
+                                        int64_t* index) {
   const int64_t L = g.out_h * g.out_w;
   EMBER_GRID_STRIDE(p, planes * L) {
     const int64_t ox = p % g.out_w, oy = p / g.out_w % g.out_h;
@@ -102,8 +104,8 @@ __global__ void max_pool_forward_kernel(const T* in, WindowGeometry g, int64_t p
 }
 
 template <class T>
-__global__ void max_pool_backward_kernel(const T* grad_out, const int64_t* index, WindowGeometry g, int64_t planes,
-                                         T* grad_in) {
+__global__ void max_pool_backward_kernel(const T* grad_out, const int64_t* index, WindowGeometry g,
+                                         int64_t planes, T* grad_in) {
   const int64_t L = g.out_h * g.out_w, image = g.height * g.width;
   EMBER_GRID_STRIDE(p, planes * image) {
     const int64_t pixel = p % image, iy = pixel / g.width, ix = pixel % g.width, base = p / image * L;
@@ -119,8 +121,8 @@ dim3 grid_for_channels(int64_t c) { return dim3(static_cast<unsigned>(c < 4096 ?
 
 }  // namespace
 
-void batch_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t n, int64_t c, int64_t s,
-                        double eps, void* y, void* mean, void* var, void* rstd) {
+void batch_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t n, int64_t c,
+                        int64_t s, double eps, void* y, void* mean, void* var, void* rstd) {
   if (c == 0) return;
   dispatch_floating(dt, "cuda batch_norm_forward", [&]<class T>() {
     EMBER_LAUNCH((batch_norm_forward_kernel<T>), grid_for_channels(c), kThreads, 0, gpu::stream(),
@@ -129,8 +131,8 @@ void batch_norm_forward(DType dt, const void* x, const void* w, const void* b, i
   });
 }
 
-void batch_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd, const void* dy,
-                         int64_t n, int64_t c, int64_t s, void* dx, void* dw, void* db) {
+void batch_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd,
+                         const void* dy, int64_t n, int64_t c, int64_t s, void* dx, void* dw, void* db) {
   if (c == 0) return;
   dispatch_floating(dt, "cuda batch_norm_backward", [&]<class T>() {
     EMBER_LAUNCH((batch_norm_backward_kernel<T>), grid_for_channels(c), kThreads, 0, gpu::stream(),

@@ -4,9 +4,9 @@
 // (a thread per row, then a thread per column for dw/db, both in the reference's order), and the
 // im2col/col2im pair behind convolution (col2im gathers each pixel's contributions in a fixed
 // order instead of scattering with atomics, so it is deterministic).
-#include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
 #include "ember/kernels/cuda/grid.h"
+#include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/cuda/window_taps.h"
 #include "ember/kernels/dispatch.h"
 #include "ember/kernels/layer_norm_rows.h"

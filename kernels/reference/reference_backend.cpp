@@ -447,7 +447,8 @@ void ReferenceBackend::batch_norm_forward(DType dt, const void* x_in, const void
                                           int64_t n, int64_t c, int64_t s, double eps, void* y_out,
                                           void* mean_out, void* var_out, void* rstd_out) {
   dispatch_floating(dt, "batch_norm", [&]<class T>() {
-    const T *x = static_cast<const T*>(x_in), *w = static_cast<const T*>(w_in), *b = static_cast<const T*>(b_in);
+    const T *x = static_cast<const T*>(x_in), *w = static_cast<const T*>(w_in),
+            *b = static_cast<const T*>(b_in);
     T* y = static_cast<T*>(y_out);
     const double count = static_cast<double>(n * s);
     for (int64_t ch = 0; ch < c; ++ch) {
@@ -474,7 +475,8 @@ void ReferenceBackend::batch_norm_backward(DType dt, const void* x_in, const voi
                                            const void* rstd_in, const void* dy_in, int64_t n, int64_t c,
                                            int64_t s, void* dx_out, void* dw_out, void* db_out) {
   dispatch_floating(dt, "batch_norm_backward", [&]<class T>() {
-    const T *x = static_cast<const T*>(x_in), *w = static_cast<const T*>(w_in), *dy = static_cast<const T*>(dy_in);
+    const T *x = static_cast<const T*>(x_in), *w = static_cast<const T*>(w_in),
+            *dy = static_cast<const T*>(dy_in);
     const double count = static_cast<double>(n * s);
     for (int64_t ch = 0; ch < c; ++ch) {
       auto at = [&](int64_t i, int64_t j) { return (i * c + ch) * s + j; };

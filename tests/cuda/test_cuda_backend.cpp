@@ -380,7 +380,8 @@ TEST_CASE("cuda: batch norm and max pooling (with padding, dilation, ceil_mode) 
       Tensor x = randn(shape, dt) * 2 + 3, w = randn({c}, dt), b = randn({c}, dt), dy = randn(shape, dt);
       auto run = [&](Device d) {
         Tensor xl = x.to(d).requires_grad_(), wl = w.to(d).requires_grad_(), bl = b.to(d).requires_grad_();
-        Tensor rm = zeros({c}, TensorOptions(dt).set_device(d)), rv = ones({c}, TensorOptions(dt).set_device(d));
+        Tensor rm = zeros({c}, TensorOptions(dt).set_device(d)),
+               rv = ones({c}, TensorOptions(dt).set_device(d));
         Tensor y = nn::functional::batch_norm(xl, rm, rv, wl, bl, true, 0.1, 1e-5);
         (y * dy.to(d)).sum().backward();
         return std::vector<Tensor>{y, xl.grad(), wl.grad(), bl.grad(), rm, rv};
@@ -388,7 +389,11 @@ TEST_CASE("cuda: batch norm and max pooling (with padding, dilation, ceil_mode) 
       auto on_cuda = run(kCuda), on_cpu = run(Device::cpu());
       for (size_t i = 0; i < on_cpu.size(); ++i) check_same(on_cuda[i], on_cpu[i], 1e-4, 1e-5);
     }
-  struct Pool { Shape in; Pair k, s, p, d; bool ceil; };
+  struct Pool {
+    Shape in;
+    Pair k, s, p, d;
+    bool ceil;
+  };
   for (const Pool& g : {Pool{{2, 3, 7, 5}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true},
                         Pool{{3, 2, 9, 8}, {2, 3}, {2, 3}, {1, 0}, {2, 1}, false},
                         Pool{{2, 4, 6, 6}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, false}}) {  // overlapping windows

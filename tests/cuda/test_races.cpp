@@ -87,8 +87,10 @@ TEST_CASE("races: layer norm, optimizer, random, im2col and attention kernels") 
   // overlapping windows (the backward gathers each pixel's windows).
   DeviceBuffer<float> bx(random_floats(3 * 4 * 50, 16)), by{std::vector<float>(3 * 4 * 50)},
       bstats{std::vector<float>(3 * 4)}, bdx{std::vector<float>(3 * 4 * 50)}, bw(random_floats(4, 17));
-  kc::batch_norm_forward(kFloat32, bx.p, bw.p, nullptr, 3, 4, 50, 1e-5, by.p, bstats.p, bstats.p + 4, bstats.p + 8);
-  kc::batch_norm_backward(kFloat32, bx.p, bw.p, bstats.p, bstats.p + 8, by.p, 3, 4, 50, bdx.p, nullptr, nullptr);
+  kc::batch_norm_forward(kFloat32, bx.p, bw.p, nullptr, 3, 4, 50, 1e-5, by.p, bstats.p, bstats.p + 4,
+                         bstats.p + 8);
+  kc::batch_norm_backward(kFloat32, bx.p, bw.p, bstats.p, bstats.p + 8, by.p, 3, 4, 50, bdx.p, nullptr,
+                          nullptr);
   k::WindowGeometry pool{1, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1, 7, 6};
   DeviceBuffer<float> pooled{std::vector<float>(2 * 42)}, unpooled{std::vector<float>(2 * 42)};
   DeviceBuffer<int64_t> where{std::vector<int64_t>(2 * 42)};
