@@ -1067,3 +1067,90 @@ TEST_CASE("Trainer: strategy \"ddp\" needs ember::distributed, and says so when 
                 {"strategy \"ddp\" needs ember::distributed"});
   }
 }
+
+// ---- logging rules, after Lightning's tests/tests_pytorch/trainer/logging_/ -----------------------
+
+TEST_CASE("Lightning test__training_step__log_max_reduce_fx: reduce_fx is case-insensitive, \"avg\" is the mean") {
+  struct Model : Reg {
+    Tensor training_step(const Batch& b, int64_t i) override {
+      Tensor loss = nn::functional::mse_loss(forward(b[0]), b[1]);
+      log("biggest", static_cast<double>(i), {.on_step = false, .on_epoch = true, .reduce_fx = "MAX"});
+      log("average", static_cast<double>(i), {.on_step = false, .on_epoch = true, .reduce_fx = "avg"});
+      return loss;
+    }
+  } model;
+  Trainer t(quiet({.max_epochs = 1}));
+  t.fit(model, regression_batches(4, 4, 2));
+  CHECK(t.callback_metrics().at("biggest") == 3.0);
+  CHECK(t.callback_metrics().at("average") == doctest::Approx(1.5));
+  struct Bad : Reg {
+    Tensor training_step(const Batch& b, int64_t) override {
+      log("x", 1.0, {.reduce_fx = "median"});
+      return nn::functional::mse_loss(forward(b[0]), b[1]);
+    }
+  } bad;
+  Trainer t2(quiet({.max_epochs = 1}));
+  check_error([&] { t2.fit(bad, regression_batches(2, 4, 2)); }, {"reduce_fx", "\"median\"", "avg"});
+}
+
+TEST_CASE("Lightning test_logging_raises: on_step=false with on_epoch=false, and one key logged two ways") {
+  struct Neither : Reg {
+    Tensor training_step(const Batch& b, int64_t) override {
+      log("x", 1.0, {.on_step = false, .on_epoch = false});
+      return nn::functional::mse_loss(forward(b[0]), b[1]);
+    }
+  } neither;
+  Trainer t(quiet({.max_epochs = 1}));
+  check_error([&] { t.fit(neither, regression_batches(2, 4, 2)); }, {"log(\"x\")", "training_step", "on_epoch=false"});
+  struct TwoWays : Reg {
+    Tensor training_step(const Batch& b, int64_t) override {
+      log("x", 1.0, {.on_step = true});
+      log("x", 2.0, {.on_step = true});  // the same arguments again: allowed, the value is replaced
+      log("x", 3.0, {.on_step = true, .reduce_fx = "max"});
+      return nn::functional::mse_loss(forward(b[0]), b[1]);
+    }
+  } two_ways;
+  Trainer t2(quiet({.max_epochs = 1}));
+  check_error([&] { t2.fit(two_ways, regression_batches(2, 4, 2)); },
+              {"log(\"x\")", "twice in training_step", "different arguments"});
+}
+
+TEST_CASE("Lightning test_fx_validator_integration: hooks that may not log, and epoch hooks log per epoch") {
+  auto fails_in = [](const std::string& where) {
+    struct Model : Reg {
+      std::string where;
+      void try_log(const std::string& fx) {
+        if (fx == where) log("x", 1.0);
+      }
+      void setup(const std::string&) override { try_log("setup"); }
+      void on_fit_start() override { try_log("on_fit_start"); }
+      void on_train_end() override { try_log("on_train_end"); }
+      void on_fit_end() override { try_log("on_fit_end"); }
+      void on_save_checkpoint(CheckpointExtras&) override { try_log("on_save_checkpoint"); }
+      Optimizers configure_optimizers() override {
+        try_log("configure_optimizers");
+        return Reg::configure_optimizers();
+      }
+    } model;
+    model.where = where;
+    const fs::path dir = scratch("fx_" + where);
+    Trainer t(quiet({.max_epochs = 1, .default_root_dir = dir.string(),
+                     .callbacks = {std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = dir.string()})}}));
+    INFO(where);
+    check_error([&] { t.fit(model, regression_batches(2, 4, 2)); }, {"you can't log inside " + where});
+  };
+  for (const char* fx : {"setup", "configure_optimizers", "on_fit_start", "on_train_end", "on_fit_end",
+                         "on_save_checkpoint"})
+    fails_in(fx);
+  struct StepInEpochHook : Reg {
+    void on_train_epoch_end() override { log("x", 1.0, {.on_step = true}); }
+  } per_step;
+  Trainer t(quiet({.max_epochs = 1}));
+  check_error([&] { t.fit(per_step, regression_batches(2, 4, 2)); }, {"on_train_epoch_end", "once per epoch"});
+  struct EpochHookDefaults : Reg {
+    void on_train_epoch_end() override { log("epoch_value", 7.0); }  // the default there: per epoch
+  } fine;
+  Trainer t2(quiet({.max_epochs = 1}));
+  t2.fit(fine, regression_batches(2, 4, 2));
+  CHECK(t2.callback_metrics().at("epoch_value") == 7.0);
+}

@@ -42,16 +42,22 @@ void Trainer::save_checkpoint(const std::string& path) {
   c.rng = Generator::for_device(Device::cpu()).get_state();
   c.rng_cuda = Generator::for_device(Device::cuda(0)).get_state();
   if (scaler_) c.grad_scaler = scaler_->state_dict();
+  const std::string outer_fx = fx_;  // saving runs inside another hook; log() may not be called here
+  set_fx("on_save_checkpoint");
   for (auto& cb : callbacks_) cb->on_save_checkpoint(*this, *module_, c.extras);
   module_->on_save_checkpoint(c.extras);
+  set_fx(outer_fx);
   write_checkpoint(path, c);
 }
 
 void Trainer::restore(const std::string& path, bool full) {
   CheckpointContents c = read_checkpoint(path);
   module_->load_state_dict(c.state_dict, /*strict=*/true);
+  const std::string outer_fx = fx_;
+  set_fx("on_load_checkpoint");
   for (auto& cb : callbacks_) cb->on_load_checkpoint(*this, *module_, c.extras);
   module_->on_load_checkpoint(c.extras);
+  set_fx(outer_fx);
   if (!full) return;
   EMBER_CHECK(c.optimizers.size() == optimizers_.size(), "Trainer: the checkpoint ", path, " holds ",
               c.optimizers.size(), " optimizer state(s) but configure_optimizers returned ", optimizers_.size());

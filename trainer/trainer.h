@@ -206,6 +206,8 @@ class Trainer {
   bool past_max_steps() const { return o_.max_steps >= 0 && global_step_ >= o_.max_steps; }
   void restore(const std::string& path, bool full);
   void set_fx(const std::string& fx);
+  // Lightning's rules for a log() call: where it may be called and with which on_step/on_epoch.
+  void check_log_call(const std::string& name, bool on_step, bool on_epoch) const;
   void reset_metrics(Stage stage);
   void finish_epoch_metrics(Stage stage, bool send);
   void log_step_metrics();
@@ -248,6 +250,7 @@ class Trainer {
 
   // logging
   bool default_on_step_ = true, default_on_epoch_ = false;
+  std::string fx_;  // the hook running now, for log()'s checks
   std::map<std::string, std::unique_ptr<Metric>> metrics_[4];  // per Stage
   std::map<std::string, double> callback_metrics_, logged_metrics_, progress_bar_metrics_;
   std::map<std::string, double> pending_step_metrics_;

@@ -20,7 +20,8 @@ namespace ember::trainer {
   } while (0)
 
 struct Trainer::Metric {
-  bool on_step = false, on_epoch = false, prog_bar = false, logger = true;
+  std::string fx;  // the hook that logged it (empty until the first call)
+  bool on_step = false, on_epoch = false, prog_bar = false, logger = true, sync_dist = false;
   std::string reduce = "mean";
   double sum = 0, weight = 0, max = -INFINITY, min = INFINITY;
   bool has_epoch_values = false;
