@@ -1154,3 +1154,24 @@ TEST_CASE("Lightning test_fx_validator_integration: hooks that may not log, and 
   t2.fit(fine, regression_batches(2, 4, 2));
   CHECK(t2.callback_metrics().at("epoch_value") == 7.0);
 }
+
+TEST_CASE("Lightning test_load_from_checkpoint_hook_calls: load_from_checkpoint calls on_load_checkpoint first") {
+  struct Noted : Reg {
+    explicit Noted(const HParams& hp = {{"hidden", int64_t(8)}, {"lr", 0.05}, {"dropout", 0.0}}) : Reg(hp) {}
+    void on_save_checkpoint(CheckpointExtras& c) override { c.values["note"] = "saved by on_save_checkpoint"; }
+    void on_load_checkpoint(const CheckpointExtras& c) override {
+      note = c.values.count("note") ? c.values.at("note") : "";
+      ++loads;
+    }
+    std::string note;
+    int loads = 0;
+  } model;
+  const fs::path dir = scratch("load_hooks");
+  Trainer t(quiet({.max_epochs = 1}));
+  t.fit(model, regression_batches(2, 4, 1));
+  t.save_checkpoint((dir / "m.ckpt").string());
+  auto loaded = load_from_checkpoint<Noted>((dir / "m.ckpt").string());
+  CHECK(loaded->loads == 1);
+  CHECK(loaded->note == "saved by on_save_checkpoint");
+  CHECK(same_weights(model, *loaded));
+}

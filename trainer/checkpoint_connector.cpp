@@ -90,4 +90,10 @@ void load_checkpoint_weights(nn::Module& module, const std::string& path, bool s
   module.load_state_dict(read_checkpoint(path).state_dict, strict);
 }
 
+void load_module_checkpoint(LightningModuleBase& module, const std::string& path) {
+  CheckpointContents c = read_checkpoint(path);
+  module.on_load_checkpoint(c.extras);
+  module.load_state_dict(c.state_dict, /*strict=*/true);
+}
+
 }  // namespace ember::trainer

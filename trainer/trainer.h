@@ -257,13 +257,16 @@ class Trainer {
 };
 
 // Rebuilds a module from a checkpoint: Model(hparams, extra...) with the stored hyperparameters,
-// then loads its weights (strict: keys of another model are an error naming them).
+// then, for a LightningModule, its on_load_checkpoint with the checkpoint's extras (as Lightning
+// does), then its weights (strict: keys of another model are an error naming them).
 HParams checkpoint_hparams(const std::string& path);
 void load_checkpoint_weights(nn::Module& module, const std::string& path, bool strict = true);
+void load_module_checkpoint(LightningModuleBase& module, const std::string& path);
 template <class Model, class... A>
 std::shared_ptr<Model> load_from_checkpoint(const std::string& path, A&&... extra) {
   auto model = std::make_shared<Model>(checkpoint_hparams(path), std::forward<A>(extra)...);
-  load_checkpoint_weights(*model, path);
+  if constexpr (std::is_base_of_v<LightningModuleBase, Model>) load_module_checkpoint(*model, path);
+  else load_checkpoint_weights(*model, path);
   return model;
 }
 
