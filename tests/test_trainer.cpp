@@ -1175,3 +1175,22 @@ TEST_CASE("Lightning test_load_from_checkpoint_hook_calls: load_from_checkpoint 
   CHECK(loaded->note == "saved by on_save_checkpoint");
   CHECK(same_weights(model, *loaded));
 }
+
+TEST_CASE("Lightning test_trainer_model_hook_system_eval[validate, batches=0]: an empty loop runs none of its hooks") {
+  HookModel model;
+  std::vector<std::string> events;
+  g_events = &events;
+  Trainer t(quiet({.limit_val_batches = 0}));
+  t.validate(model, regression_batches(3, 4, 1));
+  g_events = nullptr;
+  CHECK(events == std::vector<std::string>{"setup:validate", "teardown:validate"});
+  // With batches, the loop's hooks run around them.
+  events.clear();
+  g_events = &events;
+  Trainer t2(quiet({.limit_val_batches = 1}));
+  t2.validate(model, regression_batches(3, 4, 1));
+  g_events = nullptr;
+  CHECK(events == std::vector<std::string>{"setup:validate", "on_validation_start", "on_validation_epoch_start",
+                                           "on_validation_batch_start", "validation_step", "on_validation_batch_end",
+                                           "on_validation_epoch_end", "on_validation_end", "teardown:validate"});
+}

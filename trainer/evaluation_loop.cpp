@@ -42,6 +42,7 @@ void Trainer::eval_hook(Stage stage, EvalHook when, int64_t batch_idx, const Ten
 // Returns false when the module has no step for this stage.
 bool Trainer::run_eval_loop(BatchStream& loader, Stage stage, int64_t max_batches, bool sanity,
                             std::vector<Tensor>* outputs) {
+  if (max_batches == 0) return true;  // Lightning skips an empty loop whole: none of its hooks run
   const bool was_training = module_->is_training();
   const Stage outer = stage_;
   const int64_t outer_idx = batch_idx_, outer_total = total_batches_;
