@@ -1194,3 +1194,23 @@ TEST_CASE("Lightning test_trainer_model_hook_system_eval[validate, batches=0]: a
                                            "on_validation_batch_start", "validation_step", "on_validation_batch_end",
                                            "on_validation_epoch_end", "on_validation_end", "teardown:validate"});
 }
+
+TEST_CASE("Lightning test_val_check_interval: 1/3 of an epoch validates 3 times per epoch, 1/4 four times") {
+  struct Counting : Reg {
+    int train_epochs = 0, val_epochs = 0;
+    void on_train_epoch_start() override { ++train_epochs; }
+    void on_validation_epoch_start() override {
+      if (!trainer().sanity_checking()) ++val_epochs;
+    }
+  };
+  const auto batches = regression_batches(64, 1, 3);  // 64 batches, as Lightning's BoringModel has
+  for (int max_epochs : {1, 2})
+    for (int denominator : {1, 3, 4}) {
+      INFO("max_epochs " << max_epochs << ", val_check_interval 1/" << denominator);
+      Counting model;
+      Trainer t(quiet({.max_epochs = max_epochs, .val_check_interval = 1.0 / denominator}));
+      t.fit(model, batches, batches);
+      CHECK(model.train_epochs == max_epochs);
+      CHECK(model.val_epochs == max_epochs * denominator);
+    }
+}

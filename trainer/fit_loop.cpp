@@ -96,10 +96,14 @@ void Trainer::run_train_epoch(BatchStream& train, BatchStream* val) {
   int64_t val_every = num_training_batches_;
   if (o_.val_check_interval.count) val_every = *o_.val_check_interval.count;
   else val_every = std::max<int64_t>(1, static_cast<int64_t>(num_training_batches_ * o_.val_check_interval.fraction));
+  // Lightning validates after every val_every-th batch of the epoch (the last batch only when it is
+  // one of them), and when training stops early.
+  bool reached_last = false;
   for (int64_t batch_idx = skip; batch_idx < num_training_batches_ && train.next(); ++batch_idx) {
     batch_idx_ = batch_idx;
     if (!train_batch(train, batch_idx)) break;
     const bool last = batch_idx + 1 == num_training_batches_;
+    reached_last = last;
     if (validate_epoch && !last && (batch_idx + 1) % val_every == 0) {
       run_eval_loop(*val, Stage::Validate, num_val_batches_, false);
       module_->train();
@@ -112,7 +116,8 @@ void Trainer::run_train_epoch(BatchStream& train, BatchStream* val) {
     }
   }
   if (module_->automatic_optimization()) step_schedulers("epoch", /*plateau=*/false);
-  if (validate_epoch && val_enabled_) {
+  const bool last_is_check = num_training_batches_ % val_every == 0;
+  if (validate_epoch && val_enabled_ && (last_is_check || !reached_last)) {
     run_eval_loop(*val, Stage::Validate, num_val_batches_, false);
     module_->train();
     stage_ = Stage::Train;
