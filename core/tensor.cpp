@@ -84,12 +84,12 @@ Tensor Tensor::to(Device device, DType dt) const {
     autograd::NoGradGuard guard;
     if (device == this->device()) {
       out = make_empty(sizes(), dt, device);
-      backend_of(src).cast(src.dtype(), src.data_ptr(), dt, out.data_ptr(), numel());
+      backend_of(*this).cast(src.dtype(), src.data_ptr(), dt, out.data_ptr(), numel());
     } else {
       // Across devices: stage through host memory, then cast on the target.
       Tensor moved = make_empty(sizes(), src.dtype(), device);
       std::vector<char> host(numel() * element_size());
-      backend_of(src).copy_to_host(host.data(), src.data_ptr(), host.size());
+      backend_of(*this).copy_to_host(host.data(), src.data_ptr(), host.size());
       backend_of(moved).copy_from_host(moved.data_ptr(), host.data(), host.size());
       out = moved.to(dt);
     }
@@ -359,12 +359,12 @@ Tensor inplace_source(const Tensor& self) { return write_is_tracked(self) ? self
 // commit_inplace). Outside autograd that is one extra pass over the data; the optimizers, whose
 // updates are all in place, use fused update kernels instead.
 
-// `src` is what the op reads: this tensor, or under autograd a copy of it, since the op's backward
-// may need the value this write is about to replace (PyTorch saves the original self the same way).
+// The ops whose backward reads their input (mul by a tensor, pow, clamp) read inplace_source(*this):
+// under autograd a copy, since the write is about to replace that value (PyTorch saves the original
+// self the same way); the others need no copy.
 #define EMBER_INPLACE(decl, name, expr)         \
   Tensor& Tensor::decl {                        \
     check_inplace(*this, name);                 \
-    const Tensor src = inplace_source(*this);   \
     Tensor result = expr;                       \
     return commit_inplace(*this, result, name); \
   }
@@ -373,7 +373,6 @@ Tensor inplace_source(const Tensor& self) { return write_is_tracked(self) ? self
   Tensor& Tensor::decl {                                                   \
     check_inplace(*this, name);                                            \
     if (try_binary_inplace(kernels::BinaryOp::OP, *this, o)) return *this; \
-    const Tensor src = inplace_source(*this);                              \
     Tensor result = expr;                                                  \
     return commit_inplace(*this, result, name);                            \
   }
@@ -387,22 +386,23 @@ Tensor& Tensor::sub_(const Tensor& o, Scalar a) {
   if (a.to_double() == 1.0 && try_binary_inplace(kernels::BinaryOp::Sub, *this, o)) return *this;
   return commit_inplace(*this, ember::sub(*this, o, a), "sub_");
 }
-EMBER_BINARY_INPLACE(mul_(const Tensor& o), "mul_", Mul, ember::mul(src, o))
-EMBER_BINARY_INPLACE(div_(const Tensor& o), "div_", Div, ember::div(src, o))
+EMBER_BINARY_INPLACE(mul_(const Tensor& o), "mul_", Mul, ember::mul(inplace_source(*this), o))
+EMBER_BINARY_INPLACE(div_(const Tensor& o), "div_", Div, ember::div(*this, o))
 #undef EMBER_BINARY_INPLACE
-EMBER_INPLACE(add_(Scalar o), "add_", ember::add(src, o))
-EMBER_INPLACE(sub_(Scalar o), "sub_", ember::sub(src, o))
-EMBER_INPLACE(mul_(Scalar o), "mul_", ember::mul(src, o))
-EMBER_INPLACE(div_(Scalar o), "div_", ember::div(src, o))
-EMBER_INPLACE(pow_(Scalar e), "pow_", ember::pow(src, e))
-EMBER_INPLACE(neg_(), "neg_", ember::neg(src))
-EMBER_INPLACE(exp_(), "exp_", ember::exp(src))
-EMBER_INPLACE(sqrt_(), "sqrt_", ember::sqrt(src))
-EMBER_INPLACE(relu_(), "relu_", ember::relu(src))
-EMBER_INPLACE(sigmoid_(), "sigmoid_", ember::sigmoid(src))
-EMBER_INPLACE(tanh_(), "tanh_", ember::tanh(src))
-EMBER_INPLACE(clamp_(std::optional<Scalar> lo, std::optional<Scalar> hi), "clamp_", ember::clamp(src, lo, hi))
-EMBER_INPLACE(masked_fill_(const Tensor& m, Scalar v), "masked_fill_", ember::masked_fill(src, m, v))
+EMBER_INPLACE(add_(Scalar o), "add_", ember::add(*this, o))
+EMBER_INPLACE(sub_(Scalar o), "sub_", ember::sub(*this, o))
+EMBER_INPLACE(mul_(Scalar o), "mul_", ember::mul(*this, o))
+EMBER_INPLACE(div_(Scalar o), "div_", ember::div(*this, o))
+EMBER_INPLACE(pow_(Scalar e), "pow_", ember::pow(inplace_source(*this), e))
+EMBER_INPLACE(neg_(), "neg_", ember::neg(*this))
+EMBER_INPLACE(exp_(), "exp_", ember::exp(*this))
+EMBER_INPLACE(sqrt_(), "sqrt_", ember::sqrt(*this))
+EMBER_INPLACE(relu_(), "relu_", ember::relu(*this))
+EMBER_INPLACE(sigmoid_(), "sigmoid_", ember::sigmoid(*this))
+EMBER_INPLACE(tanh_(), "tanh_", ember::tanh(*this))
+EMBER_INPLACE(clamp_(std::optional<Scalar> lo, std::optional<Scalar> hi), "clamp_",
+              ember::clamp(inplace_source(*this), lo, hi))
+EMBER_INPLACE(masked_fill_(const Tensor& m, Scalar v), "masked_fill_", ember::masked_fill(*this, m, v))
 #undef EMBER_INPLACE
 
 // Straight into memory unless autograd must see the write: into a tracked tensor, or a view of
