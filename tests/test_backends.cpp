@@ -144,7 +144,9 @@ TEST_CASE("backends: GEMM over odd shapes, transposes and batches") {
   // Small m or k (<= 16) take the skinny-GEMM loops, the rest the packed kernel.
   std::vector<std::array<int64_t, 3>> mnk = {{1, 1, 1}, {7, 33, 5}, {33, 7, 1023}, {0, 3, 4}, {8, 300, 784},
                                              {300, 200, 8}, {16, 65, 100}, {1, 129, 257},
-                                             {3, 0, 4}, {3, 4, 0}, {64, 65, 66}};
+                                             {3, 0, 4}, {3, 4, 0}, {64, 65, 66},
+                                             // a few rows against a large B: the threaded skinny path
+                                             {1, 770, 257}, {2, 515, 300}, {3, 1030, 130}, {6, 262, 520}};
   for (auto [m, n, k] : mnk) {
     INFO(m << "x" << k << " @ " << k << "x" << n);
     Tensor a = randn({m, k}), b = randn({k, n});

@@ -306,10 +306,12 @@ void skinny_nn_rows_dispatch(const SkinnyArgs& s, int64_t i0, int rows, int64_t 
   ((rows == Rs + 1 ? skinny_nn_rows<Rs + 1>(s, i0, n) : void()), ...);
 }
 
-// C[i0 : i0+4, j0 : j0+4] for B stored [n, k] and A rows contiguous in p: 16 dot products, each
-// a vector accumulator over k, summed across lanes at the end.
-void skinny_nt_tile4(const SkinnyArgs& s, int64_t i0, int64_t j0) {
-  Vec acc[4][4];
+// C[i0 : i0+R, j0 : j0+4] for B stored [n, k] and A rows contiguous in p: 4R dot products, each
+// a vector accumulator over k, summed across lanes at the end. R < 4 serves the last rows (and the
+// one-row products of generation, where a scalar dot per entry would wait on every FMA's latency).
+template <int R>
+void skinny_nt_tile(const SkinnyArgs& s, int64_t i0, int64_t j0) {
+  Vec acc[R][4];
   for (auto& row : acc)
     for (auto& v : row) v = vzero();
   const int64_t kv = s.k / kLanes * kLanes;
@@ -318,18 +320,32 @@ void skinny_nt_tile4(const SkinnyArgs& s, int64_t i0, int64_t j0) {
   for (int64_t p = 0; p < kv; p += kLanes) {
     Vec bv[4];
     for (int j = 0; j < 4; ++j) bv[j] = vloadu(b + j * s.ldb + p);
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < R; ++i) {
       const Vec av = vloadu(a + i * s.a_rs + p);
       for (int j = 0; j < 4; ++j) acc[i][j] = vfma(av, bv[j], acc[i][j]);
     }
   }
-  for (int i = 0; i < 4; ++i)
+  for (int i = 0; i < R; ++i)
     for (int j = 0; j < 4; ++j) {
       float dot = vsum(acc[i][j]);
       for (int64_t p = kv; p < s.k; ++p) dot += a[i * s.a_rs + p] * b[j * s.ldb + p];
       float* cij = s.c + (i0 + i) * s.ldc + j0 + j;
       *cij = finish(dot, s, cij);
     }
+}
+
+// Columns [j_begin, j_end) (multiples of 4) of every row, in tiles of 4 rows and then the rest.
+void skinny_nt_columns(const SkinnyArgs& s, int64_t m, int64_t j_begin, int64_t j_end) {
+  const int64_t m4 = m / 4 * 4;
+  for (int64_t j0 = j_begin; j0 < j_end; j0 += 4) {
+    for (int64_t i0 = 0; i0 < m4; i0 += 4) skinny_nt_tile<4>(s, i0, j0);
+    switch (m - m4) {
+      case 1: skinny_nt_tile<1>(s, m4, j0); break;
+      case 2: skinny_nt_tile<2>(s, m4, j0); break;
+      case 3: skinny_nt_tile<3>(s, m4, j0); break;
+      default: break;
+    }
+  }
 }
 #endif
 
@@ -364,14 +380,21 @@ void small_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
         for (int64_t p = 0; p < k; ++p) at[i * k + p] = a[p * lda + i];
       s.a = at.data(), s.a_rs = k, s.a_cs = 1;
     }
-    int64_t m4 = 0, n4 = 0;
+    int64_t n4 = 0;
 #if EMBER_CPU_ISA > 0
-    m4 = m / 4 * 4, n4 = n / 4 * 4;
-    for (int64_t i0 = 0; i0 < m4; i0 += 4)
-      for (int64_t j0 = 0; j0 < n4; j0 += 4) skinny_nt_tile4(s, i0, j0);
+    n4 = n / 4 * 4;
+    // A few rows against a large B (a layer's weight, one token at a time) stream B once: the
+    // threads split its rows, which is also where the memory bandwidth of more cores helps.
+    const int threads = (n * k >= (int64_t{1} << 17) && n4 >= 64) ? omp_get_max_threads() : 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      const int64_t tiles = n4 / 4, share = (tiles + nt - 1) / nt;
+      skinny_nt_columns(s, m, std::min(tiles, t * share) * 4, std::min(tiles, (t + 1) * share) * 4);
+    }
 #endif
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = (i < m4 ? n4 : 0); j < n; ++j) skinny_entry(s, true, i, j);
+      for (int64_t j = n4; j < n; ++j) skinny_entry(s, true, i, j);
     return;
   }
   // B is stored [k, n]: row segments of B against broadcast entries of A.
