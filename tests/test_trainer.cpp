@@ -883,6 +883,9 @@ TEST_CASE("HParams: JSON round trip and typed access") {
   CHECK(back.get<bool>("bn"));
   CHECK(back.get<int64_t>("missing", 7) == 7);
   CHECK(h.to_yaml() == "layers: 3\nlr: 0.001\nname: cnn\nbn: true\n");
+  // Strings YAML would misread are quoted: a vocabulary with a newline, a number-like string.
+  HParams odd{{"vocab", std::string("\n ab:#")}, {"tag", std::string("1e-3")}, {"empty", std::string()}};
+  CHECK(odd.to_yaml() == "vocab: \"\\n ab:#\"\ntag: \"1e-3\"\nempty: \"\"\n");
   check_error([&] { back.at("nope"); }, {"\"nope\"", "layers, lr, name, bn"});
 }
 

@@ -1,6 +1,8 @@
 // HParams: see hparams.h.
 #include "ember/trainer/hparams.h"
 
+#include <algorithm>
+#include <cctype>
 #include <sstream>
 
 #include "ember/nn/json_read.h"
@@ -96,9 +98,20 @@ std::string to_string(const HParam& v) {
   return os.str();
 }
 
+// A string YAML would read back as written: otherwise (empty, spaces, newlines, ':' or '#', a leading
+// quote or dash, ...) it is written double-quoted with JSON's escapes, which YAML reads the same way.
+static std::string yaml_scalar(const HParam& v) {
+  const auto* text = std::get_if<std::string>(&v);
+  if (!text) return to_string(v);
+  const bool plain = !text->empty() && std::all_of(text->begin(), text->end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '/' || c == '-' || c == '+';
+  }) && std::isalpha(static_cast<unsigned char>(text->front()));
+  return plain ? *text : nlohmann::json(*text).dump();
+}
+
 std::string HParams::to_yaml() const {
   std::string out;
-  for (auto& [k, v] : items_) out += k + ": " + to_string(v) + "\n";
+  for (auto& [k, v] : items_) out += k + ": " + yaml_scalar(v) + "\n";
   return out;
 }
 
