@@ -29,6 +29,7 @@
 
 #include "bench.h"
 #include "bench_models.h"
+#include "gpt_model.h"
 #include <ember/ember.h>
 
 namespace ember::bench {
@@ -141,6 +142,33 @@ void add_training_steps(std::vector<Entry>& list) {
                   }});
 }
 
+// The GPT of examples/gpt at 6 layers, d_model 256, 8 heads, block 128, 96 characters: a training
+// step at batch 16 (AdamW, weight decay on the matrices only), and generation of 256 tokens after a
+// one-token prompt with the key/value cache, greedy so that both sides do the same work.
+gpt::GPTConfig bench_gpt_config() { return {.vocab_size = 96, .block_size = 128, .n_layer = 6, .n_head = 8, .d_model = 256}; }
+
+void add_gpt(std::vector<Entry>& list) {
+  list.push_back({{"gpt_step", "k tokens/s", 16 * 128 * 1e6}, [] {
+                    auto model = std::make_shared<gpt::GPT>(bench_gpt_config());
+                    auto [decay, no_decay] = model->decay_groups();
+                    optim::AdamWOptions o;
+                    o.lr = 1e-3;
+                    auto opt = std::make_shared<optim::AdamW>(
+                        std::vector<optim::ParamGroup>{{decay, {{"weight_decay", 0.1}}}, {no_decay, {{"weight_decay", 0.0}}}}, o);
+                    Tensor x = randint(96, {16, 128}), y = randint(96, {16, 128});
+                    return std::function<void()>([model, opt, x, y] {
+                      opt->zero_grad();
+                      Tensor logits = model->forward(x);
+                      nn::functional::cross_entropy(logits.reshape({-1, 96}), y.reshape({-1})).backward();
+                      opt->step();
+                    });
+                  }});
+  list.push_back({{"gpt_generate", "k tokens/s", 256 * 1e6}, [] {
+                    auto model = std::make_shared<gpt::GPT>(bench_gpt_config());
+                    return std::function<void()>([model] { model->generate({0}, 256, {.temperature = 0}); });
+                  }});
+}
+
 std::vector<Entry> workloads() {
   std::vector<Entry> list;
   for (int64_t n : {256, 1024, 2048}) {
@@ -183,6 +211,7 @@ std::vector<Entry> workloads() {
                     }});
   }
   add_training_steps(list);
+  add_gpt(list);
   return list;
 }
 

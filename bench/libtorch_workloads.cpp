@@ -12,9 +12,14 @@ namespace ember::bench {
 
 bool libtorch_available() { return true; }
 
+std::function<void()> libtorch_gpt_step();      // libtorch_gpt.cpp
+std::function<void()> libtorch_gpt_generate();
+
 std::function<void()> libtorch_workload(const std::string& name, int threads) {
   torch::manual_seed(0);
   torch::set_num_threads(threads);
+  if (name == "gpt_step") return libtorch_gpt_step();
+  if (name == "gpt_generate") return libtorch_gpt_generate();
   if (name == "mha_fwd_bwd") {
     auto mha = torch::nn::MultiheadAttention(torch::nn::MultiheadAttentionOptions(256, 8));
     auto x = torch::randn({128, 32, 256}).requires_grad_();

