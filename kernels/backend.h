@@ -38,6 +38,7 @@ enum class UnaryOp {
 
 enum class BinaryOp {
   Add, Sub, Mul, Div, Pow, Maximum, Minimum,
+  GeluBackward, GeluTanhBackward,  // a * gelu'(b): GELU's backward, a the incoming gradient, b its input
   Eq, Ne, Lt, Le, Gt, Ge,  // results are bool
   LogicalAnd, LogicalOr, LogicalXor,  // results are bool
 };

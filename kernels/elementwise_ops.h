@@ -104,6 +104,27 @@ void visit_binary(BinaryOp op, Body&& body) {
       return body([] EMBER_HD (T x, T y) { return (x != x || x > y) ? x : y; });
     case BinaryOp::Minimum:
       return body([] EMBER_HD (T x, T y) { return (x != x || x < y) ? x : y; });
+    case BinaryOp::GeluBackward:
+    case BinaryOp::GeluTanhBackward:
+      if constexpr (std::is_floating_point_v<T>) {
+        if (op == BinaryOp::GeluBackward)
+          return body([] EMBER_HD (T g, T x) {  // Phi(x) + x phi(x)
+            using A = gelu_acc_t<T>;
+            const A v = static_cast<A>(x);
+            const A cdf = A(0.5) * (A(1) + std::erf(v * A(0.70710678118654752440)));
+            const A pdf = std::exp(A(-0.5) * v * v) * A(0.39894228040143267794);
+            return static_cast<T>(static_cast<A>(g) * (cdf + v * pdf));
+          });
+        return body([] EMBER_HD (T g, T x) {  // (1 + t) / 2 + x (1 - t^2) u' / 2, t = tanh(u)
+          using A = gelu_acc_t<T>;
+          const A v = static_cast<A>(x), k = A(0.79788456080286535588), c = A(0.044715);
+          const A t = std::tanh(k * (v + c * v * v * v));
+          const A d = A(0.5) * (A(1) + t) + A(0.5) * v * (A(1) - t * t) * k * (A(1) + A(3) * c * v * v);
+          return static_cast<T>(static_cast<A>(g) * d);
+        });
+      } else {
+        return body([] EMBER_HD (T, T) { return T(0); });  // core sends floating dtypes only
+      }
     case BinaryOp::Eq: return body([] EMBER_HD (T x, T y) { return x == y; });
     case BinaryOp::Ne: return body([] EMBER_HD (T x, T y) { return x != y; });
     case BinaryOp::Lt: return body([] EMBER_HD (T x, T y) { return x < y; });

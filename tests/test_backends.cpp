@@ -59,6 +59,31 @@ TEST_CASE("backends: unary maps over odd sizes, contiguous and not") {
   }
 }
 
+TEST_CASE("backends: GELU's backward, both forms, over odd sizes, strides, dtypes and extreme inputs") {
+  manual_seed(31);
+  auto grad_of = [](const Tensor& x, const Tensor& g, const std::string& approximate) {
+    Tensor leaf = x.detach().requires_grad_();
+    gelu(leaf, approximate).backward(g);
+    return leaf.grad();
+  };
+  for (const std::string approximate : {"none", "tanh"}) {
+    for (DType dt : {kFloat32, kFloat64}) {
+      for (int64_t n : kOddSizes) {
+        INFO(approximate << " n=" << n << " " << dtype_name(dt));
+        Tensor x = randn({n}, dt) * 4.0, g = randn({n}, dt);
+        check_against_reference([&] { return grad_of(x, g, approximate); }, 2e-6, 1e-6);
+        Tensor nc = non_contiguous_randn({n, 3}, dt) * 4.0, gnc = non_contiguous_randn({n, 3}, dt);
+        check_against_reference([&] { return grad_of(nc, gnc, approximate); }, 2e-6, 1e-6);
+      }
+      Tensor tails = tensor({-INFINITY, -1e4, -20.0, -9.0, -5.0, -1e-3, 0.0, 1e-3, 5.0, 9.0, 20.0, 1e4, INFINITY, NAN},
+                            TensorOptions(dt));
+      check_against_reference([&] { return grad_of(tails, ones_like(tails), approximate); }, 2e-6, 1e-6);
+      Tensor big = randn({300, 257}, dt) * 3.0;  // past the threading threshold
+      check_against_reference([&] { return grad_of(big, ones_like(big), approximate); }, 2e-6, 1e-6);
+    }
+  }
+}
+
 TEST_CASE("backends: binary ops with broadcasting, mixed dtypes and strides") {
   manual_seed(4);
   std::vector<std::pair<Shape, Shape>> shapes = {

@@ -382,6 +382,9 @@ Tensor gelu(const Tensor& x, const std::string& approximate) {
   autograd::record("gelu", {x}, {out}, {x},
                    [tanh_form](FunctionNode& n, const variable_list& g) -> variable_list {
                      Tensor x = n.saved(0);
+                     if (!autograd::GradMode::is_enabled())  // one pass; create_graph needs the formula
+                       return {binary_forward(tanh_form ? BinaryOp::GeluTanhBackward : BinaryOp::GeluBackward,
+                                              g[0], x, result_type(g[0], x), "gelu_backward")};
                      if (!tanh_form) {
                        // d/dx x*Phi(x) = Phi(x) + x*phi(x)
                        Tensor cdf = (erf(x * 0.7071067811865476) + 1.0) * 0.5;

@@ -53,4 +53,28 @@ inline float fast_expf_nonpositive(float x) {
   return x < lo ? 0.0f : p * scale;
 }
 
+// GELU's tanh form, 0.5 x (1 + tanh(u)) with u = sqrt(2/pi) (x + 0.044715 x^3), written as
+// x * sigmoid(2u) (1 + tanh(u) = 2 sigmoid(2u)): one exp and no cancellation where tanh(u) nears -1,
+// which in float loses most digits of the negative tail. Vectorises; NaN and +-inf behave as the
+// tanh formula does (gelu(-inf) is NaN).
+constexpr float kGeluTanhK = 0.7978845608028654f, kGeluTanhC = 0.044715f;
+
+inline float gelu_tanh_f(float x) {
+  const float e = fast_expf(-2.0f * kGeluTanhK * (x + kGeluTanhC * x * x * x));  // exp(-2u)
+  // For x > 0 (e < 1) as x - x e / (1 + e): the small correction's rounding hardly reaches the
+  // result, which is then rounded once, as close as PyTorch's float kernel.
+  return e < 1.0f ? x - x * (e / (1.0f + e)) : x / (1.0f + e);
+}
+
+// Its derivative: s + x s (1 - s) 2u', s = sigmoid(2u), u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+// s (1 - s) is e s^2 (e = exp(-2u)) while s >= 1/2, exact where s - s^2 would cancel, and s - s^2
+// below, where e s^2 would be inf * 0 for the most negative x.
+inline float gelu_tanh_grad_f(float x) {
+  const float x2 = x * x;
+  const float e = fast_expf(-2.0f * kGeluTanhK * (x + kGeluTanhC * x2 * x));
+  const float s = 1.0f / (1.0f + e);
+  const float s_one_minus_s = e > 1.0f ? s - s * s : e * s * s;
+  return s + x * s_one_minus_s * (2.0f * kGeluTanhK) * (1.0f + 3.0f * kGeluTanhC * x2);
+}
+
 }  // namespace ember::kernels

@@ -37,6 +37,16 @@ inline double gelu_tanh(double x) {
   return 0.5 * x * (1 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
 }
 inline double sigmoid(double x) { return 1 / (1 + std::exp(-x)); }
+// The GELUs' derivatives: Phi(x) + x phi(x), and the tanh form's by the product and chain rules
+// with sech^2 = 1 / cosh^2.
+inline double gelu_grad(double x) {
+  return 0.5 * (1 + std::erf(x / std::sqrt(2.0))) + x * std::exp(-0.5 * x * x) / std::sqrt(2 * M_PI);
+}
+inline double gelu_tanh_grad(double x) {
+  const double k = std::sqrt(2.0 / M_PI), u = k * (x + 0.044715 * x * x * x);
+  const double sech = 1 / std::cosh(u);
+  return 0.5 * (1 + std::tanh(u)) + 0.5 * x * sech * sech * k * (1 + 3 * 0.044715 * x * x);
+}
 
 template <class T>
 T unary_value(UnaryOp op, T x, double a, double b) {
@@ -127,6 +137,8 @@ T arithmetic_value(BinaryOp op, T x, T y) {
       case BinaryOp::Pow: return static_cast<T>(std::pow(u, v));
       case BinaryOp::Maximum: return std::isnan(u) || std::isnan(v) ? static_cast<T>(NAN) : (u > v ? x : y);
       case BinaryOp::Minimum: return std::isnan(u) || std::isnan(v) ? static_cast<T>(NAN) : (u < v ? x : y);
+      case BinaryOp::GeluBackward: return static_cast<T>(u * gelu_grad(v));
+      case BinaryOp::GeluTanhBackward: return static_cast<T>(u * gelu_tanh_grad(v));
       default: return T(0);
     }
   }

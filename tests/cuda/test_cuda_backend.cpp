@@ -128,6 +128,12 @@ TEST_CASE("cuda: unary ops over odd sizes and non-contiguous inputs") {
     check_same(g.relu(), x.relu());
     check_same(g.sigmoid(), x.sigmoid());
     check_same(nn::functional::gelu(g), nn::functional::gelu(x));
+    for (const std::string approximate : {"none", "tanh"}) {  // GELU's one-pass backward kernels
+      Tensor gl = g.detach().requires_grad_(), cl = x.detach().requires_grad_();
+      (gelu(gl, approximate) * g).sum().backward();
+      (gelu(cl, approximate) * x).sum().backward();
+      check_same(gl.grad(), cl.grad());
+    }
     check_same(g.abs().sqrt(), x.abs().sqrt());
     check_same(g.clamp(-0.5, 0.5), x.clamp(-0.5, 0.5));
     check_same(g.to(kFloat64).log1p().to(kFloat32), x.to(kFloat64).log1p().to(kFloat32));
