@@ -164,6 +164,18 @@ TEST_CASE("backend contract: attention, fused vs composed, with masks, causal an
             nn::functional::scaled_dot_product_attention(in[0], in[1], in[2], mask, 0.0, causal)};
       }, {q, k, v}, 1e-4);
     }
+  // One to three queries (generation: new tokens against cached keys) take the CPU kernel's direct
+  // loops instead of its GEMM tiles.
+  for (int64_t queries : {1, 2, 3})
+    for (DType dt : {kFloat32, kFloat64}) {
+      INFO(queries << " queries, " << dtype_name(dt));
+      Tensor few = randn({2, 3, queries, 8}, dt), keys = randn({2, 3, 11, 8}, dt), values = randn({2, 3, 11, 5}, dt);
+      Tensor mask = tril(ones({queries, 11}, kBool), 11 - queries);  // the last queries of 11 positions
+      check_fused_matches_composed([&](const std::vector<Tensor>& in) {
+        return std::vector<Tensor>{nn::functional::scaled_dot_product_attention(in[0], in[1], in[2], mask),
+                                   nn::functional::scaled_dot_product_attention(in[0], in[1], in[2])};
+      }, {few, keys, values}, 1e-4);
+    }
   // float64 and a query length differing from the keys', non-contiguous inputs.
   check_fused_matches_composed([](const std::vector<Tensor>& in) {
     return std::vector<Tensor>{nn::functional::scaled_dot_product_attention(in[0], in[1], in[2], {}, 0.0, true)};

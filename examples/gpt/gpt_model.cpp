@@ -14,19 +14,16 @@ using namespace ember;
 
 KVCache::KVCache(const GPTConfig& config, int64_t batch, TensorOptions options) : capacity_(config.block_size) {
   const int64_t hd = config.d_model / config.n_head;
-  for (int64_t l = 0; l < config.n_layer; ++l) {
-    keys_.push_back(zeros({batch, config.n_head, config.block_size, hd}, options));
-    values_.push_back(zeros({batch, config.n_head, config.block_size, hd}, options));
-  }
+  for (int64_t l = 0; l < config.n_layer; ++l)
+    layers_.push_back(zeros({2, batch, config.n_head, config.block_size, hd}, options));
 }
 
-std::pair<Tensor, Tensor> KVCache::append(int64_t layer, const Tensor& k, const Tensor& v) {
-  const int64_t t = k.size(2);
+Tensor KVCache::append(int64_t layer, const Tensor& kv) {
+  const int64_t t = kv.size(3);
   EMBER_CHECK(length_ + t <= capacity_, "KVCache: ", length_, " cached positions and ", t,
               " new ones exceed block_size ", capacity_);
-  keys_[layer].narrow(2, length_, t).copy_(k);
-  values_[layer].narrow(2, length_, t).copy_(v);
-  return {keys_[layer].narrow(2, 0, length_ + t), values_[layer].narrow(2, 0, length_ + t)};
+  layers_[layer].narrow(3, length_, t).copy_(kv);
+  return layers_[layer].narrow(3, 0, length_ + t);
 }
 
 // ---- the blocks -------------------------------------------------------------------------------
@@ -41,23 +38,23 @@ CausalSelfAttention::CausalSelfAttention(const GPTConfig& config, int64_t layer_
 
 Tensor CausalSelfAttention::forward(const Tensor& x, KVCache* cache) {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2), hd = C / n_head_;
-  Tensor qkv = (*c_attn)(x);  // [B, T, 3C]
-  auto heads = [&](int64_t i) { return qkv.narrow(2, i * C, C).view({B, T, n_head_, hd}).transpose(1, 2); };
-  Tensor q = heads(0), k = heads(1), v = heads(2);  // [B, H, T, hd]
+  // [B, T, 3C] -> [3, B, H, T, hd]: queries, keys and values of every head, as views.
+  Tensor qkv = (*c_attn)(x).view({B, T, 3, n_head_, hd}).permute({2, 0, 3, 1, 4});
+  Tensor q = qkv.select(0, 0), kv = qkv.narrow(0, 1, 2);
   Tensor mask;
   bool causal = true;
   if (cache) {
     const int64_t past = cache->length();
-    std::tie(k, v) = cache->append(layer_, k, v);
+    kv = cache->append(layer_, kv);
     if (past > 0) {
       causal = false;  // the queries sit at the end of the keys: query i sees keys 0 .. past + i
       if (T > 1) mask = tril(ones({T, past + T}, TensorOptions(kBool).set_device(x.device())), past);
     }
   }
   const double p = is_training() ? dropout_ : 0.0;
-  Tensor y = nn::functional::scaled_dot_product_attention(q, k, v, mask, p, causal);  // [B, H, T, hd]
-  y = y.transpose(1, 2).reshape({B, T, C});
-  return nn::functional::dropout((*c_proj)(y), p, is_training());
+  Tensor y = nn::functional::scaled_dot_product_attention(q, kv.select(0, 0), kv.select(0, 1), mask, p, causal);
+  y = (*c_proj)(y.transpose(1, 2).reshape({B, T, C}));  // heads side by side again
+  return p > 0 ? nn::functional::dropout(y, p, true) : y;
 }
 
 MLP::MLP(const GPTConfig& config) : Module("MLP") {
@@ -66,7 +63,10 @@ MLP::MLP(const GPTConfig& config) : Module("MLP") {
   dropout = register_module("dropout", std::make_shared<nn::Dropout>(config.dropout));
 }
 
-Tensor MLP::forward(const Tensor& x) { return (*dropout)((*c_proj)(gelu((*c_fc)(x), "tanh"))); }
+Tensor MLP::forward(const Tensor& x) {
+  Tensor y = (*c_proj)(gelu((*c_fc)(x), "tanh"));
+  return dropout->p > 0 ? (*dropout)(y) : y;
+}
 
 Block::Block(const GPTConfig& config, int64_t layer_index) : Module("Block") {
   ln_1 = register_module("ln_1", std::make_shared<nn::LayerNorm>(config.d_model));
@@ -109,7 +109,8 @@ Tensor GPT::forward(const Tensor& tokens, KVCache* cache) {
   EMBER_CHECK(T > 0 && past + T <= config_.block_size, "GPT: ", past, " cached and ", T,
               " new tokens exceed block_size ", config_.block_size);
   Tensor positions = arange(past, past + T, 1, TensorOptions(kInt64).set_device(tokens.device()));
-  Tensor x = (*drop)((*wte)(tokens) + (*wpe)(positions));
+  Tensor x = (*wte)(tokens) + (*wpe)(positions);
+  if (drop->p > 0) x = (*drop)(x);
   for (const auto& block : *h) x = std::static_pointer_cast<Block>(block)->forward(x, cache);
   if (cache) cache->advance(T);
   return linear((*ln_f)(x), wte->weight);  // the head shares the token embedding's matrix

@@ -35,13 +35,13 @@ class KVCache {
   int64_t capacity() const { return capacity_; }
   void clear() { length_ = 0; }
 
-  // Writes k and v ([B, H, T, hd]) of `layer` at positions length().., and returns the keys and
-  // values of all positions up to and including them. advance() then moves length() past them.
-  std::pair<Tensor, Tensor> append(int64_t layer, const Tensor& k, const Tensor& v);
+  // Writes the keys and values kv ([2, B, H, T, hd]) of `layer` at positions length().., and returns
+  // those of all positions up to and including them. advance() then moves length() past them.
+  Tensor append(int64_t layer, const Tensor& kv);
   void advance(int64_t tokens) { length_ += tokens; }
 
  private:
-  std::vector<Tensor> keys_, values_;  // per layer [B, H, block_size, hd]
+  std::vector<Tensor> layers_;  // per layer [2 (keys, values), B, H, block_size, hd]
   int64_t length_ = 0, capacity_;
 };
 

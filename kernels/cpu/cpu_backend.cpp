@@ -683,15 +683,30 @@ void attention_forward_tiles(Backend& backend, const AttentionShape& a, const vo
   T* LSE = static_cast<T*>(lse);
   AttentionTile<T> tile{a, static_cast<const T*>(mask), mask_strides};
   const int64_t blocks = (a.q_len + kAttentionRows - 1) / kAttentionRows;
-  parallel_for(a.batch * blocks, kAttentionRows * a.kv_len * (a.head_dim + a.v_dim),
+  // A few query rows (generation: one new token against the cached keys) are dot products and
+  // row updates in place: a GEMM call per head would cost more than the arithmetic.
+  const bool direct = a.q_len < 4;
+  parallel_for(a.batch * blocks, std::min(kAttentionRows, a.q_len) * a.kv_len * (a.head_dim + a.v_dim),
                [&](int64_t t0, int64_t t1) {
-    std::vector<T> scores(kAttentionRows * a.kv_len);
+    std::vector<T> scores(std::min(kAttentionRows, a.q_len) * a.kv_len);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / blocks, i0 = (t % blocks) * kAttentionRows;
       const int64_t rows = std::min(kAttentionRows, a.q_len - i0);
       const T* Qb = Q + (b * a.q_len + i0) * a.head_dim;
       const T* Kb = K + b * a.kv_len * a.head_dim;
-      tile_gemm<T>(backend, false, true, rows, a.kv_len, a.head_dim, a.scale, Qb, a.head_dim, Kb, a.head_dim, 0.0, scores.data(), a.kv_len);
+      const T* Vb = V + b * a.kv_len * a.v_dim;
+      T* Ob = O + (b * a.q_len + i0) * a.v_dim;
+      if (direct) {
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t j = 0; j < a.kv_len; ++j) {
+            T dot = 0;
+#pragma omp simd reduction(+ : dot)
+            for (int64_t e = 0; e < a.head_dim; ++e) dot += Qb[r * a.head_dim + e] * Kb[j * a.head_dim + e];
+            scores[r * a.kv_len + j] = static_cast<T>(a.scale) * dot;
+          }
+      } else {
+        tile_gemm<T>(backend, false, true, rows, a.kv_len, a.head_dim, a.scale, Qb, a.head_dim, Kb, a.head_dim, 0.0, scores.data(), a.kv_len);
+      }
       tile.mask_scores(scores.data(), b, i0, rows);
       for (int64_t r = 0; r < rows; ++r) {
         T* row = scores.data() + r * a.kv_len;
@@ -707,7 +722,20 @@ void attention_forward_tiles(Backend& backend, const AttentionShape& a, const vo
         for (int64_t j = 0; j < a.kv_len; ++j) row[j] *= inv;
         LSE[b * a.q_len + i0 + r] = mx + std::log(sum);  // nan/-inf rows stay nan, like softmax
       }
-      tile_gemm<T>(backend, false, false, rows, a.v_dim, a.kv_len, 1.0, scores.data(), a.kv_len, V + b * a.kv_len * a.v_dim, a.v_dim, 0.0, O + (b * a.q_len + i0) * a.v_dim, a.v_dim);
+      if (direct) {
+        for (int64_t r = 0; r < rows; ++r) {
+          T* o = Ob + r * a.v_dim;
+          std::fill_n(o, a.v_dim, T(0));
+          for (int64_t j = 0; j < a.kv_len; ++j) {
+            const T pj = scores[r * a.kv_len + j];
+            const T* vj = Vb + j * a.v_dim;
+#pragma omp simd
+            for (int64_t e = 0; e < a.v_dim; ++e) o[e] += pj * vj[e];
+          }
+        }
+      } else {
+        tile_gemm<T>(backend, false, false, rows, a.v_dim, a.kv_len, 1.0, scores.data(), a.kv_len, Vb, a.v_dim, 0.0, Ob, a.v_dim);
+      }
     }
   });
 }
