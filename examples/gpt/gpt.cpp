@@ -137,7 +137,7 @@ int run(const Args& args) {
   }
   const auto& hp = lit->hparams();
   const int64_t block = hp.get<int64_t>("block_size"), batch = hp.get<int64_t>("batch_size");
-  const int64_t max_steps = args.integer("--max-steps", 1500), val_every = args.integer("--val-every", 500);
+  const int64_t max_steps = args.integer("--max-steps", 3000), val_every = args.integer("--val-every", 1000);
   std::cout << "fortunes: " << corpus.train.size() << " training characters from " << corpus.train_files.size()
             << " files, " << corpus.val.size() << " validation characters from " << corpus.val_files.size()
             << " others; vocabulary " << corpus.vocab.size() << " characters\n";
