@@ -201,8 +201,9 @@ void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
     for (int64_t pc = 0; pc < k; pc += KC) {
       const int64_t kc = std::min(KC, k - pc);
       const bool first = pc == 0;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-      {
+      // One thread's part of the block; with one thread it runs here, outside any parallel region
+      // (a one-thread team still costs about a microsecond per block), and its barriers are no-ops.
+      auto block = [&] {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         // Pack B together: each thread packs a share of the NR-panels.
         const int64_t bpanels = (nc + NR - 1) / NR;
@@ -229,6 +230,12 @@ void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
           }
         }
 #pragma omp barrier
+      };
+      if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+        block();
+      } else {
+        block();
       }
     }
   }
@@ -386,11 +393,15 @@ void small_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
     // A few rows against a large B (a layer's weight, one token at a time) stream B once: the
     // threads split its rows, which is also where the memory bandwidth of more cores helps.
     const int threads = (n * k >= (int64_t{1} << 17) && n4 >= 64) ? omp_get_max_threads() : 1;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-      const int64_t tiles = n4 / 4, share = (tiles + nt - 1) / nt;
-      skinny_nt_columns(s, m, std::min(tiles, t * share) * 4, std::min(tiles, (t + 1) * share) * 4);
+    if (threads == 1) {
+      skinny_nt_columns(s, m, 0, n4);  // no parallel region at all: even a one-thread team costs a microsecond
+    } else {
+#pragma omp parallel num_threads(threads)
+      {
+        const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int64_t tiles = n4 / 4, share = (tiles + nt - 1) / nt;
+        skinny_nt_columns(s, m, std::min(tiles, t * share) * 4, std::min(tiles, (t + 1) * share) * 4);
+      }
     }
 #endif
     for (int64_t i = 0; i < m; ++i)
