@@ -183,6 +183,11 @@ TEST_CASE("backends: GEMM over odd shapes, transposes and batches") {
     Tensor a64 = randn({m, k}, kFloat64), b64 = randn({k, n}, kFloat64);
     check_against_reference([&] { return mm(a64, b64); }, 1e-10, 1e-10);
   }
+  // Batches of products large enough for the packed kernel, each thread taking whole matrices
+  // (the kernel then runs inside the batch's parallel region).
+  Tensor pa = randn({8, 64, 72}), pb = randn({8, 72, 80});
+  check_against_reference([&] { return bmm(pa, pb); }, 1e-4, 1e-4);
+  check_against_reference([&] { return bmm(pa, pb.transpose(1, 2).contiguous().transpose(1, 2)); }, 1e-4, 1e-4);
   Tensor ba = randn({5, 7, 3}), bb = randn({5, 3, 9});
   check_against_reference([&] { return bmm(ba, bb); }, 1e-5, 1e-5);
   check_against_reference([&] { return bmm(ba, bb.transpose(1, 2).contiguous().transpose(1, 2)); },

@@ -201,16 +201,19 @@ void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
     for (int64_t pc = 0; pc < k; pc += KC) {
       const int64_t kc = std::min(KC, k - pc);
       const bool first = pc == 0;
-      // One thread's part of the block; with one thread it runs here, outside any parallel region
-      // (a one-thread team still costs about a microsecond per block), and its barriers are no-ops.
-      auto block = [&] {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      // Thread t of nt's part of the block. With one thread it runs here, outside any parallel
+      // region of its own (a one-thread team costs about a microsecond per block): then it may be
+      // inside the caller's region (a batched product gives each thread whole matrices), so it
+      // neither asks OpenMP who it is nor meets a barrier.
+      auto block = [&](int t, int nt) {
         // Pack B together: each thread packs a share of the NR-panels.
         const int64_t bpanels = (nc + NR - 1) / NR;
         for (int64_t q = t; q < bpanels; q += nt)
           pack_b(trans_b, b, ldb, pc, kc, jc + q * NR, std::min(NR, nc - q * NR),
                  bpack + q * NR * kc);
+        if (nt > 1) {
 #pragma omp barrier
+        }
         // This thread's rows, in blocks of MC whose packed A stays in L2 while every B panel
         // streams past it.
         const int64_t row_begin = t * mc, row_end = std::min(m, row_begin + mc);
@@ -229,13 +232,15 @@ void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
             }
           }
         }
+        if (nt > 1) {
 #pragma omp barrier
+        }
       };
       if (threads > 1) {
 #pragma omp parallel num_threads(threads)
-        block();
+        block(omp_get_thread_num(), omp_get_num_threads());
       } else {
-        block();
+        block(0, 1);
       }
     }
   }
