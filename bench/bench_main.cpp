@@ -151,10 +151,9 @@ void add_gpt(std::vector<Entry>& list) {
   list.push_back({{"gpt_step", "k tokens/s", 16 * 128 * 1e6}, [] {
                     auto model = std::make_shared<gpt::GPT>(bench_gpt_config());
                     auto [decay, no_decay] = model->decay_groups();
-                    optim::AdamWOptions o;
-                    o.lr = 1e-3;
                     auto opt = std::make_shared<optim::AdamW>(
-                        std::vector<optim::ParamGroup>{{decay, {{"weight_decay", 0.1}}}, {no_decay, {{"weight_decay", 0.0}}}}, o);
+                        std::vector<optim::ParamGroup>{{decay, {{"weight_decay", 0.1}}}, {no_decay, {{"weight_decay", 0.0}}}},
+                        optim::AdamWOptions{.lr = 1e-3});
                     Tensor x = randint(96, {16, 128}), y = randint(96, {16, 128});
                     return std::function<void()>([model, opt, x, y] {
                       opt->zero_grad();

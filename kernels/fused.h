@@ -9,6 +9,7 @@
 #include <span>
 
 #include "ember/kernels/backend.h"
+#include "ember/kernels/host_device.h"
 
 namespace ember::kernels {
 
@@ -33,11 +34,17 @@ struct WindowGeometry {
   int64_t out_h, out_w;                     // number of window positions
 };
 
-// Scaled dot-product attention over `batch` compact [len, dim] matrices.
+// Scaled dot-product attention over `batch` [len, dim] matrices with compact rows. In the forward,
+// the batch entries of k and v may lie k_batch_stride / v_batch_stride elements apart (views into a
+// longer buffer, such as a key/value cache); 0 means compact, kv_len rows apart. Backward's inputs
+// are always compact.
 struct AttentionShape {
   int64_t batch, q_len, kv_len, head_dim, v_dim;
   double scale;
   bool causal;
+  int64_t k_batch_stride = 0, v_batch_stride = 0;
+  EMBER_HD int64_t k_step() const { return k_batch_stride ? k_batch_stride : kv_len * head_dim; }
+  EMBER_HD int64_t v_step() const { return v_batch_stride ? v_batch_stride : kv_len * v_dim; }
 };
 
 // One optimizer step's settings (PyTorch's formulas; see kernels/optimizer_update.h).

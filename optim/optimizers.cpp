@@ -20,6 +20,11 @@ Options AdamOptions::to_map() const {
           {"amsgrad", amsgrad ? 1.0 : 0.0}, {"maximize", maximize ? 1.0 : 0.0}};
 }
 
+Options AdamWOptions::to_map() const {
+  return AdamOptions{.lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps, .weight_decay = weight_decay,
+                     .amsgrad = amsgrad, .maximize = maximize}.to_map();
+}
+
 Options RMSpropOptions::to_map() const {
   EMBER_CHECK(lr >= 0 && eps >= 0 && alpha >= 0 && momentum >= 0 && weight_decay >= 0,
               "RMSprop: invalid lr, alpha, eps, momentum or weight_decay");

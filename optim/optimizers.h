@@ -23,8 +23,12 @@ struct AdamOptions {
   Options to_map() const;
 };
 
-struct AdamWOptions : AdamOptions {
-  AdamWOptions() { weight_decay = 1e-2; }
+// Adam's settings with PyTorch's AdamW default weight decay (0.01, decoupled from the gradient). Its
+// own aggregate, so designated initialisers work: AdamWOptions{.lr = 3e-3, .beta2 = 0.95}.
+struct AdamWOptions {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 1e-2;
+  bool amsgrad = false, maximize = false;
+  Options to_map() const;
 };
 
 struct RMSpropOptions {

@@ -184,6 +184,32 @@ TEST_CASE("backend contract: attention, fused vs composed, with masks, causal an
       randn({3, 6, 5}, kFloat64)});
 }
 
+TEST_CASE("backend contract: attention without a graph reads keys and values in place from a longer buffer") {
+  // A key/value cache: the first `len` of 16 positions, batch entries 16 rows apart; and a batch
+  // broadcast of one key matrix (stride 0), which must still be read correctly.
+  autograd::NoGradGuard no_grad;
+  for (DType dt : {kFloat32, kFloat64})
+    for (int64_t len : {1, 6, 16})
+      for (int64_t queries : {1, 3, 6}) {
+        if (queries > len) continue;
+        INFO(dtype_name(dt) << ", " << len << " keys, " << queries << " queries");
+        Tensor keys = randn({2, 3, 16, 8}, dt), values = randn({2, 3, 16, 5}, dt), q = randn({2, 3, queries, 8}, dt);
+        Tensor mask = tril(ones({queries, len}, kBool), len - queries);
+        Tensor k = keys.narrow(2, 0, len), v = values.narrow(2, 0, len);
+        auto fused = [&] { return nn::functional::scaled_dot_product_attention(q, k, v, mask); };
+        Tensor got = test::check_against_reference(fused, 1e-5, 1e-6);  // CPU and reference kernels
+        Tensor composed;
+        {
+          kernels::ScopedBackend scope(DeviceType::CPU, primitives_of_cpu());
+          composed = nn::functional::scaled_dot_product_attention(q, k.contiguous(), v.contiguous(), mask);
+        }
+        CHECK(allclose(got, composed, 1e-5, 1e-6));
+        Tensor one_k = randn({1, 1, len, 8}, dt), one_v = randn({1, 1, len, 5}, dt);
+        test::check_against_reference([&] { return nn::functional::scaled_dot_product_attention(q, one_k, one_v); },
+                                      1e-5, 1e-6);
+      }
+}
+
 TEST_CASE("backend contract: layer_norm, fused vs composed, with and without affine") {
   for (bool affine : {false, true})
     for (Shape shape : {Shape{4, 33}, Shape{2, 3, 7, 5}}) {

@@ -48,14 +48,8 @@ std::map<std::string, Factory> optimizer_configs() {
   c["adam_amsgrad_wd"] =
       adam({.lr = 0.02, .beta1 = 0.8, .beta2 = 0.9, .eps = 1e-6, .weight_decay = 0.1, .amsgrad = true});
   c["adam_maximize"] = adam({.lr = 0.01, .maximize = true});
-  AdamWOptions aw;
-  aw.lr = 0.03;
-  aw.weight_decay = 0.05;
-  aw.amsgrad = true;
-  c["adamw_amsgrad"] = adamw(aw);
-  AdamWOptions aw_default;
-  aw_default.lr = 0.01;
-  c["adamw"] = adamw(aw_default);
+  c["adamw_amsgrad"] = adamw({.lr = 0.03, .weight_decay = 0.05, .amsgrad = true});
+  c["adamw"] = adamw({.lr = 0.01});  // weight_decay keeps AdamW's default, 0.01
   c["rmsprop"] = rms({.lr = 0.01});
   c["rmsprop_centered_momentum_wd"] =
       rms({.lr = 0.01, .alpha = 0.9, .weight_decay = 0.02, .momentum = 0.5, .centered = true});

@@ -40,11 +40,24 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
   for (auto d : batch) B *= d;
   Tensor q3, k3, v3, m3, out3, lse;
   Shape mask_strides = {0, 0, 0};
+  // Without a graph to record, keys and values whose rows are compact are read where they lie, however
+  // far apart their batch entries are: a key/value cache's views then cost no copy per token.
+  const bool records = autograd::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() ||
+                                                            v.requires_grad());
+  auto batch_step = [&](Tensor& t, int64_t rows, int64_t width) -> int64_t {
+    const bool rows_compact = (width <= 1 || t.stride(2) == 1) && (rows <= 1 || t.stride(1) == width);
+    if (!records && rows_compact && (B == 1 || t.stride(0) > 0)) return B == 1 ? 0 : t.stride(0);
+    t = t.contiguous();
+    return 0;
+  };
+  int64_t k_step = 0, v_step = 0;
   {
     autograd::NoGradGuard guard;
     q3 = q.expand(full_shape(L, E)).reshape({B, L, E}).contiguous();
-    k3 = k.expand(full_shape(S, E)).reshape({B, S, E}).contiguous();
-    v3 = v.expand(full_shape(S, Ev)).reshape({B, S, Ev}).contiguous();
+    k3 = k.expand(full_shape(S, E)).reshape({B, S, E});
+    v3 = v.expand(full_shape(S, Ev)).reshape({B, S, Ev});
+    k_step = batch_step(k3, S, E);
+    v_step = batch_step(v3, S, Ev);
     if (mask.defined()) {
       Tensor mf = mask.expand(full_shape(L, S));
       bool batch_broadcast = true;
@@ -59,7 +72,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
     }
     out3 = empty({B, L, Ev}, q.options());
     lse = empty({B, L}, q.options());
-    kernels::AttentionShape shape{B, L, S, E, Ev, scale, is_causal};
+    kernels::AttentionShape shape{B, L, S, E, Ev, scale, is_causal, k_step, v_step};
     fused->attention_forward(q.dtype(), shape, q3.data_ptr(), k3.data_ptr(), v3.data_ptr(),
                              m3.defined() ? m3.data_ptr() : nullptr, mask_strides, out3.data_ptr(),
                              lse.data_ptr());

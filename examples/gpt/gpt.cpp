@@ -4,8 +4,8 @@
 //
 //   gpt [--max-steps N] [--sample-tokens M] [--out DIR] [--precision 32-true|bf16-mixed]
 //       [--layers L] [--d-model C] [--heads H] [--block-size T] [--batch-size B] [--lr X]
-//       [--data DIR] [--max-val-loss X] [--prompt TEXT] [--temperature X] [--top-k K]
-//       [--top-p P] [--seed S]
+//       [--val-every N] [--data DIR] [--max-val-loss X] [--prompt TEXT] [--temperature X]
+//       [--top-k K] [--top-p P] [--seed S]
 //   gpt --resume DIR/last.ckpt [--prompt TEXT] [--sample-tokens M]    sample from a checkpoint
 //   gpt --resume DIR/last.ckpt --max-steps N                          train on to step N
 #include <cmath>
@@ -52,10 +52,7 @@ class LitGPT : public LightningModule<Batch> {
     auto [decay, no_decay] = model->decay_groups();
     const double wd = hparams().get<double>("weight_decay");
     std::vector<optim::ParamGroup> groups{{decay, {{"weight_decay", wd}}}, {no_decay, {{"weight_decay", 0.0}}}};
-    optim::AdamWOptions o;
-    o.lr = hparams().get<double>("lr");
-    o.beta2 = 0.95;
-    auto opt = std::make_shared<optim::AdamW>(groups, o);
+    auto opt = std::make_shared<optim::AdamW>(groups, optim::AdamWOptions{.lr = hparams().get<double>("lr"), .beta2 = 0.95});
     const int64_t warmup = hparams().get<int64_t>("warmup_steps"), total = trainer().estimated_stepping_batches();
     auto schedule = [warmup, total](int64_t step) {
       if (step < warmup) return static_cast<double>(step + 1) / warmup;

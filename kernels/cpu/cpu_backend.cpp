@@ -693,8 +693,8 @@ void attention_forward_tiles(Backend& backend, const AttentionShape& a, const vo
       const int64_t b = t / blocks, i0 = (t % blocks) * kAttentionRows;
       const int64_t rows = std::min(kAttentionRows, a.q_len - i0);
       const T* Qb = Q + (b * a.q_len + i0) * a.head_dim;
-      const T* Kb = K + b * a.kv_len * a.head_dim;
-      const T* Vb = V + b * a.kv_len * a.v_dim;
+      const T* Kb = K + b * a.k_step();
+      const T* Vb = V + b * a.v_step();
       T* Ob = O + (b * a.q_len + i0) * a.v_dim;
       if (direct) {
         for (int64_t r = 0; r < rows; ++r)
@@ -758,8 +758,8 @@ void attention_backward_tiles(Backend& backend, const AttentionShape& a, const v
   parallel_for(a.batch, a.q_len * a.kv_len * (a.head_dim + a.v_dim) * 4, [&](int64_t b0, int64_t b1) {
     std::vector<T> p(kAttentionRows * a.kv_len), dp(kAttentionRows * a.kv_len);
     for (int64_t b = b0; b < b1; ++b) {
-      const T* Kb = K + b * a.kv_len * a.head_dim;
-      const T* Vb = V + b * a.kv_len * a.v_dim;
+      const T* Kb = K + b * a.k_step();
+      const T* Vb = V + b * a.v_step();
       T* GKb = GK + b * a.kv_len * a.head_dim;
       T* GVb = GV + b * a.kv_len * a.v_dim;
       std::fill_n(GKb, a.kv_len * a.head_dim, T(0));

@@ -109,8 +109,8 @@ __global__ void flash_forward_kernel(Problem<T> p, T* out, T* lse) {
     const int64_t key_end = p.a.causal ? (S < i0 + kTile ? S : i0 + kTile) : S;
     for (int64_t j0 = 0; j0 < key_end; j0 += kTile) {
       __syncthreads();  // last key tile's readers are done
-      load_tile(Ks, p.k + b * S * D, j0, S, D);
-      load_tile(Vs, p.v + b * S * Dv, j0, S, Dv);
+      load_tile(Ks, p.k + b * p.a.k_step(), j0, S, D);
+      load_tile(Vs, p.v + b * p.a.v_step(), j0, S, Dv);
       __syncthreads();
       T s[kScoresPerLane], tile_max = -INFINITY;
       for (int t = 0; t < kScoresPerLane; ++t) {
@@ -163,8 +163,8 @@ __global__ void flash_backward_dkdv_kernel(Problem<T> p, const T* out, const T* 
   for (int64_t tile = blockIdx.x; tile < p.a.batch * p.k_tiles(); tile += gridDim.x) {
     const int64_t b = tile / p.k_tiles(), j0 = tile % p.k_tiles() * kTile, j = j0 + c;
     __syncthreads();
-    load_tile(Ks, p.k + b * S * D, j0, S, D);
-    load_tile(Vs, p.v + b * S * Dv, j0, S, Dv);
+    load_tile(Ks, p.k + b * p.a.k_step(), j0, S, D);
+    load_tile(Vs, p.v + b * p.a.v_step(), j0, S, Dv);
     T dk[kPerLane], dv[kPerLane];
     for (int t = 0; t < kPerLane; ++t) dk[t] = dv[t] = 0;
     // Causal: queries before j0 see none of these keys.
@@ -231,8 +231,8 @@ __global__ void flash_backward_dq_kernel(Problem<T> p, const T* out, const T* go
     const int64_t key_end = p.a.causal ? (S < i0 + kTile ? S : i0 + kTile) : S;
     for (int64_t j0 = 0; j0 < key_end; j0 += kTile) {
       __syncthreads();
-      load_tile(Ks, p.k + b * S * D, j0, S, D);
-      load_tile(Vs, p.v + b * S * Dv, j0, S, Dv);
+      load_tile(Ks, p.k + b * p.a.k_step(), j0, S, D);
+      load_tile(Vs, p.v + b * p.a.v_step(), j0, S, Dv);
       __syncthreads();
       for (int t = 0; t < kScoresPerLane; ++t) {
         const int c = lane + t * kLanes;

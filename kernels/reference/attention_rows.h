@@ -20,7 +20,7 @@ struct AttentionRows {
 
   T score(int64_t b, int64_t i, int64_t j) const {
     const T* qi = q + (b * a.q_len + i) * a.head_dim;
-    const T* kj = k + (b * a.kv_len + j) * a.head_dim;
+    const T* kj = k + b * a.k_step() + j * a.head_dim;
     double dot = 0;
     for (int64_t e = 0; e < a.head_dim; ++e) dot += static_cast<double>(qi[e]) * kj[e];
     double s = dot * a.scale;
@@ -51,7 +51,7 @@ struct AttentionRows {
     }
     std::vector<double> acc(a.v_dim, 0.0);
     for (int64_t j = 0; j < n; ++j) {
-      const T* vj = v + (b * a.kv_len + j) * a.v_dim;
+      const T* vj = v + b * a.v_step() + j * a.v_dim;
       const double p = s[j] / sum;
       for (int64_t e = 0; e < a.v_dim; ++e) acc[e] += p * vj[e];
     }
@@ -74,7 +74,7 @@ struct AttentionRows {
     for (int64_t e = 0; e < a.v_dim; ++e) D += static_cast<double>(g[e]) * o[e];
     for (int64_t j = 0; j < n; ++j) {
       const double p = std::exp(static_cast<double>(score(b, i, j)) - l);
-      const T* vj = v + (b * a.kv_len + j) * a.v_dim;
+      const T* vj = v + b * a.v_step() + j * a.v_dim;
       T* gvj = gv + (b * a.kv_len + j) * a.v_dim;
       double dp = 0;
       for (int64_t e = 0; e < a.v_dim; ++e) {
@@ -82,7 +82,7 @@ struct AttentionRows {
         gvj[e] = static_cast<T>(gvj[e] + p * g[e]);
       }
       const double ds = p * (dp - D) * a.scale;
-      const T* kj = k + (b * a.kv_len + j) * a.head_dim;
+      const T* kj = k + b * a.k_step() + j * a.head_dim;
       T* gkj = gk + (b * a.kv_len + j) * a.head_dim;
       for (int64_t e = 0; e < a.head_dim; ++e) {
         gqi[e] = static_cast<T>(gqi[e] + ds * kj[e]);

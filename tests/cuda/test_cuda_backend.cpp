@@ -418,6 +418,24 @@ TEST_CASE("cuda: batch norm and max pooling (with padding, dilation, ceil_mode) 
   CHECK(kernels::fused_for(kernels::backend_for(kCuda), kernels::FusedOp::MaxPool2d, kFloat64) != nullptr);
 }
 
+TEST_CASE("cuda: attention without a graph reads keys and values where they lie in a longer buffer") {
+  if (!use_cuda()) return;
+  manual_seed(17);
+  autograd::NoGradGuard no_grad;
+  Tensor keys = randn({2, 3, 16, 8}), values = randn({2, 3, 16, 6});  // a cache of 16 positions
+  for (int64_t len : {1, 6, 16})
+    for (int64_t queries : {1, 3}) {
+      if (queries > len) continue;
+      Tensor q = randn({2, 3, queries, 8});
+      Tensor mask = tril(ones({queries, len}, kBool), len - queries);
+      check_same(nn::functional::scaled_dot_product_attention(q.to(kCuda), keys.to(kCuda).narrow(2, 0, len),
+                                                              values.to(kCuda).narrow(2, 0, len), mask.to(kCuda)),
+                 nn::functional::scaled_dot_product_attention(q, keys.narrow(2, 0, len).contiguous(),
+                                                              values.narrow(2, 0, len).contiguous(), mask),
+                 1e-5, 1e-6);
+    }
+}
+
 TEST_CASE("cuda: fused attention forward and backward, with causal and padding masks") {
   if (!use_cuda()) return;
   manual_seed(16);
