@@ -131,6 +131,7 @@ TEST_CASE("GPT: bad prompts and configurations are clear errors") {
   check_error([&] { model.generate({}, 5); }, {"generate", "prompt is empty"});
   check_error([&] { model.generate({1, 23}, 5); }, {"generate", "token 23", "vocabulary of 23"});
   check_error([&] { model.generate({1}, -1); }, {"max_new_tokens"});
+  check_error([&] { model.generate({1}, 0, {.top_p = 2}); }, {"generate", "top_p", "2"});  // even with no token to draw
   check_error([&] { model.forward(zeros({1, 4})); }, {"GPT", "int64", "float32"});
   check_error([&] { model.forward(zeros({1, 17}, kInt64)); }, {"GPT", "17 new tokens", "block_size 16"});
   auto bad = tiny_config();

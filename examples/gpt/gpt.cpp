@@ -82,8 +82,9 @@ struct Args {
     auto it = values.find(key);
     return it == values.end() ? fallback : it->second;
   }
-  int64_t integer(const std::string& key, int64_t fallback) const { return std::stoll(get(key, std::to_string(fallback))); }
-  double real(const std::string& key, double fallback) const { return std::stod(get(key, std::to_string(fallback))); }
+  // The fallback itself when the option is absent (a round trip through text would round it).
+  int64_t integer(const std::string& key, int64_t fallback) const { return has(key) ? std::stoll(get(key, "")) : fallback; }
+  double real(const std::string& key, double fallback) const { return has(key) ? std::stod(get(key, "")) : fallback; }
   bool has(const std::string& key) const { return values.count(key) > 0; }
 };
 

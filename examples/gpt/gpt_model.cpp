@@ -124,12 +124,20 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> GPT::decay_groups() const {
 
 // ---- generation -------------------------------------------------------------------------------
 
-int64_t sample_token(std::vector<float> logits, const GenerateOptions& o, double uniform) {
-  EMBER_CHECK(!logits.empty(), "sample_token: no logits");
+namespace {
+
+void check_options(const GenerateOptions& o) {
   EMBER_CHECK(o.temperature >= 0 && std::isfinite(o.temperature), "generate: temperature must be >= 0, got ",
               o.temperature);
   EMBER_CHECK(o.top_p > 0 && o.top_p <= 1, "generate: top_p must be in (0, 1], got ", o.top_p);
   EMBER_CHECK(o.top_k >= 0, "generate: top_k must be >= 0, got ", o.top_k);
+}
+
+}  // namespace
+
+int64_t sample_token(std::vector<float> logits, const GenerateOptions& o, double uniform) {
+  EMBER_CHECK(!logits.empty(), "sample_token: no logits");
+  check_options(o);
   const int64_t n = static_cast<int64_t>(logits.size());
   if (o.temperature == 0) return std::max_element(logits.begin(), logits.end()) - logits.begin();
   // Tokens by falling logit; keep top_k of them, then the fewest whose probabilities reach top_p.
@@ -167,7 +175,7 @@ std::vector<int64_t> GPT::generate(const std::vector<int64_t>& prompt, int64_t m
   for (int64_t t : prompt)
     EMBER_CHECK(t >= 0 && t < config_.vocab_size, "generate: token ", t, " is outside the vocabulary of ",
                 config_.vocab_size);
-  sample_token({0.f}, options, 0.0);  // checks the options before any work
+  check_options(options);
   autograd::NoGradGuard no_grad;
   const bool was_training = is_training();
   eval();
