@@ -2,6 +2,7 @@
 // one_hot. Indices are int64 and checked against the dim size before any kernel runs, so a bad index
 // is an ember::Error, never an out-of-bounds access. The gradients pair up: index_select <->
 // index_add, gather <-> scatter_add.
+#include <algorithm>
 #include <numeric>
 
 #include "ember/core/ops/internal.h"
@@ -16,9 +17,20 @@ void check_index_tensor(const Tensor& index, int64_t size, const char* op, const
   EMBER_CHECK(index.dtype() == kInt64 || index.dtype() == kInt32, op,
               ": indices must be an int64 (or int32) tensor, got ", dtype_name(index.dtype()));
   if (index.numel() == 0) return;
-  autograd::NoGradGuard guard;
-  Tensor i64 = index.to(kInt64);
-  const int64_t lo = min(i64).item<int64_t>(), hi = max(i64).item<int64_t>();
+  int64_t lo = 0, hi = 0;
+  if (index.is_cpu() && index.is_contiguous()) {
+    // Host memory: one pass, no reduction ops (a token's embedding lookup is a few indices).
+    auto bounds = [&](const auto* p) {
+      lo = hi = p[0];
+      for (int64_t i = 1; i < index.numel(); ++i) lo = std::min<int64_t>(lo, p[i]), hi = std::max<int64_t>(hi, p[i]);
+    };
+    if (index.dtype() == kInt64) bounds(index.data_ptr<int64_t>());
+    else bounds(index.data_ptr<int32_t>());
+  } else {
+    autograd::NoGradGuard guard;
+    Tensor i64 = index.to(kInt64);
+    lo = min(i64).item<int64_t>(), hi = max(i64).item<int64_t>();
+  }
   if (lo < 0 || hi >= size)
     fail(op, ": index ", lo < 0 ? lo : hi, " is out of bounds for dim ", dim, " with size ", size,
          " (tensor shape ", self_shape, ")");

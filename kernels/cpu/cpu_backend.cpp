@@ -672,6 +672,26 @@ struct AttentionTile {
 };
 
 
+// C = alpha A B (B transposed when trans_b) for the forward's two products. `direct` marks a few
+// query rows (generation: one new token against the cached keys): float goes straight to the skinny
+// SGEMM, double to plain loops, where the backend's GEMM dispatch would cost more than the arithmetic.
+template <class T>
+void attention_product(Backend& backend, bool direct, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                       const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc) {
+  if (!direct) {
+    tile_gemm<T>(backend, false, trans_b, m, n, k, alpha, a, lda, b, ldb, 0.0, c, ldc);
+  } else if constexpr (std::is_same_v<T, float>) {
+    small_sgemm(false, trans_b, m, n, k, static_cast<float>(alpha), a, lda, b, ldb, 0.0f, c, ldc);
+  } else {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        T dot = 0;
+        for (int64_t p = 0; p < k; ++p) dot += a[i * lda + p] * (trans_b ? b[j * ldb + p] : b[p * ldb + j]);
+        c[i * ldc + j] = static_cast<T>(alpha) * dot;
+      }
+  }
+}
+
 template <class T>
 void attention_forward_tiles(Backend& backend, const AttentionShape& a, const void* q, const void* k,
                                    const void* v, const void* mask, Dims mask_strides, void* out,
@@ -683,8 +703,6 @@ void attention_forward_tiles(Backend& backend, const AttentionShape& a, const vo
   T* LSE = static_cast<T*>(lse);
   AttentionTile<T> tile{a, static_cast<const T*>(mask), mask_strides};
   const int64_t blocks = (a.q_len + kAttentionRows - 1) / kAttentionRows;
-  // A few query rows (generation: one new token against the cached keys) are dot products and
-  // row updates in place: a GEMM call per head would cost more than the arithmetic.
   const bool direct = a.q_len < 4;
   parallel_for(a.batch * blocks, std::min(kAttentionRows, a.q_len) * a.kv_len * (a.head_dim + a.v_dim),
                [&](int64_t t0, int64_t t1) {
@@ -696,17 +714,8 @@ void attention_forward_tiles(Backend& backend, const AttentionShape& a, const vo
       const T* Kb = K + b * a.k_step();
       const T* Vb = V + b * a.v_step();
       T* Ob = O + (b * a.q_len + i0) * a.v_dim;
-      if (direct) {
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t j = 0; j < a.kv_len; ++j) {
-            T dot = 0;
-#pragma omp simd reduction(+ : dot)
-            for (int64_t e = 0; e < a.head_dim; ++e) dot += Qb[r * a.head_dim + e] * Kb[j * a.head_dim + e];
-            scores[r * a.kv_len + j] = static_cast<T>(a.scale) * dot;
-          }
-      } else {
-        tile_gemm<T>(backend, false, true, rows, a.kv_len, a.head_dim, a.scale, Qb, a.head_dim, Kb, a.head_dim, 0.0, scores.data(), a.kv_len);
-      }
+      attention_product<T>(backend, direct, true, rows, a.kv_len, a.head_dim, a.scale, Qb, a.head_dim, Kb, a.head_dim,
+                           scores.data(), a.kv_len);
       tile.mask_scores(scores.data(), b, i0, rows);
       for (int64_t r = 0; r < rows; ++r) {
         T* row = scores.data() + r * a.kv_len;
@@ -722,20 +731,8 @@ void attention_forward_tiles(Backend& backend, const AttentionShape& a, const vo
         for (int64_t j = 0; j < a.kv_len; ++j) row[j] *= inv;
         LSE[b * a.q_len + i0 + r] = mx + std::log(sum);  // nan/-inf rows stay nan, like softmax
       }
-      if (direct) {
-        for (int64_t r = 0; r < rows; ++r) {
-          T* o = Ob + r * a.v_dim;
-          std::fill_n(o, a.v_dim, T(0));
-          for (int64_t j = 0; j < a.kv_len; ++j) {
-            const T pj = scores[r * a.kv_len + j];
-            const T* vj = Vb + j * a.v_dim;
-#pragma omp simd
-            for (int64_t e = 0; e < a.v_dim; ++e) o[e] += pj * vj[e];
-          }
-        }
-      } else {
-        tile_gemm<T>(backend, false, false, rows, a.v_dim, a.kv_len, 1.0, scores.data(), a.kv_len, Vb, a.v_dim, 0.0, Ob, a.v_dim);
-      }
+      attention_product<T>(backend, direct, false, rows, a.v_dim, a.kv_len, 1.0, scores.data(), a.kv_len, Vb, a.v_dim,
+                           Ob, a.v_dim);
     }
   });
 }
