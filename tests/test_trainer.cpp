@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "ember/ember.h"
@@ -397,7 +398,8 @@ TEST_CASE("ModelCheckpoint: top-k by a monitored metric, last.ckpt, filename tem
   Reg m2;
   Trainer t2(quiet({.max_epochs = 2, .callbacks = {steps}}));
   t2.fit(m2, train);
-  CHECK(steps->best_k_models().size() == 2);  // steps 3 and 6
+  CHECK(steps->best_k_models().empty());  // no monitor: nothing is ranked (Lightning's rule); the newest is best
+  CHECK(fs::path(steps->best_model_path()).filename() == "epoch=1-step=6.ckpt");
   CHECK(fs::exists(dir / "steps" / "epoch=0-step=3.ckpt"));
   CHECK(fs::exists(dir / "steps" / "epoch=1-step=6.ckpt"));
 
@@ -419,7 +421,8 @@ TEST_CASE("ModelCheckpoint: same names get version suffixes, NaN is the worst sc
   CHECK(fs::exists(dir / "c" / "model.ckpt"));
   CHECK(fs::exists(dir / "c" / "model-v1.ckpt"));
   CHECK(fs::exists(dir / "c" / "model-v2.ckpt"));
-  CHECK(constant->best_k_models().size() == 3);
+  CHECK(constant->best_k_models().empty());
+  CHECK(fs::path(constant->best_model_path()).filename() == "model-v2.ckpt");
 
   // A monitored value that is NaN at first is the worst score, never the best forever.
   auto nan_first = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{
@@ -910,6 +913,13 @@ TEST_CASE("TensorBoardLogger: event records read back with the values the CSV lo
   for (auto& s : scalars) val_records += s.tag == "val_loss";
   CHECK(val_records == 2);
   CHECK(scalars.back().step == 5);
+  // The epoch the Trainer adds to every record is a scalar of its own, as Lightning's logger writes it.
+  std::vector<double> epochs;
+  for (auto& s : scalars)
+    if (s.tag == "epoch") epochs.push_back(s.value);
+  REQUIRE(epochs.size() == 6 + 2 + 2);  // six steps, two training and two validation epoch ends
+  CHECK(epochs.front() == 0.0);
+  CHECK(epochs.back() == 1.0);
   CHECK(fs::exists(dir / "lightning_logs" / "version_0" / "hparams.yaml"));
   // A flipped byte fails the CRC check.
   std::string bytes;
@@ -1216,4 +1226,396 @@ TEST_CASE("Lightning test_val_check_interval: 1/3 of an epoch validates 3 times 
       CHECK(model.train_epochs == max_epochs);
       CHECK(model.val_epochs == max_epochs * denominator);
     }
+}
+
+// ---- hook order, stopping, schedulers and checkpoints, after Lightning's own tests ----------------
+
+namespace {
+
+// Every log_metrics call, in order.
+struct RecordingLogger : Logger {
+  std::vector<std::pair<std::map<std::string, double>, int64_t>> calls;
+  void log_metrics(const std::map<std::string, double>& metrics, int64_t step) override { calls.push_back({metrics, step}); }
+};
+
+struct OrderedCheckpoint : ModelCheckpoint {
+  using ModelCheckpoint::ModelCheckpoint;
+  void on_train_epoch_end(T& t, M& m) override {
+    if (g_events) g_events->push_back("ModelCheckpoint");
+    ModelCheckpoint::on_train_epoch_end(t, m);
+  }
+};
+struct OrderedEarlyStopping : EarlyStopping {
+  using EarlyStopping::EarlyStopping;
+  void on_train_epoch_end(T& t, M& m) override {
+    if (g_events) g_events->push_back("EarlyStopping");
+    EarlyStopping::on_train_epoch_end(t, m);
+  }
+};
+
+// No logging in training_step: only what a test logs reaches the loggers.
+struct Silent : Reg {
+  Tensor training_step(const Batch& b, int64_t) override { return nn::functional::mse_loss(forward(b[0]), b[1]); }
+};
+
+}  // namespace
+
+TEST_CASE("Lightning test_trainer_model_hook_system_fit: the module's on_train_epoch_end runs before the monitors") {
+  struct Model : Reg {
+    void on_train_epoch_end() override {
+      if (g_events) g_events->push_back("module");
+      log("from_epoch_end", 1.0);
+    }
+  } model;
+  const fs::path dir = scratch("epoch_end_order");
+  std::vector<std::string> events;
+  g_events = &events;
+  auto ckpt = std::make_shared<OrderedCheckpoint>(ModelCheckpoint::Options{.dirpath = dir.string(), .monitor = "from_epoch_end"});
+  auto es = std::make_shared<OrderedEarlyStopping>(EarlyStopping::Options{.monitor = "from_epoch_end", .check_on_train_epoch_end = true});
+  Trainer t(quiet({.max_epochs = 1, .callbacks = {ckpt, std::make_shared<Recorder>(), es}}));
+  t.fit(model, regression_batches(2, 4, 1));  // the monitors find the metric the module logged
+  g_events = nullptr;
+  std::vector<std::string> epoch_end;
+  for (auto& e : events)
+    if (e == "module" || e == "ModelCheckpoint" || e == "EarlyStopping" || e == "cb:on_train_epoch_end") epoch_end.push_back(e);
+  CHECK(epoch_end == std::vector<std::string>{"cb:on_train_epoch_end", "module", "ModelCheckpoint", "EarlyStopping"});
+  CHECK(ckpt->best_model_score() == 1.0);
+}
+
+TEST_CASE("Lightning test_early_stopping_patience_train: check_on_train_epoch_end sees what on_train_epoch_end logs") {
+  struct Case {
+    std::vector<double> losses;
+    int64_t patience, stop_epoch;
+  };
+  for (auto [losses, patience, stop_epoch] : {Case{{6, 5, 5, 5, 5, 5}, 3, 4}, Case{{6, 5, 4, 4, 3, 3}, 1, 3},
+                                              Case{{6, 5, 6, 5, 5, 5}, 3, 4}})
+    for (bool with_validation : {false, true}) {
+      struct Model : Silent {
+        std::vector<double> losses;
+        void on_train_epoch_end() override {
+          log("train_loss", losses.at(std::min<size_t>(trainer().current_epoch(), losses.size() - 1)));
+        }
+      } model;
+      model.losses = losses;
+      auto es = std::make_shared<EarlyStopping>(
+          EarlyStopping::Options{.monitor = "train_loss", .patience = patience, .check_on_train_epoch_end = true});
+      Trainer t(quiet({.max_epochs = 10, .num_sanity_val_steps = 0, .callbacks = {es}}));
+      if (with_validation) t.fit(model, regression_batches(2, 4, 1), regression_batches(1, 4, 2));
+      else t.fit(model, regression_batches(2, 4, 1));
+      INFO("patience " << patience << ", validation " << with_validation);
+      CHECK(t.current_epoch() - 1 == stop_epoch);
+    }
+}
+
+TEST_CASE("Lightning test_trainer_min_steps_and_min_epochs: a stop request waits for min_steps and min_epochs") {
+  auto stop_at_once = [] {
+    return std::make_shared<EarlyStopping>(EarlyStopping::Options{.monitor = "train_loss", .stopping_threshold = 1e9});
+  };
+  auto train = regression_batches(2, 4, 1);
+  Reg m1;
+  Trainer t1(quiet({.max_epochs = 10, .callbacks = {stop_at_once()}}));
+  t1.fit(m1, train);
+  CHECK(t1.global_step() == 2);  // stopped after the first epoch
+  Reg m2;
+  Trainer t2(quiet({.max_epochs = 10, .min_steps = 7, .callbacks = {stop_at_once()}}));
+  t2.fit(m2, train);
+  CHECK(t2.global_step() == 7);  // the request stood; the epoch loop ended at the 7th step
+  CHECK(t2.current_epoch() == 4);
+  Reg m3;
+  Trainer t3(quiet({.max_epochs = 10, .min_epochs = 3, .min_steps = 2, .callbacks = {stop_at_once()}}));
+  t3.fit(m3, train);
+  CHECK(t3.current_epoch() == 3);  // whole epochs: min_epochs kept the epoch loop going
+  CHECK(t3.global_step() == 6);
+}
+
+TEST_CASE("Lightning test_lr_scheduler_strict: epoch-interval schedulers step only after a complete epoch") {
+  auto plateau_on = [](const std::string& monitor, bool strict) {
+    return [monitor, strict](Reg& r) -> Optimizers {
+      auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 0.01});
+      return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{
+          .scheduler = std::make_shared<optim::ReduceLROnPlateau>(*opt), .monitor = monitor, .strict = strict}};
+    };
+  };
+  auto train = regression_batches(4, 4, 1);
+  Reg stopped;
+  stopped.configure = plateau_on("giraffe", true);
+  Trainer t1(quiet({.max_steps = 1}));
+  CHECK_NOTHROW(t1.fit(stopped, train));  // max_steps ended the epoch early: the scheduler never looked
+  Reg complete;
+  complete.configure = plateau_on("giraffe", true);
+  Trainer t2(quiet({.max_epochs = 1}));
+  check_error([&] { t2.fit(complete, train); }, {"ReduceLROnPlateau conditioned on metric \"giraffe\"", "Available metrics"});
+  Reg lenient;
+  lenient.configure = plateau_on("giraffe", false);
+  Trainer t3(quiet({.max_epochs = 1}));
+  t3.fit(lenient, train);
+  CHECK(t3.warnings().size() == 1);
+  // The same for an epoch-interval StepLR: the learning rate moves only when an epoch completes.
+  auto step_lr = [](Reg& r) -> Optimizers {
+    auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 1.0});
+    return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::StepLR>(*opt, 1, 0.5)}};
+  };
+  Reg m4;
+  m4.configure = step_lr;
+  Trainer t4(quiet({.max_steps = 6}));  // one epoch and a half
+  t4.fit(m4, train);
+  CHECK(t4.optimizers()[0]->param_groups()[0].lr() == 0.5);
+}
+
+TEST_CASE("Lightning test_lr_scheduler_state_updated_before_saving: the epoch's checkpoint holds the stepped lr") {
+  struct Model : Reg {
+    double lr_seen = -1;
+    void on_save_checkpoint(CheckpointExtras&) override { lr_seen = trainer().optimizers()[0]->param_groups()[0].lr(); }
+  };
+  for (bool with_validation : {false, true}) {
+    Model model;
+    model.configure = [](Reg& r) -> Optimizers {
+      auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 1.0});
+      return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::ExponentialLR>(*opt, 10.0)}};
+    };
+    const fs::path dir = scratch("lr_before_saving");
+    Trainer t(quiet({.max_epochs = 1, .callbacks = {std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = dir.string()})}}));
+    if (with_validation) t.fit(model, regression_batches(2, 4, 1), regression_batches(1, 4, 2));
+    else t.fit(model, regression_batches(2, 4, 1));
+    INFO("validation " << with_validation);
+    CHECK(model.lr_seen == 10.0);
+  }
+}
+
+TEST_CASE("Lightning test_optimizers: ReduceLROnPlateau needs a monitor; no optimizer at all is a warning") {
+  Reg m;
+  m.configure = [](Reg& r) -> Optimizers {
+    auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 0.01});
+    return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::ReduceLROnPlateau>(*opt)}};
+  };
+  Trainer t(quiet({.max_epochs = 1}));
+  check_error([&] { t.fit(m, regression_batches(2, 4, 1)); }, {"ReduceLROnPlateau", "monitor"});
+  CHECK(t.global_step() == 0);  // raised before training
+  Reg none;
+  none.configure = [](Reg&) -> Optimizers { return {}; };
+  Trainer t2(quiet({.max_epochs = 1}));
+  t2.fit(none, regression_batches(2, 4, 1));
+  REQUIRE(t2.warnings().size() == 1);
+  CHECK(t2.warnings()[0].find("returned no optimizer") != std::string::npos);
+}
+
+TEST_CASE("Lightning test_model_checkpoint_none_monitor: without a monitor nothing is ranked; the newest is best") {
+  const fs::path dir = scratch("none_monitor");
+  auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = dir.string(), .filename = "{epoch}", .save_top_k = -1});
+  Reg model;
+  Trainer t(quiet({.max_epochs = 2, .callbacks = {ckpt}}));
+  t.fit(model, regression_batches(3, 4, 1), regression_batches(2, 4, 2));
+  CHECK(ckpt->best_model_path() == (dir / "epoch=1.ckpt").string());
+  CHECK(ckpt->last_model_path().empty());
+  CHECK_FALSE(ckpt->best_model_score().has_value());
+  CHECK(ckpt->best_k_models().empty());
+  std::set<std::string> files;
+  for (auto& e : fs::directory_iterator(dir)) files.insert(e.path().filename().string());
+  CHECK(files == std::set<std::string>{"epoch=0.ckpt", "epoch=1.ckpt"});
+  // save_top_k above 1 has nothing to rank by; every_n_train_steps and every_n_epochs exclude each other.
+  check_error([] { ModelCheckpoint({.save_top_k = 3}); }, {"save_top_k=3", "monitor", "not a valid configuration"});
+  check_error([] { ModelCheckpoint({.every_n_epochs = 2, .every_n_train_steps = 5}); }, {"mutually exclusive"});
+  CHECK_NOTHROW(ModelCheckpoint({.every_n_train_steps = 5}));
+}
+
+TEST_CASE("Lightning test_val_check_interval_checkpoint_files: a checkpoint after every validation") {
+  const fs::path dir = scratch("val_interval_ckpt");
+  struct Model : Reg {
+    Tensor validation_step(const Batch& b, int64_t i) override {
+      log("val_acc", static_cast<double>(trainer().global_step()));
+      return Reg::validation_step(b, i);
+    }
+  } model;
+  auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = dir.string(), .monitor = "val_acc", .mode = "max", .save_top_k = -1});
+  Trainer t(quiet({.max_epochs = 1, .val_check_interval = 0.2, .callbacks = {ckpt}}));
+  t.fit(model, regression_batches(10, 2, 1), regression_batches(1, 2, 2));
+  std::set<std::string> files;
+  for (auto& e : fs::directory_iterator(dir)) files.insert(e.path().filename().string());
+  CHECK(files == std::set<std::string>{"epoch=0-step=2.ckpt", "epoch=0-step=4.ckpt", "epoch=0-step=6.ckpt",
+                                       "epoch=0-step=8.ckpt", "epoch=0-step=10.ckpt"});
+  CHECK(ckpt->best_model_score() == 10.0);
+}
+
+TEST_CASE("Lightning test_checkpointing_with_nan_as_first and test_current_score_when_nan") {
+  for (std::string mode : {"min", "max"}) {
+    INFO(mode);
+    const std::vector<double> scores = mode == "max" ? std::vector<double>{NAN, 5, 7, 8} : std::vector<double>{NAN, 8, 7, 5};
+    struct Model : Reg {
+      std::vector<double> scores;
+      void on_validation_epoch_end() override { log("abc", scores[trainer().current_epoch()]); }
+    } model;
+    model.scores = scores;
+    struct Counting : ModelCheckpoint {
+      using ModelCheckpoint::ModelCheckpoint;
+      int saves = 0;
+      void on_save_checkpoint(T&, M&, CheckpointExtras&) override { ++saves; }
+    };
+    const fs::path dir = scratch("nan_first_" + mode);
+    auto ckpt = std::make_shared<Counting>(ModelCheckpoint::Options{.dirpath = dir.string(), .monitor = "abc", .mode = mode});
+    Trainer t(quiet({.max_epochs = 4, .callbacks = {ckpt}}));
+    t.fit(model, regression_batches(2, 4, 1), regression_batches(1, 4, 2));
+    CHECK(ckpt->saves == 4);  // the NaN epoch too: the top-k was not full yet
+    CHECK(ckpt->best_model_score() == (mode == "max" ? 8.0 : 5.0));
+    // A NaN alone: best and current score are the worst value of the mode.
+    struct AllNaN : Reg {
+      Tensor training_step(const Batch& b, int64_t i) override {
+        log("foo", NAN);
+        return Reg::training_step(b, i);
+      }
+    } nan_model;
+    auto only = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = (dir / "only").string(), .monitor = "foo", .mode = mode});
+    Trainer t2(quiet({.max_epochs = 1, .callbacks = {only}}));
+    t2.fit(nan_model, regression_batches(1, 4, 1));
+    const double worst = mode == "min" ? INFINITY : -INFINITY;
+    CHECK(only->best_model_score() == worst);
+    CHECK(only->current_score() == worst);
+  }
+}
+
+TEST_CASE("Lightning test_model_checkpoint_save_last_checkpoint_contents: last.ckpt holds the top-k file's state") {
+  const fs::path dir = scratch("last_contents");
+  auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{
+      .dirpath = dir.string(), .filename = "{epoch}", .monitor = "val_loss", .save_top_k = -1, .save_last = true});
+  Reg model;
+  Trainer t(quiet({.max_epochs = 3, .callbacks = {ckpt}}));
+  t.fit(model, regression_batches(2, 4, 1), regression_batches(1, 4, 2));
+  CHECK(ckpt->last_model_path() == (dir / "last.ckpt").string());
+  const auto last = read_checkpoint((dir / "last.ckpt").string());
+  const auto epoch2 = read_checkpoint((dir / "epoch=2.ckpt").string());
+  CHECK(last.epoch == epoch2.epoch);
+  CHECK(last.global_step == epoch2.global_step);
+  REQUIRE(last.callbacks.count(ckpt->state_key()) == 1);
+  CHECK(last.callbacks.at(ckpt->state_key()) == epoch2.callbacks.at(ckpt->state_key()));
+  // The state names the file itself among the kept ones, with the score it was saved with.
+  const auto state = nlohmann::json::parse(epoch2.callbacks.at(ckpt->state_key()));
+  CHECK(state["best_k_models"].contains((dir / "epoch=2.ckpt").string()));
+  CHECK(state["current_score"] == t.callback_metrics().at("val_loss"));
+  ModelCheckpoint restored({.dirpath = dir.string(), .monitor = "val_loss"});
+  restored.load_state_dict(ckpt->state_dict());
+  CHECK(restored.current_score() == ckpt->current_score());
+}
+
+TEST_CASE("Lightning test_callbacks_and_logger_not_called_with_fastdevrun") {
+  const fs::path dir = scratch("fast_dev_run");
+  auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = (dir / "ckpt").string()});
+  auto es = std::make_shared<EarlyStopping>(EarlyStopping::Options{.monitor = "foo"});  // never logged: a check would fail
+  auto logger = std::make_shared<RecordingLogger>();
+  Reg model;
+  Trainer t({.fast_dev_run = 2, .enable_progress_bar = false, .enable_model_summary = false,
+             .callbacks = {ckpt, es}, .loggers = {logger}});
+  t.fit(model, regression_batches(4, 4, 1), regression_batches(4, 4, 2));
+  CHECK(t.global_step() == 2);
+  CHECK(t.find_callback<ModelCheckpoint>() == ckpt);  // still there, but idle
+  CHECK(ckpt->best_model_path().empty());
+  CHECK_FALSE(fs::exists(dir / "ckpt"));
+  CHECK(es->wait_count() == 0);
+  CHECK(logger->calls.empty());
+}
+
+TEST_CASE("Lightning test__validation_step__log and test_eval_logging_auto_reduce: eval step keys stay out of callback_metrics") {
+  struct Model : Reg {
+    Tensor training_step(const Batch& b, int64_t) override {
+      Tensor loss = nn::functional::mse_loss(forward(b[0]), b[1]);
+      log("a", loss, {.on_step = true, .on_epoch = true});
+      log("a2", 2.0);
+      return loss;
+    }
+    std::vector<double> val_values;
+    Tensor validation_step(const Batch& b, int64_t) override {
+      Tensor loss = nn::functional::mse_loss(forward(b[0]), b[1]);
+      if (!trainer().sanity_checking()) val_values.push_back(loss.item<double>());
+      log("b", loss, {.on_step = true, .on_epoch = true});
+      return loss;
+    }
+  } model;
+  Trainer t(quiet({.max_epochs = 2, .limit_train_batches = 2, .limit_val_batches = 3, .log_every_n_steps = 1}));
+  t.fit(model, regression_batches(2, 4, 1), regression_batches(3, 4, 2));
+  std::set<std::string> logged, callback;
+  for (auto& [k, v] : t.logged_metrics()) logged.insert(k);
+  for (auto& [k, v] : t.callback_metrics()) callback.insert(k);
+  CHECK(logged == std::set<std::string>{"a2", "a_step", "a_epoch", "b_step", "b_epoch"});
+  CHECK(callback == std::set<std::string>{"a", "a2", "b", "a_epoch", "b_epoch", "a_step"});
+  // b is the epoch mean of the last validation, b_step the last value the loggers got.
+  REQUIRE(model.val_values.size() == 6);
+  const double mean = (model.val_values[3] + model.val_values[4] + model.val_values[5]) / 3;
+  CHECK(t.callback_metrics().at("b") == doctest::Approx(mean));
+  CHECK(t.callback_metrics().at("b_epoch") == doctest::Approx(mean));
+  CHECK(t.logged_metrics().at("b_step") == doctest::Approx(model.val_values.back()));
+}
+
+TEST_CASE("Lightning test_eval_step_logging: eval steps log at the eval loop's own count; test starts afresh") {
+  struct Model : Silent {
+    Tensor validation_step(const Batch&, int64_t i) override {
+      log(trainer().fitting() ? "val_log_fit" : "val_log_validate", static_cast<double>(i), {.on_step = true, .on_epoch = false});
+      return {};
+    }
+    Tensor test_step(const Batch&, int64_t i) override {
+      log("test_log", static_cast<double>(i), {.on_step = true, .on_epoch = false});
+      return {};
+    }
+  } model;
+  auto logger = std::make_shared<RecordingLogger>();
+  TrainerOptions o = quiet({.max_epochs = 3, .limit_train_batches = 1, .limit_val_batches = 4, .limit_test_batches = 4});
+  o.logger = true;
+  o.loggers = {logger};
+  Trainer t(o);
+  auto val = regression_batches(4, 2, 2);
+  t.fit(model, regression_batches(1, 2, 1), val);  // the sanity check's logs are discarded
+  std::vector<std::pair<std::map<std::string, double>, int64_t>> expected;
+  for (int epoch = 0; epoch < 3; ++epoch)
+    for (int step = 0; step < 4; ++step) expected.push_back({{{"val_log_fit", step}}, step + 4 * epoch});
+  CHECK(logger->calls == expected);
+  logger->calls.clear();
+  t.validate(model, val);
+  expected.clear();
+  for (int step = 0; step < 4; ++step) expected.push_back({{{"val_log_validate", step}}, step});
+  CHECK(logger->calls == expected);
+  logger->calls.clear();
+  t.test(model, val);
+  expected.clear();
+  for (int step = 0; step < 4; ++step) expected.push_back({{{"test_log", step}}, step});
+  CHECK(logger->calls == expected);
+  std::set<std::string> callback;
+  for (auto& [k, v] : t.callback_metrics()) callback.insert(k);
+  CHECK(callback == std::set<std::string>{"test_log"});  // nothing left from fit or validate
+}
+
+TEST_CASE("Lightning test_log_on_train_start: what on_train_start logs counts in the first epoch only") {
+  struct Model : Silent {
+    void on_train_start() override { log("foo", 123.0); }
+  } model;
+  auto logger = std::make_shared<RecordingLogger>();
+  TrainerOptions o = quiet({.max_epochs = 2, .limit_train_batches = 1, .log_every_n_steps = 1});
+  o.logger = true;
+  o.loggers = {logger};
+  Trainer t(o);
+  t.fit(model, regression_batches(1, 2, 1));
+  using Call = std::pair<std::map<std::string, double>, int64_t>;
+  CHECK(logger->calls == std::vector<Call>{{{{"foo", 123.0}, {"epoch", 0.0}}, 0}});
+  CHECK(t.callback_metrics().at("foo") == 123.0);
+}
+
+TEST_CASE("Lightning test_resume_training_preserves_old_ckpt_last: a resumed run leaves the first run's files") {
+  const fs::path dir = scratch("preserve_last");
+  auto options = [&](const std::string& dirpath) {
+    return ModelCheckpoint::Options{.dirpath = dirpath, .filename = "{step}", .monitor = "step", .mode = "max",
+                                    .save_top_k = 2, .save_last = true, .every_n_train_steps = 1};
+  };
+  Reg model;
+  auto batches = regression_batches(3, 4, 1);
+  Trainer t(quiet({.max_epochs = 1, .default_root_dir = dir.string(),
+                   .callbacks = {std::make_shared<ModelCheckpoint>(options(""))}}));
+  t.fit(model, batches);
+  std::set<std::string> files;
+  for (auto& e : fs::directory_iterator(dir / "checkpoints")) files.insert(e.path().filename().string());
+  CHECK(files == std::set<std::string>{"last.ckpt", "step=2.ckpt", "step=3.ckpt"});
+  Trainer t2(quiet({.max_epochs = 2, .default_root_dir = dir.string(),
+                    .callbacks = {std::make_shared<ModelCheckpoint>(options((dir / "new").string()))}}));
+  t2.fit(model, batches, nullptr, (dir / "checkpoints" / "last.ckpt").string());
+  CHECK(t2.global_step() == 6);
+  files.clear();
+  for (auto& e : fs::directory_iterator(dir / "checkpoints")) files.insert(e.path().filename().string());
+  CHECK(files == std::set<std::string>{"last.ckpt", "step=2.ckpt", "step=3.ckpt"});
+  CHECK(fs::exists(dir / "new" / "last.ckpt"));
+  CHECK(fs::exists(dir / "new" / "step=6.ckpt"));
 }

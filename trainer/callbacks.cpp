@@ -5,8 +5,10 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
 #include <set>
+#include <utility>
 
 #include "ember/core/atomic_file.h"
 #include "ember/nn/json_read.h"
@@ -40,8 +42,15 @@ double parse_hms(const std::string& text) {
 ModelCheckpoint::ModelCheckpoint(Options o) : o_(std::move(o)) {
   EMBER_CHECK(o_.mode == "min" || o_.mode == "max", "ModelCheckpoint: mode must be \"min\" or \"max\", got \"", o_.mode, "\"");
   EMBER_CHECK(o_.save_top_k >= -1, "ModelCheckpoint: save_top_k must be >= -1, got ", o_.save_top_k);
-  EMBER_CHECK(o_.every_n_epochs >= 0 && o_.every_n_train_steps >= 0,
+  EMBER_CHECK(o_.every_n_epochs.value_or(0) >= 0 && o_.every_n_train_steps >= 0,
               "ModelCheckpoint: every_n_epochs and every_n_train_steps must be >= 0");
+  EMBER_CHECK(!o_.monitor.empty() || o_.save_top_k <= 1, "ModelCheckpoint(save_top_k=", o_.save_top_k,
+              ", monitor=\"\") is not a valid configuration: without a monitor there is no quantity to rank the "
+              "checkpoints by. Set monitor, or save_top_k to -1 (keep all), 0 or 1 (keep the latest).");
+  EMBER_CHECK(o_.every_n_train_steps == 0 || o_.every_n_epochs.value_or(0) == 0, "ModelCheckpoint: every_n_train_steps=",
+              o_.every_n_train_steps, " and every_n_epochs=", o_.every_n_epochs.value_or(0),
+              " are mutually exclusive; set one of them");
+  every_n_epochs_ = o_.every_n_epochs.value_or(o_.every_n_train_steps > 0 ? 0 : 1);
   if (o_.filename.empty()) o_.filename = "{epoch}-{step}";
   format_checkpoint_name({});  // a bad template is an error now, not at the first save
 }
@@ -112,75 +121,136 @@ std::string ModelCheckpoint::format_checkpoint_name(const std::map<std::string, 
   return out;
 }
 
+// Lightning's rules: nothing outside fit, in the sanity check or in fast_dev_run, and one save per
+// global step (validation and the epoch's end can fall on the same step).
+bool ModelCheckpoint::skip_saving(T& trainer) const {
+  return trainer.options().fast_dev_run > 0 || !trainer.fitting() || trainer.sanity_checking() ||
+         last_saved_step_ == trainer.global_step();
+}
+
+bool ModelCheckpoint::saves_on_train_epoch_end(T& trainer) const {
+  if (o_.save_on_train_epoch_end) return *o_.save_on_train_epoch_end;
+  if (trainer.options().check_val_every_n_epoch != 1) return false;
+  if (trainer.num_val_batches() == 0) return true;
+  const BatchLimit& interval = trainer.options().val_check_interval;
+  return !interval.count && interval.fraction == 1.0;  // validation only at the epoch's end
+}
+
 void ModelCheckpoint::on_train_batch_end(T& trainer, M&, const Tensor&, int64_t) {
-  if (o_.every_n_train_steps <= 0 || trainer.global_step() == last_saved_step_) return;
-  if (trainer.global_step() % o_.every_n_train_steps == 0) save(trainer);
+  if (skip_saving(trainer) || o_.every_n_train_steps <= 0 || trainer.global_step() % o_.every_n_train_steps != 0) return;
+  save(trainer, /*top_k=*/true);
 }
 
 void ModelCheckpoint::on_train_epoch_end(T& trainer, M&) {
-  if (o_.every_n_train_steps > 0 || o_.every_n_epochs == 0) return;
-  if ((trainer.current_epoch() + 1) % o_.every_n_epochs == 0) save(trainer);
+  if (!skip_saving(trainer) && saves_on_train_epoch_end(trainer)) save_at_epoch(trainer);
 }
 
-void ModelCheckpoint::save(T& trainer) {
-  if (trainer.sanity_checking()) return;
-  last_saved_step_ = trainer.global_step();
-  if (trainer.is_global_zero()) save_on_rank_zero(trainer);
-  if (trainer.world_size() == 1) return;
-  // Every rank learns where rank 0 saved (load_from_checkpoint(best_model_path()) works anywhere).
-  best_model_path_ = trainer.broadcast(best_model_path_);
-  last_model_path_ = trainer.broadcast(last_model_path_);
-  Tensor score = tensor({best_model_score_.value_or(NAN)}, kFloat64);
-  trainer.broadcast(score);
-  if (!std::isnan(score.item<double>())) best_model_score_ = score.item<double>();
+void ModelCheckpoint::on_validation_end(T& trainer, M&) {
+  if (!skip_saving(trainer) && !saves_on_train_epoch_end(trainer)) save_at_epoch(trainer);
 }
 
-void ModelCheckpoint::save_on_rank_zero(T& trainer) {
-  auto metrics = trainer.callback_metrics();
-  metrics["epoch"] = static_cast<double>(trainer.current_epoch());
-  metrics["step"] = static_cast<double>(trainer.global_step());
-  create_directories_or_fail(dirpath_, "ModelCheckpoint");
-  if (o_.save_top_k != 0) save_top_k(trainer, metrics);
-  if (o_.save_last) {
-    last_model_path_ = (fs::path(dirpath_) / "last.ckpt").string();
-    trainer.save_checkpoint(last_model_path_);
-  }
+void ModelCheckpoint::save_at_epoch(T& trainer) {
+  save(trainer, every_n_epochs_ >= 1 && (trainer.current_epoch() + 1) % every_n_epochs_ == 0);
 }
 
-void ModelCheckpoint::save_top_k(T& trainer, const std::map<std::string, double>& metrics) {
-  double score = static_cast<double>(trainer.global_step());  // without a monitor, newest is best
-  const bool monitored = !o_.monitor.empty();
-  if (monitored) {
-    auto it = metrics.find(o_.monitor);
-    EMBER_CHECK(it != metrics.end(), "ModelCheckpoint(monitor=\"", o_.monitor, "\") could not find the monitored "
-                "key in the logged metrics: ", available(metrics), ". Log it with self.log(\"", o_.monitor,
-                "\", ...) or change monitor.");
-    // NaN is the worst score there is (Lightning's rule): it never displaces a real one.
-    score = std::isnan(it->second) ? (o_.mode == "min" ? INFINITY : -INFINITY) : it->second;
+// Rank 0 decides and writes; every rank then learns the paths, the best score and whether a file was
+// written (so all of them skip the same later saves).
+void ModelCheckpoint::save(T& trainer, bool top_k) {
+  bool wrote = false;
+  if (trainer.is_global_zero()) {
+    auto metrics = trainer.callback_metrics();
+    metrics["epoch"] = static_cast<double>(trainer.current_epoch());
+    metrics["step"] = static_cast<double>(trainer.global_step());
+    create_directories_or_fail(dirpath_, "ModelCheckpoint");
+    if (top_k && o_.save_top_k != 0)
+      wrote = o_.monitor.empty() ? save_latest(trainer, metrics) : save_top_k(trainer, metrics);
+    if (o_.save_last) {
+      save_last(trainer, metrics);
+      wrote = true;
+    }
   }
-  auto cmp = [&](double a, double b) { return monitored ? better(a, b) : a > b; };
-  std::string worst;  // the kept checkpoint this one replaces when top-k is full
-  if (o_.save_top_k != -1 && static_cast<int64_t>(best_k_models_.size()) >= o_.save_top_k) {
-    for (auto& [p, s] : best_k_models_)
-      if (worst.empty() || cmp(best_k_models_[worst], s)) worst = p;
-    if (!cmp(score, best_k_models_[worst])) return;
+  if (trainer.world_size() > 1) {
+    best_model_path_ = trainer.broadcast(best_model_path_);
+    last_model_path_ = trainer.broadcast(last_model_path_);
+    Tensor info = tensor({best_model_score_.value_or(NAN), wrote ? 1.0 : 0.0}, kFloat64);
+    trainer.broadcast(info);
+    if (!std::isnan(info[0].item<double>())) best_model_score_ = info[0].item<double>();
+    wrote = info[1].item<double>() != 0;
   }
-  // A name that renders the same as a kept file gets a version suffix (-v1, -v2, ...) instead of
-  // overwriting it; only the checkpoint being replaced may be overwritten.
+  if (wrote) last_saved_step_ = trainer.global_step();
+}
+
+void ModelCheckpoint::write(T& trainer, const std::string& path) { trainer.save_checkpoint(path); }
+
+// The file name for these metrics; a name a kept checkpoint already has gets a version suffix
+// (-v1, -v2, ...) unless it is `replaced`, the one this save supersedes.
+std::string ModelCheckpoint::free_path(const std::map<std::string, double>& metrics, const std::string& replaced) const {
   const std::string stem = (fs::path(dirpath_) / format_checkpoint_name(metrics)).string();
   std::string path = stem + ".ckpt";
-  for (int v = 1; path != worst && fs::exists(path); ++v) path = stem + "-v" + std::to_string(v) + ".ckpt";
-  trainer.save_checkpoint(path);
-  if (!worst.empty()) {
+  for (int v = 1; path != replaced && fs::exists(path); ++v) path = stem + "-v" + std::to_string(v) + ".ckpt";
+  return path;
+}
+
+// A superseded checkpoint is deleted only when it lies in this callback's directory and is not the
+// one training resumed from: a run resumed into another directory leaves the first run's files alone.
+void ModelCheckpoint::remove_replaced(T& trainer, const std::string& old_path, const std::string& new_path) const {
+  if (old_path.empty() || old_path == new_path) return;
+  std::error_code ec;
+  const fs::path old_abs = fs::absolute(old_path, ec).lexically_normal();
+  if (!trainer.ckpt_path().empty() && old_abs == fs::absolute(trainer.ckpt_path(), ec).lexically_normal()) return;
+  const fs::path dir = fs::absolute(dirpath_, ec).lexically_normal();
+  if (old_abs.parent_path() != dir) return;
+  fs::remove(old_abs, ec);  // a file already gone is fine
+}
+
+// No monitor: the newest checkpoint is the best; save_top_k 1 keeps only it, -1 keeps all.
+bool ModelCheckpoint::save_latest(T& trainer, const std::map<std::string, double>& metrics) {
+  const std::string path = free_path(metrics, o_.save_top_k == 1 ? best_model_path_ : "");
+  const std::string previous = std::exchange(best_model_path_, path);  // part of the state the file holds
+  write(trainer, path);
+  if (o_.save_top_k == 1) remove_replaced(trainer, previous, path);
+  return true;
+}
+
+// Lightning's top-k: the state (best, k-th, current score) is updated before the file is written, so
+// the file (and last.ckpt after it) holds the callback's state including itself.
+bool ModelCheckpoint::save_top_k(T& trainer, const std::map<std::string, double>& metrics) {
+  auto it = metrics.find(o_.monitor);
+  EMBER_CHECK(it != metrics.end(), "ModelCheckpoint(monitor=\"", o_.monitor, "\") could not find the monitored "
+              "key in the logged metrics: ", available(metrics), ". Log it with self.log(\"", o_.monitor,
+              "\", ...) or change monitor.");
+  // NaN is the worst score there is (Lightning's rule): it never displaces a real one.
+  const double score = std::isnan(it->second) ? (o_.mode == "min" ? INFINITY : -INFINITY) : it->second;
+  const int64_t k = o_.save_top_k == -1 ? static_cast<int64_t>(best_k_models_.size()) + 1 : o_.save_top_k;
+  auto by_score = [&](const auto& a, const auto& b) { return better(a.second, b.second); };
+  std::string replaced;
+  if (static_cast<int64_t>(best_k_models_.size()) >= k) {  // full: only a better score gets in
+    auto worst = std::max_element(best_k_models_.begin(), best_k_models_.end(), by_score);
+    if (!better(score, worst->second)) return false;
+    replaced = worst->first;
     best_k_models_.erase(worst);
-    std::error_code ec;
-    if (worst != path) fs::remove(worst, ec);  // a file already gone is not a failure
   }
+  const std::string path = free_path(metrics, replaced);
+  current_score_ = score;
   best_k_models_[path] = score;
-  for (auto& [p, s] : best_k_models_)
-    if (best_model_path_.empty() || !best_k_models_.count(best_model_path_) || cmp(s, best_k_models_[best_model_path_]))
-      best_model_path_ = p;
-  best_model_score_ = best_k_models_[best_model_path_];
+  if (static_cast<int64_t>(best_k_models_.size()) == k) {  // the one the next better score replaces
+    auto worst = std::max_element(best_k_models_.begin(), best_k_models_.end(), by_score);
+    kth_best_model_path_ = worst->first;
+    kth_value_ = worst->second;
+  }
+  auto best = std::min_element(best_k_models_.begin(), best_k_models_.end(), by_score);
+  best_model_path_ = best->first;
+  best_model_score_ = best->second;
+  write(trainer, path);
+  remove_replaced(trainer, replaced, path);
+  return true;
+}
+
+void ModelCheckpoint::save_last(T& trainer, const std::map<std::string, double>&) {
+  const std::string path = (fs::path(dirpath_) / "last.ckpt").string();
+  const std::string previous = std::exchange(last_model_path_, path);
+  write(trainer, path);
+  remove_replaced(trainer, previous, path);
 }
 
 namespace {
@@ -206,8 +276,11 @@ std::string ModelCheckpoint::state_dict() const {
   for (auto& [p, s] : best_k_models_) best_k[p] = score_to_json(s);
   nlohmann::json j = {{"monitor", o_.monitor}, {"best_model_path", best_model_path_},
                       {"last_model_path", last_model_path_}, {"best_k_models", best_k},
-                      {"dirpath", dirpath_}, {"last_saved_step", last_saved_step_}};
+                      {"kth_best_model_path", kth_best_model_path_}, {"dirpath", dirpath_},
+                      {"last_saved_step", last_saved_step_}};
   if (best_model_score_) j["best_model_score"] = score_to_json(*best_model_score_);
+  if (current_score_) j["current_score"] = score_to_json(*current_score_);
+  if (kth_value_) j["kth_value"] = score_to_json(*kth_value_);
   return j.dump();
 }
 
@@ -221,7 +294,16 @@ void ModelCheckpoint::load_state_dict(const std::string& text) {
   best_k_models_.clear();
   for (auto& [p, v] : best_k.items()) best_k_models_[p] = score_from_json(v, what);
   last_saved_step_ = nn::json_field<int64_t>(j, "last_saved_step", what);
-  if (j.contains("best_model_score")) best_model_score_ = score_from_json(j["best_model_score"], what);
+  auto optional_score = [&](const char* key) -> std::optional<double> {
+    if (!j.contains(key)) return std::nullopt;
+    return score_from_json(j[key], what);
+  };
+  best_model_score_ = optional_score("best_model_score");
+  current_score_ = optional_score("current_score");
+  kth_value_ = optional_score("kth_value");
+  kth_best_model_path_ = j.contains("kth_best_model_path") ? nn::json_field<std::string>(j, "kth_best_model_path", what) : "";
+  EMBER_CHECK(kth_best_model_path_.empty() || best_k_models_.count(kth_best_model_path_), what,
+              ": kth_best_model_path \"", kth_best_model_path_, "\" is not one of best_k_models");
   if (o_.dirpath.empty()) dirpath_ = nn::json_field<std::string>(j, "dirpath", what);
 }
 
@@ -250,6 +332,7 @@ void EarlyStopping::on_train_epoch_end(T& trainer, M&) {
 }
 
 void EarlyStopping::check(T& trainer) {
+  if (trainer.options().fast_dev_run > 0) return;  // a smoke test stops nothing
   const auto& metrics = trainer.callback_metrics();
   auto it = metrics.find(o_.monitor);
   if (it == metrics.end()) {

@@ -24,10 +24,13 @@ class ModelCheckpoint : public Callback {
     std::string filename;             // empty: "{epoch}-{step}"
     std::string monitor;              // empty: keep the most recent
     std::string mode = "min";
-    int64_t save_top_k = 1;           // -1: all, 0: none (save_last still works)
+    int64_t save_top_k = 1;           // -1: all, 0: none (save_last still works); > 1 needs a monitor
     bool save_last = false;
-    int64_t every_n_epochs = 1;
+    std::optional<int64_t> every_n_epochs;  // unset: 1, or 0 when every_n_train_steps is set
     int64_t every_n_train_steps = 0;  // > 0: save on training steps instead of epochs
+    // Save at the end of the training epoch (true) or after validation (false). Unset: at the end
+    // of the epoch when validation runs once per epoch (or never), after each validation otherwise.
+    std::optional<bool> save_on_train_epoch_end;
     bool auto_insert_metric_name = true;
   };
   ModelCheckpoint() : ModelCheckpoint(Options{}) {}
@@ -36,29 +39,42 @@ class ModelCheckpoint : public Callback {
   void setup(T&, M&, const std::string& stage) override;
   void on_train_batch_end(T&, M&, const Tensor& loss, int64_t batch_idx) override;
   void on_train_epoch_end(T&, M&) override;
+  void on_validation_end(T&, M&) override;
   std::string state_dict() const override;
   void load_state_dict(const std::string& state) override;
   std::string state_key() const override { return "ModelCheckpoint{monitor=" + o_.monitor + "}"; }
   std::string name() const override { return "ModelCheckpoint"; }
 
   const std::string& best_model_path() const { return best_model_path_; }
+  // The best monitored value so far (none without a monitor); a NaN counts as +inf ("min") or -inf.
   std::optional<double> best_model_score() const { return best_model_score_; }
+  // The monitored value of the latest top-k checkpoint (NaN as above).
+  std::optional<double> current_score() const { return current_score_; }
   const std::string& last_model_path() const { return last_model_path_; }
+  // path -> score of the kept top-k checkpoints (empty without a monitor, as in Lightning).
   const std::map<std::string, double>& best_k_models() const { return best_k_models_; }
   const std::string& dirpath() const { return dirpath_; }
   // "{epoch}-{val_loss:.2f}" with these metrics -> "epoch=3-val_loss=0.12" (no extension).
   std::string format_checkpoint_name(const std::map<std::string, double>& metrics) const;
 
  private:
-  void save(T& trainer);
-  void save_on_rank_zero(T& trainer);
-  void save_top_k(T& trainer, const std::map<std::string, double>& metrics);
+  bool skip_saving(T& trainer) const;
+  bool saves_on_train_epoch_end(T& trainer) const;
+  void save_at_epoch(T& trainer);
+  void save(T& trainer, bool top_k);
+  bool save_top_k(T& trainer, const std::map<std::string, double>& metrics);
+  bool save_latest(T& trainer, const std::map<std::string, double>& metrics);
+  void save_last(T& trainer, const std::map<std::string, double>& metrics);
+  std::string free_path(const std::map<std::string, double>& metrics, const std::string& replaced) const;
+  void write(T& trainer, const std::string& path);
+  void remove_replaced(T& trainer, const std::string& old_path, const std::string& new_path) const;
   bool better(double a, double b) const { return o_.mode == "min" ? a < b : a > b; }
   Options o_;
+  int64_t every_n_epochs_ = 1;
   std::string dirpath_;
-  std::string best_model_path_, last_model_path_;
-  std::optional<double> best_model_score_;
-  std::map<std::string, double> best_k_models_;  // path -> score (or step when not monitoring)
+  std::string best_model_path_, last_model_path_, kth_best_model_path_;
+  std::optional<double> best_model_score_, current_score_, kth_value_;
+  std::map<std::string, double> best_k_models_;  // path -> score
   int64_t last_saved_step_ = -1;
 };
 

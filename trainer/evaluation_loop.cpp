@@ -71,6 +71,7 @@ bool Trainer::run_eval_loop(BatchStream& loader, Stage stage, int64_t max_batche
     }
     if (outputs) outputs->push_back(out);
     eval_hook(stage, EvalHook::BatchEnd, i, &out);
+    if (!sanity) ++eval_batches_seen_;
   }
   if (implemented) {
     eval_hook(stage, EvalHook::EpochEnd);
@@ -90,6 +91,8 @@ std::map<std::string, double> Trainer::evaluate_impl(LightningModuleBase& module
   const char* name = stage == Stage::Validate ? "validate" : "test";
   attach(module);
   start_time_ = std::chrono::steady_clock::now();
+  reset_all_metrics();
+  ckpt_path_ = ckpt_path;
   std::map<std::string, double> results;
   try {
     EMBER_HOOK(setup, name);

@@ -26,6 +26,8 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
                        std::unique_ptr<BatchStream> val, const std::string& ckpt_path) {
   start_time_ = std::chrono::steady_clock::now();
   attach(module);
+  reset_all_metrics();
+  ckpt_path_ = ckpt_path;
   stage_ = Stage::Train;
   should_stop = false;
   fitting_ = true;
@@ -60,10 +62,10 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
     }
     EMBER_HOOK(on_train_start);
     // max_time is checked after every batch (like Lightning's Timer), so a run makes at least one step.
+    // A stop request (EarlyStopping, Timer, max_time) waits for min_epochs and min_steps; max_steps does not.
     while (!(max_epochs >= 0 && epoch_ >= max_epochs) && !past_max_steps()) {
-      if (should_stop && epoch_ >= o_.min_epochs) break;
+      if (should_stop && can_stop_early()) break;
       run_train_epoch(*train, val_stream);
-      if (should_stop && epoch_ < o_.min_epochs) should_stop = false;  // min_epochs wins
     }
     EMBER_HOOK(on_train_end);
     EMBER_HOOK(on_fit_end);
@@ -85,7 +87,6 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
 void Trainer::run_train_epoch(BatchStream& train, BatchStream* val) {
   module_->train();
   stage_ = Stage::Train;
-  reset_metrics(Stage::Train);
   const int64_t skip = resume_skip_;
   resume_skip_ = 0;
   train.begin(epoch_, skip);
@@ -109,24 +110,27 @@ void Trainer::run_train_epoch(BatchStream& train, BatchStream* val) {
       module_->train();
       stage_ = Stage::Train;
     }
+    if (time_is_up()) should_stop = true;
     // Every rank must stop at the same batch, or the others would wait in a collective forever.
-    if (any_rank(past_max_steps() || should_stop || time_is_up())) {
+    if (any_rank(past_max_steps() || (should_stop && can_stop_early()))) {
       should_stop = true;
       break;
     }
   }
-  if (module_->automatic_optimization()) step_schedulers("epoch", /*plateau=*/false);
+  // Epoch-interval schedulers step only after a complete epoch (Lightning: max_steps or a stop in
+  // the middle of one leaves them where they are).
+  const bool complete = reached_last && module_->automatic_optimization();
+  if (complete) step_schedulers("epoch", /*plateau=*/false);
   const bool last_is_check = num_training_batches_ % val_every == 0;
   if (validate_epoch && val_enabled_ && (last_is_check || !reached_last)) {
     run_eval_loop(*val, Stage::Validate, num_val_batches_, false);
     module_->train();
     stage_ = Stage::Train;
   }
-  if (module_->automatic_optimization()) step_schedulers("epoch", /*plateau=*/true);
+  if (complete) step_schedulers("epoch", /*plateau=*/true);
   epoch_finished_ = true;
-  finish_epoch_metrics(Stage::Train, /*send=*/false);
-  EMBER_HOOK(on_train_epoch_end);
-  finish_epoch_metrics(Stage::Train, /*send=*/true);
+  train_epoch_end_hooks();
+  reset_metrics(Stage::Train);  // after the epoch, so what on_train_start logs counts in the first one
   for (auto& l : loggers_) l->save();
   should_stop = any_rank(should_stop);
   ++epoch_;
@@ -160,6 +164,25 @@ bool Trainer::train_batch(BatchStream& train, int64_t batch_idx) {
   if (batches_stepped_ % o_.log_every_n_steps == 0 || should_stop) log_step_metrics();
   return true;
 }
+
+// on_train_epoch_end in Lightning's order: the callbacks that monitor metrics (ModelCheckpoint,
+// EarlyStopping) run after the module's hook, so they see what it logged there.
+void Trainer::train_epoch_end_hooks() {
+  auto monitors = [](const Callback& cb) {
+    return dynamic_cast<const ModelCheckpoint*>(&cb) != nullptr || dynamic_cast<const EarlyStopping*>(&cb) != nullptr;
+  };
+  finish_epoch_metrics(Stage::Train, /*send=*/false);
+  set_fx("on_train_epoch_end");
+  for (auto& cb : callbacks_)
+    if (!monitors(*cb)) cb->on_train_epoch_end(*this, *module_);
+  module_->on_train_epoch_end();
+  finish_epoch_metrics(Stage::Train, /*send=*/false);
+  for (auto& cb : callbacks_)
+    if (monitors(*cb)) cb->on_train_epoch_end(*this, *module_);
+  finish_epoch_metrics(Stage::Train, /*send=*/true);
+}
+
+bool Trainer::can_stop_early() const { return epoch_ >= o_.min_epochs && global_step_ >= o_.min_steps; }
 
 bool Trainer::window_start() const { return batch_idx_ % accumulate_ == 0; }
 

@@ -74,6 +74,16 @@ void Trainer::set_fx(const std::string& fx) {
 
 void Trainer::reset_metrics(Stage stage) { metrics_[static_cast<int>(stage)].clear(); }
 
+// Each entry point (fit, validate, test) starts from empty results, as in Lightning.
+void Trainer::reset_all_metrics() {
+  for (auto& m : metrics_) m.clear();
+  callback_metrics_.clear();
+  logged_metrics_.clear();
+  progress_bar_metrics_.clear();
+  pending_step_metrics_.clear();
+  eval_batches_seen_ = 0;
+}
+
 void Trainer::log(const std::string& name, double value, const LogOptions& opt) {
   const std::string reduce = reduce_name(opt.reduce_fx, name);
   const bool on_step = opt.on_step.value_or(default_on_step_);
@@ -107,11 +117,16 @@ void Trainer::log(const std::string& name, double value, const LogOptions& opt) 
   m.reduce = reduce;
   if (on_step) {
     const std::string key = on_epoch ? name + "_step" : name;
-    callback_metrics_[name] = value;
-    callback_metrics_[key] = value;
+    // Lightning keeps per-step values of evaluation metrics that also reduce per epoch out of
+    // callback_metrics: callbacks monitor the epoch value.
+    if (stage_ == Stage::Train || !on_epoch) {
+      callback_metrics_[name] = value;
+      callback_metrics_[key] = value;
+    }
     if (opt.logger) {
+      // Evaluation steps reach the loggers at the evaluation loop's own batch count.
       if (stage_ == Stage::Train) pending_step_metrics_[key] = value;
-      else send_to_loggers({{key, value}}, batches_stepped_);
+      else send_to_loggers({{key, value}}, eval_batches_seen_);
       logged_metrics_[key] = value;
     }
     if (opt.prog_bar) progress_bar_metrics_[key] = value;

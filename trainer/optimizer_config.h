@@ -51,7 +51,7 @@ struct LRSchedulerConfig {
   Scheduler scheduler;
   std::string interval = "epoch";  // "epoch" or "step"
   int64_t frequency = 1;
-  std::string monitor = "val_loss";  // ReduceLROnPlateau only
+  std::string monitor;               // ReduceLROnPlateau only, and required there
   bool strict = true;                // a missing monitor is an error (else a warning)
   std::string name;                  // LearningRateMonitor's key
 };

@@ -114,7 +114,6 @@ void TensorBoardLogger::log_metrics(const std::map<std::string, double>& metrics
   event.set_wall_time(now_seconds());
   event.set_step(step);
   for (auto& [tag, value] : metrics) {
-    if (tag == "epoch" && metrics.size() > 1) continue;  // the step axis carries it
     auto* v = event.mutable_summary()->add_value();
     v->set_tag(tag);
     v->set_simple_value(static_cast<float>(value));

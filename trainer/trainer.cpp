@@ -114,11 +114,9 @@ Trainer::Trainer(TrainerOptions options) : o_(std::move(options)) {
     if (loggers_.empty()) loggers_.push_back(std::make_shared<CSVLogger>());
     for (auto& l : loggers_) l->set_default_save_dir(o_.default_root_dir);
   }
+  // fast_dev_run writes nothing: no default ModelCheckpoint, and a given one (like EarlyStopping) stays idle.
   if (o_.enable_checkpointing && !dev_run && !find_callback<ModelCheckpoint>())
     callbacks_.push_back(std::make_shared<ModelCheckpoint>());
-  if (dev_run) {  // fast_dev_run writes nothing
-    std::erase_if(callbacks_, [](auto& c) { return std::dynamic_pointer_cast<ModelCheckpoint>(c) != nullptr; });
-  }
   if (o_.enable_progress_bar && !find_callback<ProgressBar>())
     callbacks_.push_back(std::make_shared<ProgressBar>());
 }
@@ -182,7 +180,13 @@ void Trainer::configure_optimizers() {
     EMBER_CHECK(s.interval == "epoch" || s.interval == "step", "configure_optimizers: lr_scheduler interval must be "
                 "\"epoch\" or \"step\", got \"", s.interval, "\"");
     EMBER_CHECK(s.frequency >= 1, "configure_optimizers: lr_scheduler frequency must be >= 1");
+    EMBER_CHECK(!s.scheduler.needs_metric() || !s.monitor.empty(), "configure_optimizers: a ReduceLROnPlateau "
+                "scheduler needs the metric it follows: set its LRSchedulerConfig's monitor, for example "
+                "{.scheduler = plateau, .monitor = \"val_loss\"}");
   }
+  if (optimizers_.empty())
+    warn("ember: " + module_->type_name() + ".configure_optimizers returned no optimizer: this fit runs the "
+         "training steps without one");
   if (!module_->automatic_optimization() || optimizers_.size() < 2) return;
   // Automatic optimization with several optimizers: one backward, each steps its own parameters,
   // so a parameter in two optimizers would be updated twice.

@@ -42,6 +42,7 @@ struct TrainerOptions {
   std::optional<int64_t> max_epochs;  // unset: 1000, or unlimited when max_steps is set
   int64_t min_epochs = 0;
   int64_t max_steps = -1;
+  int64_t min_steps = 0;              // a stop request (EarlyStopping, Timer) waits for this many steps
   std::string max_time;               // "DD:HH:MM:SS"; empty: no limit
   BatchLimit val_check_interval = 1.0;
   int64_t check_val_every_n_epoch = 1;
@@ -123,12 +124,15 @@ class Trainer {
   // Inside fit (training or its validation), as opposed to a standalone validate/test/predict.
   bool fitting() const { return fitting_; }
   const std::map<std::string, double>& callback_metrics() const { return callback_metrics_; }
+  // The checkpoint this fit/validate/test started from (empty when none).
+  const std::string& ckpt_path() const { return ckpt_path_; }
   // The loss scaler of precision "16-mixed" (null otherwise).
   optim::GradScaler* grad_scaler() const { return scaler_.get(); }
   const std::map<std::string, double>& logged_metrics() const { return logged_metrics_; }
   const std::map<std::string, double>& progress_bar_metrics() const { return progress_bar_metrics_; }
   int64_t num_training_batches() const { return num_training_batches_; }
-  int64_t num_val_batches() const { return num_val_batches_; }
+  // 0 also when the module turned out to have no validation_step.
+  int64_t num_val_batches() const { return val_enabled_ ? num_val_batches_ : 0; }
   int64_t accumulate_grad_batches() const { return accumulate_; }
   // Optimizer steps the whole fit will take (for OneCycleLR's total_steps and the like); valid from
   // configure_optimizers on. Counts this rank's share of the data in data-parallel runs.
@@ -192,6 +196,8 @@ class Trainer {
   void check_registration(const Tensor& loss);
   void run_train_epoch(BatchStream& train, BatchStream* val);
   bool train_batch(BatchStream& train, int64_t batch_idx);
+  void train_epoch_end_hooks();
+  bool can_stop_early() const;  // min_epochs and min_steps are met
   void automatic_step(const Tensor& loss);  // zero_grad / backward / step, windowed by batch_idx_
   void backward(const Tensor& loss);
   void step_one(size_t index);
@@ -209,6 +215,7 @@ class Trainer {
   // Lightning's rules for a log() call: where it may be called and with which on_step/on_epoch.
   void check_log_call(const std::string& name, bool on_step, bool on_epoch) const;
   void reset_metrics(Stage stage);
+  void reset_all_metrics();
   void finish_epoch_metrics(Stage stage, bool send);
   void log_step_metrics();
   void send_to_loggers(const std::map<std::string, double>& metrics, int64_t step);
@@ -245,6 +252,7 @@ class Trainer {
   bool val_enabled_ = true;
   bool fitting_ = false;  // false once the module turned out to have no validation_step
   std::vector<std::string> warnings_;
+  std::string ckpt_path_;
   std::chrono::steady_clock::time_point start_time_;
   double max_time_seconds_ = -1;
 
@@ -254,6 +262,7 @@ class Trainer {
   std::map<std::string, std::unique_ptr<Metric>> metrics_[4];  // per Stage
   std::map<std::string, double> callback_metrics_, logged_metrics_, progress_bar_metrics_;
   std::map<std::string, double> pending_step_metrics_;
+  int64_t eval_batches_seen_ = 0;  // evaluation batches of this fit/validate/test: their logging step
 };
 
 // Rebuilds a module from a checkpoint: Model(hparams, extra...) with the stored hyperparameters,
