@@ -137,6 +137,26 @@ int64_t Module::num_parameters(bool trainable_only) const {
   return n;
 }
 
+std::vector<bool> Module::training_modes() const {
+  std::vector<bool> out{training_};
+  for (auto& [n, child] : children_) {
+    auto below = child->training_modes();
+    out.insert(out.end(), below.begin(), below.end());
+  }
+  return out;
+}
+
+void Module::set_training_modes(const std::vector<bool>& modes) {
+  size_t next = 0;
+  std::function<void(Module&)> restore = [&](Module& m) {
+    EMBER_CHECK(next < modes.size(), "set_training_modes: ", modes.size(), " flags for a module tree with more modules");
+    m.training_ = modes[next++];
+    for (auto& [n, child] : m.children_) restore(*child);
+  };
+  restore(*this);
+  EMBER_CHECK(next == modes.size(), "set_training_modes: ", modes.size(), " flags for a tree of ", next, " modules");
+}
+
 Module& Module::train(bool on) {
   training_ = on;
   for (auto& [n, child] : children_) child->train(on);

@@ -66,6 +66,11 @@ class Module : public std::enable_shared_from_this<Module> {
   virtual Module& train(bool on = true);
   Module& eval() { return train(false); }
   bool is_training() const { return training_; }
+  // Each module's own train/eval flag, this one first and then its children depth first; and the
+  // same flags put back without calling train() (what the Trainer does around an evaluation loop,
+  // so a submodule the user left in eval mode stays there).
+  std::vector<bool> training_modes() const;
+  void set_training_modes(const std::vector<bool>& modes);
   // In place: every parameter and buffer keeps its Tensor identity (optimizers stay valid), only
   // its data moves or changes dtype. to(dtype) converts floating tensors only.
   Module& to(Device device);

@@ -783,7 +783,7 @@ TEST_CASE("Manual optimization: a GAN step with two optimizers, toggling, accumu
   Tensor g0 = gan.gen->weight.clone(), d0 = gan.disc->weight.clone();  // on the CPU
   Trainer t(quiet({.max_epochs = 1, .accumulate_grad_batches = 2, .gradient_clip_val = 1.0}));
   t.fit(gan, regression_batches(4, 8, 1));
-  CHECK(t.global_step() == 2);  // the first optimizer's steps: every second batch
+  CHECK(t.global_step() == 4);  // every optimizer step counts (Lightning): two optimizers, every second batch
   CHECK_FALSE(equal(g0, gan.gen->weight.to(Device::cpu())));
   CHECK_FALSE(equal(d0, gan.disc->weight.to(Device::cpu())));
   CHECK_FALSE(gan.disc_grad_during_g);  // toggled off while the generator trained
@@ -1618,4 +1618,150 @@ TEST_CASE("Lightning test_resume_training_preserves_old_ckpt_last: a resumed run
   CHECK(files == std::set<std::string>{"last.ckpt", "step=2.ckpt", "step=3.ckpt"});
   CHECK(fs::exists(dir / "new" / "last.ckpt"));
   CHECK(fs::exists(dir / "new" / "step=6.ckpt"));
+}
+
+TEST_CASE("Lightning test_trainer_model_hook_system_fit_no_val_and_resume_max_epochs: restore order on resume") {
+  const fs::path dir = scratch("resume_order");
+  auto ckpt_options = ModelCheckpoint::Options{.dirpath = dir.string(), .save_last = true};
+  Reg first;
+  Trainer t(quiet({.max_epochs = 1, .callbacks = {std::make_shared<ModelCheckpoint>(ckpt_options)}}));
+  t.fit(first, regression_batches(2, 4, 1));
+  struct Model : HookModel {
+    void on_load_checkpoint(const CheckpointExtras&) override { rec("on_load_checkpoint"); }
+    Optimizers configure_optimizers() override {
+      rec("configure_optimizers");
+      return Reg::configure_optimizers();
+    }
+  } model;
+  struct Loading : ModelCheckpoint {
+    using ModelCheckpoint::ModelCheckpoint;
+    void on_load_checkpoint(T&, M&, const CheckpointExtras&) override { g_events->push_back("cb:on_load_checkpoint"); }
+    void load_state_dict(const std::string& s) override {
+      g_events->push_back("cb:load_state_dict");
+      ModelCheckpoint::load_state_dict(s);
+    }
+  };
+  std::vector<std::string> events;
+  g_events = &events;
+  Trainer t2(quiet({.max_epochs = 2, .callbacks = {std::make_shared<Loading>(ckpt_options)}}));
+  t2.fit(model, regression_batches(2, 4, 1), nullptr, (dir / "last.ckpt").string());
+  g_events = nullptr;
+  const std::vector<std::string> head(events.begin(), events.begin() + 6);
+  CHECK(head == std::vector<std::string>{"setup:fit", "on_load_checkpoint", "cb:on_load_checkpoint", "cb:load_state_dict",
+                                         "configure_optimizers", "on_fit_start"});
+  CHECK(t2.global_step() == 4);
+}
+
+TEST_CASE("Lightning test_trainer_model_hook_system_fit_no_val_and_resume_max_steps: on in the same epoch") {
+  const fs::path dir = scratch("resume_steps");
+  struct Model : Silent {
+    std::vector<std::pair<int64_t, int64_t>> seen;  // (epoch, batch) of every training step
+    Tensor training_step(const Batch& b, int64_t i) override {
+      seen.push_back({trainer().current_epoch(), i});
+      return Silent::training_step(b, i);
+    }
+  };
+  auto batches = regression_batches(2, 4, 1);
+  Model first;
+  Trainer t(quiet({.max_steps = 1, .callbacks = {std::make_shared<ModelCheckpoint>(
+                                        ModelCheckpoint::Options{.dirpath = dir.string(), .save_last = true})}}));
+  t.fit(first, batches);
+  Model resumed;
+  Trainer t2(quiet({.max_steps = 3}));
+  t2.fit(resumed, batches, nullptr, (dir / "last.ckpt").string());
+  using Seen = std::vector<std::pair<int64_t, int64_t>>;
+  CHECK(resumed.seen == Seen{{0, 1}, {1, 0}});
+  CHECK(t2.global_step() == 3);
+}
+
+TEST_CASE("Lightning test_hooks: evaluation puts each module's mode back; fit never forces train()") {
+  struct Model : Reg {
+    int train_calls = 0, eval_calls = 0;
+    bool l1_training_seen = true, training_seen = false;
+    nn::Module& train(bool on) override {
+      ++(on ? train_calls : eval_calls);
+      return Reg::train(on);
+    }
+    Tensor training_step(const Batch& b, int64_t i) override {
+      l1_training_seen = l1->is_training();
+      training_seen = is_training();
+      return Reg::training_step(b, i);
+    }
+  } model;
+  model.l1->eval();  // a frozen part the user keeps in eval mode
+  Trainer t(quiet({.max_epochs = 1, .val_check_interval = 0.5, .num_sanity_val_steps = 1}));
+  t.fit(model, regression_batches(4, 4, 1), regression_batches(1, 4, 2));
+  CHECK(model.train_calls == 0);
+  CHECK(model.eval_calls == 3);  // the sanity check and two validations
+  CHECK(model.training_seen);
+  CHECK_FALSE(model.l1_training_seen);
+  CHECK_FALSE(model.l1->is_training());
+  CHECK(model.l2->is_training());
+}
+
+TEST_CASE("Lightning test_multiple_optimizers_manual_call_counts: manual steps, closures, retain_graph, hooks") {
+  struct Model : Reg {
+    std::vector<std::string> order;
+    Model() { automatic_optimization(false); }
+    Tensor training_step(const Batch& b, int64_t) override {
+      auto opts = optimizers();
+      for (auto& opt : opts) {
+        opt.zero_grad();
+        Tensor loss = nn::functional::mse_loss(forward(b[0]), b[1]);
+        opt.step([&] {
+          order.push_back("closure");
+          manual_backward(loss, /*retain_graph=*/true);
+          manual_backward(loss);  // the graph was kept for this second pass
+        });
+      }
+      return {};
+    }
+    void on_before_zero_grad(optim::Optimizer&) override { order.push_back("on_before_zero_grad"); }
+    void on_before_optimizer_step(optim::Optimizer&) override { order.push_back("on_before_optimizer_step"); }
+    Optimizers configure_optimizers() override {
+      return {std::make_shared<optim::SGD>(l1->parameters(), optim::SGDOptions{.lr = 0.01}),
+              std::make_shared<optim::SGD>(l2->parameters(), optim::SGDOptions{.lr = 0.01})};
+    }
+  } model;
+  Trainer t(quiet({.max_epochs = 1}));
+  t.fit(model, regression_batches(2, 4, 1));
+  CHECK(t.global_step() == 4);  // 2 optimizers x 2 batches
+  const std::vector<std::string> one = {"closure", "on_before_optimizer_step"};
+  std::vector<std::string> expected;
+  for (int i = 0; i < 4; ++i) expected.insert(expected.end(), one.begin(), one.end());
+  CHECK(model.order == expected);  // and no on_before_zero_grad in manual optimization
+}
+
+TEST_CASE("Lightning test_lr_scheduler_step_hook: a scheduler of the user's own type steps through the module") {
+  struct Halver {  // not an optim:: scheduler
+    optim::Optimizer* opt;
+    int steps = 0;
+    void step() {
+      ++steps;
+      for (auto& g : opt->param_groups()) g.options["lr"] = g.lr() / 2;
+    }
+  };
+  struct Model : Reg {
+    bool override_hook = true;
+    std::shared_ptr<Halver> halver;
+    Optimizers configure_optimizers() override {
+      auto opt = std::make_shared<optim::SGD>(parameters(), optim::SGDOptions{.lr = 1.0});
+      halver = std::make_shared<Halver>(Halver{opt.get()});
+      return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{.scheduler = Scheduler::custom(halver),
+                                                                                 .interval = "step"}};
+    }
+    void lr_scheduler_step(Scheduler& scheduler, std::optional<double> metric) override {
+      if (override_hook) scheduler.get<Halver>()->step();
+      else Reg::lr_scheduler_step(scheduler, metric);
+    }
+  } model;
+  Trainer t(quiet({.max_epochs = 1}));
+  t.fit(model, regression_batches(3, 4, 1));
+  CHECK(model.halver->steps == 3);
+  CHECK(t.optimizers()[0]->param_groups()[0].lr() == 0.125);
+  check_error([&] { Scheduler::custom(model.halver).get<int>(); }, {"Scheduler::get", "custom"});
+  Model plain;
+  plain.override_hook = false;
+  Trainer t2(quiet({.max_epochs = 1}));
+  check_error([&] { t2.fit(plain, regression_batches(3, 4, 1)); }, {"your own type", "lr_scheduler_step"});
 }

@@ -50,15 +50,26 @@ void Trainer::save_checkpoint(const std::string& path) {
   write_checkpoint(path, c);
 }
 
-void Trainer::restore(const std::string& path, bool full) {
+// Lightning's order: the module's on_load_checkpoint, its weights, and in fit the callbacks' hooks and
+// states, all before configure_optimizers; the optimizers, schedulers and loops after it.
+CheckpointContents Trainer::restore_modules_and_callbacks(const std::string& path) {
   CheckpointContents c = read_checkpoint(path);
-  module_->load_state_dict(c.state_dict, /*strict=*/true);
   const std::string outer_fx = fx_;
   set_fx("on_load_checkpoint");
-  for (auto& cb : callbacks_) cb->on_load_checkpoint(*this, *module_, c.extras);
   module_->on_load_checkpoint(c.extras);
+  module_->load_state_dict(c.state_dict, /*strict=*/true);
+  if (fitting_) {
+    for (auto& cb : callbacks_) cb->on_load_checkpoint(*this, *module_, c.extras);
+    for (auto& cb : callbacks_) {
+      auto it = c.callbacks.find(cb->state_key());
+      if (it != c.callbacks.end()) cb->load_state_dict(it->second);
+    }
+  }
   set_fx(outer_fx);
-  if (!full) return;
+  return c;
+}
+
+void Trainer::restore_training_state(const CheckpointContents& c, const std::string& path) {
   EMBER_CHECK(c.optimizers.size() == optimizers_.size(), "Trainer: the checkpoint ", path, " holds ",
               c.optimizers.size(), " optimizer state(s) but configure_optimizers returned ", optimizers_.size());
   for (size_t i = 0; i < optimizers_.size(); ++i) optimizers_[i]->load_state_dict(c.optimizers[i]);
@@ -66,12 +77,10 @@ void Trainer::restore(const std::string& path, bool full) {
               c.schedulers.size(), " scheduler state(s) but configure_optimizers returned ", schedulers_.size());
   for (size_t i = 0; i < schedulers_.size(); ++i) schedulers_[i].scheduler.load_state_json(c.schedulers[i]);
   if (scaler_ && !c.grad_scaler.empty()) scaler_->load_state_dict(c.grad_scaler);
-  for (auto& cb : callbacks_) {
-    auto it = c.callbacks.find(cb->state_key());
-    if (it != c.callbacks.end()) cb->load_state_dict(it->second);
-  }
   global_step_ = c.global_step;
   batches_stepped_ = c.batches_stepped;
+  // A finished epoch resumes with the next one; one that stopped early (max_steps, a stop request)
+  // resumes at its next batch.
   if (c.epoch_finished) {
     epoch_ = c.epoch + 1;
     resume_skip_ = 0;

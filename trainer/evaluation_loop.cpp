@@ -43,7 +43,7 @@ void Trainer::eval_hook(Stage stage, EvalHook when, int64_t batch_idx, const Ten
 bool Trainer::run_eval_loop(BatchStream& loader, Stage stage, int64_t max_batches, bool sanity,
                             std::vector<Tensor>* outputs) {
   if (max_batches == 0) return true;  // Lightning skips an empty loop whole: none of its hooks run
-  const bool was_training = module_->is_training();
+  const std::vector<bool> modes = module_->training_modes();  // put back as found, as Lightning does
   const Stage outer = stage_;
   const int64_t outer_idx = batch_idx_, outer_total = total_batches_;
   module_->eval();
@@ -78,7 +78,7 @@ bool Trainer::run_eval_loop(BatchStream& loader, Stage stage, int64_t max_batche
     if (!sanity && stage != Stage::Predict) finish_epoch_metrics(stage, /*send=*/true);
     eval_hook(stage, EvalHook::End);
   }
-  if (was_training) module_->train();
+  module_->set_training_modes(modes);
   stage_ = outer;
   batch_idx_ = outer_idx;
   total_batches_ = outer_total;
@@ -97,7 +97,7 @@ std::map<std::string, double> Trainer::evaluate_impl(LightningModuleBase& module
   try {
     EMBER_HOOK(setup, name);
     place(*loader, nullptr);
-    if (!ckpt_path.empty()) restore(ckpt_path, /*full=*/false);
+    if (!ckpt_path.empty()) restore_modules_and_callbacks(ckpt_path);
     if (group_) loader->distribute(global_rank(), world_size(), false);
     const BatchLimit& limit = stage == Stage::Validate ? o_.limit_val_batches : o_.limit_test_batches;
     const int64_t n = limit.resolve(loader->size(), stage == Stage::Validate ? "limit_val_batches" : "limit_test_batches");
@@ -126,7 +126,7 @@ std::vector<Tensor> Trainer::predict_impl(LightningModuleBase& module, std::uniq
   try {
     EMBER_HOOK(setup, "predict");
     place(*loader, nullptr);
-    if (!ckpt_path.empty()) restore(ckpt_path, /*full=*/false);
+    if (!ckpt_path.empty()) restore_modules_and_callbacks(ckpt_path);
     if (group_) loader->distribute(global_rank(), world_size(), false);
     const int64_t n = o_.limit_predict_batches.resolve(loader->size(), "limit_predict_batches");
     run_eval_loop(*loader, Stage::Predict, n, false, &outputs);

@@ -46,10 +46,12 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
       num_val_batches_ = num_training_batches_;
     }
     max_epochs_ = max_epochs;
+    std::optional<CheckpointContents> resumed;
+    if (!ckpt_path.empty()) resumed = restore_modules_and_callbacks(ckpt_path);
     configure_optimizers();  // may ask estimated_stepping_batches()
+    if (resumed) restore_training_state(*resumed, ckpt_path);
     if (is_global_zero())
       for (auto& l : loggers_) l->log_hyperparams(module_->hparams());
-    if (!ckpt_path.empty()) restore(ckpt_path, /*full=*/true);
     if (o_.enable_model_summary && is_global_zero()) std::cout << model_summary(*module_);
     EMBER_HOOK(on_fit_start);
     if (val_stream && o_.num_sanity_val_steps != 0 && num_val_batches_ > 0 && val_enabled_) {
@@ -85,8 +87,7 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
 }
 
 void Trainer::run_train_epoch(BatchStream& train, BatchStream* val) {
-  module_->train();
-  stage_ = Stage::Train;
+  stage_ = Stage::Train;  // the module's modes are the user's (evaluation loops put them back)
   const int64_t skip = resume_skip_;
   resume_skip_ = 0;
   train.begin(epoch_, skip);
@@ -107,8 +108,6 @@ void Trainer::run_train_epoch(BatchStream& train, BatchStream* val) {
     reached_last = last;
     if (validate_epoch && !last && (batch_idx + 1) % val_every == 0) {
       run_eval_loop(*val, Stage::Validate, num_val_batches_, false);
-      module_->train();
-      stage_ = Stage::Train;
     }
     if (time_is_up()) should_stop = true;
     // Every rank must stop at the same batch, or the others would wait in a collective forever.
@@ -124,11 +123,9 @@ void Trainer::run_train_epoch(BatchStream& train, BatchStream* val) {
   const bool last_is_check = num_training_batches_ % val_every == 0;
   if (validate_epoch && val_enabled_ && (last_is_check || !reached_last)) {
     run_eval_loop(*val, Stage::Validate, num_val_batches_, false);
-    module_->train();
-    stage_ = Stage::Train;
   }
   if (complete) step_schedulers("epoch", /*plateau=*/true);
-  epoch_finished_ = true;
+  epoch_finished_ = reached_last;  // a checkpoint of an epoch cut short resumes inside it
   train_epoch_end_hooks();
   reset_metrics(Stage::Train);  // after the epoch, so what on_train_start logs counts in the first one
   for (auto& l : loggers_) l->save();

@@ -23,6 +23,10 @@ namespace ember::trainer {
 
 void LightningOptimizer::zero_grad() { trainer_->optimizer_zero_grad(index_); }
 void LightningOptimizer::step() { trainer_->optimizer_step(index_); }
+void LightningOptimizer::step(const std::function<void()>& closure) {
+  if (closure) closure();
+  trainer_->optimizer_step(index_);
+}
 optim::Optimizer& LightningOptimizer::optimizer() const { return *trainer_->optimizers().at(index_); }
 
 Trainer& LightningModuleBase::trainer() const {
@@ -61,7 +65,9 @@ std::vector<Scheduler> LightningModuleBase::lr_schedulers() const {
   return out;
 }
 
-void LightningModuleBase::manual_backward(const Tensor& loss) { trainer().manual_backward(*this, loss); }
+void LightningModuleBase::manual_backward(const Tensor& loss, bool retain_graph) {
+  trainer().manual_backward(*this, loss, retain_graph);
+}
 
 void LightningModuleBase::toggle_optimizer(const LightningOptimizer& optimizer) {
   std::set<const TensorImpl*> mine;

@@ -61,6 +61,9 @@ class LightningOptimizer {
   LightningOptimizer(Trainer* trainer, size_t index) : trainer_(trainer), index_(index) {}
   void zero_grad();
   void step();
+  // Lightning's step(closure): the closure (which computes the loss and calls manual_backward)
+  // runs first, then the step.
+  void step(const std::function<void()>& closure);
   optim::Optimizer& optimizer() const;
   size_t index() const { return index_; }
 
@@ -117,6 +120,9 @@ class LightningModuleBase : public nn::Module {
   virtual void on_save_checkpoint(CheckpointExtras& checkpoint) {}
   virtual void on_load_checkpoint(const CheckpointExtras& checkpoint) {}
   virtual void on_exception(const std::exception& error) {}
+  // Steps one scheduler (with its monitored value for ReduceLROnPlateau, or for a custom scheduler
+  // whose config names a monitor). Override it to drive a scheduler of your own type.
+  virtual void lr_scheduler_step(Scheduler& scheduler, std::optional<double> metric) { scheduler.step(metric); }
 
   // ---- logging ------------------------------------------------------------------------------
   void log(const std::string& name, const Tensor& value, const LogOptions& options = {});
@@ -142,7 +148,7 @@ class LightningModuleBase : public nn::Module {
   std::vector<LightningOptimizer> optimizers() const;
   std::vector<Scheduler> lr_schedulers() const;
   // backward with the Trainer's hooks (manual optimization).
-  void manual_backward(const Tensor& loss);
+  void manual_backward(const Tensor& loss, bool retain_graph = false);
   // Only this optimizer's parameters require grad until untoggle_optimizer (alternating updates).
   void toggle_optimizer(const LightningOptimizer& optimizer);
   void untoggle_optimizer(const LightningOptimizer& optimizer);

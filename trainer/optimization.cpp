@@ -42,7 +42,7 @@ void Trainer::enter_autocast(std::optional<AutocastGuard>& scope) const {
   if (autocast_dtype_) scope.emplace(device_.type, *autocast_dtype_);
 }
 
-void Trainer::backward(const Tensor& loss) {
+void Trainer::backward(const Tensor& loss, bool retain_graph) {
   check_registration(loss);
   // Accumulated gradients are the mean over the window, as if the batches were one; "16-mixed"
   // multiplies by the GradScaler's scale (step_one divides it out again).
@@ -50,7 +50,7 @@ void Trainer::backward(const Tensor& loss) {
   if (scaler_) scaled = scaler_->scale(scaled);
   EMBER_HOOK(on_before_backward, scaled);
   if (reducer_) reducer_->arm(window_end());  // gradients travel during backward at window ends
-  scaled.backward();
+  scaled.backward({}, retain_graph);
   if (reducer_) reducer_->finish();
   EMBER_HOOK(on_after_backward);
 }
@@ -74,32 +74,32 @@ void Trainer::step_one(size_t index) {
 }
 
 // Manual optimization: the module drives, the Trainer keeps accumulation, clipping and counters.
-void Trainer::manual_backward(LightningModuleBase&, const Tensor& loss) {
+void Trainer::manual_backward(LightningModuleBase&, const Tensor& loss, bool retain_graph) {
   EMBER_CHECK(running_, "manual_backward: the module is not being trained by a Trainer");
-  backward(loss);
+  backward(loss, retain_graph);
 }
 
 void Trainer::optimizer_zero_grad(size_t index) {
   EMBER_CHECK(index < optimizers_.size(), "optimizers(): index ", index, " out of range");
   if (!window_start()) return;
-  EMBER_HOOK(on_before_zero_grad, *optimizers_[index]);
-  optimizers_[index]->zero_grad();
+  optimizers_[index]->zero_grad();  // no on_before_zero_grad here: Lightning calls it in automatic optimization only
 }
 
 void Trainer::optimizer_step(size_t index) {
   EMBER_CHECK(index < optimizers_.size(), "optimizers(): index ", index, " out of range");
   if (!window_end()) return;
   step_one(index);
-  if (index == 0) ++global_step_;  // global_step counts the first optimizer's steps
+  ++global_step_;  // in manual optimization every optimizer step counts (Lightning)
 }
 
 void Trainer::step_schedulers(const std::string& interval, bool plateau) {
   for (auto& cfg : schedulers_) {
-    if (cfg.interval != interval || cfg.scheduler.needs_metric() != plateau) continue;
+    const bool wants_metric = cfg.scheduler.needs_metric() || (cfg.scheduler.is_custom() && !cfg.monitor.empty());
+    if (cfg.interval != interval || wants_metric != plateau) continue;
     const int64_t counter = interval == "step" ? global_step_ : epoch_ + 1;
     if (counter % cfg.frequency != 0) continue;
     if (!plateau) {
-      cfg.scheduler.step();
+      module_->lr_scheduler_step(cfg.scheduler, std::nullopt);
       continue;
     }
     auto it = callback_metrics_.find(cfg.monitor);
@@ -113,7 +113,7 @@ void Trainer::step_schedulers(const std::string& interval, bool plateau) {
       warn("ember: " + msg + " (strict=false: the scheduler was not stepped)");
       continue;
     }
-    cfg.scheduler.step(it->second);
+    module_->lr_scheduler_step(cfg.scheduler, it->second);
   }
 }
 

@@ -48,6 +48,9 @@ void Scheduler::step(std::optional<double> metric) {
     sequential_->step();
   } else if (chained_) {
     chained_->step();
+  } else if (custom_) {
+    fail("Scheduler: a scheduler of your own type (", custom_type_->name(), ") is not one ember can step: override "
+         "the LightningModule's lr_scheduler_step(scheduler, metric) and step it there");
   }
 }
 
@@ -69,7 +72,7 @@ optim::Optimizer* Scheduler::optimizer() const {
 
 std::string Scheduler::kind() const {
   return plateau_ ? "ReduceLROnPlateau" : lr_ ? "LRScheduler" : sequential_ ? "SequentialLR"
-                                                    : chained_ ? "ChainedScheduler" : "none";
+                                                    : chained_ ? "ChainedScheduler" : custom_ ? "custom" : "none";
 }
 
 std::string Scheduler::state_json() const {
@@ -87,6 +90,7 @@ void Scheduler::load_state_json(const std::string& text) {
   else if (lr_) lr_->load_state_dict(from_json(j));
   else if (sequential_) sequential_->load_state_dict(list_from_json(j));
   else if (chained_) chained_->load_state_dict(list_from_json(j));
+  // a custom scheduler's state is its owner's business (nothing was saved)
 }
 
 Optimizers::Optimizers(OptimizerConfig config) {

@@ -11,7 +11,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <typeinfo>
 #include <vector>
+
+#include "ember/core/error.h"
 
 #include "ember/optim/lr_scheduler.h"
 #include "ember/optim/optimizer.h"
@@ -29,7 +32,25 @@ class Scheduler {
   Scheduler(std::shared_ptr<optim::SequentialLR> s) : sequential_(std::move(s)) {}
   Scheduler(std::shared_ptr<optim::ChainedScheduler> s) : chained_(std::move(s)) {}
 
-  bool defined() const { return lr_ || plateau_ || sequential_ || chained_; }
+  // A scheduler of the user's own type: the Trainer cannot step it, so the module overrides
+  // lr_scheduler_step and steps it there (Lightning's rule); get<S>() hands it back. Its state is
+  // not saved in checkpoints.
+  template <class S>
+  static Scheduler custom(std::shared_ptr<S> scheduler) {
+    Scheduler out;
+    out.custom_ = std::move(scheduler);
+    out.custom_type_ = &typeid(S);
+    return out;
+  }
+  template <class S>
+  std::shared_ptr<S> get() const {
+    EMBER_CHECK(custom_ && *custom_type_ == typeid(S), "Scheduler::get: this ", kind(), " scheduler is not a ",
+                typeid(S).name());
+    return std::static_pointer_cast<S>(custom_);
+  }
+  bool is_custom() const { return custom_ != nullptr; }
+
+  bool defined() const { return lr_ || plateau_ || sequential_ || chained_ || custom_; }
   // ReduceLROnPlateau steps with the monitored metric.
   bool needs_metric() const { return plateau_ != nullptr; }
   void step(std::optional<double> metric = std::nullopt);
@@ -45,6 +66,8 @@ class Scheduler {
   std::shared_ptr<optim::ReduceLROnPlateau> plateau_;
   std::shared_ptr<optim::SequentialLR> sequential_;
   std::shared_ptr<optim::ChainedScheduler> chained_;
+  std::shared_ptr<void> custom_;
+  const std::type_info* custom_type_ = nullptr;
 };
 
 struct LRSchedulerConfig {

@@ -27,6 +27,8 @@
 
 namespace ember::trainer {
 
+struct CheckpointContents;  // trainer/checkpoint.h
+
 // A number of batches (an integer) or a fraction of the loader (a real number), as in Lightning:
 // 10 means ten batches, 0.25 a quarter of them, 1.0 all.
 struct BatchLimit {
@@ -174,7 +176,7 @@ class Trainer {
 
   // ---- used by LightningModule -----------------------------------------------------------------
   void log(const std::string& name, double value, const LogOptions& options);
-  void manual_backward(LightningModuleBase& module, const Tensor& loss);
+  void manual_backward(LightningModuleBase& module, const Tensor& loss, bool retain_graph = false);
   void optimizer_zero_grad(size_t index);
   void optimizer_step(size_t index);
   // Prints to stderr once and hands the text to the loggers.
@@ -199,7 +201,7 @@ class Trainer {
   void train_epoch_end_hooks();
   bool can_stop_early() const;  // min_epochs and min_steps are met
   void automatic_step(const Tensor& loss);  // zero_grad / backward / step, windowed by batch_idx_
-  void backward(const Tensor& loss);
+  void backward(const Tensor& loss, bool retain_graph = false);
   void step_one(size_t index);
   bool window_start() const;  // first batch of a gradient-accumulation window
   bool window_end() const;    // last batch of one (the optimizers step)
@@ -210,7 +212,8 @@ class Trainer {
   void step_schedulers(const std::string& interval, bool plateau);
   bool time_is_up() const;
   bool past_max_steps() const { return o_.max_steps >= 0 && global_step_ >= o_.max_steps; }
-  void restore(const std::string& path, bool full);
+  CheckpointContents restore_modules_and_callbacks(const std::string& path);
+  void restore_training_state(const CheckpointContents& c, const std::string& path);
   void set_fx(const std::string& fx);
   // Lightning's rules for a log() call: where it may be called and with which on_step/on_epoch.
   void check_log_call(const std::string& name, bool on_step, bool on_epoch) const;
