@@ -1765,3 +1765,18 @@ TEST_CASE("Lightning test_lr_scheduler_step_hook: a scheduler of the user's own 
   Trainer t2(quiet({.max_epochs = 1}));
   check_error([&] { t2.fit(plain, regression_batches(3, 4, 1)); }, {"your own type", "lr_scheduler_step"});
 }
+
+TEST_CASE("Lightning test_logging_in_callbacks_with_log_function: callbacks log through the module, on_train_start too") {
+  struct Logging : Callback {
+    void on_train_start(T&, M& m) override { m.log("on_train_start", 1.0); }
+    void on_train_epoch_start(T&, M& m) override { m.log("on_train_epoch_start", 2.0); }
+    void on_train_batch_end(T&, M& m, const Tensor&, int64_t) override { m.log("on_train_batch_end", 3.0); }
+    void on_train_epoch_end(T&, M& m) override { m.log("on_train_epoch_end", 4.0); }
+  };
+  Silent model;
+  Trainer t(quiet({.max_epochs = 1, .limit_train_batches = 1, .limit_val_batches = 1, .callbacks = {std::make_shared<Logging>()}}));
+  t.fit(model, regression_batches(1, 4, 1), regression_batches(1, 4, 2));
+  std::map<std::string, double> expected = {{"on_train_start", 1}, {"on_train_epoch_start", 2}, {"on_train_batch_end", 3},
+                                            {"on_train_epoch_end", 4}, {"val_loss", t.callback_metrics().at("val_loss")}};
+  CHECK(t.callback_metrics() == expected);  // (Reg's validation_step logs val_loss, which BoringModel does not)
+}
