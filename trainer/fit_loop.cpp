@@ -106,9 +106,8 @@ void Trainer::run_train_epoch(BatchStream& train, BatchStream* val) {
     if (!train_batch(train, batch_idx)) break;
     const bool last = batch_idx + 1 == num_training_batches_;
     reached_last = last;
-    if (validate_epoch && !last && (batch_idx + 1) % val_every == 0) {
+    if (validate_epoch && !last && (batch_idx + 1) % val_every == 0)
       run_eval_loop(*val, Stage::Validate, num_val_batches_, false);
-    }
     if (time_is_up()) should_stop = true;
     // Every rank must stop at the same batch, or the others would wait in a collective forever.
     if (any_rank(past_max_steps() || (should_stop && can_stop_early()))) {
@@ -121,9 +120,8 @@ void Trainer::run_train_epoch(BatchStream& train, BatchStream* val) {
   const bool complete = reached_last && module_->automatic_optimization();
   if (complete) step_schedulers("epoch", /*plateau=*/false);
   const bool last_is_check = num_training_batches_ % val_every == 0;
-  if (validate_epoch && val_enabled_ && (last_is_check || !reached_last)) {
+  if (validate_epoch && val_enabled_ && (last_is_check || !reached_last))
     run_eval_loop(*val, Stage::Validate, num_val_batches_, false);
-  }
   if (complete) step_schedulers("epoch", /*plateau=*/true);
   epoch_finished_ = reached_last;  // a checkpoint of an epoch cut short resumes inside it
   train_epoch_end_hooks();
