@@ -64,4 +64,12 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+std::string pair_str(const std::array<int64_t, 2>& pair) {
+  std::string s = "(";  // appended piece by piece: GCC 12 warns (-Wrestrict) on "(" + std::string&&
+  s += std::to_string(pair[0]);
+  s += ", ";
+  s += std::to_string(pair[1]);
+  return s + ")";
+}
+
 }  // namespace ember

@@ -2,6 +2,7 @@
 // device, index). Messages always start with the op's name, so a user reading a failure knows which
 // call went wrong; `shape_str` formats shapes the way PyTorch prints them: [32, 16].
 #pragma once
+#include <array>
 #include <cstdint>
 #include <sstream>
 #include <stdexcept>
@@ -16,6 +17,8 @@ class Error : public std::runtime_error {
 };
 
 std::string shape_str(const std::vector<int64_t>& shape);
+// "(a, b)": a kernel size, stride or padding pair as PyTorch prints it.
+std::string pair_str(const std::array<int64_t, 2>& pair);
 
 namespace detail {
 inline void append(std::ostringstream&) {}

@@ -105,8 +105,6 @@ Tensor same_pad(const Tensor& x, Pair kernel, Pair dilation) {
   return pad(x, pads);
 }
 
-std::string pair_str(Pair p) { return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")"; }
-
 void init_conv(Tensor& weight, Tensor& bias) {
   init::kaiming_uniform_(weight, std::sqrt(5.0));
   if (bias.defined()) {

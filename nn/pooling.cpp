@@ -82,10 +82,6 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size) {
 
 }  // namespace functional
 
-static std::string pair_str(Pair p) {
-  return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")";
-}
-
 MaxPool2d::MaxPool2d(Pair k, std::optional<Pair> s, Pair p, Pair d, bool c)
     : Module("MaxPool2d"), kernel_size(k), stride(s.value_or(k)), padding(p), dilation(d), ceil_mode(c) {}
 
