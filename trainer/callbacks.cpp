@@ -165,7 +165,7 @@ void ModelCheckpoint::save(T& trainer, bool top_k) {
     if (top_k && o_.save_top_k != 0)
       wrote = o_.monitor.empty() ? save_latest(trainer, metrics) : save_top_k(trainer, metrics);
     if (o_.save_last) {
-      save_last(trainer, metrics);
+      save_last(trainer);
       wrote = true;
     }
   }
@@ -179,8 +179,6 @@ void ModelCheckpoint::save(T& trainer, bool top_k) {
   }
   if (wrote) last_saved_step_ = trainer.global_step();
 }
-
-void ModelCheckpoint::write(T& trainer, const std::string& path) { trainer.save_checkpoint(path); }
 
 // The file name for these metrics; a name a kept checkpoint already has gets a version suffix
 // (-v1, -v2, ...) unless it is `replaced`, the one this save supersedes.
@@ -207,12 +205,12 @@ void ModelCheckpoint::remove_replaced(T& trainer, const std::string& old_path, c
 bool ModelCheckpoint::save_latest(T& trainer, const std::map<std::string, double>& metrics) {
   const std::string path = free_path(metrics, o_.save_top_k == 1 ? best_model_path_ : "");
   const std::string previous = std::exchange(best_model_path_, path);  // part of the state the file holds
-  write(trainer, path);
+  trainer.save_checkpoint(path);
   if (o_.save_top_k == 1) remove_replaced(trainer, previous, path);
   return true;
 }
 
-// Lightning's top-k: the state (best, k-th, current score) is updated before the file is written, so
+// Lightning's top-k: the state (best and current score, the kept files) is updated before the file is written, so
 // the file (and last.ckpt after it) holds the callback's state including itself.
 bool ModelCheckpoint::save_top_k(T& trainer, const std::map<std::string, double>& metrics) {
   auto it = metrics.find(o_.monitor);
@@ -233,23 +231,18 @@ bool ModelCheckpoint::save_top_k(T& trainer, const std::map<std::string, double>
   const std::string path = free_path(metrics, replaced);
   current_score_ = score;
   best_k_models_[path] = score;
-  if (static_cast<int64_t>(best_k_models_.size()) == k) {  // the one the next better score replaces
-    auto worst = std::max_element(best_k_models_.begin(), best_k_models_.end(), by_score);
-    kth_best_model_path_ = worst->first;
-    kth_value_ = worst->second;
-  }
   auto best = std::min_element(best_k_models_.begin(), best_k_models_.end(), by_score);
   best_model_path_ = best->first;
   best_model_score_ = best->second;
-  write(trainer, path);
+  trainer.save_checkpoint(path);
   remove_replaced(trainer, replaced, path);
   return true;
 }
 
-void ModelCheckpoint::save_last(T& trainer, const std::map<std::string, double>&) {
+void ModelCheckpoint::save_last(T& trainer) {
   const std::string path = (fs::path(dirpath_) / "last.ckpt").string();
   const std::string previous = std::exchange(last_model_path_, path);
-  write(trainer, path);
+  trainer.save_checkpoint(path);
   remove_replaced(trainer, previous, path);
 }
 
@@ -276,11 +269,9 @@ std::string ModelCheckpoint::state_dict() const {
   for (auto& [p, s] : best_k_models_) best_k[p] = score_to_json(s);
   nlohmann::json j = {{"monitor", o_.monitor}, {"best_model_path", best_model_path_},
                       {"last_model_path", last_model_path_}, {"best_k_models", best_k},
-                      {"kth_best_model_path", kth_best_model_path_}, {"dirpath", dirpath_},
-                      {"last_saved_step", last_saved_step_}};
+                      {"dirpath", dirpath_}, {"last_saved_step", last_saved_step_}};
   if (best_model_score_) j["best_model_score"] = score_to_json(*best_model_score_);
   if (current_score_) j["current_score"] = score_to_json(*current_score_);
-  if (kth_value_) j["kth_value"] = score_to_json(*kth_value_);
   return j.dump();
 }
 
@@ -300,10 +291,6 @@ void ModelCheckpoint::load_state_dict(const std::string& text) {
   };
   best_model_score_ = optional_score("best_model_score");
   current_score_ = optional_score("current_score");
-  kth_value_ = optional_score("kth_value");
-  kth_best_model_path_ = j.contains("kth_best_model_path") ? nn::json_field<std::string>(j, "kth_best_model_path", what) : "";
-  EMBER_CHECK(kth_best_model_path_.empty() || best_k_models_.count(kth_best_model_path_), what,
-              ": kth_best_model_path \"", kth_best_model_path_, "\" is not one of best_k_models");
   if (o_.dirpath.empty()) dirpath_ = nn::json_field<std::string>(j, "dirpath", what);
 }
 

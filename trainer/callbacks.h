@@ -64,16 +64,15 @@ class ModelCheckpoint : public Callback {
   void save(T& trainer, bool top_k);
   bool save_top_k(T& trainer, const std::map<std::string, double>& metrics);
   bool save_latest(T& trainer, const std::map<std::string, double>& metrics);
-  void save_last(T& trainer, const std::map<std::string, double>& metrics);
+  void save_last(T& trainer);
   std::string free_path(const std::map<std::string, double>& metrics, const std::string& replaced) const;
-  void write(T& trainer, const std::string& path);
   void remove_replaced(T& trainer, const std::string& old_path, const std::string& new_path) const;
   bool better(double a, double b) const { return o_.mode == "min" ? a < b : a > b; }
   Options o_;
   int64_t every_n_epochs_ = 1;
   std::string dirpath_;
-  std::string best_model_path_, last_model_path_, kth_best_model_path_;
-  std::optional<double> best_model_score_, current_score_, kth_value_;
+  std::string best_model_path_, last_model_path_;
+  std::optional<double> best_model_score_, current_score_;
   std::map<std::string, double> best_k_models_;  // path -> score
   int64_t last_saved_step_ = -1;
 };
