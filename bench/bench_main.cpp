@@ -152,7 +152,7 @@ void add_gpt(std::vector<Entry>& list) {
                     auto model = std::make_shared<gpt::GPT>(bench_gpt_config());
                     auto [decay, no_decay] = model->decay_groups();
                     auto opt = std::make_shared<optim::AdamW>(
-                        std::vector<optim::ParamGroup>{{decay, {{"weight_decay", 0.1}}}, {no_decay, {{"weight_decay", 0.0}}}},
+                        std::vector<optim::ParamGroup>{{decay, {.weight_decay = 0.1}}, {no_decay, {.weight_decay = 0.0}}},
                         optim::AdamWOptions{.lr = 1e-3});
                     Tensor x = randint(96, {16, 128}), y = randint(96, {16, 128});
                     return std::function<void()>([model, opt, x, y] {

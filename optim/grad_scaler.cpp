@@ -79,27 +79,26 @@ void GradScaler::update(std::optional<double> new_scale) {
   per_optimizer_.clear();
 }
 
-std::map<std::string, double> GradScaler::state_dict() const {
-  if (!options_.enabled) return {};
-  return {{"scale", scale_},
-          {"growth_factor", options_.growth_factor},
-          {"backoff_factor", options_.backoff_factor},
-          {"growth_interval", static_cast<double>(options_.growth_interval)},
-          {"_growth_tracker", static_cast<double>(growth_tracker_)}};
+std::optional<GradScalerState> GradScaler::state_dict() const {
+  if (!options_.enabled) return std::nullopt;
+  return GradScalerState{.scale = scale_,
+                         .growth_factor = options_.growth_factor,
+                         .backoff_factor = options_.backoff_factor,
+                         .growth_interval = options_.growth_interval,
+                         .growth_tracker = growth_tracker_};
 }
 
-void GradScaler::load_state_dict(const std::map<std::string, double>& state) {
-  EMBER_CHECK(!state.empty(), "GradScaler.load_state_dict: the state is empty (saved by a disabled GradScaler?)");
-  auto get = [&](const char* key) {
-    auto it = state.find(key);
-    EMBER_CHECK(it != state.end(), "GradScaler.load_state_dict: missing \"", key, "\"");
-    return it->second;
-  };
-  scale_ = get("scale");
-  options_.growth_factor = get("growth_factor");
-  options_.backoff_factor = get("backoff_factor");
-  options_.growth_interval = static_cast<int64_t>(get("growth_interval"));
-  growth_tracker_ = static_cast<int64_t>(get("_growth_tracker"));
+void GradScaler::load_state_dict(const GradScalerState& state) {
+  EMBER_CHECK(state.scale > 0 && std::isfinite(state.scale) && state.growth_factor > 1 && state.backoff_factor > 0 &&
+                  state.backoff_factor < 1 && state.growth_interval > 0 && state.growth_tracker >= 0,
+              "GradScaler.load_state_dict: invalid state (scale ", state.scale, ", growth_factor ", state.growth_factor,
+              ", backoff_factor ", state.backoff_factor, ", growth_interval ", state.growth_interval,
+              ", _growth_tracker ", state.growth_tracker, ")");
+  scale_ = state.scale;
+  options_.growth_factor = state.growth_factor;
+  options_.backoff_factor = state.backoff_factor;
+  options_.growth_interval = state.growth_interval;
+  growth_tracker_ = state.growth_tracker;
 }
 
 }  // namespace ember::optim

@@ -29,6 +29,14 @@ struct GradScalerOptions {
   bool enabled = true;  // disabled: scale() returns the loss, step() is opt.step(), update() nothing
 };
 
+// What a GradScaler saves and restores; PyTorch's state_dict holds the same five entries (the
+// tracker under the key "_growth_tracker"): the clean steps since the scale last changed.
+struct GradScalerState {
+  double scale = 65536.0, growth_factor = 2.0, backoff_factor = 0.5;
+  int64_t growth_interval = 2000, growth_tracker = 0;
+  bool operator==(const GradScalerState&) const = default;
+};
+
 class GradScaler {
  public:
   explicit GradScaler(GradScalerOptions options = {});
@@ -47,9 +55,9 @@ class GradScaler {
 
   double get_scale() const { return options_.enabled ? scale_ : 1.0; }
   bool is_enabled() const { return options_.enabled; }
-  // PyTorch's keys: scale, growth_factor, backoff_factor, growth_interval, _growth_tracker.
-  std::map<std::string, double> state_dict() const;
-  void load_state_dict(const std::map<std::string, double>& state);
+  // Empty when disabled (nothing to restore), as PyTorch's state_dict is.
+  std::optional<GradScalerState> state_dict() const;
+  void load_state_dict(const GradScalerState& state);
 
  private:
   struct PerOptimizer {

@@ -8,8 +8,8 @@ namespace ember::optim {
 
 LRScheduler::LRScheduler(Optimizer& opt) : optimizer_(opt) {
   for (auto& g : opt.param_groups()) {
-    g.options.emplace("initial_lr", g.lr());
-    base_lrs_.push_back(g.options.at("initial_lr"));
+    if (!g.options.initial_lr) g.options.initial_lr = g.lr();
+    base_lrs_.push_back(*g.options.initial_lr);
   }
 }
 
@@ -83,7 +83,7 @@ SequentialLR::SequentialLR(Optimizer& opt, std::vector<LRScheduler*> schedulers,
   EMBER_CHECK(!schedulers_.empty() && milestones_.size() + 1 == schedulers_.size(),
               "SequentialLR: expected one more scheduler than milestones, got ", schedulers_.size(),
               " schedulers and ", milestones_.size(), " milestones");
-  for (auto& g : opt.param_groups()) g.lr() = g.options.at("initial_lr");
+  for (auto& g : opt.param_groups()) g.lr() = ParamGroup::value(g.options.initial_lr, "initial_lr");
   for (auto* s : schedulers_) --s->last_epoch_;  // undo the step each scheduler's construction took
   schedulers_[0]->initial_step();
   last_lrs_ = schedulers_[0]->get_last_lr();
@@ -264,10 +264,10 @@ std::vector<double> MultiplicativeLR::get_lr() {
 }
 
 namespace {
-// The key of the optimizer's momentum-like option: SGD/RMSprop "momentum", Adam(W) "beta1".
-std::string momentum_key(Optimizer& opt, const char* who) {
-  if (opt.defaults().count("beta1")) return "beta1";
-  if (opt.defaults().count("momentum")) return "momentum";
+// The optimizer's momentum-like option: SGD/RMSprop momentum, Adam(W) beta1.
+GroupOptionField momentum_field(Optimizer& opt, const char* who) {
+  if (opt.defaults().beta1) return &GroupOptions::beta1;
+  if (opt.defaults().momentum) return &GroupOptions::momentum;
   fail(who, ": cycle_momentum needs an optimizer with momentum or betas (", opt.name(), " has neither)");
 }
 double anneal(const std::string& how, double start, double end, double pct) {
@@ -282,24 +282,25 @@ OneCycleLR::OneCycleLR(Optimizer& opt, Options o) : LRScheduler(opt), o_(std::mo
   EMBER_CHECK(o_.anneal_strategy == "cos" || o_.anneal_strategy == "linear",
               "OneCycleLR: anneal_strategy must be \"cos\" or \"linear\"");
   const double T = static_cast<double>(o_.total_steps);
+  using G = GroupOptions;
   if (o_.three_phase) {
-    phases_ = {{o_.pct_start * T - 1, "initial_lr", "max_lr", o_.max_momentum, o_.base_momentum},
-               {2 * o_.pct_start * T - 2, "max_lr", "initial_lr", o_.base_momentum, o_.max_momentum},
-               {T - 1, "initial_lr", "min_lr", o_.max_momentum, o_.max_momentum}};
+    phases_ = {{o_.pct_start * T - 1, &G::initial_lr, &G::max_lr, o_.max_momentum, o_.base_momentum},
+               {2 * o_.pct_start * T - 2, &G::max_lr, &G::initial_lr, o_.base_momentum, o_.max_momentum},
+               {T - 1, &G::initial_lr, &G::min_lr, o_.max_momentum, o_.max_momentum}};
   } else {
-    phases_ = {{o_.pct_start * T - 1, "initial_lr", "max_lr", o_.max_momentum, o_.base_momentum},
-               {T - 1, "max_lr", "min_lr", o_.base_momentum, o_.max_momentum}};
+    phases_ = {{o_.pct_start * T - 1, &G::initial_lr, &G::max_lr, o_.max_momentum, o_.base_momentum},
+               {T - 1, &G::max_lr, &G::min_lr, o_.base_momentum, o_.max_momentum}};
   }
-  if (o_.cycle_momentum) momentum_key_ = momentum_key(opt, "OneCycleLR");
+  if (o_.cycle_momentum) momentum_ = momentum_field(opt, "OneCycleLR");
   base_lrs_.clear();
   for (auto& g : opt.param_groups()) {
     const double initial = o_.max_lr / o_.div_factor;
-    g.options["initial_lr"] = initial;
-    g.options["max_lr"] = o_.max_lr;
-    g.options["min_lr"] = initial / o_.final_div_factor;
+    g.options.initial_lr = initial;
+    g.options.max_lr = o_.max_lr;
+    g.options.min_lr = initial / o_.final_div_factor;
     g.lr() = initial;
     base_lrs_.push_back(initial);
-    if (o_.cycle_momentum) g.options[momentum_key_] = o_.max_momentum;
+    if (o_.cycle_momentum) g.options.*momentum_ = o_.max_momentum;
   }
   initial_step();
 }
@@ -315,8 +316,8 @@ std::vector<double> OneCycleLR::get_lr() {
       const Phase& ph = phases_[i];
       if (step <= ph.end_step || i + 1 == phases_.size()) {
         const double pct = (step - start_step) / (ph.end_step - start_step);
-        lrs.push_back(anneal(o_.anneal_strategy, g.options.at(ph.start_lr), g.options.at(ph.end_lr), pct));
-        if (o_.cycle_momentum) g.options[momentum_key_] = anneal(o_.anneal_strategy, ph.start_m, ph.end_m, pct);
+        lrs.push_back(anneal(o_.anneal_strategy, *(g.options.*ph.start_lr), *(g.options.*ph.end_lr), pct));
+        if (o_.cycle_momentum) g.options.*momentum_ = anneal(o_.anneal_strategy, ph.start_m, ph.end_m, pct);
         break;
       }
       start_step = ph.end_step;
@@ -338,8 +339,8 @@ CyclicLR::CyclicLR(Optimizer& opt, Options o) : LRScheduler(opt), o_(std::move(o
     base_lrs_.push_back(o_.base_lr);
   }
   if (o_.cycle_momentum) {
-    momentum_key_ = momentum_key(opt, "CyclicLR");
-    for (auto& g : opt.param_groups()) g.options[momentum_key_] = o_.max_momentum;
+    momentum_ = momentum_field(opt, "CyclicLR");
+    for (auto& g : opt.param_groups()) g.options.*momentum_ = o_.max_momentum;
   }
   initial_step();
 }
@@ -357,7 +358,7 @@ std::vector<double> CyclicLR::get_lr() {
     lrs.push_back(base_lrs_[i] + (o_.max_lr - base_lrs_[i]) * scale_factor * scale);
   if (o_.cycle_momentum)
     for (auto& g : optimizer_.param_groups())
-      g.options[momentum_key_] = o_.max_momentum - (o_.max_momentum - o_.base_momentum) * scale_factor * scale;
+      g.options.*momentum_ = o_.max_momentum - (o_.max_momentum - o_.base_momentum) * scale_factor * scale;
   return lrs;
 }
 

@@ -153,9 +153,9 @@ class OneCycleLR : public LRScheduler {
  protected:
   std::vector<double> get_lr() override;
   Options o_;
-  struct Phase { double end_step; std::string start_lr, end_lr; double start_m, end_m; };
+  struct Phase { double end_step; GroupOptionField start_lr, end_lr; double start_m, end_m; };
   std::vector<Phase> phases_;
-  std::string momentum_key_;
+  GroupOptionField momentum_ = nullptr;
 };
 
 // Cyclical lr between base_lr and max_lr ("triangular", "triangular2", "exp_range"), with momentum
@@ -176,7 +176,7 @@ class CyclicLR : public LRScheduler {
   std::vector<double> get_lr() override;
   Options o_;
   double total_size_, step_ratio_;
-  std::string momentum_key_;
+  GroupOptionField momentum_ = nullptr;
 };
 
 // Cosine annealing restarting every T_i epochs, T_i growing by T_mult after each restart.

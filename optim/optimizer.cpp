@@ -2,26 +2,87 @@
 #include "ember/optim/optimizer.h"
 
 #include <set>
+#include <type_traits>
 
 #include "ember/autograd/grad_mode.h"
 
 namespace ember::optim {
 
-double& ParamGroup::operator[](const std::string& key) {
-  auto it = options.find(key);
-  EMBER_CHECK(it != options.end(), "param_group: no option \"", key, "\"");
-  return it->second;
+namespace {
+// The one table of option names. f(name, member, is_scheduler_entry) for every field of GroupOptions.
+template <class F>
+void for_each_option(F&& f) {
+  using G = GroupOptions;
+  f("lr", &G::lr, false);
+  f("momentum", &G::momentum, false);
+  f("dampening", &G::dampening, false);
+  f("weight_decay", &G::weight_decay, false);
+  f("beta1", &G::beta1, false);
+  f("beta2", &G::beta2, false);
+  f("eps", &G::eps, false);
+  f("alpha", &G::alpha, false);
+  f("lr_decay", &G::lr_decay, false);
+  f("initial_accumulator_value", &G::initial_accumulator_value, false);
+  f("nesterov", &G::nesterov, false);
+  f("amsgrad", &G::amsgrad, false);
+  f("maximize", &G::maximize, false);
+  f("centered", &G::centered, false);
+  f("initial_lr", &G::initial_lr, true);
+  f("max_lr", &G::max_lr, true);
+  f("min_lr", &G::min_lr, true);
+}
+}  // namespace
+
+std::vector<std::pair<std::string, double>> GroupOptions::named() const {
+  std::vector<std::pair<std::string, double>> out;
+  for_each_option([&](const char* name, auto member, bool) {
+    if (const auto& v = this->*member) out.emplace_back(name, static_cast<double>(*v));
+  });
+  return out;
 }
 
-double ParamGroup::get(const std::string& key) const {
-  auto it = options.find(key);
-  EMBER_CHECK(it != options.end(), "param_group: no option \"", key, "\"");
-  return it->second;
+GroupOptions GroupOptions::from_named(const std::vector<std::pair<std::string, double>>& entries,
+                                      const std::string& what) {
+  GroupOptions out;
+  for (const auto& [key, value] : entries) {
+    bool known = false;
+    for_each_option([&](const char* name, auto member, bool) {
+      if (key != name) return;
+      known = true;
+      using T = typename std::remove_reference_t<decltype(out.*member)>::value_type;
+      if constexpr (std::is_same_v<T, bool>)
+        EMBER_CHECK(value == 0 || value == 1, what, ": option \"", key, "\" is a flag (0 or 1), got ", value);
+      out.*member = static_cast<T>(value);
+    });
+    EMBER_CHECK(known, what, ": unknown optimizer option \"", key, "\"");
+  }
+  return out;
+}
+
+namespace {
+void check_set(bool set, const char* name) {
+  EMBER_CHECK(set, "param_group: the option \"", name, "\" is not set (is the group in an optimizer?)");
+}
+}  // namespace
+
+double& ParamGroup::value(std::optional<double>& option, const char* name) {
+  check_set(option.has_value(), name);
+  return *option;
+}
+
+double ParamGroup::value(const std::optional<double>& option, const char* name) {
+  check_set(option.has_value(), name);
+  return *option;
+}
+
+bool ParamGroup::value(const std::optional<bool>& option, const char* name) {
+  check_set(option.has_value(), name);
+  return *option;
 }
 
 std::vector<ParamGroup> single_group(const std::vector<Tensor>& params) { return {ParamGroup{params, {}}}; }
 
-Optimizer::Optimizer(std::vector<ParamGroup> groups, Options defaults, std::string name)
+Optimizer::Optimizer(std::vector<ParamGroup> groups, GroupOptions defaults, std::string name)
     : defaults_(std::move(defaults)), name_(std::move(name)) {
   EMBER_CHECK(!groups.empty(), name_, ": got an empty list of parameter groups");
   for (auto& g : groups) add_param_group(std::move(g));
@@ -29,9 +90,13 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups, Options defaults, std::stri
 
 void Optimizer::add_param_group(ParamGroup group) {
   EMBER_CHECK(!group.params.empty(), name_, ": a parameter group needs at least one parameter");
-  for (auto& [k, v] : group.options)
-    EMBER_CHECK(defaults_.count(k), name_, ": unknown option \"", k, "\" in a parameter group");
-  for (auto& [k, v] : defaults_) group.options.emplace(k, v);  // inherit what was not given
+  for_each_option([&](const char* key, auto member, bool scheduler_entry) {
+    auto& given = group.options.*member;
+    const auto& fallback = defaults_.*member;
+    EMBER_CHECK(scheduler_entry || !given || fallback, name_, ": a parameter group sets \"", key, "\", which ",
+                name_, " does not have");
+    if (!given) given = fallback;  // inherit what was not given
+  });
   std::set<const TensorImpl*> seen;
   for (auto& g : groups_)
     for (auto& p : g.params) seen.insert(p.impl());

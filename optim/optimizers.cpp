@@ -5,60 +5,60 @@ namespace ember::optim {
 
 using Kind = fused::OptimizerKind;
 
-Options SGDOptions::to_map() const {
+GroupOptions SGDOptions::group_options() const {
   EMBER_CHECK(lr >= 0 && momentum >= 0 && weight_decay >= 0, "SGD: invalid lr, momentum or weight_decay");
   EMBER_CHECK(!nesterov || (momentum > 0 && dampening == 0),
               "SGD: nesterov momentum requires a momentum and zero dampening");
-  return {{"lr", lr}, {"momentum", momentum}, {"dampening", dampening},
-          {"weight_decay", weight_decay}, {"nesterov", nesterov ? 1.0 : 0.0}, {"maximize", maximize ? 1.0 : 0.0}};
+  return {.lr = lr, .momentum = momentum, .dampening = dampening, .weight_decay = weight_decay,
+          .nesterov = nesterov, .maximize = maximize};
 }
 
-Options AdamOptions::to_map() const {
+GroupOptions AdamOptions::group_options() const {
   EMBER_CHECK(lr >= 0 && eps >= 0 && beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1 && weight_decay >= 0,
               "Adam: invalid lr, betas, eps or weight_decay");
-  return {{"lr", lr}, {"beta1", beta1}, {"beta2", beta2}, {"eps", eps}, {"weight_decay", weight_decay},
-          {"amsgrad", amsgrad ? 1.0 : 0.0}, {"maximize", maximize ? 1.0 : 0.0}};
+  return {.lr = lr, .weight_decay = weight_decay, .beta1 = beta1, .beta2 = beta2, .eps = eps,
+          .amsgrad = amsgrad, .maximize = maximize};
 }
 
-Options AdamWOptions::to_map() const {
+GroupOptions AdamWOptions::group_options() const {
   return AdamOptions{.lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps, .weight_decay = weight_decay,
-                     .amsgrad = amsgrad, .maximize = maximize}.to_map();
+                     .amsgrad = amsgrad, .maximize = maximize}.group_options();
 }
 
-Options RMSpropOptions::to_map() const {
+GroupOptions RMSpropOptions::group_options() const {
   EMBER_CHECK(lr >= 0 && eps >= 0 && alpha >= 0 && momentum >= 0 && weight_decay >= 0,
               "RMSprop: invalid lr, alpha, eps, momentum or weight_decay");
-  return {{"lr", lr}, {"alpha", alpha}, {"eps", eps}, {"weight_decay", weight_decay},
-          {"momentum", momentum}, {"centered", centered ? 1.0 : 0.0}, {"maximize", maximize ? 1.0 : 0.0}};
+  return {.lr = lr, .momentum = momentum, .weight_decay = weight_decay, .eps = eps, .alpha = alpha,
+          .maximize = maximize, .centered = centered};
 }
 
-Options AdagradOptions::to_map() const {
+GroupOptions AdagradOptions::group_options() const {
   EMBER_CHECK(lr >= 0 && lr_decay >= 0 && weight_decay >= 0 && initial_accumulator_value >= 0 && eps >= 0,
               "Adagrad: invalid options");
-  return {{"lr", lr}, {"lr_decay", lr_decay}, {"weight_decay", weight_decay},
-          {"initial_accumulator_value", initial_accumulator_value}, {"eps", eps},
-          {"maximize", maximize ? 1.0 : 0.0}};
+  return {.lr = lr, .weight_decay = weight_decay, .eps = eps, .lr_decay = lr_decay,
+          .initial_accumulator_value = initial_accumulator_value, .maximize = maximize};
 }
 
-FusedOptimizer::FusedOptimizer(std::vector<ParamGroup> groups, Options defaults, std::string name,
+FusedOptimizer::FusedOptimizer(std::vector<ParamGroup> groups, GroupOptions defaults, std::string name,
                                Kind kind)
     : Optimizer(std::move(groups), std::move(defaults), std::move(name)), kind_(kind) {}
 
-SGD::SGD(std::vector<ParamGroup> g, SGDOptions o) : FusedOptimizer(std::move(g), o.to_map(), "SGD", Kind::SGD) {}
-Adam::Adam(std::vector<ParamGroup> g, AdamOptions o) : FusedOptimizer(std::move(g), o.to_map(), "Adam", Kind::Adam) {}
+SGD::SGD(std::vector<ParamGroup> g, SGDOptions o) : FusedOptimizer(std::move(g), o.group_options(), "SGD", Kind::SGD) {}
+Adam::Adam(std::vector<ParamGroup> g, AdamOptions o) : FusedOptimizer(std::move(g), o.group_options(), "Adam", Kind::Adam) {}
 AdamW::AdamW(std::vector<ParamGroup> g, AdamWOptions o)
-    : FusedOptimizer(std::move(g), o.to_map(), "AdamW", Kind::AdamW) {}
+    : FusedOptimizer(std::move(g), o.group_options(), "AdamW", Kind::AdamW) {}
 RMSprop::RMSprop(std::vector<ParamGroup> g, RMSpropOptions o)
-    : FusedOptimizer(std::move(g), o.to_map(), "RMSprop", Kind::RMSprop) {}
+    : FusedOptimizer(std::move(g), o.group_options(), "RMSprop", Kind::RMSprop) {}
 Adagrad::Adagrad(std::vector<ParamGroup> g, AdagradOptions o)
-    : FusedOptimizer(std::move(g), o.to_map(), "Adagrad", Kind::Adagrad) {}
+    : FusedOptimizer(std::move(g), o.group_options(), "Adagrad", Kind::Adagrad) {}
 
 void FusedOptimizer::update(ParamGroup& group, Tensor& param, std::map<std::string, Tensor>& st) {
+  const GroupOptions& o = group.options;
   fused::OptimizerUpdate s;
   s.kind = kind_;
-  s.lr = group.get("lr");
-  s.weight_decay = group.get("weight_decay");
-  s.maximize = group.get("maximize") != 0;
+  s.lr = ParamGroup::value(o.lr, "lr");
+  s.weight_decay = ParamGroup::value(o.weight_decay, "weight_decay");
+  s.maximize = ParamGroup::value(o.maximize, "maximize");
   auto buffer = [&](const std::string& key, double init) -> Tensor& {
     auto it = st.find(key);
     if (it == st.end()) it = st.emplace(key, full_like(param, init)).first;
@@ -85,9 +85,9 @@ void FusedOptimizer::update(ParamGroup& group, Tensor& param, std::map<std::stri
   Tensor s0, s1, s2;
   switch (kind_) {
     case Kind::SGD:
-      s.momentum = group.get("momentum");
-      s.dampening = group.get("dampening");
-      s.nesterov = group.get("nesterov") != 0;
+      s.momentum = ParamGroup::value(o.momentum, "momentum");
+      s.dampening = ParamGroup::value(o.dampening, "dampening");
+      s.nesterov = ParamGroup::value(o.nesterov, "nesterov");
       if (s.momentum != 0) {
         s.first_step = !st.count("momentum_buffer");
         s0 = buffer("momentum_buffer", 0.0);
@@ -95,29 +95,29 @@ void FusedOptimizer::update(ParamGroup& group, Tensor& param, std::map<std::stri
       break;
     case Kind::Adam:
     case Kind::AdamW:
-      s.beta1 = group.get("beta1");
-      s.beta2 = group.get("beta2");
-      s.eps = group.get("eps");
-      s.amsgrad = group.get("amsgrad") != 0;
+      s.beta1 = ParamGroup::value(o.beta1, "beta1");
+      s.beta2 = ParamGroup::value(o.beta2, "beta2");
+      s.eps = ParamGroup::value(o.eps, "eps");
+      s.amsgrad = ParamGroup::value(o.amsgrad, "amsgrad");
       s.step = next_step();
       s0 = buffer("exp_avg", 0.0);
       s1 = buffer("exp_avg_sq", 0.0);
       if (s.amsgrad) s2 = buffer("max_exp_avg_sq", 0.0);
       break;
     case Kind::RMSprop:
-      s.alpha = group.get("alpha");
-      s.eps = group.get("eps");
-      s.momentum = group.get("momentum");
-      s.centered = group.get("centered") != 0;
+      s.alpha = ParamGroup::value(o.alpha, "alpha");
+      s.eps = ParamGroup::value(o.eps, "eps");
+      s.momentum = ParamGroup::value(o.momentum, "momentum");
+      s.centered = ParamGroup::value(o.centered, "centered");
       s.step = next_step();
       s0 = buffer("square_avg", 0.0);
       if (s.momentum > 0) s1 = buffer("momentum_buffer", 0.0);
       if (s.centered) s2 = buffer("grad_avg", 0.0);
       break;
     case Kind::Adagrad:
-      s.eps = group.get("eps");
-      s.lr_decay = group.get("lr_decay");
-      s0 = buffer("sum", group.get("initial_accumulator_value"));
+      s.eps = ParamGroup::value(o.eps, "eps");
+      s.lr_decay = ParamGroup::value(o.lr_decay, "lr_decay");
+      s0 = buffer("sum", ParamGroup::value(o.initial_accumulator_value, "initial_accumulator_value"));
       s.step = next_step();
       break;
   }

@@ -14,13 +14,13 @@ namespace ember::optim {
 struct SGDOptions {
   double lr = 1e-3, momentum = 0, dampening = 0, weight_decay = 0;
   bool nesterov = false, maximize = false;
-  Options to_map() const;
+  GroupOptions group_options() const;  // checks the values
 };
 
 struct AdamOptions {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
   bool amsgrad = false, maximize = false;
-  Options to_map() const;
+  GroupOptions group_options() const;  // checks the values
 };
 
 // Adam's settings with PyTorch's AdamW default weight decay (0.01, decoupled from the gradient). Its
@@ -28,19 +28,19 @@ struct AdamOptions {
 struct AdamWOptions {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 1e-2;
   bool amsgrad = false, maximize = false;
-  Options to_map() const;
+  GroupOptions group_options() const;  // checks the values
 };
 
 struct RMSpropOptions {
   double lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0, momentum = 0;
   bool centered = false, maximize = false;
-  Options to_map() const;
+  GroupOptions group_options() const;  // checks the values
 };
 
 struct AdagradOptions {
   double lr = 1e-2, lr_decay = 0, weight_decay = 0, initial_accumulator_value = 0, eps = 1e-10;
   bool maximize = false;
-  Options to_map() const;
+  GroupOptions group_options() const;  // checks the values
 };
 
 // Shared by the concrete optimizers: builds the fused update of each parameter and queues it; at the
@@ -48,7 +48,7 @@ struct AdagradOptions {
 // dtype and update spec (usually a whole param group), one call per run.
 class FusedOptimizer : public Optimizer {
  public:
-  FusedOptimizer(std::vector<ParamGroup> groups, Options defaults, std::string name,
+  FusedOptimizer(std::vector<ParamGroup> groups, GroupOptions defaults, std::string name,
                  fused::OptimizerKind kind);
 
  protected:

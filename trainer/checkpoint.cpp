@@ -13,13 +13,31 @@ const char* kKey = "ember.checkpoint";
 const std::string kState = "state_dict.", kOpt = "optimizer_states.", kExtra = "extras.";
 }  // namespace
 
+namespace {
+// PyTorch's keys; an empty object when there is no scaler.
+nlohmann::json grad_scaler_json(const std::optional<optim::GradScalerState>& s) {
+  if (!s) return nlohmann::json::object();
+  return {{"scale", s->scale},
+          {"growth_factor", s->growth_factor},
+          {"backoff_factor", s->backoff_factor},
+          {"growth_interval", s->growth_interval},
+          {"_growth_tracker", s->growth_tracker}};
+}
+}  // namespace
+
 void write_checkpoint(const std::string& path, const CheckpointContents& c) {
   nn::NamedTensors tensors;
   for (auto& [k, t] : c.state_dict) tensors.emplace_back(kState + k, t);
   nlohmann::json opts = nlohmann::json::array();
   for (size_t i = 0; i < c.optimizers.size(); ++i) {
     const auto& s = c.optimizers[i];
-    opts.push_back({{"groups", s.groups}, {"group_params", s.group_params}});
+    nlohmann::json groups = nlohmann::json::array();
+    for (const auto& g : s.groups) {
+      nlohmann::json entries = nlohmann::json::object();
+      for (const auto& [name, value] : g.named()) entries[name] = value;
+      groups.push_back(entries);
+    }
+    opts.push_back({{"groups", groups}, {"group_params", s.group_params}});
     for (auto& [param, entries] : s.state)
       for (auto& [name, t] : entries)
         tensors.emplace_back(kOpt + std::to_string(i) + "." + std::to_string(param) + "." + name, t);
@@ -39,7 +57,7 @@ void write_checkpoint(const std::string& path, const CheckpointContents& c) {
       {"rng", {{"seed", c.rng.seed}, {"offset", c.rng.offset}}},
       {"rng_cuda", {{"seed", c.rng_cuda.seed}, {"offset", c.rng_cuda.offset}}},
       {"extras", c.extras.values},
-      {"grad_scaler", c.grad_scaler},
+      {"grad_scaler", grad_scaler_json(c.grad_scaler)},
   };
   nn::save_safetensors(tensors, path, {{kKey, meta.dump()}});
 }
@@ -47,6 +65,19 @@ void write_checkpoint(const std::string& path, const CheckpointContents& c) {
 namespace {
 
 using nn::json_field;
+
+std::optional<optim::GradScalerState> read_grad_scaler(const nlohmann::json& meta, const std::string& what) {
+  const auto s = json_field<nlohmann::json>(meta, "grad_scaler", what);
+  if (s.is_object() && s.empty()) return std::nullopt;
+  const std::string where = what + ": grad_scaler";
+  // The counts may be written as 2000 or 2000.0; both read.
+  auto count = [&](const char* key) { return static_cast<int64_t>(json_field<double>(s, key, where)); };
+  return optim::GradScalerState{.scale = json_field<double>(s, "scale", where),
+                                .growth_factor = json_field<double>(s, "growth_factor", where),
+                                .backoff_factor = json_field<double>(s, "backoff_factor", where),
+                                .growth_interval = count("growth_interval"),
+                                .growth_tracker = count("_growth_tracker")};
+}
 
 void read_loops(const nlohmann::json& meta, CheckpointContents& c, const std::string& what) {
   const auto loops = json_field<nlohmann::json>(meta, "loops", what);
@@ -61,7 +92,8 @@ void read_optimizers(const nlohmann::json& meta, CheckpointContents& c, const st
   for (const auto& o : opts) {
     const std::string where = what + ": optimizer " + std::to_string(c.optimizers.size());
     optim::OptimizerState s;
-    s.groups = json_field<std::vector<optim::Options>>(o, "groups", where);
+    for (const auto& g : json_field<std::vector<std::map<std::string, double>>>(o, "groups", where))
+      s.groups.push_back(optim::GroupOptions::from_named({g.begin(), g.end()}, where));
     const auto groups = json_field<nlohmann::json>(o, "group_params", where);
     EMBER_CHECK(groups.is_array(), where, ": group_params must be a list of lists");
     for (const auto& g : groups) s.group_params.push_back(nn::json_to_ints(g, where + ": group_params"));
@@ -118,7 +150,7 @@ CheckpointContents read_checkpoint(const std::string& path) {
   c.rng = read_rng(meta, "rng", what);
   if (meta.contains("rng_cuda")) c.rng_cuda = read_rng(meta, "rng_cuda", what);
   c.extras.values = json_field<std::map<std::string, std::string>>(meta, "extras", what);
-  if (meta.contains("grad_scaler")) c.grad_scaler = json_field<std::map<std::string, double>>(meta, "grad_scaler", what);
+  if (meta.contains("grad_scaler")) c.grad_scaler = read_grad_scaler(meta, what);
   for (auto& [name, t] : tensors) {
     if (name.rfind(kState, 0) == 0) c.state_dict.emplace_back(name.substr(kState.size()), t);
     else if (name.rfind(kOpt, 0) == 0) read_optimizer_tensor(name, t, c, what);

@@ -5,11 +5,13 @@
 // as JSON in the header's metadata under "ember.checkpoint". Written atomically.
 #pragma once
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "ember/core/generator.h"
 #include "ember/nn/module.h"
+#include "ember/optim/grad_scaler.h"
 #include "ember/optim/optimizer.h"
 #include "ember/trainer/hparams.h"
 #include "ember/trainer/lightning_module.h"
@@ -26,7 +28,7 @@ struct CheckpointContents {
   std::vector<std::string> schedulers;            // each scheduler's JSON state
   std::map<std::string, std::string> callbacks;   // state_key -> JSON state
   GeneratorState rng, rng_cuda;  // the CPU's and cuda:0's generators
-  std::map<std::string, double> grad_scaler;      // precision "16-mixed": the GradScaler's state
+  std::optional<optim::GradScalerState> grad_scaler;  // precision "16-mixed": the GradScaler's state
   CheckpointExtras extras;
 };
 

@@ -76,7 +76,7 @@ void Trainer::restore_training_state(const CheckpointContents& c, const std::str
   EMBER_CHECK(c.schedulers.size() == schedulers_.size(), "Trainer: the checkpoint ", path, " holds ",
               c.schedulers.size(), " scheduler state(s) but configure_optimizers returned ", schedulers_.size());
   for (size_t i = 0; i < schedulers_.size(); ++i) schedulers_[i].scheduler.load_state_json(c.schedulers[i]);
-  if (scaler_ && !c.grad_scaler.empty()) scaler_->load_state_dict(c.grad_scaler);
+  if (scaler_ && c.grad_scaler) scaler_->load_state_dict(*c.grad_scaler);
   global_step_ = c.global_step;
   batches_stepped_ = c.batches_stepped;
   // A finished epoch resumes with the next one; one that stopped early (max_steps, a stop request)

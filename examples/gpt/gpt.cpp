@@ -51,7 +51,7 @@ class LitGPT : public LightningModule<Batch> {
   Optimizers configure_optimizers() override {
     auto [decay, no_decay] = model->decay_groups();
     const double wd = hparams().get<double>("weight_decay");
-    std::vector<optim::ParamGroup> groups{{decay, {{"weight_decay", wd}}}, {no_decay, {{"weight_decay", 0.0}}}};
+    std::vector<optim::ParamGroup> groups{{decay, {.weight_decay = wd}}, {no_decay, {.weight_decay = 0.0}}};
     auto opt = std::make_shared<optim::AdamW>(groups, optim::AdamWOptions{.lr = hparams().get<double>("lr"), .beta2 = 0.95});
     const int64_t warmup = hparams().get<int64_t>("warmup_steps"), total = trainer().estimated_stepping_batches();
     auto schedule = [warmup, total](int64_t step) {
