@@ -17,14 +17,15 @@ EMBER_HD inline T sigmoid_of(T x) {
   return T(1) / (T(1) + std::exp(-x));
 }
 
-// The type GELU is evaluated in: double for float on the host, the type itself on a GPU (where
-// double arithmetic is slow) and for double.
+// The type GELU is evaluated in: double on the host, the type itself on a GPU (where double
+// arithmetic is slow). (The integer and bool instantiations exist only because the dispatch makes
+// every op for every type; GELU rejects them before any kernel runs.)
 #if defined(__CUDA_ARCH__)
 template <class T>
 using gelu_acc_t = T;
 #else
 template <class T>
-using gelu_acc_t = std::conditional_t<std::is_same_v<T, float>, double, T>;
+using gelu_acc_t = double;
 #endif
 
 template <class T, class Body>

@@ -14,7 +14,7 @@ struct MultiheadAttentionOptions {
   bool bias = true;
   bool add_bias_kv = false;
   bool add_zero_attn = false;
-  std::optional<int64_t> kdim, vdim;
+  std::optional<int64_t> kdim{}, vdim{};
   bool batch_first = false;
 };
 

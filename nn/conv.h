@@ -12,7 +12,7 @@ namespace ember::nn {
 struct Conv2dOptions {
   Pair stride = {1, 1};
   Pair padding = {0, 0};
-  std::string padding_mode_string;  // "same" or "valid" instead of explicit padding
+  std::string padding_mode_string{};  // "same" or "valid" instead of explicit padding
   Pair dilation = {1, 1};
   int64_t groups = 1;
   bool bias = true;
@@ -33,7 +33,7 @@ class Conv2d : public Module {
 
 struct Conv1dOptions {
   int64_t stride = 1, padding = 0;
-  std::string padding_mode_string;  // "same" or "valid"
+  std::string padding_mode_string{};  // "same" or "valid"
   int64_t dilation = 1, groups = 1;
   bool bias = true;
 };

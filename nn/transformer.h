@@ -25,8 +25,8 @@ struct TransformerLayerOptions {
 };
 
 struct EncoderMasks {
-  Tensor mask;                  // [S, S] or [N*H, S, S]
-  Tensor src_key_padding_mask;  // [N, S]
+  Tensor mask{};                // [S, S] or [N*H, S, S]
+  Tensor src_key_padding_mask{};  // [N, S]
   bool is_causal = false;
 };
 
@@ -61,10 +61,10 @@ class TransformerEncoder : public Module {
 };
 
 struct DecoderMasks {
-  Tensor tgt_mask;                  // [T, T]
-  Tensor memory_mask;               // [T, S]
-  Tensor tgt_key_padding_mask;      // [N, T]
-  Tensor memory_key_padding_mask;   // [N, S]
+  Tensor tgt_mask{};                // [T, T]
+  Tensor memory_mask{};             // [T, S]
+  Tensor tgt_key_padding_mask{};    // [N, T]
+  Tensor memory_key_padding_mask{};  // [N, S]
   bool tgt_is_causal = false;
   bool memory_is_causal = false;
 };
@@ -101,8 +101,8 @@ struct TransformerOptions : TransformerLayerOptions {
 };
 
 struct TransformerMasks {
-  Tensor src_mask, tgt_mask, memory_mask;
-  Tensor src_key_padding_mask, tgt_key_padding_mask, memory_key_padding_mask;
+  Tensor src_mask{}, tgt_mask{}, memory_mask{};
+  Tensor src_key_padding_mask{}, tgt_key_padding_mask{}, memory_key_padding_mask{};
   bool src_is_causal = false, tgt_is_causal = false, memory_is_causal = false;
 };
 

@@ -11,8 +11,9 @@ set -euo pipefail
 # python3-torch: the safetensors interop tests read and write files with PyTorch (Debian's).
 # libprotobuf-dev + protobuf-compiler: the TensorBoard logger's event records. openmpi: data-parallel
 # training (the tests launch 2 ranks with mpirun).
+# clang-format-14: the layout check (scripts/check_format.sh).
 packages=(g++ cmake make pkg-config ccache libeigen3-dev doctest-dev nlohmann-json3-dev libprotobuf-dev
-          protobuf-compiler openmpi-bin libopenmpi-dev python3-torch)
+          protobuf-compiler openmpi-bin libopenmpi-dev python3-torch clang-format-14)
 if [[ "${1:-}" == "--bench" ]]; then
   # Debian's libtorch links the generic libblas.so.3; OpenBLAS (through the alternatives system) is
   # what makes LibTorch a fair comparator. matplotlib draws the bench's chart.

@@ -162,8 +162,9 @@ TEST_CASE("CharVocab and the fortunes reader: encode, decode, split by file") {
   fs::create_directories(dir);
   check_error([&] { gpt::load_fortunes(dir.string()); }, {"no fortune files", "apt-get install fortunes"});
   for (int i = 0; i < 10; ++i) {
-    std::ofstream(dir / ("f" + std::to_string(i))) << "file\t" << i << "\n%\n";
-    std::ofstream(dir / ("f" + std::to_string(i) + ".dat")) << "\x01\x02 index";  // skipped
+    const std::string name = std::string("f") + std::to_string(i);  // (not "f" + ...: GCC 12's -Wrestrict)
+    std::ofstream(dir / name) << "file\t" << i << "\n%\n";
+    std::ofstream(dir / (name + ".dat")) << "\x01\x02 index";  // skipped
   }
   auto corpus = gpt::load_fortunes(dir.string());
   REQUIRE(corpus.val_files == std::vector<std::string>{"f9"});

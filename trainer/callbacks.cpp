@@ -55,7 +55,7 @@ ModelCheckpoint::ModelCheckpoint(Options o) : o_(std::move(o)) {
   format_checkpoint_name({});  // a bad template is an error now, not at the first save
 }
 
-void ModelCheckpoint::setup(T& trainer, M&, const std::string& stage) {
+void ModelCheckpoint::setup(T& trainer, M&, const std::string& /*stage*/) {
   if (!dirpath_.empty()) return;
   dirpath_ = !o_.dirpath.empty() ? o_.dirpath : (fs::path(trainer.log_dir()) / "checkpoints").string();
 }

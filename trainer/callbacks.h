@@ -20,17 +20,17 @@ namespace ember::trainer {
 class ModelCheckpoint : public Callback {
  public:
   struct Options {
-    std::string dirpath;              // empty: <log_dir>/checkpoints
-    std::string filename;             // empty: "{epoch}-{step}"
-    std::string monitor;              // empty: keep the most recent
+    std::string dirpath{};              // empty: <log_dir>/checkpoints
+    std::string filename{};             // empty: "{epoch}-{step}"
+    std::string monitor{};              // empty: keep the most recent
     std::string mode = "min";
     int64_t save_top_k = 1;           // -1: all, 0: none (save_last still works); > 1 needs a monitor
     bool save_last = false;
-    std::optional<int64_t> every_n_epochs;  // unset: 1, or 0 when every_n_train_steps is set
+    std::optional<int64_t> every_n_epochs{};  // unset: 1, or 0 when every_n_train_steps is set
     int64_t every_n_train_steps = 0;  // > 0: save on training steps instead of epochs
     // Save at the end of the training epoch (true) or after validation (false). Unset: at the end
     // of the epoch when validation runs once per epoch (or never), after each validation otherwise.
-    std::optional<bool> save_on_train_epoch_end;
+    std::optional<bool> save_on_train_epoch_end{};
     bool auto_insert_metric_name = true;
   };
   ModelCheckpoint() : ModelCheckpoint(Options{}) {}
@@ -80,14 +80,14 @@ class ModelCheckpoint : public Callback {
 class EarlyStopping : public Callback {
  public:
   struct Options {
-    std::string monitor;
+    std::string monitor{};
     double min_delta = 0;
     int64_t patience = 3;
     std::string mode = "min";
     bool strict = true;       // a missing monitor is an error (else a warning and no check)
     bool check_finite = true;
-    std::optional<double> stopping_threshold;
-    std::optional<double> divergence_threshold;
+    std::optional<double> stopping_threshold{};
+    std::optional<double> divergence_threshold{};
     bool check_on_train_epoch_end = false;  // also used when there is no validation
   };
   explicit EarlyStopping(Options options);

@@ -39,8 +39,8 @@ struct DataLoaderOptions {
   int prefetch_factor = 2;   // batches each worker may have ready ahead of the consumer
   // Shuffle seed; when unset it is drawn from the CPU generator when the loader is made, so
   // manual_seed / seed_everything before building the loader makes the order reproducible.
-  std::optional<uint64_t> seed;
-  std::shared_ptr<Sampler> sampler;  // replaces shuffle's RandomSampler / the SequentialSampler
+  std::optional<uint64_t> seed{};
+  std::shared_ptr<Sampler> sampler{};  // replaces shuffle's RandomSampler / the SequentialSampler
 };
 
 namespace detail {

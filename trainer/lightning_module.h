@@ -40,11 +40,11 @@ struct LogOptions {
   bool logger = true;
   // Unset: Lightning's default for the hook that logs (training_step and batch hooks: on_step;
   // validation/test steps and epoch hooks: on_epoch).
-  std::optional<bool> on_step;
-  std::optional<bool> on_epoch;
+  std::optional<bool> on_step{};
+  std::optional<bool> on_epoch{};
   std::string reduce_fx = "mean";  // epoch reduction: "mean" (weighted by batch size), "sum", "max", "min"
   bool sync_dist = false;          // reduce across processes (a no-op in one process)
-  std::optional<int64_t> batch_size;  // the weight of this value in the epoch mean; inferred if unset
+  std::optional<int64_t> batch_size{};  // the weight of this value in the epoch mean; inferred if unset
 };
 
 // What a module keeps in (and reads from) a checkpoint besides its weights: on_save_checkpoint may
@@ -84,8 +84,8 @@ class LightningModuleBase : public nn::Module {
   virtual Optimizers configure_optimizers() { return {}; }
 
   // ---- hooks (Lightning's names and order; the Trainer calls callbacks first, then these) ----
-  virtual void setup(const std::string& stage) {}
-  virtual void teardown(const std::string& stage) {}
+  virtual void setup(const std::string& /*stage*/) {}
+  virtual void teardown(const std::string& /*stage*/) {}
   virtual void on_fit_start() {}
   virtual void on_fit_end() {}
   virtual void on_train_start() {}
@@ -93,33 +93,33 @@ class LightningModuleBase : public nn::Module {
   virtual void on_train_epoch_start() {}
   virtual void on_train_epoch_end() {}
   // Returning -1 ends the current epoch.
-  virtual int on_train_batch_start(int64_t batch_idx) { return 0; }
-  virtual void on_train_batch_end(const Tensor& loss, int64_t batch_idx) {}
+  virtual int on_train_batch_start(int64_t /*batch_idx*/) { return 0; }
+  virtual void on_train_batch_end(const Tensor& /*loss*/, int64_t /*batch_idx*/) {}
   virtual void on_validation_start() {}
   virtual void on_validation_end() {}
   virtual void on_validation_epoch_start() {}
   virtual void on_validation_epoch_end() {}
-  virtual void on_validation_batch_start(int64_t batch_idx) {}
-  virtual void on_validation_batch_end(const Tensor& output, int64_t batch_idx) {}
+  virtual void on_validation_batch_start(int64_t /*batch_idx*/) {}
+  virtual void on_validation_batch_end(const Tensor& /*output*/, int64_t /*batch_idx*/) {}
   virtual void on_test_start() {}
   virtual void on_test_end() {}
   virtual void on_test_epoch_start() {}
   virtual void on_test_epoch_end() {}
-  virtual void on_test_batch_start(int64_t batch_idx) {}
-  virtual void on_test_batch_end(const Tensor& output, int64_t batch_idx) {}
+  virtual void on_test_batch_start(int64_t /*batch_idx*/) {}
+  virtual void on_test_batch_end(const Tensor& /*output*/, int64_t /*batch_idx*/) {}
   virtual void on_predict_start() {}
   virtual void on_predict_end() {}
   virtual void on_predict_epoch_start() {}
   virtual void on_predict_epoch_end() {}
-  virtual void on_predict_batch_start(int64_t batch_idx) {}
-  virtual void on_predict_batch_end(const Tensor& output, int64_t batch_idx) {}
-  virtual void on_before_backward(const Tensor& loss) {}
+  virtual void on_predict_batch_start(int64_t /*batch_idx*/) {}
+  virtual void on_predict_batch_end(const Tensor& /*output*/, int64_t /*batch_idx*/) {}
+  virtual void on_before_backward(const Tensor& /*loss*/) {}
   virtual void on_after_backward() {}
-  virtual void on_before_optimizer_step(optim::Optimizer& optimizer) {}
-  virtual void on_before_zero_grad(optim::Optimizer& optimizer) {}
-  virtual void on_save_checkpoint(CheckpointExtras& checkpoint) {}
-  virtual void on_load_checkpoint(const CheckpointExtras& checkpoint) {}
-  virtual void on_exception(const std::exception& error) {}
+  virtual void on_before_optimizer_step(optim::Optimizer& /*optimizer*/) {}
+  virtual void on_before_zero_grad(optim::Optimizer& /*optimizer*/) {}
+  virtual void on_save_checkpoint(CheckpointExtras& /*checkpoint*/) {}
+  virtual void on_load_checkpoint(const CheckpointExtras& /*checkpoint*/) {}
+  virtual void on_exception(const std::exception& /*error*/) {}
   // Steps one scheduler (with its monitored value for ReduceLROnPlateau, or for a custom scheduler
   // whose config names a monitor). Override it to drive a scheduler of your own type.
   virtual void lr_scheduler_step(Scheduler& scheduler, std::optional<double> metric) { scheduler.step(metric); }
@@ -186,15 +186,15 @@ class LightningModule : public LightningModuleBase {
   using LightningModuleBase::LightningModuleBase;
 
   // The loss of one batch. Must be overridden to train; undefined skips the optimizer step.
-  virtual Tensor training_step(const Batch& batch, int64_t batch_idx) {
+  virtual Tensor training_step(const Batch& /*batch*/, int64_t /*batch_idx*/) {
     EMBER_CHECK(false, type_name(), ": training_step is not overridden; the Trainer has nothing to train");
     return {};
   }
   // Optional: when not overridden the Trainer skips the loop (validation during fit) or says so.
-  virtual Tensor validation_step(const Batch& batch, int64_t batch_idx) { throw detail::StepNotOverridden{}; }
-  virtual Tensor test_step(const Batch& batch, int64_t batch_idx) { throw detail::StepNotOverridden{}; }
+  virtual Tensor validation_step(const Batch& /*batch*/, int64_t /*batch_idx*/) { throw detail::StepNotOverridden{}; }
+  virtual Tensor test_step(const Batch& /*batch*/, int64_t /*batch_idx*/) { throw detail::StepNotOverridden{}; }
   // Default: forward on the batch (a tensor), or on its first element (an array or tuple).
-  virtual Tensor predict_step(const Batch& batch, int64_t batch_idx) {
+  virtual Tensor predict_step(const Batch& batch, int64_t /*batch_idx*/) {
     if constexpr (std::is_convertible_v<const Batch&, const Tensor&>) {
       return forward(batch);
     } else if constexpr (requires { std::get<0>(batch); }) {

@@ -17,16 +17,16 @@ namespace ember::trainer {
 class Logger {
  public:
   virtual ~Logger() = default;
-  virtual void log_hyperparams(const HParams& hparams) {}
+  virtual void log_hyperparams(const HParams& /*hparams*/) {}
   virtual void log_metrics(const std::map<std::string, double>& metrics, int64_t step) = 0;
   virtual void save() {}
   // Warnings the Trainer raised (e.g. unregistered parameters), for the run's record.
-  virtual void log_warning(const std::string& message) {}
-  virtual void finalize(const std::string& status) { save(); }
+  virtual void log_warning(const std::string& /*message*/) {}
+  virtual void finalize(const std::string& /*status*/) { save(); }
   // Where this run's files go; empty for loggers that write nothing. Set up lazily so the Trainer
   // can give a default save_dir first.
   virtual std::string log_dir() { return ""; }
-  virtual void set_default_save_dir(const std::string& dir) {}
+  virtual void set_default_save_dir(const std::string& /*dir*/) {}
 };
 
 class CSVLogger : public Logger {

@@ -71,17 +71,17 @@ class Scheduler {
 };
 
 struct LRSchedulerConfig {
-  Scheduler scheduler;
+  Scheduler scheduler{};
   std::string interval = "epoch";  // "epoch" or "step"
   int64_t frequency = 1;
-  std::string monitor;               // ReduceLROnPlateau only, and required there
+  std::string monitor{};               // ReduceLROnPlateau only, and required there
   bool strict = true;                // a missing monitor is an error (else a warning)
-  std::string name;                  // LearningRateMonitor's key
+  std::string name{};                  // LearningRateMonitor's key
 };
 
 struct OptimizerConfig {
-  std::shared_ptr<optim::Optimizer> optimizer;
-  std::optional<LRSchedulerConfig> lr_scheduler;
+  std::shared_ptr<optim::Optimizer> optimizer{};
+  std::optional<LRSchedulerConfig> lr_scheduler{};
 };
 
 class Optimizers {

@@ -16,9 +16,12 @@ uint64_t splitmix64(uint64_t& state) {
 }
 
 // A uniform draw from [0, bound) without modulo bias (Lemire's multiply-and-reject).
+// The full 128-bit product (a GCC/Clang extension on every 64-bit target ember builds for).
+__extension__ typedef unsigned __int128 uint128;
+
 uint64_t bounded(uint64_t& state, uint64_t bound) {
   while (true) {
-    const unsigned __int128 m = static_cast<unsigned __int128>(splitmix64(state)) * bound;
+    const uint128 m = static_cast<uint128>(splitmix64(state)) * bound;
     const uint64_t low = static_cast<uint64_t>(m);
     if (low >= (-bound) % bound) return static_cast<uint64_t>(m >> 64);
   }

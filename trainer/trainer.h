@@ -41,11 +41,11 @@ struct BatchLimit {
 };
 
 struct TrainerOptions {
-  std::optional<int64_t> max_epochs;  // unset: 1000, or unlimited when max_steps is set
+  std::optional<int64_t> max_epochs{};  // unset: 1000, or unlimited when max_steps is set
   int64_t min_epochs = 0;
   int64_t max_steps = -1;
   int64_t min_steps = 0;              // a stop request (EarlyStopping, Timer) waits for this many steps
-  std::string max_time;               // "DD:HH:MM:SS"; empty: no limit
+  std::string max_time{};               // "DD:HH:MM:SS"; empty: no limit
   BatchLimit val_check_interval = 1.0;
   int64_t check_val_every_n_epoch = 1;
   BatchLimit limit_train_batches = 1.0;
@@ -54,7 +54,7 @@ struct TrainerOptions {
   BatchLimit limit_predict_batches = 1.0;
   int64_t num_sanity_val_steps = 2;
   int64_t accumulate_grad_batches = 1;
-  std::optional<double> gradient_clip_val;
+  std::optional<double> gradient_clip_val{};
   std::string gradient_clip_algorithm = "norm";  // "norm" or "value"
   bool deterministic = false;
   int64_t fast_dev_run = 0;           // n > 0: n batches of each loop, one epoch, nothing written
@@ -64,8 +64,8 @@ struct TrainerOptions {
   bool enable_checkpointing = true;   // adds a ModelCheckpoint when none is given
   bool enable_model_summary = true;
   std::string default_root_dir = ".";
-  std::vector<std::shared_ptr<Callback>> callbacks;
-  std::vector<std::shared_ptr<Logger>> loggers;  // empty: a CSVLogger under default_root_dir
+  std::vector<std::shared_ptr<Callback>> callbacks{};
+  std::vector<std::shared_ptr<Logger>> loggers{};  // empty: a CSVLogger under default_root_dir
   bool logger = true;                 // false: no logger at all
   std::string accelerator = "auto";   // "auto", "cpu" or "cuda"
   int devices = 1;                    // with strategy "ddp": the number of ranks mpirun started
@@ -79,7 +79,7 @@ struct TrainerOptions {
   // to float16 with a GradScaler (loss scaling, steps skipped on inf/NaN gradients). Parameters and
   // optimizer state stay float32.
   std::string precision = "32-true";
-  std::optional<uint64_t> seed;       // seed_everything(seed) before anything runs
+  std::optional<uint64_t> seed{};       // seed_everything(seed) before anything runs
 };
 
 // Seeds every generator ember uses (the CPU and CUDA generators; data loaders draw their shuffle
