@@ -192,7 +192,8 @@ std::vector<Edge> root_edges(const variable_list& outputs) {
   for (size_t i = 0; i < outputs.size(); ++i) {
     Edge e = gradient_edge(outputs[i]);
     if (!e.valid())
-      fail("backward: element ", i, " of the outputs does not require grad and has no grad_fn "
+      fail("backward: element ", i,
+           " of the outputs does not require grad and has no grad_fn "
            "(was it computed under NoGradGuard, or from tensors without requires_grad?)");
     roots.push_back(e);
   }
@@ -207,12 +208,11 @@ variable_list root_gradients(const variable_list& outputs, const variable_list& 
     Tensor g = grad_outputs.empty() ? Tensor() : grad_outputs[i];
     if (!g.defined()) {
       if (outputs[i].numel() != 1)
-        fail("backward: grad can be implicitly created only for scalar outputs; output ", i,
-             " has shape ", outputs[i].sizes(), ", pass a gradient of that shape");
+        fail("backward: grad can be implicitly created only for scalar outputs; output ", i, " has shape ",
+             outputs[i].sizes(), ", pass a gradient of that shape");
       g = ones_like(outputs[i]);
     } else if (g.sizes() != outputs[i].sizes()) {
-      fail("backward: gradient of shape ", g.sizes(), " given for an output of shape ",
-           outputs[i].sizes());
+      fail("backward: gradient of shape ", g.sizes(), " given for an output of shape ", outputs[i].sizes());
     }
     grads.push_back(g);
   }
@@ -223,13 +223,13 @@ variable_list root_gradients(const variable_list& outputs, const variable_list& 
 
 void backward(const variable_list& outputs, const variable_list& grad_outputs, bool retain_graph,
               bool create_graph) {
-  run(root_edges(outputs), root_gradients(outputs, grad_outputs), retain_graph || create_graph,
-      create_graph, nullptr);
+  run(root_edges(outputs), root_gradients(outputs, grad_outputs), retain_graph || create_graph, create_graph,
+      nullptr);
 }
 
 variable_list grad(const variable_list& outputs, const variable_list& inputs,
-                   const variable_list& grad_outputs, std::optional<bool> retain_graph,
-                   bool create_graph, bool allow_unused) {
+                   const variable_list& grad_outputs, std::optional<bool> retain_graph, bool create_graph,
+                   bool allow_unused) {
   Capture capture;
   for (size_t i = 0; i < inputs.size(); ++i) {
     Edge e = gradient_edge(inputs[i]);
@@ -237,8 +237,8 @@ variable_list grad(const variable_list& outputs, const variable_list& inputs,
     capture.edges.push_back(e);
   }
   capture.grads.resize(inputs.size());
-  run(root_edges(outputs), root_gradients(outputs, grad_outputs),
-      retain_graph.value_or(create_graph), create_graph, &capture);
+  run(root_edges(outputs), root_gradients(outputs, grad_outputs), retain_graph.value_or(create_graph),
+      create_graph, &capture);
   for (size_t i = 0; i < inputs.size(); ++i)
     if (!capture.grads[i].defined() && !allow_unused)
       fail("autograd::grad: input ", i, " (shape ", inputs[i].sizes(),

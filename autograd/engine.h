@@ -11,8 +11,8 @@ namespace ember::autograd {
 // With create_graph a leaf's .grad() keeps the graph that computed it, and that graph keeps the leaf:
 // a reference cycle, as in PyTorch. Reset the gradient (mutable_grad() = Tensor(), or zero_grad with
 // set_to_none) when done with it, or use autograd::grad, which stores nothing in the leaves.
-void backward(const variable_list& outputs, const variable_list& grad_outputs = {},
-              bool retain_graph = false, bool create_graph = false);
+void backward(const variable_list& outputs, const variable_list& grad_outputs = {}, bool retain_graph = false,
+              bool create_graph = false);
 
 // Gradients of sum(outputs[i] * grad_outputs[i]) with respect to each input. An input the outputs do
 // not depend on gives an error unless allow_unused, then an undefined tensor. retain_graph defaults

@@ -35,13 +35,15 @@ class AutogradContext {
   bool needs_input_grad(size_t i) const { return node_ && node_->needs_input_grad(i); }
 
  private:
-  template <class T> friend struct Function;
+  template <class T>
+  friend struct Function;
   variable_list to_save_;
   FunctionNode* node_ = nullptr;
 };
 
 namespace detail {
-template <class T> void collect(variable_list& out, const T& v) {
+template <class T>
+void collect(variable_list& out, const T& v) {
   if constexpr (std::is_same_v<std::decay_t<T>, Tensor>) out.push_back(v);
 }
 inline variable_list as_list(const Tensor& t) { return {t}; }

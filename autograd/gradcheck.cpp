@@ -18,13 +18,12 @@ void nudge(Tensor& t, int64_t flat, double delta) {
   p[flat] += delta;
 }
 
-GradcheckResult check_once(const GradcheckFn& fn, const variable_list& inputs,
-                           const GradcheckOptions& opts) {
+GradcheckResult check_once(const GradcheckFn& fn, const variable_list& inputs, const GradcheckOptions& opts) {
   for (size_t i = 0; i < inputs.size(); ++i)
     if (inputs[i].requires_grad())
-      EMBER_CHECK(inputs[i].dtype() == kFloat64 && inputs[i].is_contiguous(),
-                  "gradcheck: input ", i, " must be a compact float64 tensor, got ",
-                  dtype_name(inputs[i].dtype()), " ", inputs[i].sizes());
+      EMBER_CHECK(inputs[i].dtype() == kFloat64 && inputs[i].is_contiguous(), "gradcheck: input ", i,
+                  " must be a compact float64 tensor, got ", dtype_name(inputs[i].dtype()), " ",
+                  inputs[i].sizes());
   Tensor out0 = fn(inputs);
   EMBER_CHECK(out0.dtype() == kFloat64, "gradcheck: the function must return float64, got ",
               dtype_name(out0.dtype()));
@@ -61,9 +60,9 @@ GradcheckResult check_once(const GradcheckFn& fn, const variable_list& inputs,
         const double a = analytic[o][j];
         if (!(std::abs(a - numerical) <= opts.atol + opts.rtol * std::abs(numerical))) {
           std::ostringstream os;
-          os << "gradcheck: Jacobian mismatch for input " << i << " (shape "
-             << shape_str(x.sizes()) << "), output element " << o << ", input element " << j
-             << ": analytic " << a << " vs numerical " << numerical;
+          os << "gradcheck: Jacobian mismatch for input " << i << " (shape " << shape_str(x.sizes())
+             << "), output element " << o << ", input element " << j << ": analytic " << a << " vs numerical "
+             << numerical;
           return {false, os.str()};
         }
       }
@@ -74,8 +73,7 @@ GradcheckResult check_once(const GradcheckFn& fn, const variable_list& inputs,
 
 }  // namespace
 
-GradcheckResult gradcheck(const GradcheckFn& fn, const variable_list& inputs,
-                          GradcheckOptions opts) {
+GradcheckResult gradcheck(const GradcheckFn& fn, const variable_list& inputs, GradcheckOptions opts) {
   GradcheckResult first = check_once(fn, inputs, opts);
   if (!first || !opts.check_double_backward) return first;
   // Double backward: check the map x -> d(sum(fn(x) * w))/dx, with w a fixed random weighting so the

@@ -25,7 +25,6 @@ struct GradcheckResult {
 
 using GradcheckFn = std::function<Tensor(const variable_list&)>;
 
-GradcheckResult gradcheck(const GradcheckFn& fn, const variable_list& inputs,
-                          GradcheckOptions opts = {});
+GradcheckResult gradcheck(const GradcheckFn& fn, const variable_list& inputs, GradcheckOptions opts = {});
 
 }  // namespace ember::autograd

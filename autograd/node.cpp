@@ -64,8 +64,8 @@ Tensor SavedTensor::unpack(const std::shared_ptr<Node>& owner, const std::string
   if (data_.version() != version_) {
     fail("autograd: one of the tensors saved by '", owner_name,
          "' for its backward was modified by an in-place operation: a ", dtype_name(data_.dtype()),
-         " tensor of shape ", data_.sizes(), " is at version ", data_.version(), ", expected ",
-         version_, ". Clone it before the in-place op, or do the op out of place.");
+         " tensor of shape ", data_.sizes(), " is at version ", data_.version(), ", expected ", version_,
+         ". Clone it before the in-place op, or do the op out of place.");
   }
   if (!is_output_) return data_;
   Tensor t = bare_alias(data_);
@@ -129,8 +129,7 @@ void save_tensors(FunctionNode& node, const std::vector<Tensor>& outputs,
 }
 
 std::shared_ptr<FunctionNode> record(const char* name, const std::vector<Tensor>& inputs,
-                                     const std::vector<Tensor>& outputs,
-                                     const std::vector<Tensor>& to_save,
+                                     const std::vector<Tensor>& outputs, const std::vector<Tensor>& to_save,
                                      FunctionNode::BackwardFn fn) {
   if (!should_record(inputs)) return nullptr;
   auto node = std::make_shared<FunctionNode>(name, std::move(fn));
@@ -185,8 +184,7 @@ void FunctionNode::release_saved() {
   released_ = true;
 }
 
-AccumulateGrad::AccumulateGrad(Tensor variable)
-    : Node("AccumulateGrad"), variable_(std::move(variable)) {
+AccumulateGrad::AccumulateGrad(Tensor variable) : Node("AccumulateGrad"), variable_(std::move(variable)) {
   output_meta.push_back({variable_.sizes(), variable_.dtype(), variable_.device()});
   pre_hooks.resize(1);
 }
@@ -200,8 +198,7 @@ variable_list AccumulateGrad::apply(variable_list&& grads) {
   }
   if (!g.defined()) return {};
   if (g.sizes() != variable_.sizes()) {
-    fail("autograd: gradient of shape ", g.sizes(), " does not match the leaf's shape ",
-         variable_.sizes());
+    fail("autograd: gradient of shape ", g.sizes(), " does not match the leaf's shape ", variable_.sizes());
   }
   if (!m.grad.defined()) {
     // Own the stored gradient: what arrives may be a broadcast view or shared with the caller, in

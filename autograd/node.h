@@ -28,10 +28,10 @@ struct Edge {
 struct AutogradMeta {
   bool requires_grad = false;
   Tensor grad;
-  std::shared_ptr<Node> grad_fn;            // null for leaves
-  uint32_t output_nr = 0;                   // which output of grad_fn this tensor is
-  std::weak_ptr<Node> grad_accumulator;     // leaves: the AccumulateGrad node, made on demand
-  std::vector<TensorHook> leaf_hooks;       // leaves: run before accumulation
+  std::shared_ptr<Node> grad_fn;         // null for leaves
+  uint32_t output_nr = 0;                // which output of grad_fn this tensor is
+  std::weak_ptr<Node> grad_accumulator;  // leaves: the AccumulateGrad node, made on demand
+  std::vector<TensorHook> leaf_hooks;    // leaves: run before accumulation
   bool retains_grad = false;
 };
 
@@ -122,8 +122,8 @@ class AccumulateGrad : public Node {
 };
 
 // ---- helpers used by ops ---------------------------------------------------------------------
-AutogradMeta& meta_of(const Tensor& t);       // creates the metadata if missing
-AutogradMeta* meta_if(const Tensor& t);       // null when the tensor has none
+AutogradMeta& meta_of(const Tensor& t);  // creates the metadata if missing
+AutogradMeta* meta_if(const Tensor& t);  // null when the tensor has none
 // Where a gradient flowing into `t` goes: its grad_fn, or its leaf accumulator.
 Edge gradient_edge(const Tensor& t);
 std::shared_ptr<Node> grad_accumulator(const Tensor& t);
@@ -133,8 +133,7 @@ std::shared_ptr<Node> grad_accumulator(const Tensor& t);
 // non-floating outputs are skipped), `to_save` are kept as SavedTensors for `fn`.
 // Returns the node, or null if no input requires grad or grad mode is off.
 std::shared_ptr<FunctionNode> record(const char* name, const std::vector<Tensor>& inputs,
-                                     const std::vector<Tensor>& outputs,
-                                     const std::vector<Tensor>& to_save,
+                                     const std::vector<Tensor>& outputs, const std::vector<Tensor>& to_save,
                                      FunctionNode::BackwardFn fn);
 bool should_record(const std::vector<Tensor>& inputs);
 

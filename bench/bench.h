@@ -9,8 +9,8 @@ namespace ember::bench {
 
 struct Workload {
   std::string name;
-  std::string unit;     // "GFLOP/s" or "GB/s"
-  double work = 0;      // per run, in FLOP or bytes
+  std::string unit;  // "GFLOP/s" or "GB/s"
+  double work = 0;   // per run, in FLOP or bytes
 };
 
 // Median seconds per call of `run` (after `warmup` calls), repeating until `min_seconds` have passed

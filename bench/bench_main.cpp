@@ -12,6 +12,7 @@
 //     median over the rest, and the table names the configuration that won;
 //   * a side's figure is the fastest of several rounds, each the median of repeated calls after a
 //     warm-up; the spread of the round medians is printed beside it.
+#include <unistd.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -21,16 +22,15 @@
 #include <set>
 #include <sstream>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 #include <ember/kernels/cpu/cpu_capability.h>
 #include <nlohmann/json.hpp>
 
+#include <ember/ember.h>
 #include "bench.h"
 #include "bench_models.h"
 #include "gpt_model.h"
-#include <ember/ember.h>
 
 namespace ember::bench {
 namespace {
@@ -48,9 +48,9 @@ struct Entry {
 struct Mlp : nn::Module {
   Mlp() : nn::Module("Mlp") {
     body = register_module("body", std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
-        std::make_shared<nn::Linear>(784, 256), std::make_shared<nn::ReLU>(),
-        std::make_shared<nn::Linear>(256, 256), std::make_shared<nn::ReLU>(),
-        std::make_shared<nn::Linear>(256, 10)}));
+                                       std::make_shared<nn::Linear>(784, 256), std::make_shared<nn::ReLU>(),
+                                       std::make_shared<nn::Linear>(256, 256), std::make_shared<nn::ReLU>(),
+                                       std::make_shared<nn::Linear>(256, 10)}));
   }
   Tensor forward(const Tensor& x) override { return (*body)(x); }
   std::shared_ptr<nn::Sequential> body;
@@ -79,7 +79,6 @@ std::function<void()> classifier_step(std::shared_ptr<nn::Module> model, Tensor 
     opt->step();
   };
 }
-
 
 struct Seq2Seq : nn::Module {
   Seq2Seq() : nn::Module("Seq2Seq") {
@@ -114,45 +113,50 @@ void add_training_steps(std::vector<Entry>& list) {
                                                        randint(10, {8}), optim::SGDOptions{.lr = 1e-2});
                   }});
   list.push_back({{"cnn_step_b64", "k samples/s", 64e6}, [] {
-                    return classifier_step<optim::Adam>(make_cnn(), randn({64, 1, 28, 28}),
-                                                        randint(10, {64}), optim::AdamOptions{.lr = 1e-3});
+                    return classifier_step<optim::Adam>(make_cnn(), randn({64, 1, 28, 28}), randint(10, {64}),
+                                                        optim::AdamOptions{.lr = 1e-3});
                   }});
-  list.push_back({{"encoder_step", "k tokens/s", 64 * 32 * 1e6}, [] {
-                    auto model = std::make_shared<EncoderLM>();
-                    auto opt = std::make_shared<optim::Adam>(model->parameters(), optim::AdamOptions{.lr = 1e-3});
-                    Tensor tokens = randint(1000, {64, 32}), targets = randint(1000, {64, 32});
-                    return std::function<void()>([model, opt, tokens, targets] {
-                      opt->zero_grad();
-                      Tensor logits = (*model)(tokens);
-                      nn::functional::cross_entropy(logits.reshape({-1, 1000}), targets.reshape({-1})).backward();
-                      opt->step();
-                    });
-                  }});
-  list.push_back({{"seq2seq_step", "k tokens/s", 19 * 32 * 1e6}, [] {
-                    auto model = std::make_shared<Seq2Seq>();
-                    auto opt = std::make_shared<optim::Adam>(model->parameters(), optim::AdamOptions{.lr = 1e-3});
-                    Tensor src = randint(100, {20, 32}), tgt = randint(100, {20, 32});
-                    return std::function<void()>([model, opt, src, tgt] {
-                      opt->zero_grad();
-                      Tensor logits = model->forward2(src, tgt.narrow(0, 0, 19));
-                      nn::functional::cross_entropy(logits.reshape({-1, 100}),
-                                                    tgt.narrow(0, 1, 19).reshape({-1})).backward();
-                      opt->step();
-                    });
-                  }});
+  list.push_back(
+      {{"encoder_step", "k tokens/s", 64 * 32 * 1e6}, [] {
+         auto model = std::make_shared<EncoderLM>();
+         auto opt = std::make_shared<optim::Adam>(model->parameters(), optim::AdamOptions{.lr = 1e-3});
+         Tensor tokens = randint(1000, {64, 32}), targets = randint(1000, {64, 32});
+         return std::function<void()>([model, opt, tokens, targets] {
+           opt->zero_grad();
+           Tensor logits = (*model)(tokens);
+           nn::functional::cross_entropy(logits.reshape({-1, 1000}), targets.reshape({-1})).backward();
+           opt->step();
+         });
+       }});
+  list.push_back(
+      {{"seq2seq_step", "k tokens/s", 19 * 32 * 1e6}, [] {
+         auto model = std::make_shared<Seq2Seq>();
+         auto opt = std::make_shared<optim::Adam>(model->parameters(), optim::AdamOptions{.lr = 1e-3});
+         Tensor src = randint(100, {20, 32}), tgt = randint(100, {20, 32});
+         return std::function<void()>([model, opt, src, tgt] {
+           opt->zero_grad();
+           Tensor logits = model->forward2(src, tgt.narrow(0, 0, 19));
+           nn::functional::cross_entropy(logits.reshape({-1, 100}), tgt.narrow(0, 1, 19).reshape({-1}))
+               .backward();
+           opt->step();
+         });
+       }});
 }
 
 // The GPT of examples/gpt at 6 layers, d_model 256, 8 heads, block 128, 96 characters: a training
 // step at batch 16 (AdamW, weight decay on the matrices only), and generation of 256 tokens after a
 // one-token prompt with the key/value cache, greedy so that both sides do the same work.
-gpt::GPTConfig bench_gpt_config() { return {.vocab_size = 96, .block_size = 128, .n_layer = 6, .n_head = 8, .d_model = 256}; }
+gpt::GPTConfig bench_gpt_config() {
+  return {.vocab_size = 96, .block_size = 128, .n_layer = 6, .n_head = 8, .d_model = 256};
+}
 
 void add_gpt(std::vector<Entry>& list) {
   list.push_back({{"gpt_step", "k tokens/s", 16 * 128 * 1e6}, [] {
                     auto model = std::make_shared<gpt::GPT>(bench_gpt_config());
                     auto [decay, no_decay] = model->decay_groups();
                     auto opt = std::make_shared<optim::AdamW>(
-                        std::vector<optim::ParamGroup>{{decay, {.weight_decay = 0.1}}, {no_decay, {.weight_decay = 0.0}}},
+                        std::vector<optim::ParamGroup>{{decay, {.weight_decay = 0.1}},
+                                                       {no_decay, {.weight_decay = 0.0}}},
                         optim::AdamWOptions{.lr = 1e-3});
                     Tensor x = randint(96, {16, 128}), y = randint(96, {16, 128});
                     return std::function<void()>([model, opt, x, y] {
@@ -214,15 +218,14 @@ std::vector<Entry> workloads() {
   return list;
 }
 
-
 // ---- command line ----------------------------------------------------------------------------
 
 struct Options {
   std::vector<std::string> filters;  // substrings; a workload runs when it contains any of them
   std::string json_path, markdown_path, plot_path;
-  std::string side;                  // child mode: "ember" or "libtorch"
-  int threads = 0;                   // child mode, LibTorch's thread count
-  bool probe = false;                // child mode: LibTorch's checked GEMM probe
+  std::string side;    // child mode: "ember" or "libtorch"
+  int threads = 0;     // child mode, LibTorch's thread count
+  bool probe = false;  // child mode: LibTorch's checked GEMM probe
   bool reprobe = false;
   bool with_libtorch = true;
   int rounds = 5;
@@ -383,7 +386,8 @@ std::map<std::string, Timing> parse_timings(const std::vector<std::string>& line
   std::map<std::string, Timing> out;
   for (auto& line : lines) {
     const Json j = parse_line(line);
-    if (j.is_object() && j.contains("ms")) out[j["name"].get<std::string>()] = {j["ms"], j.value("spread", 0.0)};
+    if (j.is_object() && j.contains("ms"))
+      out[j["name"].get<std::string>()] = {j["ms"], j.value("spread", 0.0)};
   }
   return out;
 }
@@ -409,7 +413,8 @@ std::vector<std::string> candidate_coretypes() {
   if (const char* set = std::getenv("OPENBLAS_CORETYPE"); set && *set) c.push_back(set);
   const auto level = kernels::cpu_supported_capability();
   if (level >= kernels::CpuCapability::Avx2) c.insert(c.end(), {"Haswell", "Zen"});
-  if (level >= kernels::CpuCapability::Avx512) c.insert(c.end(), {"SkylakeX", "Cooperlake", "SapphireRapids"});
+  if (level >= kernels::CpuCapability::Avx512)
+    c.insert(c.end(), {"SkylakeX", "Cooperlake", "SapphireRapids"});
   std::vector<std::string> unique;
   for (auto& t : c)
     if (std::find(unique.begin(), unique.end(), t) == unique.end()) unique.push_back(t);
@@ -494,13 +499,15 @@ std::string json_line(const Row& r, const std::string& cpu, const char* level, c
 void write_markdown(const std::string& path, const std::vector<Row>& rows, const std::string& cpu,
                     const char* level, const MachineLimits& lim, size_t configs) {
   std::ofstream md(path + ".tmp");
-  md << "Machine: " << cpu << ", " << std::thread::hardware_concurrency() << " cores; ember's CPU kernels at level `"
-     << level << "`; limits measured by the bench: " << fmt("%.0f", lim.fma_gflops) << " GFLOP/s float32 FMA, "
+  md << "Machine: " << cpu << ", " << std::thread::hardware_concurrency()
+     << " cores; ember's CPU kernels at level `" << level
+     << "`; limits measured by the bench: " << fmt("%.0f", lim.fma_gflops) << " GFLOP/s float32 FMA, "
      << fmt("%.1f", lim.read_gbs) << " GB/s streaming read, " << fmt("%.1f", lim.copy_gbs)
      << " GB/s streaming copy. LibTorch: best figure over " << configs
      << " configurations (OpenBLAS core type x threads), each library in its own process. Spread: "
         "(slowest - fastest) / fastest of the round medians.\n\n"
-     << "| workload | ember ms | spread | LibTorch ms | spread | LibTorch's best configuration | speedup | ember rate | of the limit |\n"
+     << "| workload | ember ms | spread | LibTorch ms | spread | LibTorch's best configuration | speedup | "
+        "ember rate | of the limit |\n"
      << "|---|---:|---:|---:|---:|---|---:|---:|---|\n";
   for (auto& r : rows) {
     const double rate = r.w.work / (r.ember.ms / 1e3) / 1e9;
@@ -520,8 +527,9 @@ int run_parent(const Options& o) {
   std::printf("ember bench on %s (%u cores), CPU kernels at level %s\n", cpu.c_str(),
               std::thread::hardware_concurrency(), level);
   const MachineLimits lim = measure_machine_limits();
-  std::printf("machine limits: %.0f GFLOP/s float32 FMA, %.1f GB/s streaming read, %.1f GB/s streaming copy\n",
-              lim.fma_gflops, lim.read_gbs, lim.copy_gbs);
+  std::printf(
+      "machine limits: %.0f GFLOP/s float32 FMA, %.1f GB/s streaming read, %.1f GB/s streaming copy\n",
+      lim.fma_gflops, lim.read_gbs, lim.copy_gbs);
   const std::string args = filter_arg(o);
   auto ember_lines = run_child("", "--side ember " + args);
   if (!ember_lines) {
@@ -554,8 +562,8 @@ int run_parent(const Options& o) {
     if (best.count(e.w.name)) r.torch = best[e.w.name].first, r.torch_config = best[e.w.name].second;
     rows.push_back(r);
   }
-  std::printf("\n%-18s %10s %7s %12s %7s %9s %14s  %-16s %s\n", "workload", "ember ms", "spread", "libtorch ms",
-              "spread", "speedup", "ember rate", "of the limit", "libtorch config");
+  std::printf("\n%-18s %10s %7s %12s %7s %9s %14s  %-16s %s\n", "workload", "ember ms", "spread",
+              "libtorch ms", "spread", "speedup", "ember rate", "of the limit", "libtorch config");
   for (auto& r : rows) {
     const double rate = r.w.work / (r.ember.ms / 1e3) / 1e9;
     std::printf("%-18s %10.3f %6.0f%% %12s %7s %9s %8.1f %-5s  %-16s %s\n", r.w.name.c_str(), r.ember.ms,
@@ -581,8 +589,10 @@ int run_parent(const Options& o) {
       for (auto& r : rows) tmp << json_line(r, cpu, level, lim) << "\n";
     }
     // Debian's interpreter: matplotlib comes from python3-matplotlib (scripts/setup-deps.sh --bench).
-    const std::string cmd = "/usr/bin/python3 '" EMBER_BENCH_PLOT_SCRIPT "' '" + data + "' '" + o.plot_path + "'";
-    if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "ember_bench: the plot failed (%s)\n", cmd.c_str());
+    const std::string cmd =
+        "/usr/bin/python3 '" EMBER_BENCH_PLOT_SCRIPT "' '" + data + "' '" + o.plot_path + "'";
+    if (std::system(cmd.c_str()) != 0)
+      std::fprintf(stderr, "ember_bench: the plot failed (%s)\n", cmd.c_str());
   }
   if (!libtorch_available())
     std::printf("(LibTorch column empty: install Debian's libtorch-dev and rebuild to compare)\n");

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "bench.h"
 #include <ember/ember.h>
 #include <ember/kernels/cuda/cuda_backend.h>
+#include "bench.h"
 
 namespace {
 using namespace ember;
@@ -25,7 +25,8 @@ struct Result {
   double ms, rate;
 };
 
-Result time_it(const std::string& name, const std::string& unit, double work, const std::function<void()>& run) {
+Result time_it(const std::string& name, const std::string& unit, double work,
+               const std::function<void()>& run) {
   auto synced = [&] {
     run();
     cuda::synchronize();
@@ -65,23 +66,27 @@ int main(int argc, char** argv) {
   results.push_back(time_it("add_" + std::to_string(n), "GB/s", 12.0 * n, [&] { c = a + b; }));
   const int64_t rows = small ? 64 : 65536, cols = small ? 256 : 4096;
   Tensor logits = randn({rows, cols}, f32);
-  results.push_back(time_it("softmax_" + std::to_string(rows) + "x" + std::to_string(cols), "GB/s", 8.0 * rows * cols,
-                            [&] { (void)softmax(logits, 1); }));
+  results.push_back(time_it("softmax_" + std::to_string(rows) + "x" + std::to_string(cols), "GB/s",
+                            8.0 * rows * cols, [&] { (void)softmax(logits, 1); }));
 
   // GEMM through cuBLAS.
   const int64_t m = small ? 64 : 8192;
   Tensor x = randn({m, m}, f32), y = randn({m, m}, f32);
   const double gemm_flops = 2.0 * m * m * m;
-  results.push_back(time_it("sgemm_" + std::to_string(m), "TFLOP/s", gemm_flops, [&] { (void)matmul(x, y); }));
+  results.push_back(
+      time_it("sgemm_" + std::to_string(m), "TFLOP/s", gemm_flops, [&] { (void)matmul(x, y); }));
   cuda::set_allow_tf32(true);
-  results.push_back(time_it("tf32_gemm_" + std::to_string(m), "TFLOP/s", gemm_flops, [&] { (void)matmul(x, y); }));
+  results.push_back(
+      time_it("tf32_gemm_" + std::to_string(m), "TFLOP/s", gemm_flops, [&] { (void)matmul(x, y); }));
   cuda::set_allow_tf32(false);
   Tensor xh = x.to(kBFloat16), yh = y.to(kBFloat16);
-  results.push_back(time_it("bf16_gemm_" + std::to_string(m), "TFLOP/s", gemm_flops, [&] { (void)matmul(xh, yh); }));
+  results.push_back(
+      time_it("bf16_gemm_" + std::to_string(m), "TFLOP/s", gemm_flops, [&] { (void)matmul(xh, yh); }));
 
   // Fused attention, causal, bf16 inputs.
   const int64_t B = small ? 1 : 8, H = small ? 2 : 16, L = small ? 64 : 2048, D = 64;
-  Tensor q = randn({B, H, L, D}, f32).to(kBFloat16).requires_grad_(), k = randn({B, H, L, D}, f32).to(kBFloat16).requires_grad_(),
+  Tensor q = randn({B, H, L, D}, f32).to(kBFloat16).requires_grad_(),
+         k = randn({B, H, L, D}, f32).to(kBFloat16).requires_grad_(),
          v = randn({B, H, L, D}, f32).to(kBFloat16).requires_grad_();
   const double fwd = attention_flops(B, H, L, D, true);
   results.push_back(time_it("attention_fwd_bf16", "TFLOP/s", fwd, [&] {
@@ -95,8 +100,9 @@ int main(int argc, char** argv) {
   // Training steps at 8x the CPU batch (samples/s in thousands).
   const int64_t batch = small ? 16 : 1024;
   auto mlp = std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
-      std::make_shared<nn::Linear>(784, 256), std::make_shared<nn::ReLU>(), std::make_shared<nn::Linear>(256, 256),
-      std::make_shared<nn::ReLU>(), std::make_shared<nn::Linear>(256, 10)});
+      std::make_shared<nn::Linear>(784, 256), std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::Linear>(256, 256), std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::Linear>(256, 10)});
   mlp->to(kCuda);
   optim::Adam adam(mlp->parameters(), optim::AdamOptions{.lr = 1e-3});
   Tensor inputs = randn({batch, 784}, f32), labels = randint(0, 10, {batch}).to(kCuda);
@@ -111,11 +117,13 @@ int main(int argc, char** argv) {
   std::printf("%-28s %12s %14s\n", "workload (cuda:0)", "median ms", "rate");
   for (const Result& r : results) {
     std::printf("%-28s %12.3f %10.2f %s\n", r.name.c_str(), r.ms, r.rate, r.unit.c_str());
-    if (json) json << "{\"name\": \"" << r.name << "\", \"ms\": " << r.ms << ", \"rate\": " << r.rate
-                   << ", \"unit\": \"" << r.unit << "\", \"device\": \""
-                   << kernels::backend_for(kCuda).name() << "\"}\n";
+    if (json)
+      json << "{\"name\": \"" << r.name << "\", \"ms\": " << r.ms << ", \"rate\": " << r.rate
+           << ", \"unit\": \"" << r.unit << "\", \"device\": \"" << kernels::backend_for(kCuda).name()
+           << "\"}\n";
   }
-  if (small) std::printf("(--small on %s: these figures time the simulator, not a GPU)\n",
-                         kernels::backend_for(kCuda).name());
+  if (small)
+    std::printf("(--small on %s: these figures time the simulator, not a GPU)\n",
+                kernels::backend_for(kCuda).name());
   return 0;
 }

@@ -12,9 +12,9 @@
 #include <cstdio>
 #include <iostream>
 
+#include <ember/ember.h>
 #include "bench.h"
 #include "bench_models.h"
-#include <ember/ember.h>
 
 using namespace ember;
 
@@ -24,8 +24,8 @@ int main() {
   const int threads = omp_get_max_threads();
   auto report = [&](const std::string& name, double ms, const std::string& extra) {
     if (rank == 0)
-      std::printf("{\"name\": \"%s\", \"ranks\": %d, \"threads_per_rank\": %d, \"ms\": %.3f%s}\n", name.c_str(),
-                  world, threads, ms, extra.c_str());
+      std::printf("{\"name\": \"%s\", \"ranks\": %d, \"threads_per_rank\": %d, \"ms\": %.3f%s}\n",
+                  name.c_str(), world, threads, ms, extra.c_str());
   };
 
   manual_seed(0);
@@ -70,7 +70,8 @@ int main() {
     };
     auto mpi_nonblocking = [&] {
       MPI_Request r;
-      MPI_Iallreduce(MPI_IN_PLACE, bucket.data_ptr(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &r);
+      MPI_Iallreduce(MPI_IN_PLACE, bucket.data_ptr(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                     &r);
       MPI_Wait(&r, MPI_STATUS_IGNORE);
     };
     const double e = bench::median_seconds(ember_path, 3, 30, 0.0);
@@ -79,9 +80,9 @@ int main() {
     // Bus bandwidth as osu/nccl-tests define it for all-reduce: 2 (N-1)/N x bytes / time.
     const double factor = 2.0 * (world - 1) / world * static_cast<double>(bytes) / 1e9;
     report("allreduce_" + std::to_string(bytes), 1e3 * e,
-           ", \"ember_busbw_GBps\": " + std::to_string(factor / e) + ", \"mpi_ms\": " + std::to_string(1e3 * m) +
-               ", \"mpi_busbw_GBps\": " + std::to_string(factor / m) + ", \"mpi_iallreduce_ms\": " +
-               std::to_string(1e3 * mi));
+           ", \"ember_busbw_GBps\": " + std::to_string(factor / e) + ", \"mpi_ms\": " +
+               std::to_string(1e3 * m) + ", \"mpi_busbw_GBps\": " + std::to_string(factor / m) +
+               ", \"mpi_iallreduce_ms\": " + std::to_string(1e3 * mi));
   }
   return 0;
 }

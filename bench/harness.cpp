@@ -7,8 +7,7 @@
 
 namespace ember::bench {
 
-double median_seconds(const std::function<void()>& run, int warmup, int min_iters,
-                      double min_seconds) {
+double median_seconds(const std::function<void()>& run, int warmup, int min_iters, double min_seconds) {
   using clock = std::chrono::steady_clock;
   for (int i = 0; i < warmup; ++i) run();
   std::vector<double> times;

@@ -67,7 +67,8 @@ struct LtGPT : tn::Module {
       else p.normal_(0.0, 0.02);
     }
   }
-  torch::Tensor forward(const torch::Tensor& tokens, std::vector<torch::Tensor>* cache = nullptr, int64_t past = 0) {
+  torch::Tensor forward(const torch::Tensor& tokens, std::vector<torch::Tensor>* cache = nullptr,
+                        int64_t past = 0) {
     const int64_t T = tokens.size(1);
     auto x = wte(tokens) + wpe(torch::arange(past, past + T, torch::kInt64));
     for (size_t l = 0; l < blocks.size(); ++l)
@@ -90,8 +91,10 @@ std::function<void()> libtorch_gpt_step() {
   std::vector<torch::Tensor> decay, no_decay;
   for (auto& p : model->parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
   std::vector<torch::optim::OptimizerParamGroup> groups{
-      {decay, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(1e-3).weight_decay(0.1))},
-      {no_decay, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(1e-3).weight_decay(0.0))}};
+      {decay,
+       std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(1e-3).weight_decay(0.1))},
+      {no_decay,
+       std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(1e-3).weight_decay(0.0))}};
   auto opt = std::make_shared<torch::optim::AdamW>(std::move(groups));
   auto x = torch::randint(kVocab, {16, kBlock}), y = torch::randint(kVocab, {16, kBlock});
   return [model, opt, x, y] {
@@ -110,7 +113,8 @@ std::function<void()> libtorch_gpt_generate() {
   return [model] {
     torch::NoGradGuard no_grad;
     std::vector<torch::Tensor> cache;
-    for (int64_t l = 0; l < 2 * kLayers; ++l) cache.push_back(torch::zeros({1, kHeads, kBlock, kDModel / kHeads}));
+    for (int64_t l = 0; l < 2 * kLayers; ++l)
+      cache.push_back(torch::zeros({1, kHeads, kBlock, kDModel / kHeads}));
     std::vector<int64_t> context{0};
     int64_t past = 0;
     auto feed = [&](std::vector<int64_t> tokens) {

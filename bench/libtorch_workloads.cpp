@@ -12,7 +12,7 @@ namespace ember::bench {
 
 bool libtorch_available() { return true; }
 
-std::function<void()> libtorch_gpt_step();      // libtorch_gpt.cpp
+std::function<void()> libtorch_gpt_step();  // libtorch_gpt.cpp
 std::function<void()> libtorch_gpt_generate();
 
 std::function<void()> libtorch_workload(const std::string& name, int threads) {
@@ -56,9 +56,9 @@ std::function<void()> libtorch_workload(const std::string& name, int threads) {
   if (name == "cnn_step_b64") {
     namespace tn = torch::nn;
     tn::Sequential m(tn::Conv2d(tn::Conv2dOptions(1, 32, 3).padding(1)), tn::BatchNorm2d(32), tn::ReLU(),
-                     tn::MaxPool2d(2), tn::Conv2d(tn::Conv2dOptions(32, 64, 3).padding(1)), tn::BatchNorm2d(64),
-                     tn::ReLU(), tn::MaxPool2d(2), tn::Flatten(), tn::Linear(3136, 128), tn::ReLU(),
-                     tn::Linear(128, 10));
+                     tn::MaxPool2d(2), tn::Conv2d(tn::Conv2dOptions(32, 64, 3).padding(1)),
+                     tn::BatchNorm2d(64), tn::ReLU(), tn::MaxPool2d(2), tn::Flatten(), tn::Linear(3136, 128),
+                     tn::ReLU(), tn::Linear(128, 10));
     return classifier(m, torch::randn({64, 1, 28, 28}), torch::randint(10, {64}),
                       std::make_shared<torch::optim::Adam>(m->parameters(), torch::optim::AdamOptions(1e-3)));
   }
@@ -83,8 +83,11 @@ std::function<void()> libtorch_workload(const std::string& name, int threads) {
   if (name == "seq2seq_step") {
     namespace tn = torch::nn;
     tn::Embedding emb(100, 128);
-    tn::Transformer model(tn::TransformerOptions(128, 4).num_encoder_layers(2).num_decoder_layers(2)
-                              .dim_feedforward(512).dropout(0.0));
+    tn::Transformer model(tn::TransformerOptions(128, 4)
+                              .num_encoder_layers(2)
+                              .num_decoder_layers(2)
+                              .dim_feedforward(512)
+                              .dropout(0.0));
     tn::Linear head(128, 100);
     std::vector<torch::Tensor> params;
     for (auto* mod : std::vector<tn::Module*>{emb.get(), model.get(), head.get()})

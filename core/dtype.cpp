@@ -10,10 +10,13 @@ namespace ember {
 
 size_t itemsize(DType t) {
   switch (t) {
-    case kFloat32: case kInt32: return 4;
-    case kFloat64: case kInt64: return 8;
+    case kFloat32:
+    case kInt32: return 4;
+    case kFloat64:
+    case kInt64: return 8;
     case kBool: return 1;
-    case kBFloat16: case kFloat16: return 2;
+    case kBFloat16:
+    case kFloat16: return 2;
   }
   return 0;
 }
@@ -36,7 +39,8 @@ static int rank_of(DType t) {
     case kBool: return 0;
     case kInt32: return 1;
     case kInt64: return 2;
-    case kBFloat16: case kFloat16: return 3;
+    case kBFloat16:
+    case kFloat16: return 3;
     case kFloat32: return 4;
     case kFloat64: return 5;
   }

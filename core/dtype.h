@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "ember/core/half_bits.h"
 
@@ -23,9 +24,7 @@ inline constexpr DType kFloat16 = DType::Float16;
 
 size_t itemsize(DType t);
 const char* dtype_name(DType t);  // "float32", ...
-inline bool is_floating(DType t) {
-  return t == kFloat32 || t == kFloat64 || t == kBFloat16 || t == kFloat16;
-}
+inline bool is_floating(DType t) { return t == kFloat32 || t == kFloat64 || t == kBFloat16 || t == kFloat16; }
 inline bool is_half(DType t) { return t == kBFloat16 || t == kFloat16; }
 inline bool is_integral(DType t) { return t == kInt64 || t == kInt32; }
 
@@ -79,13 +78,17 @@ class Scalar {
 // Result dtype of tensor (op) scalar: the scalar only lifts the category (bool -> int -> float).
 DType promote_with_scalar(DType t, const Scalar& s);
 
-template <class T> constexpr DType dtype_of();
-template <> constexpr DType dtype_of<float>() { return kFloat32; }
-template <> constexpr DType dtype_of<double>() { return kFloat64; }
-template <> constexpr DType dtype_of<int64_t>() { return kInt64; }
-template <> constexpr DType dtype_of<int32_t>() { return kInt32; }
-template <> constexpr DType dtype_of<bool>() { return kBool; }
-template <> constexpr DType dtype_of<BFloat16>() { return kBFloat16; }
-template <> constexpr DType dtype_of<Half>() { return kFloat16; }
+// The dtype whose elements are stored as the C++ type T (float: kFloat32, Half: kFloat16, ...).
+template <class T>
+constexpr DType dtype_of() {
+  if constexpr (std::is_same_v<T, float>) return kFloat32;
+  else if constexpr (std::is_same_v<T, double>) return kFloat64;
+  else if constexpr (std::is_same_v<T, int64_t>) return kInt64;
+  else if constexpr (std::is_same_v<T, int32_t>) return kInt32;
+  else if constexpr (std::is_same_v<T, bool>) return kBool;
+  else if constexpr (std::is_same_v<T, BFloat16>) return kBFloat16;
+  else if constexpr (std::is_same_v<T, Half>) return kFloat16;
+  else static_assert(sizeof(T) == 0, "dtype_of: no ember dtype stores this C++ type");
+}
 
 }  // namespace ember

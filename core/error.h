@@ -41,7 +41,7 @@ template <class... Parts>
 }  // namespace ember
 
 // EMBER_CHECK(cond, "op: ", "message ", shape, ...) throws ember::Error when cond is false.
-#define EMBER_CHECK(cond, ...)            \
-  do {                                    \
+#define EMBER_CHECK(cond, ...)               \
+  do {                                       \
     if (!(cond)) ::ember::fail(__VA_ARGS__); \
   } while (0)

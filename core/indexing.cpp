@@ -26,8 +26,8 @@ Tensor Tensor::index(const std::vector<TensorIndex>& indices) const {
     else if (ix.kind() != TensorIndex::Kind::None) ++consumed;
   }
   EMBER_CHECK(ellipses <= 1, "index: an index can only have a single ellipsis");
-  EMBER_CHECK(consumed <= dim(), "index: too many indices for a tensor of shape ", sizes(), " (",
-              consumed, " indexed dims)");
+  EMBER_CHECK(consumed <= dim(), "index: too many indices for a tensor of shape ", sizes(), " (", consumed,
+              " indexed dims)");
   Tensor out = *this;
   int64_t d = 0;  // the dim of `out` the next index applies to
   for (const auto& ix : indices) {
@@ -39,13 +39,18 @@ Tensor Tensor::index(const std::vector<TensorIndex>& indices) const {
         ++d;
         break;
       }
-      case TensorIndex::Kind::None: out = out.unsqueeze(d); ++d; break;
+      case TensorIndex::Kind::None:
+        out = out.unsqueeze(d);
+        ++d;
+        break;
       case TensorIndex::Kind::Ellipsis: d += dim() - consumed; break;
       case TensorIndex::Kind::Tensor: {
         const Tensor& t = ix.tensor();
         if (t.dtype() == kBool) {
-          EMBER_CHECK(d == 0 && t.dim() == out.dim(), "index: a bool mask must cover all dims of "
-                      "the tensor (mask shape ", t.sizes(), ", tensor shape ", out.sizes(), ")");
+          EMBER_CHECK(d == 0 && t.dim() == out.dim(),
+                      "index: a bool mask must cover all dims of "
+                      "the tensor (mask shape ",
+                      t.sizes(), ", tensor shape ", out.sizes(), ")");
           for (int64_t i = 0; i < t.dim(); ++i)
             EMBER_CHECK(t.size(i) == out.size(i), "index: mask of shape ", t.sizes(),
                         " does not match the indexed tensor's shape ", out.sizes());
@@ -71,9 +76,11 @@ Tensor& Tensor::index_put_(const std::vector<TensorIndex>& indices, const Tensor
     EMBER_CHECK(ix.kind() != TensorIndex::Kind::Tensor,
                 "index_put_: tensor indices are not supported; use index_add/scatter/masked_fill");
   Tensor target = index(indices);
-  EMBER_CHECK(value.dim() <= target.dim() && broadcast_shapes(value.sizes(), target.sizes(), "index_put_") ==
-                  target.sizes(), "index_put_: a value of shape ", value.sizes(),
-              " cannot be written into the indexed region of shape ", target.sizes(), " (tensor of shape ", sizes(), ")");
+  EMBER_CHECK(value.dim() <= target.dim() &&
+                  broadcast_shapes(value.sizes(), target.sizes(), "index_put_") == target.sizes(),
+              "index_put_: a value of shape ", value.sizes(),
+              " cannot be written into the indexed region of shape ", target.sizes(), " (tensor of shape ",
+              sizes(), ")");
   target.copy_(value);
   return *this;
 }

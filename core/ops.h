@@ -39,15 +39,13 @@ Tensor tensor(std::initializer_list<std::initializer_list<double>> rows,
               std::optional<TensorOptions> opts = {});
 Tensor tensor(std::initializer_list<std::initializer_list<int64_t>> rows,
               std::optional<TensorOptions> opts = {});
-Tensor tensor(std::initializer_list<std::initializer_list<int>> rows,
-              std::optional<TensorOptions> opts = {});
+Tensor tensor(std::initializer_list<std::initializer_list<int>> rows, std::optional<TensorOptions> opts = {});
 Tensor tensor(std::initializer_list<std::initializer_list<bool>> rows,
               std::optional<TensorOptions> opts = {});
 Tensor tensor(std::initializer_list<std::initializer_list<std::initializer_list<double>>> planes,
               std::optional<TensorOptions> opts = {});
 template <class T>
-Tensor tensor(const std::vector<T>& values, const Shape& shape,
-              std::optional<TensorOptions> opts = {});
+Tensor tensor(const std::vector<T>& values, const Shape& shape, std::optional<TensorOptions> opts = {});
 // Wraps existing host memory without copying; `deleter` runs when the last tensor releases it.
 Tensor from_blob(void* data, const Shape& shape, DType dtype = kFloat32,
                  std::function<void(void*)> deleter = {}, std::optional<Shape> strides = {});
@@ -132,11 +130,15 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op = "broadca
 Tensor sum(const Tensor& x);
 Tensor sum(const Tensor& x, const Shape& dims, bool keepdim = false);
 template <std::integral I>
-Tensor sum(const Tensor& x, I dim, bool keepdim = false) { return sum(x, Shape{static_cast<int64_t>(dim)}, keepdim); }
+Tensor sum(const Tensor& x, I dim, bool keepdim = false) {
+  return sum(x, Shape{static_cast<int64_t>(dim)}, keepdim);
+}
 Tensor mean(const Tensor& x);
 Tensor mean(const Tensor& x, const Shape& dims, bool keepdim = false);
 template <std::integral I>
-Tensor mean(const Tensor& x, I dim, bool keepdim = false) { return mean(x, Shape{static_cast<int64_t>(dim)}, keepdim); }
+Tensor mean(const Tensor& x, I dim, bool keepdim = false) {
+  return mean(x, Shape{static_cast<int64_t>(dim)}, keepdim);
+}
 Tensor prod(const Tensor& x);
 Tensor prod(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor max(const Tensor& x);
@@ -157,10 +159,8 @@ Tensor amin(const Tensor& x, I dim, bool keepdim = false) {
 Tensor argmax(const Tensor& x, std::optional<int64_t> dim = {}, bool keepdim = false);
 Tensor argmin(const Tensor& x, std::optional<int64_t> dim = {}, bool keepdim = false);
 // correction = 1 is the unbiased (Bessel) estimate, 0 the population variance.
-Tensor var(const Tensor& x, std::optional<Shape> dims = {}, int64_t correction = 1,
-           bool keepdim = false);
-Tensor std(const Tensor& x, std::optional<Shape> dims = {}, int64_t correction = 1,
-           bool keepdim = false);
+Tensor var(const Tensor& x, std::optional<Shape> dims = {}, int64_t correction = 1, bool keepdim = false);
+Tensor std(const Tensor& x, std::optional<Shape> dims = {}, int64_t correction = 1, bool keepdim = false);
 template <std::integral I>
 Tensor var(const Tensor& x, I dim, int64_t correction = 1, bool keepdim = false) {
   return var(x, Shape{static_cast<int64_t>(dim)}, correction, keepdim);
@@ -189,8 +189,7 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor mm(const Tensor& a, const Tensor& b);
 Tensor bmm(const Tensor& a, const Tensor& b);
 // beta * input + alpha * (m1 @ m2)
-Tensor addmm(const Tensor& input, const Tensor& m1, const Tensor& m2, Scalar beta = 1,
-             Scalar alpha = 1);
+Tensor addmm(const Tensor& input, const Tensor& m1, const Tensor& m2, Scalar beta = 1, Scalar alpha = 1);
 // x @ weight^T + bias, weight is [out_features, in_features].
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 
@@ -229,8 +228,7 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 Tensor scatter(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
 Tensor scatter(const Tensor& x, int64_t dim, const Tensor& index, Scalar value);
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
-Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& source,
-                 Scalar alpha = 1);
+Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& source, Scalar alpha = 1);
 Tensor masked_select(const Tensor& x, const Tensor& mask);
 Tensor nonzero(const Tensor& x);  // [count, ndim] int64 coordinates of the non-zero elements
 Tensor embedding(const Tensor& weight, const Tensor& indices);
@@ -246,8 +244,8 @@ std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim = -1, boo
 using Pair = std::array<int64_t, 2>;
 Tensor unfold(const Tensor& x, Pair kernel, Pair dilation = {1, 1}, Pair padding = {0, 0},
               Pair stride = {1, 1});
-Tensor fold(const Tensor& cols, Pair output_size, Pair kernel, Pair dilation = {1, 1},
-            Pair padding = {0, 0}, Pair stride = {1, 1});
+Tensor fold(const Tensor& cols, Pair output_size, Pair kernel, Pair dilation = {1, 1}, Pair padding = {0, 0},
+            Pair stride = {1, 1});
 // The number of window positions along H and W of a 4-D input shape (PyTorch's output-size rule);
 // an ember::Error naming `op` when the arguments are invalid or the window does not fit the padded
 // input. Convolution and pooling check their arguments with it before building anything.

@@ -29,8 +29,8 @@ std::string format_value(double v, const Format& f) {
   return os.str();
 }
 
-void print_rec(std::ostream& os, const std::vector<double>& data, const Shape& shape,
-               size_t dim, int64_t offset, const Format& f, int indent) {
+void print_rec(std::ostream& os, const std::vector<double>& data, const Shape& shape, size_t dim,
+               int64_t offset, const Format& f, int indent) {
   const int64_t n = shape[dim];
   int64_t stride = 1;
   for (size_t d = dim + 1; d < shape.size(); ++d) stride *= shape[d];

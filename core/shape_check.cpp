@@ -21,8 +21,8 @@ int64_t checked_numel(const std::vector<int64_t>& shape, const char* op) {
 
 int64_t checked_nbytes(const std::vector<int64_t>& shape, size_t itemsize, const char* op) {
   int64_t bytes = 0;
-  EMBER_CHECK(!__builtin_mul_overflow(checked_numel(shape, op), static_cast<int64_t>(itemsize), &bytes),
-              op, ": shape ", shape, " needs more bytes than int64 can count");
+  EMBER_CHECK(!__builtin_mul_overflow(checked_numel(shape, op), static_cast<int64_t>(itemsize), &bytes), op,
+              ": shape ", shape, " needs more bytes than int64 can count");
   return bytes;
 }
 

@@ -11,7 +11,9 @@
 
 namespace ember {
 
-namespace kernels { class Backend; }
+namespace kernels {
+class Backend;
+}
 
 class Storage {
  public:

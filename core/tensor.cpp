@@ -27,8 +27,8 @@ bool Tensor::is_contiguous() const {
 
 template <class T>
 T* Tensor::data_ptr() const {
-  EMBER_CHECK(dtype() == dtype_of<T>(), "data_ptr: tensor has dtype ", dtype_name(dtype()),
-              ", asked for ", dtype_name(dtype_of<T>()));
+  EMBER_CHECK(dtype() == dtype_of<T>(), "data_ptr: tensor has dtype ", dtype_name(dtype()), ", asked for ",
+              dtype_name(dtype_of<T>()));
   EMBER_CHECK(is_cpu(), "data_ptr<T>: tensor lives on ", device().str(),
               "; copy it to the CPU first with .cpu()");
   return static_cast<T*>(data_ptr());
@@ -49,8 +49,8 @@ T Tensor::item() const {
   return to_vector<T>()[0];
 }
 
-#define EMBER_INSTANTIATE(T)                       \
-  template T* Tensor::data_ptr<T>() const;         \
+#define EMBER_INSTANTIATE(T)                            \
+  template T* Tensor::data_ptr<T>() const;              \
   template std::vector<T> Tensor::to_vector<T>() const; \
   template T Tensor::item<T>() const;
 EMBER_INSTANTIATE(float)
@@ -109,8 +109,7 @@ Tensor Tensor::contiguous() const { return ember::contiguous(*this); }
 
 Tensor Tensor::clone() const {
   Tensor out = make_empty(sizes(), dtype(), device());
-  backend_of(*this).strided_copy(dtype(), data_ptr(), strides(), out.data_ptr(), out.strides(),
-                                 sizes());
+  backend_of(*this).strided_copy(dtype(), data_ptr(), strides(), out.data_ptr(), out.strides(), sizes());
   autograd::record("clone", {*this}, {out}, {},
                    [](FunctionNode&, const variable_list& g) -> variable_list { return {g[0]}; });
   return out;
@@ -137,8 +136,10 @@ bool Tensor::requires_grad() const {
 
 Tensor& Tensor::requires_grad_(bool on) {
   if (on)
-    EMBER_CHECK(is_floating(dtype()), "requires_grad_: only floating point tensors can require "
-                "gradients, this one is ", dtype_name(dtype()));
+    EMBER_CHECK(is_floating(dtype()),
+                "requires_grad_: only floating point tensors can require "
+                "gradients, this one is ",
+                dtype_name(dtype()));
   auto* m = autograd::meta_if(*this);
   if (!on && m && m->grad_fn)
     fail("requires_grad_: cannot turn off requires_grad of a non-leaf tensor (computed by '",
@@ -172,7 +173,8 @@ uint32_t Tensor::output_nr() const {
 }
 
 void Tensor::register_hook(std::function<Tensor(const Tensor&)> hook) {
-  EMBER_CHECK(requires_grad(), "register_hook: cannot register a hook on a tensor that does not "
+  EMBER_CHECK(requires_grad(),
+              "register_hook: cannot register a hook on a tensor that does not "
               "require grad");
   auto& m = autograd::meta_of(*this);
   if (m.grad_fn) m.grad_fn->pre_hooks.at(m.output_nr).push_back(std::move(hook));
@@ -199,8 +201,8 @@ bool Tensor::retains_grad() const {
 }
 
 void Tensor::backward(const Tensor& gradient, bool retain_graph, bool create_graph) const {
-  autograd::backward({*this}, gradient.defined() ? autograd::variable_list{gradient}
-                                                 : autograd::variable_list{},
+  autograd::backward({*this},
+                     gradient.defined() ? autograd::variable_list{gradient} : autograd::variable_list{},
                      retain_graph, create_graph);
 }
 

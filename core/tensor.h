@@ -21,7 +21,9 @@ namespace ember {
 
 using Shape = std::vector<int64_t>;
 class Tensor;
-namespace autograd { struct Node; }
+namespace autograd {
+struct Node;
+}
 
 // Python-style slice for indexing: Slice() is ':', Slice(1, 5) is '1:5', Slice(0, {}, 2) is '::2'.
 struct Slice {
@@ -65,9 +67,18 @@ struct TensorOptions {
   TensorOptions() = default;
   TensorOptions(DType d) : dtype(d) {}
   TensorOptions(Device d) : device(d) {}
-  TensorOptions& set_dtype(DType d) { dtype = d; return *this; }
-  TensorOptions& set_device(Device d) { device = d; return *this; }
-  TensorOptions& set_requires_grad(bool r) { requires_grad = r; return *this; }
+  TensorOptions& set_dtype(DType d) {
+    dtype = d;
+    return *this;
+  }
+  TensorOptions& set_device(Device d) {
+    device = d;
+    return *this;
+  }
+  TensorOptions& set_requires_grad(bool r) {
+    requires_grad = r;
+    return *this;
+  }
 };
 
 class Tensor {
@@ -94,7 +105,8 @@ class Tensor {
   DType scalar_type() const { return dtype(); }
   size_t element_size() const { return itemsize(dtype()); }
   Device device() const { return checked()->storage->device(); }
-  // This tensor's dtype and device (requires_grad off), for making tensors like it: empty(shape, x.options()).
+  // This tensor's dtype and device (requires_grad off), for making tensors like it: empty(shape,
+  // x.options()).
   TensorOptions options() const { return TensorOptions(dtype()).set_device(device()); }
   bool is_cpu() const { return device().is_cpu(); }
   bool is_cuda() const { return device().is_cuda(); }
@@ -102,12 +114,15 @@ class Tensor {
   bool is_floating_point() const { return is_floating(dtype()); }
   uint64_t version() const { return checked()->storage->version(); }
   void* data_ptr() const { return checked()->data(); }
-  template <class T> T* data_ptr() const;  // checks dtype and that the tensor lives on the CPU
+  template <class T>
+  T* data_ptr() const;  // checks dtype and that the tensor lives on the CPU
 
   // Copies a scalar (one-element) tensor's value to the host.
-  template <class T> T item() const;
+  template <class T>
+  T item() const;
   // Copies all elements (in logical order) to a host vector.
-  template <class T> std::vector<T> to_vector() const;
+  template <class T>
+  std::vector<T> to_vector() const;
 
   // ---- autograd -------------------------------------------------------------------------
   bool requires_grad() const;
@@ -124,8 +139,7 @@ class Tensor {
   bool retains_grad() const;
   // hook(grad) runs when this tensor's gradient is computed; returning a defined tensor replaces it.
   void register_hook(std::function<Tensor(const Tensor&)> hook);
-  void backward(const Tensor& gradient = {}, bool retain_graph = false,
-                bool create_graph = false) const;
+  void backward(const Tensor& gradient = {}, bool retain_graph = false, bool create_graph = false) const;
   Tensor detach() const;
   Tensor& detach_();
 
@@ -216,11 +230,15 @@ class Tensor {
   Tensor sum(const Shape& dims, bool keepdim = false) const;
   // x.sum(1) as in LibTorch: one dim. (A template, so that sum({}) and sum({1, 2}) stay dim lists.)
   template <std::integral I>
-  Tensor sum(I dim, bool keepdim = false) const { return sum(Shape{static_cast<int64_t>(dim)}, keepdim); }
+  Tensor sum(I dim, bool keepdim = false) const {
+    return sum(Shape{static_cast<int64_t>(dim)}, keepdim);
+  }
   Tensor mean() const;
   Tensor mean(const Shape& dims, bool keepdim = false) const;
   template <std::integral I>
-  Tensor mean(I dim, bool keepdim = false) const { return mean(Shape{static_cast<int64_t>(dim)}, keepdim); }
+  Tensor mean(I dim, bool keepdim = false) const {
+    return mean(Shape{static_cast<int64_t>(dim)}, keepdim);
+  }
   Tensor prod() const;
   Tensor prod(int64_t dim, bool keepdim = false) const;
   Tensor max() const;
@@ -272,12 +290,10 @@ class Tensor {
   Tensor index_add(int64_t dim, const Tensor& index, const Tensor& source, Scalar alpha = 1) const;
   Tensor tril(int64_t diagonal = 0) const;
   Tensor triu(int64_t diagonal = 0) const;
-  std::pair<Tensor, Tensor> topk(int64_t k, int64_t dim = -1, bool largest = true,
-                                 bool sorted = true) const;
+  std::pair<Tensor, Tensor> topk(int64_t k, int64_t dim = -1, bool largest = true, bool sorted = true) const;
   std::pair<Tensor, Tensor> sort(int64_t dim = -1, bool descending = false) const;
   Tensor argsort(int64_t dim = -1, bool descending = false) const;
-  bool allclose(const Tensor& o, double rtol = 1e-5, double atol = 1e-8,
-                bool equal_nan = false) const;
+  bool allclose(const Tensor& o, double rtol = 1e-5, double atol = 1e-8, bool equal_nan = false) const;
   bool equal(const Tensor& o) const;
 
   // ---- in place (each bumps the version counter) -------------------------------------------

@@ -10,7 +10,9 @@
 
 namespace ember {
 
-namespace autograd { struct AutogradMeta; }
+namespace autograd {
+struct AutogradMeta;
+}
 
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
@@ -18,7 +20,7 @@ struct TensorImpl {
   std::vector<int64_t> strides;  // in elements
   int64_t offset = 0;            // in elements
   DType dtype = kFloat32;
-  bool is_view = false;          // made by a view op from another tensor (in-place rules differ)
+  bool is_view = false;  // made by a view op from another tensor (in-place rules differ)
   // For a view: the tensor that owns its storage (a view of a view points at the first owner). An
   // in-place write through the view rewrites the owner's autograd history (see commit_inplace).
   std::shared_ptr<TensorImpl> view_base;

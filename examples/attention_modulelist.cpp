@@ -20,12 +20,14 @@ class MultiHeadAttentionLayer : public nn::Module {
       else plain_heads.push_back(head);  // the mistake: a std::vector registers nothing
     }
     if (use_module_list) register_module("attention_heads", registered_heads);
-    projection = register_module("projection", std::make_shared<nn::Linear>(embedding_dim * num_heads, embedding_dim));
+    projection =
+        register_module("projection", std::make_shared<nn::Linear>(embedding_dim * num_heads, embedding_dim));
   }
   Tensor forward(const Tensor& x) override {
     std::vector<Tensor> outputs;
-    for (auto& head : registered_heads->size() ? std::vector<nn::ModulePtr>(registered_heads->begin(), registered_heads->end())
-                                               : std::vector<nn::ModulePtr>(plain_heads.begin(), plain_heads.end()))
+    for (auto& head : registered_heads->size()
+                          ? std::vector<nn::ModulePtr>(registered_heads->begin(), registered_heads->end())
+                          : std::vector<nn::ModulePtr>(plain_heads.begin(), plain_heads.end()))
       outputs.push_back((*head)(x));
     return (*projection)(cat(outputs, -1));
   }
@@ -38,8 +40,8 @@ class ExampleLightningModule : public LightningModule<Batch> {
  public:
   ExampleLightningModule(int64_t num_heads, int64_t embedding_dim, bool use_module_list)
       : LightningModule("ExampleLightningModule") {
-    attention_layer = register_module("attention_layer",
-                                      std::make_shared<MultiHeadAttentionLayer>(num_heads, embedding_dim, use_module_list));
+    attention_layer = register_module("attention_layer", std::make_shared<MultiHeadAttentionLayer>(
+                                                             num_heads, embedding_dim, use_module_list));
     linear = register_module("linear", std::make_shared<nn::Linear>(embedding_dim, 10));
   }
   Tensor forward(const Tensor& x) override { return (*linear)((*attention_layer)(x)); }
@@ -66,8 +68,8 @@ int main(int argc, char** argv) {
   Trainer trainer({.max_epochs = 1, .enable_checkpointing = false, .logger = false});
   trainer.fit(model, train);
   const bool head_trained = !equal(before, first_head->weight);
-  std::cout << "parameters registered: " << model.parameters().size() << ", first head trained: "
-            << (head_trained ? "yes" : "no") << "\n";
+  std::cout << "parameters registered: " << model.parameters().size()
+            << ", first head trained: " << (head_trained ? "yes" : "no") << "\n";
   // ModuleList: the heads train. std::vector: they do not, and the Trainer said so.
   return broken ? (!head_trained && !trainer.warnings().empty() ? 0 : 1) : (head_trained ? 0 : 1);
 }

@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   Trainer trainer({.max_epochs = epochs, .enable_checkpointing = false, .logger = false});
   trainer.fit(model, batches);
   const auto& m = trainer.callback_metrics();
-  std::cout << "loss_with_child = " << m.at("loss_with_child") << ", loss_without_child = "
-            << m.at("loss_without_child") << "\n";
+  std::cout << "loss_with_child = " << m.at("loss_with_child")
+            << ", loss_without_child = " << m.at("loss_without_child") << "\n";
   return equal(child_before, model.conditional->linear->weight) ? 1 : 0;  // the child trained too
 }

@@ -24,15 +24,21 @@ class LitCNN : public LightningModule<Batch> {
   explicit LitCNN(const HParams& hp) : LightningModule("LitCNN") {
     save_hyperparameters(hp);
     const int64_t c1 = hp.get<int64_t>("channels"), c2 = 2 * c1;
-    features = register_module("features", std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
-        std::make_shared<nn::Conv2d>(1, c1, 3, nn::Conv2dOptions{.padding = {1, 1}}),
-        std::make_shared<nn::BatchNorm2d>(c1), std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(Pair{2, 2}),
-        std::make_shared<nn::Conv2d>(c1, c2, 3, nn::Conv2dOptions{.padding = {1, 1}}),
-        std::make_shared<nn::BatchNorm2d>(c2), std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(Pair{2, 2})}));
-    classifier = register_module("classifier", std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
-        std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(c2 * 7 * 7, hp.get<int64_t>("hidden")),
-        std::make_shared<nn::ReLU>(), std::make_shared<nn::Dropout>(hp.get<double>("dropout")),
-        std::make_shared<nn::Linear>(hp.get<int64_t>("hidden"), 10)}));
+    features = register_module(
+        "features", std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
+                        std::make_shared<nn::Conv2d>(1, c1, 3, nn::Conv2dOptions{.padding = {1, 1}}),
+                        std::make_shared<nn::BatchNorm2d>(c1), std::make_shared<nn::ReLU>(),
+                        std::make_shared<nn::MaxPool2d>(Pair{2, 2}),
+                        std::make_shared<nn::Conv2d>(c1, c2, 3, nn::Conv2dOptions{.padding = {1, 1}}),
+                        std::make_shared<nn::BatchNorm2d>(c2), std::make_shared<nn::ReLU>(),
+                        std::make_shared<nn::MaxPool2d>(Pair{2, 2})}));
+    classifier = register_module(
+        "classifier",
+        std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
+            std::make_shared<nn::Flatten>(),
+            std::make_shared<nn::Linear>(c2 * 7 * 7, hp.get<int64_t>("hidden")), std::make_shared<nn::ReLU>(),
+            std::make_shared<nn::Dropout>(hp.get<double>("dropout")),
+            std::make_shared<nn::Linear>(hp.get<int64_t>("hidden"), 10)}));
   }
 
   Tensor forward(const Tensor& x) override { return (*classifier)((*features)(x)); }
@@ -55,8 +61,10 @@ class LitCNN : public LightningModule<Batch> {
     optim::OneCycleLR::Options one_cycle;
     one_cycle.max_lr = hparams().get<double>("lr");
     one_cycle.total_steps = trainer().estimated_stepping_batches();
-    return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{
-        .scheduler = std::make_shared<optim::OneCycleLR>(*opt, one_cycle), .interval = "step"}};
+    return OptimizerConfig{
+        .optimizer = opt,
+        .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::OneCycleLR>(*opt, one_cycle),
+                                          .interval = "step"}};
   }
 
  private:
@@ -110,21 +118,29 @@ int main(int argc, char** argv) {
     Tensor images = normalise(train_all->tensors()[0]), labels = train_all->tensors()[1];
     int64_t n = images.size(0), n_val = std::min<int64_t>(1000, n / 8);
     if (limit > 0) n = std::min(n, limit + n_val);
-    auto train_set = std::make_shared<data::TensorDataset<2>>(images.slice(0, 0, n - n_val), labels.slice(0, 0, n - n_val));
-    auto val_set = std::make_shared<data::TensorDataset<2>>(images.slice(0, n - n_val, n), labels.slice(0, n - n_val, n));
+    auto train_set = std::make_shared<data::TensorDataset<2>>(images.slice(0, 0, n - n_val),
+                                                              labels.slice(0, 0, n - n_val));
+    auto val_set = std::make_shared<data::TensorDataset<2>>(images.slice(0, n - n_val, n),
+                                                            labels.slice(0, n - n_val, n));
     Tensor test_images = normalise(test_all->tensors()[0]);
     int64_t n_test = limit > 0 ? std::min<int64_t>(test_images.size(0), limit) : test_images.size(0);
     auto test_set = std::make_shared<data::TensorDataset<2>>(test_images.slice(0, 0, n_test),
                                                              test_all->tensors()[1].slice(0, 0, n_test));
-    data::DataLoader train(train_set, {.batch_size = batch_size, .shuffle = true, .drop_last = true, .num_workers = 1});
+    data::DataLoader train(train_set,
+                           {.batch_size = batch_size, .shuffle = true, .drop_last = true, .num_workers = 1});
     data::DataLoader val(val_set, {.batch_size = 500});
     data::DataLoader test(test_set, {.batch_size = 500});
 
-    auto model = std::make_shared<LitCNN>(HParams{{"channels", int64_t(16)}, {"hidden", int64_t(128)},
-                                                   {"dropout", 0.25}, {"lr", 3e-3}, {"batch_size", batch_size}});
+    auto model = std::make_shared<LitCNN>(HParams{{"channels", int64_t(16)},
+                                                  {"hidden", int64_t(128)},
+                                                  {"dropout", 0.25},
+                                                  {"lr", 3e-3},
+                                                  {"batch_size", batch_size}});
     auto checkpoint = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{
         .filename = "{epoch}-{val_acc:.4f}", .monitor = "val_acc", .mode = "max", .save_last = true});
-    Trainer trainer({.max_epochs = epochs, .log_every_n_steps = 10, .default_root_dir = root,
+    Trainer trainer({.max_epochs = epochs,
+                     .log_every_n_steps = 10,
+                     .default_root_dir = root,
                      .callbacks = {checkpoint, std::make_shared<LearningRateMonitor>()}});
     trainer.fit(*model, train, val);
 

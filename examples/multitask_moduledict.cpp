@@ -15,16 +15,20 @@ class MultiTaskModel : public nn::Module {
       : nn::Module("MultiTaskModel") {
     encoder = register_module("encoder", std::make_shared<nn::Linear>(embedding_dim, embedding_dim));
     task_heads = register_module("task_heads", std::make_shared<nn::ModuleDict>());
-    for (auto& [task, dim] : task_dims) task_heads->insert(task, std::make_shared<nn::Linear>(embedding_dim, dim));
+    for (auto& [task, dim] : task_dims)
+      task_heads->insert(task, std::make_shared<nn::Linear>(embedding_dim, dim));
   }
-  Tensor forward(const Tensor& x, const std::string& task) { return (*(*task_heads)[task])((*encoder)(x).relu()); }
+  Tensor forward(const Tensor& x, const std::string& task) {
+    return (*(*task_heads)[task])((*encoder)(x).relu());
+  }
   std::shared_ptr<nn::Linear> encoder;
   std::shared_ptr<nn::ModuleDict> task_heads;
 };
 
 class MultiTaskLightningModule : public LightningModule<Batch> {
  public:
-  MultiTaskLightningModule(int64_t embedding_dim, const std::vector<std::pair<std::string, int64_t>>& task_dims)
+  MultiTaskLightningModule(int64_t embedding_dim,
+                           const std::vector<std::pair<std::string, int64_t>>& task_dims)
       : LightningModule("MultiTaskLightningModule") {
     model = register_module("model", std::make_shared<MultiTaskModel>(embedding_dim, task_dims));
   }
@@ -49,6 +53,7 @@ int main(int argc, char** argv) {
   Trainer trainer({.max_epochs = epochs, .enable_checkpointing = false, .logger = false});
   trainer.fit(model, train);
   const auto& m = trainer.callback_metrics();
-  std::cout << "task_a_loss = " << m.at("task_a_loss_epoch") << ", task_b_loss = " << m.at("task_b_loss_epoch") << "\n";
+  std::cout << "task_a_loss = " << m.at("task_a_loss_epoch")
+            << ", task_b_loss = " << m.at("task_b_loss_epoch") << "\n";
   return m.at("task_a_loss_epoch") < 1.0 && m.at("task_b_loss_epoch") < 1.5 ? 0 : 1;
 }

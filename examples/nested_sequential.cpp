@@ -29,7 +29,8 @@ class LinearModule : public LightningModule<Batch> {
 
 class SequentialNestedModule : public LightningModule<Batch> {
  public:
-  SequentialNestedModule(int64_t in, int64_t hidden, int64_t out) : LightningModule("SequentialNestedModule") {
+  SequentialNestedModule(int64_t in, int64_t hidden, int64_t out)
+      : LightningModule("SequentialNestedModule") {
     linear1 = register_module("linear1", std::make_shared<LinearModule>(in, hidden));
     linear2 = register_module("linear2", std::make_shared<LinearModule>(hidden, out));
   }

@@ -23,7 +23,8 @@ class LitReverser : public LightningModule<Batch> {
     d_model_ = hp.get<int64_t>("d_model");
     const int64_t vocab = hp.get<int64_t>("vocab");
     embed = register_module("embed", std::make_shared<nn::Embedding>(vocab, d_model_));
-    position = register_module("position", std::make_shared<nn::Embedding>(hp.get<int64_t>("length") + 1, d_model_));
+    position =
+        register_module("position", std::make_shared<nn::Embedding>(hp.get<int64_t>("length") + 1, d_model_));
     nn::TransformerOptions o;
     o.d_model = d_model_;
     o.nhead = hp.get<int64_t>("nhead");
@@ -39,7 +40,8 @@ class LitReverser : public LightningModule<Batch> {
   Tensor forward(const Tensor& src, const Tensor& tgt_in) {
     const int64_t t = tgt_in.size(1);
     Tensor mask = nn::Transformer::generate_square_subsequent_mask(t);
-    Tensor out = transformer->forward(embed_tokens(src), embed_tokens(tgt_in), {.tgt_mask = mask, .tgt_is_causal = true});
+    Tensor out = transformer->forward(embed_tokens(src), embed_tokens(tgt_in),
+                                      {.tgt_mask = mask, .tgt_is_causal = true});
     return (*head)(out);
   }
 
@@ -59,8 +61,10 @@ class LitReverser : public LightningModule<Batch> {
     optim::OneCycleLR::Options one_cycle;
     one_cycle.max_lr = hparams().get<double>("lr");
     one_cycle.total_steps = trainer().estimated_stepping_batches();
-    return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{
-        .scheduler = std::make_shared<optim::OneCycleLR>(*opt, one_cycle), .interval = "step"}};
+    return OptimizerConfig{
+        .optimizer = opt,
+        .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::OneCycleLR>(*opt, one_cycle),
+                                          .interval = "step"}};
   }
 
   // Greedy decoding: each step feeds the tokens produced so far.
@@ -78,7 +82,7 @@ class LitReverser : public LightningModule<Batch> {
  private:
   Tensor embed_tokens(const Tensor& tokens) {
     Tensor pos = arange(tokens.size(1), kInt64);
-    return (*embed)(tokens) * std::sqrt(static_cast<double>(d_model_)) + (*position)(pos);
+    return (*embed)(tokens)*std::sqrt(static_cast<double>(d_model_)) + (*position)(pos);
   }
   std::pair<Tensor, Tensor> teacher_forced(const Tensor& src, const Tensor& tgt) {
     Tensor tgt_in = cat({full({tgt.size(0), 1}, kBos, kInt64), tgt.slice(1, 0, tgt.size(1) - 1)}, 1);
@@ -136,16 +140,25 @@ int main(int argc, char** argv) {
     data::DataLoader train(train_set, {.batch_size = 128, .shuffle = true});
     data::DataLoader val(val_set, {.batch_size = 500});
     data::DataLoader test(test_set, {.batch_size = 500});
-    LitReverser model(HParams{{"vocab", vocab}, {"length", length}, {"d_model", int64_t(64)}, {"nhead", int64_t(4)},
-                              {"layers", int64_t(2)}, {"dropout", 0.0}, {"lr", 2e-3}});
-    Trainer trainer({.max_epochs = epochs, .gradient_clip_val = 1.0, .log_every_n_steps = 20,
-                     .enable_checkpointing = false, .default_root_dir = root});
+    LitReverser model(HParams{{"vocab", vocab},
+                              {"length", length},
+                              {"d_model", int64_t(64)},
+                              {"nhead", int64_t(4)},
+                              {"layers", int64_t(2)},
+                              {"dropout", 0.0},
+                              {"lr", 2e-3}});
+    Trainer trainer({.max_epochs = epochs,
+                     .gradient_clip_val = 1.0,
+                     .log_every_n_steps = 20,
+                     .enable_checkpointing = false,
+                     .default_root_dir = root});
     trainer.fit(model, train, val);
     const double acc = trainer.test(model, test).at("test_seq_acc");
     std::cout << "exact-sequence accuracy (greedy decoding): " << 100 * acc << "% of " << test_set->size()
               << " unseen sequences\n";
     if (acc < min_seq_accuracy) {
-      std::cerr << "seq2seq_reverse: accuracy " << acc << " is below the required " << min_seq_accuracy << "\n";
+      std::cerr << "seq2seq_reverse: accuracy " << acc << " is below the required " << min_seq_accuracy
+                << "\n";
       return 1;
     }
   } catch (const std::exception& e) {

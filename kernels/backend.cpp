@@ -25,8 +25,10 @@ Backend& reference_backend() {
 
 Backend& cpu_backend_for(CpuCapability capability) {
   if (!cpu_capability_available(capability))
-    fail("cpu backend: the ", cpu_capability_name(capability), " kernels cannot run here (this CPU and build "
-         "support up to ", cpu_capability_name(cpu_supported_capability()), ")");
+    fail("cpu backend: the ", cpu_capability_name(capability),
+         " kernels cannot run here (this CPU and build "
+         "support up to ",
+         cpu_capability_name(cpu_supported_capability()), ")");
   switch (capability) {
 #if EMBER_CPU_ISA_LEVELS >= 2
     case CpuCapability::Avx512: return isa_avx512::cpu_backend_instance();
@@ -60,7 +62,8 @@ Backend& backend_for(Device device) {
   if (device.is_cpu()) return cpu_override ? *cpu_override : default_cpu_backend();
   if (Backend* cuda = cuda_backend_or_null(); cuda && device.index == 0) return *cuda;
   if (device.index != 0 && cuda_backend_or_null())
-    fail("backend: device ", device.str(), " is not available: ember drives one GPU per process (cuda:0); "
+    fail("backend: device ", device.str(),
+         " is not available: ember drives one GPU per process (cuda:0); "
          "use one process per GPU (strategy \"ddp\")");
   fail("backend: device ", device.str(), " is not available: ", cuda::unavailable_reason());
 }

@@ -2,10 +2,10 @@
 // kernels (attention, layer norm, cross-entropy, optimizer updates, ...) are an optional second
 // interface, kernels/fused.h; core composes each of them from these primitives when a backend has no
 // fused kernel for it. Kernels see raw device pointers, element counts and element strides, never
-// Tensors or autograd, so a backend can be written (and read) without knowing the rest of ember. Inputs are compact unless a primitive takes
-// strides; outputs are always compact. Nothing here assumes a host pointer except `copy_to_host` /
-// `copy_from_host`, so an asynchronous GPU backend fits the same contract (work is queued in order on
-// the backend's stream; `synchronize` waits for it).
+// Tensors or autograd, so a backend can be written (and read) without knowing the rest of ember. Inputs are
+// compact unless a primitive takes strides; outputs are always compact. Nothing here assumes a host pointer
+// except `copy_to_host` / `copy_from_host`, so an asynchronous GPU backend fits the same contract (work is
+// queued in order on the backend's stream; `synchronize` waits for it).
 //
 // Layout conventions used below:
 //   * a "[outer, r, inner]" buffer is a compact tensor seen as three dims, the middle one being the
@@ -25,22 +25,53 @@ namespace ember::kernels {
 using Dims = std::span<const int64_t>;
 
 enum class UnaryOp {
-  Neg, Exp, Log, Log1p, Sqrt, Rsqrt, Abs, Sign, Sin, Cos, Tanh, Sigmoid, Relu,
-  LeakyRelu,   // a = negative slope
-  Gelu, GeluTanh, Silu,
-  Softplus,    // a = beta, b = threshold
-  Clamp,       // a = min, b = max
-  PowScalar,   // a = exponent
-  Reciprocal, Square, Erf, LogicalNot,
-  AddScalar,   // x + a
-  MulScalar,   // x * a
+  Neg,
+  Exp,
+  Log,
+  Log1p,
+  Sqrt,
+  Rsqrt,
+  Abs,
+  Sign,
+  Sin,
+  Cos,
+  Tanh,
+  Sigmoid,
+  Relu,
+  LeakyRelu,  // a = negative slope
+  Gelu,
+  GeluTanh,
+  Silu,
+  Softplus,   // a = beta, b = threshold
+  Clamp,      // a = min, b = max
+  PowScalar,  // a = exponent
+  Reciprocal,
+  Square,
+  Erf,
+  LogicalNot,
+  AddScalar,  // x + a
+  MulScalar,  // x * a
 };
 
 enum class BinaryOp {
-  Add, Sub, Mul, Div, Pow, Maximum, Minimum,
-  GeluBackward, GeluTanhBackward,  // a * gelu'(b): GELU's backward, a the incoming gradient, b its input
-  Eq, Ne, Lt, Le, Gt, Ge,  // results are bool
-  LogicalAnd, LogicalOr, LogicalXor,  // results are bool
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Pow,
+  Maximum,
+  Minimum,
+  GeluBackward,
+  GeluTanhBackward,  // a * gelu'(b): GELU's backward, a the incoming gradient, b its input
+  Eq,
+  Ne,
+  Lt,
+  Le,
+  Gt,
+  Ge,  // results are bool
+  LogicalAnd,
+  LogicalOr,
+  LogicalXor,  // results are bool
 };
 
 enum class ReduceOp { Sum, Prod, Max, Min, ArgMax, ArgMin };  // Arg* write int64
@@ -48,8 +79,23 @@ enum class ReduceOp { Sum, Prod, Max, Min, ArgMax, ArgMin };  // Arg* write int6
 // What `supports` can be asked about: each primitive below, per dtype. A caller (or a test harness)
 // asks before choosing a kernel, as with ggml's supports_op.
 enum class Op {
-  Fill, Cast, StridedCopy, Unary, Binary, Where, Reduce, Cumsum, Gemm, IndexSelect, IndexAdd, Gather,
-  Scatter, Nonzero, Sort, RandomUniform, RandomNormal,
+  Fill,
+  Cast,
+  StridedCopy,
+  Unary,
+  Binary,
+  Where,
+  Reduce,
+  Cumsum,
+  Gemm,
+  IndexSelect,
+  IndexAdd,
+  Gather,
+  Scatter,
+  Nonzero,
+  Sort,
+  RandomUniform,
+  RandomNormal,
 };
 
 // One (batched) row-major GEMM: C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b] for b < batch, op =
@@ -91,38 +137,36 @@ class Backend {
                             Dims sizes) = 0;
 
   // ---- elementwise --------------------------------------------------------------------------
-  virtual void unary(UnaryOp op, DType dt, const void* in, void* out, int64_t n, double a,
-                     double b) = 0;
+  virtual void unary(UnaryOp op, DType dt, const void* in, void* out, int64_t n, double a, double b) = 0;
   // out (compact, shape `sizes`) = a op b, inputs addressed through strides (0 = broadcast).
   // Both inputs have dtype dt; out has dt, or bool for comparisons and logical ops.
-  virtual void binary(BinaryOp op, DType dt, const void* a, Dims a_strides, const void* b,
-                      Dims b_strides, void* out, Dims sizes) = 0;
+  virtual void binary(BinaryOp op, DType dt, const void* a, Dims a_strides, const void* b, Dims b_strides,
+                      void* out, Dims sizes) = 0;
   // out = cond ? a : b with the same strided addressing; cond is bool.
-  virtual void where(DType dt, const void* cond, Dims c_strides, const void* a, Dims a_strides,
-                     const void* b, Dims b_strides, void* out, Dims sizes) = 0;
+  virtual void where(DType dt, const void* cond, Dims c_strides, const void* a, Dims a_strides, const void* b,
+                     Dims b_strides, void* out, Dims sizes) = 0;
 
   // ---- reductions and scans over [outer, r, inner] ----------------------------------------
   virtual void reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int64_t r,
                       int64_t inner) = 0;
-  virtual void cumsum(DType dt, const void* in, void* out, int64_t outer, int64_t r,
-                      int64_t inner) = 0;
+  virtual void cumsum(DType dt, const void* in, void* out, int64_t outer, int64_t r, int64_t inner) = 0;
 
   // ---- linear algebra -----------------------------------------------------------------------
   virtual void gemm(const GemmArgs& args, const void* a, const void* b, void* c) = 0;
 
   // ---- indexing (indices are int64 and already range-checked by the caller) ----------------
   // out[o, j, i] = in[o, idx[j], i]; in is [outer, n, inner], out is [outer, k, inner].
-  virtual void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k,
-                            void* out, int64_t outer, int64_t inner) = 0;
+  virtual void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out,
+                            int64_t outer, int64_t inner) = 0;
   // out[o, idx[j], i] += alpha * src[o, j, i]; out is [outer, n, inner], src is [outer, k, inner].
-  virtual void index_add(DType dt, void* out, int64_t n, const int64_t* idx, int64_t k,
-                         const void* src, int64_t outer, int64_t inner, double alpha) = 0;
+  virtual void index_add(DType dt, void* out, int64_t n, const int64_t* idx, int64_t k, const void* src,
+                         int64_t outer, int64_t inner, double alpha) = 0;
   // out[o, j, i] = in[o, idx[o, j, i], i]; in is [outer, n, inner], idx and out are [outer, k, inner].
-  virtual void gather(DType dt, const void* in, int64_t n, const int64_t* idx, void* out,
-                      int64_t outer, int64_t k, int64_t inner) = 0;
+  virtual void gather(DType dt, const void* in, int64_t n, const int64_t* idx, void* out, int64_t outer,
+                      int64_t k, int64_t inner) = 0;
   // out[o, idx[o, j, i], i] (= or +=) src[o, j, i].
-  virtual void scatter(DType dt, void* out, int64_t n, const int64_t* idx, const void* src,
-                       int64_t outer, int64_t k, int64_t inner, bool accumulate) = 0;
+  virtual void scatter(DType dt, void* out, int64_t n, const int64_t* idx, const void* src, int64_t outer,
+                       int64_t k, int64_t inner, bool accumulate) = 0;
   // Positions of the true elements of a bool buffer, in order; returns how many. `out` may be
   // null to only count.
   virtual int64_t nonzero(const void* mask, int64_t n, int64_t* out) = 0;
@@ -131,10 +175,10 @@ class Backend {
                     bool descending) = 0;
 
   // ---- random numbers: counter-based (Philox), so results depend only on (seed, offset) ------
-  virtual void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,
-                              double lo, double hi) = 0;
-  virtual void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,
-                             double mean, double stddev) = 0;
+  virtual void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo,
+                              double hi) = 0;
+  virtual void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean,
+                             double stddev) = 0;
 
   // ---- optional ------------------------------------------------------------------------------
   // The backend's fused kernels (kernels/fused.h), or null. Every fused op also has a composed

@@ -40,16 +40,16 @@ void FusedKernels::attention_forward(DType, const AttentionShape&, const void*, 
   missing(FusedOp::Attention);
 }
 void FusedKernels::attention_backward(DType, const AttentionShape&, const void*, const void*, const void*,
-                                      const void*, Dims, const void*, const void*, const void*, void*,
-                                      void*, void*) {
+                                      const void*, Dims, const void*, const void*, const void*, void*, void*,
+                                      void*) {
   missing(FusedOp::Attention);
 }
-void FusedKernels::layer_norm_forward(DType, const void*, const void*, const void*, int64_t, int64_t,
-                                      double, void*, void*, void*) {
+void FusedKernels::layer_norm_forward(DType, const void*, const void*, const void*, int64_t, int64_t, double,
+                                      void*, void*, void*) {
   missing(FusedOp::LayerNorm);
 }
-void FusedKernels::layer_norm_backward(DType, const void*, const void*, const void*, const void*,
-                                       const void*, int64_t, int64_t, void*, void*, void*) {
+void FusedKernels::layer_norm_backward(DType, const void*, const void*, const void*, const void*, const void*,
+                                       int64_t, int64_t, void*, void*, void*) {
   missing(FusedOp::LayerNorm);
 }
 void FusedKernels::batch_norm_forward(DType, const void*, const void*, const void*, int64_t, int64_t, int64_t,

@@ -28,10 +28,10 @@ const char* fused_op_name(FusedOp op);
 
 // Sliding-window geometry for im2col/col2im (2-D; 1-D convolutions use height 1).
 struct WindowGeometry {
-  int64_t channels, height, width;          // one input image
+  int64_t channels, height, width;  // one input image
   int64_t kernel_h, kernel_w;
   int64_t pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w;
-  int64_t out_h, out_w;                     // number of window positions
+  int64_t out_h, out_w;  // number of window positions
 };
 
 // Scaled dot-product attention over `batch` [len, dim] matrices with compact rows. In the forward,
@@ -51,8 +51,8 @@ struct AttentionShape {
 enum class OptimizerKind { SGD, Adam, AdamW, RMSprop, Adagrad };
 struct UpdateSpec {
   OptimizerKind kind;
-  double lr = 0, weight_decay = 0, momentum = 0, dampening = 0, beta1 = 0.9, beta2 = 0.999,
-         eps = 1e-8, alpha = 0.99;
+  double lr = 0, weight_decay = 0, momentum = 0, dampening = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8,
+         alpha = 0.99;
   bool nesterov = false, maximize = false, amsgrad = false, centered = false;
   bool first_step = false;  // SGD: the momentum buffer starts as the gradient
   int64_t step = 1;         // Adam/AdamW/Adagrad: the step count after this update
@@ -88,22 +88,19 @@ class FusedKernels {
   // kept for the backward. mask (optional, dt) is added through `mask_strides` ([B, L, S], 0 =
   // broadcast); causal drops keys j > i. Only one row of S scores exists at a time.
   virtual void attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k,
-                                 const void* v, const void* mask, Dims mask_strides, void* out,
-                                 void* lse);
+                                 const void* v, const void* mask, Dims mask_strides, void* out, void* lse);
   // Gradients of the forward above given grad_out; gq, gk, gv are overwritten.
   virtual void attention_backward(DType dt, const AttentionShape& a, const void* q, const void* k,
-                                  const void* v, const void* mask, Dims mask_strides,
-                                  const void* out, const void* grad_out, const void* lse, void* gq,
-                                  void* gk, void* gv);
+                                  const void* v, const void* mask, Dims mask_strides, const void* out,
+                                  const void* grad_out, const void* lse, void* gq, void* gk, void* gv);
 
   // Layer normalisation over the last `cols` elements of each of `rows` rows: y = (x - mean) * rstd
   // * w + b (w, b optional); mean and rstd (per row, dtype dt) are kept for the backward. Backward
   // overwrites dx and, when given, dw and db.
   virtual void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows,
                                   int64_t cols, double eps, void* y, void* mean, void* rstd);
-  virtual void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean,
-                                   const void* rstd, const void* dy, int64_t rows, int64_t cols,
-                                   void* dx, void* dw, void* db);
+  virtual void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd,
+                                   const void* dy, int64_t rows, int64_t cols, void* dx, void* dw, void* db);
 
   // Training-mode batch normalisation of a compact [n, c, s] buffer (s: the product of the spatial
   // dims, 1 for [N, C]). Per channel, over its n*s values: mean, biased var, rstd = 1/sqrt(var + eps)
@@ -143,8 +140,8 @@ class FusedKernels {
   // One pass over a parameter updating it and its state buffers in place (PyTorch's formulas; see
   // kernels/optimizer_update.h). state[0..2] are the optimizer's per-parameter buffers (momentum,
   // exp_avg, exp_avg_sq, max_exp_avg_sq, square_avg, grad_avg, sum: which ones depends on kind).
-  virtual void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param,
-                                const void* grad, void* state0, void* state1, void* state2);
+  virtual void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param, const void* grad,
+                                void* state0, void* state1, void* state2);
   // Several parameters under one spec at once (on a GPU: one launch for all of them, instead of one
   // per parameter). This default updates them one by one.
   virtual void optimizer_update_multi(DType dt, const UpdateSpec& spec,

@@ -2,15 +2,15 @@
 // With xhat = (x - mean) * rstd and g = dy * w:
 //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  dw += dy * xhat,  db += dy.
 #pragma once
-#include "ember/kernels/host_device.h"
 #include <cmath>
 #include <cstdint>
+#include "ember/kernels/host_device.h"
 
 namespace ember::kernels {
 
 template <class T>
 EMBER_HD inline void layer_norm_row_forward(const T* x, const T* w, const T* b, int64_t n, double eps, T* y,
-                                   T* mean_out, T* rstd_out) {
+                                            T* mean_out, T* rstd_out) {
   double sum = 0;
   for (int64_t j = 0; j < n; ++j) sum += x[j];
   const double mean = sum / static_cast<double>(n);
@@ -34,7 +34,7 @@ EMBER_HD inline void layer_norm_row_forward(const T* x, const T* w, const T* b, 
 // Writes dx for the row; adds the row's share into dw/db (when given).
 template <class T>
 EMBER_HD inline void layer_norm_row_backward(const T* x, const T* w, T mean, T rstd, const T* dy, int64_t n,
-                                    T* dx, T* dw, T* db) {
+                                             T* dx, T* dw, T* db) {
   double mg = 0, mgx = 0;
   for (int64_t j = 0; j < n; ++j) {
     const double xhat = (x[j] - mean) * rstd;

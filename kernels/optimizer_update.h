@@ -6,8 +6,8 @@
 //   RMSprop  s0 = square_avg, s1 = momentum_buffer, s2 = grad_avg (centered)
 //   Adagrad  s0 = sum
 #pragma once
-#include "ember/kernels/host_device.h"
 #include <cmath>
+#include "ember/kernels/host_device.h"
 
 #include "ember/kernels/fused.h"
 
@@ -26,8 +26,8 @@ struct UpdateConstants {
 };
 
 template <class T>
-EMBER_HD inline void update_element(const UpdateSpec& s, const UpdateConstants& c, T& p, T grad,
-                           T* s0, T* s1, T* s2) {
+EMBER_HD inline void update_element(const UpdateSpec& s, const UpdateConstants& c, T& p, T grad, T* s0, T* s1,
+                                    T* s2) {
   using K = OptimizerKind;
   T g = s.maximize ? -grad : grad;
   if (s.kind == K::AdamW) p = static_cast<T>(p * (1 - s.lr * s.weight_decay));
@@ -91,8 +91,8 @@ EMBER_HD inline void update_element(const UpdateSpec& s, const UpdateConstants& 
 // 270k parameters of bench mlp_step_b8 cost a third of the step).
 template <class T, OptimizerKind K>
 EMBER_CPU_INLINE void update_loop(const UpdateSpec& s, const UpdateConstants& c, int64_t begin, int64_t end,
-                 T* __restrict p, const T* __restrict g, T* __restrict a, T* __restrict b,
-                 T* __restrict d) {
+                                  T* __restrict p, const T* __restrict g, T* __restrict a, T* __restrict b,
+                                  T* __restrict d) {
   UpdateSpec fixed = s;
   fixed.kind = K;
   for (int64_t i = begin; i < end; ++i)
@@ -102,7 +102,7 @@ EMBER_CPU_INLINE void update_loop(const UpdateSpec& s, const UpdateConstants& c,
 // Plain SGD, the most common small-model case, gets its own loop in T arithmetic.
 template <class T>
 EMBER_CPU_INLINE void sgd_loop(const UpdateSpec& s, int64_t begin, int64_t end, T* __restrict p,
-              const T* __restrict g, T* __restrict buf) {
+                               const T* __restrict g, T* __restrict buf) {
   const T lr = static_cast<T>(s.lr), wd = static_cast<T>(s.weight_decay), m = static_cast<T>(s.momentum);
   const T keep = static_cast<T>(1 - s.dampening), sign = s.maximize ? T(-1) : T(1);
   if (!buf) {
@@ -132,8 +132,8 @@ EMBER_CPU_INLINE void sgd_loop(const UpdateSpec& s, int64_t begin, int64_t end, 
 // the per-element double-precision path cost a quarter of bench mlp_step_b128.
 template <class T, bool kDecoupled, bool kAmsgrad>
 EMBER_CPU_INLINE void adam_loop(const UpdateSpec& s, const UpdateConstants& c, int64_t begin, int64_t end,
-               T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
-               T* __restrict vmax) {
+                                T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
+                                T* __restrict vmax) {
   const T b1 = static_cast<T>(s.beta1), b2 = static_cast<T>(s.beta2);
   const T one_b1 = static_cast<T>(1 - s.beta1), one_b2 = static_cast<T>(1 - s.beta2);
   const T step_size = static_cast<T>(s.lr / c.bias_correction1);
@@ -161,7 +161,7 @@ EMBER_CPU_INLINE void adam_loop(const UpdateSpec& s, const UpdateConstants& c, i
 
 template <class T>
 EMBER_CPU_INLINE void update_range(const UpdateSpec& s, int64_t begin, int64_t end, void* param,
-                  const void* grad, void* state0, void* state1, void* state2) {
+                                   const void* grad, void* state0, void* state1, void* state2) {
   using K = OptimizerKind;
   const UpdateConstants c(s);
   T* p = static_cast<T*>(param);

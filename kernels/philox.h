@@ -2,10 +2,10 @@
 // element asks for the block at counter (offset + i), so results depend only on (seed, offset, i):
 // the same on one thread or many, on the CPU or a GPU.
 #pragma once
-#include "ember/kernels/host_device.h"
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include "ember/kernels/host_device.h"
 
 namespace ember::kernels {
 

@@ -4,11 +4,11 @@
 
 #include <cmath>
 
-#include "ember/core/autocast.h"
-#include "ember/nn/functional.h"
 #include "ember/autograd/engine.h"
 #include "ember/autograd/grad_mode.h"
+#include "ember/core/autocast.h"
 #include "ember/core/fused_ops.h"
+#include "ember/nn/functional.h"
 #include "ember/nn/init.h"
 
 namespace ember::nn {
@@ -27,13 +27,12 @@ Tensor attention_with_dropout(const Tensor& q, const Tensor& k, const Tensor& v,
 
 }  // namespace
 
-// Masks are bool (in SDPA true = may attend, in MultiheadAttention true = masked out) or float (added to the scores); PyTorch refuses integer
-// masks, whose meaning (0/1 as a flag or as a score) would be a guess.
+// Masks are bool (in SDPA true = may attend, in MultiheadAttention true = masked out) or float (added to the
+// scores); PyTorch refuses integer masks, whose meaning (0/1 as a flag or as a score) would be a guess.
 static void check_mask_dtype(const Tensor& m, const char* op, const char* name) {
-  EMBER_CHECK(!m.defined() || m.dtype() == kBool || is_floating(m.dtype()), op, ": ", name, " of shape ", m.sizes(),
-              " is ", dtype_name(m.dtype()), "; it must be bool or float");
+  EMBER_CHECK(!m.defined() || m.dtype() == kBool || is_floating(m.dtype()), op, ": ", name, " of shape ",
+              m.sizes(), " is ", dtype_name(m.dtype()), "; it must be bool or float");
 }
-
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const Tensor& attn_mask, double dropout_p, bool is_causal,
@@ -42,14 +41,15 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   if (is_half(q.dtype()) || is_half(k.dtype()) || is_half(v.dtype())) {
     const bool keep_half = !autocast::should_raise(q) && q.dtype() == k.dtype() && q.dtype() == v.dtype();
     auto up = [](const Tensor& t) { return t.defined() && is_half(t.dtype()) ? t.to(kFloat32) : t; };
-    Tensor out = scaled_dot_product_attention(up(q), up(k), up(v), up(attn_mask), dropout_p, is_causal, scale);
+    Tensor out =
+        scaled_dot_product_attention(up(q), up(k), up(v), up(attn_mask), dropout_p, is_causal, scale);
     return keep_half ? out.to(q.dtype()) : out;
   }
   check_mask_dtype(attn_mask, "scaled_dot_product_attention", "attn_mask");
-  EMBER_CHECK(q.dim() >= 2 && k.dim() >= 2 && v.dim() >= 2 && q.size(-1) == k.size(-1) &&
-                  k.size(-2) == v.size(-2),
-              "scaled_dot_product_attention: q ", q.sizes(), ", k ", k.sizes(), " and v ", v.sizes(),
-              " do not fit ([..., L, E], [..., S, E], [..., S, Ev])");
+  EMBER_CHECK(
+      q.dim() >= 2 && k.dim() >= 2 && v.dim() >= 2 && q.size(-1) == k.size(-1) && k.size(-2) == v.size(-2),
+      "scaled_dot_product_attention: q ", q.sizes(), ", k ", k.sizes(), " and v ", v.sizes(),
+      " do not fit ([..., L, E], [..., S, E], [..., S, Ev])");
   const double s = scale.value_or(1.0 / std::sqrt(static_cast<double>(q.size(-1))));
   const int64_t L = q.size(-2), S = k.size(-2);
   // Masks become additive float masks (bool: true = may attend).
@@ -74,8 +74,8 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 
 MultiheadAttention::MultiheadAttention(int64_t e, int64_t h, MultiheadAttentionOptions opts)
     : Module("MultiheadAttention"), embed_dim(e), num_heads(h), options(opts) {
-  EMBER_CHECK(h > 0 && e % h == 0, "MultiheadAttention: embed_dim (", e,
-              ") must be divisible by num_heads (", h, ")");
+  EMBER_CHECK(h > 0 && e % h == 0, "MultiheadAttention: embed_dim (", e, ") must be divisible by num_heads (",
+              h, ")");
   head_dim = e / h;
   kdim = opts.kdim.value_or(e);
   vdim = opts.vdim.value_or(e);
@@ -110,11 +110,12 @@ Tensor as_float_mask(const Tensor& m, DType dt) {
 }  // namespace
 
 std::pair<Tensor, Tensor> MultiheadAttention::forward(const Tensor& query_in, const Tensor& key_in,
-                                                      const Tensor& value_in,
-                                                      const AttentionForward& args) {
+                                                      const Tensor& value_in, const AttentionForward& args) {
   const bool unbatched = query_in.dim() == 2;
-  EMBER_CHECK(query_in.dim() == 2 || query_in.dim() == 3, "MultiheadAttention: query must be 2-D "
-              "(unbatched) or 3-D, got shape ", query_in.sizes());
+  EMBER_CHECK(query_in.dim() == 2 || query_in.dim() == 3,
+              "MultiheadAttention: query must be 2-D "
+              "(unbatched) or 3-D, got shape ",
+              query_in.sizes());
   EMBER_CHECK(key_in.dim() == query_in.dim() && value_in.dim() == query_in.dim(),
               "MultiheadAttention: query ", query_in.sizes(), ", key ", key_in.sizes(), " and value ",
               value_in.sizes(), " must have the same number of dims");
@@ -161,16 +162,16 @@ std::pair<Tensor, Tensor> MultiheadAttention::forward(const Tensor& query_in, co
     const bool ok2 = attn_mask.dim() == 2 && attn_mask.size(0) == L && attn_mask.size(1) == k.size(0);
     const bool ok3 = attn_mask.dim() == 3 && attn_mask.size(0) == N * H && attn_mask.size(1) == L &&
                      attn_mask.size(2) == k.size(0);
-    EMBER_CHECK(ok2 || ok3, "MultiheadAttention: attn_mask of shape ", attn_mask.sizes(),
-                " should be [", L, ", ", k.size(0), "] or [", N * H, ", ", L, ", ", k.size(0), "]");
+    EMBER_CHECK(ok2 || ok3, "MultiheadAttention: attn_mask of shape ", attn_mask.sizes(), " should be [", L,
+                ", ", k.size(0), "] or [", N * H, ", ", L, ", ", k.size(0), "]");
     attn_mask = as_float_mask(attn_mask, q.dtype());
     if (attn_mask.dim() == 2) attn_mask = attn_mask.unsqueeze(0);
   }
   if (kpm.defined()) {
     if (unbatched && kpm.dim() == 1) kpm = kpm.unsqueeze(0);
     EMBER_CHECK(kpm.dim() == 2 && kpm.size(0) == N && kpm.size(1) == k.size(0),
-                "MultiheadAttention: key_padding_mask of shape ", kpm.sizes(), " should be [", N,
-                ", ", k.size(0), "]");
+                "MultiheadAttention: key_padding_mask of shape ", kpm.sizes(), " should be [", N, ", ",
+                k.size(0), "]");
     kpm = as_float_mask(kpm, q.dtype());
   }
 
@@ -206,8 +207,7 @@ std::pair<Tensor, Tensor> MultiheadAttention::forward(const Tensor& query_in, co
     out = matmul(p_drop, v);  // [N*H, L, hd]
   } else {
     // No weights requested: the fused kernel, which never holds the L x S matrix.
-    out = functional::scaled_dot_product_attention(q, k, v, attn_mask,
-                                                   is_training() ? options.dropout : 0.0);
+    out = functional::scaled_dot_product_attention(q, k, v, attn_mask, is_training() ? options.dropout : 0.0);
   }
   out = out.transpose(0, 1).reshape({L * N, E});
   out = (*out_proj)(out).view({L, N, E});

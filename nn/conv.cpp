@@ -12,7 +12,8 @@ namespace functional {
 namespace {
 
 // The checks conv1d and conv2d share, made on the tensors the user passed so the message shows them.
-void check_conv_args(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t groups) {
+void check_conv_args(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                     int64_t groups) {
   const int64_t c = x.size(1), o = weight.size(0);
   EMBER_CHECK(groups > 0 && c % groups == 0 && o % groups == 0, op, ": ", c, " input and ", o,
               " output channels are not divisible into ", groups, " groups");
@@ -47,23 +48,26 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair st
   return out;
 }
 
-Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride,
-              int64_t padding, int64_t dilation, int64_t groups) {
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
+              int64_t dilation, int64_t groups) {
   EMBER_CHECK(x.dim() == 3, "conv1d: expected a 3-D input [N, C, L], got shape ", x.sizes());
   EMBER_CHECK(weight.dim() == 3, "conv1d: expected a 3-D weight [out, in/groups, k], got ", weight.sizes());
   check_conv_args("conv1d", x, weight, bias, groups);
-  EMBER_CHECK(stride > 0 && dilation > 0 && padding >= 0, "conv1d: stride and dilation must be positive and "
-              "padding non-negative, got stride ", stride, ", dilation ", dilation, ", padding ", padding);
+  EMBER_CHECK(stride > 0 && dilation > 0 && padding >= 0,
+              "conv1d: stride and dilation must be positive and "
+              "padding non-negative, got stride ",
+              stride, ", dilation ", dilation, ", padding ", padding);
   const int64_t span = dilation * (weight.size(2) - 1) + 1;
-  EMBER_CHECK(x.size(2) + 2 * padding >= span, "conv1d: input of shape ", x.sizes(), " is too small for weight ",
-              weight.sizes(), " with dilation ", dilation, " and padding ", padding, ": the window spans ", span);
-  Tensor y = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, {1, stride}, {0, padding},
-                    {1, dilation}, groups);
+  EMBER_CHECK(x.size(2) + 2 * padding >= span, "conv1d: input of shape ", x.sizes(),
+              " is too small for weight ", weight.sizes(), " with dilation ", dilation, " and padding ",
+              padding, ": the window spans ", span);
+  Tensor y =
+      conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, {1, stride}, {0, padding}, {1, dilation}, groups);
   return y.squeeze(2);
 }
 
-Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride,
-                        Pair padding, Pair output_padding, int64_t groups, Pair dilation) {
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Pair padding,
+                        Pair output_padding, int64_t groups, Pair dilation) {
   EMBER_CHECK(x.dim() == 4, "conv_transpose2d: expected a 4-D input [N, C, H, W], got shape ", x.sizes());
   EMBER_CHECK(weight.dim() == 4 && weight.size(0) == x.size(1), "conv_transpose2d: weight of shape ",
               weight.sizes(), " does not match an input with ", x.size(1), " channels");
@@ -75,9 +79,9 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
               " input channels are not divisible into ", groups, " groups");
   const int64_t cout_g = weight.size(1), kh = weight.size(2), kw = weight.size(3);
   const int64_t cin_g = cin / groups;
-  EMBER_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == cout_g * groups), "conv_transpose2d: bias of shape ",
-              bias.defined() ? bias.sizes() : Shape{}, " does not match ", cout_g * groups, " output channels (weight ",
-              weight.sizes(), ", groups ", groups, ")");
+  EMBER_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == cout_g * groups),
+              "conv_transpose2d: bias of shape ", bias.defined() ? bias.sizes() : Shape{}, " does not match ",
+              cout_g * groups, " output channels (weight ", weight.sizes(), ", groups ", groups, ")");
   // cols[n, g, cout_g*kh*kw, HW] = W_g^T [cout_g*kk, cin_g] @ x_g [cin_g, HW]
   Tensor wg = weight.reshape({groups, cin_g, cout_g * kh * kw}).transpose(1, 2);
   Tensor cols = matmul(wg, x.reshape({n, groups, cin_g, h * w}));
@@ -118,8 +122,8 @@ void init_conv(Tensor& weight, Tensor& bias) {
 
 Conv2d::Conv2d(int64_t in, int64_t out, Pair kernel, Conv2dOptions opts)
     : Module("Conv2d"), in_channels(in), out_channels(out), kernel_size(kernel), options(opts) {
-  EMBER_CHECK(opts.groups > 0 && in % opts.groups == 0 && out % opts.groups == 0, "Conv2d: in_channels (",
-              in, ") and out_channels (", out, ") must be divisible by groups (", opts.groups, ")");
+  EMBER_CHECK(opts.groups > 0 && in % opts.groups == 0 && out % opts.groups == 0, "Conv2d: in_channels (", in,
+              ") and out_channels (", out, ") must be divisible by groups (", opts.groups, ")");
   const auto& mode = opts.padding_mode_string;
   EMBER_CHECK(mode.empty() || mode == "same" || mode == "valid",
               "Conv2d: padding must be \"same\", \"valid\" or explicit, got \"", mode, "\"");
@@ -134,8 +138,8 @@ Tensor Conv2d::forward(const Tensor& x) {
   EMBER_CHECK(x.dim() == 4 && x.size(1) == in_channels, "Conv2d(in_channels=", in_channels,
               "): expected input [N, ", in_channels, ", H, W], got shape ", x.sizes());
   if (options.padding_mode_string == "same")
-    return functional::conv2d(same_pad(x, kernel_size, options.dilation), weight, bias,
-                              options.stride, {0, 0}, options.dilation, options.groups);
+    return functional::conv2d(same_pad(x, kernel_size, options.dilation), weight, bias, options.stride,
+                              {0, 0}, options.dilation, options.groups);
   const Pair padding = options.padding_mode_string == "valid" ? Pair{0, 0} : options.padding;
   return functional::conv2d(x, weight, bias, options.stride, padding, options.dilation, options.groups);
 }
@@ -153,8 +157,8 @@ std::string Conv2d::extra_repr() const {
 
 Conv1d::Conv1d(int64_t in, int64_t out, int64_t kernel, Conv1dOptions opts)
     : Module("Conv1d"), in_channels(in), out_channels(out), kernel_size(kernel), options(opts) {
-  EMBER_CHECK(opts.groups > 0 && in % opts.groups == 0 && out % opts.groups == 0, "Conv1d: in_channels (",
-              in, ") and out_channels (", out, ") must be divisible by groups (", opts.groups, ")");
+  EMBER_CHECK(opts.groups > 0 && in % opts.groups == 0 && out % opts.groups == 0, "Conv1d: in_channels (", in,
+              ") and out_channels (", out, ") must be divisible by groups (", opts.groups, ")");
   EMBER_CHECK(opts.padding_mode_string != "same" || opts.stride == 1,
               "Conv1d: padding=\"same\" is not supported for strided convolutions");
   weight = register_parameter("weight", empty({out, in / opts.groups, kernel}));
@@ -167,8 +171,8 @@ Tensor Conv1d::forward(const Tensor& x) {
               "): expected input [N, ", in_channels, ", L], got shape ", x.sizes());
   if (options.padding_mode_string == "same") {
     const int64_t total = options.dilation * (kernel_size - 1);
-    return functional::conv1d(pad(x, {total / 2, total - total / 2}), weight, bias, 1, 0,
-                              options.dilation, options.groups);
+    return functional::conv1d(pad(x, {total / 2, total - total / 2}), weight, bias, 1, 0, options.dilation,
+                              options.groups);
   }
   const int64_t padding = options.padding_mode_string == "valid" ? 0 : options.padding;
   return functional::conv1d(x, weight, bias, options.stride, padding, options.dilation, options.groups);
@@ -197,8 +201,8 @@ Tensor ConvTranspose2d::forward(const Tensor& x) {
 }
 
 std::string ConvTranspose2d::extra_repr() const {
-  return std::to_string(in_channels) + ", " + std::to_string(out_channels) + ", kernel_size=" +
-         pair_str(kernel_size) + ", stride=" + pair_str(options.stride);
+  return std::to_string(in_channels) + ", " + std::to_string(out_channels) +
+         ", kernel_size=" + pair_str(kernel_size) + ", stride=" + pair_str(options.stride);
 }
 
 }  // namespace ember::nn

@@ -1,10 +1,10 @@
 // Stateless layers and losses as compositions of differentiable ops; see functional.h.
 #include "ember/nn/functional.h"
 
-#include "ember/core/autocast.h"
-#include "ember/autograd/grad_mode.h"
 #include "ember/autograd/engine.h"
+#include "ember/autograd/grad_mode.h"
 #include "ember/autograd/node.h"
+#include "ember/core/autocast.h"
 #include "ember/core/fused_ops.h"
 
 namespace ember::nn::functional {
@@ -25,12 +25,13 @@ void check_same_shape(const Tensor& input, const Tensor& target, const char* nam
 
 // Per-channel tensors (affine weight and bias, running statistics) must be 1-D with one value per
 // channel; checked up front so a mismatch names the op, not the reshape that would fail inside it.
-void check_per_channel(const char* op, const Tensor& x, std::initializer_list<std::pair<const char*, Tensor>> tensors) {
+void check_per_channel(const char* op, const Tensor& x,
+                       std::initializer_list<std::pair<const char*, Tensor>> tensors) {
   const int64_t c = x.size(1);
   for (const auto& [name, t] : tensors)
     EMBER_CHECK(!t.defined() || (t.dim() == 1 && t.size(0) == c), op, ": ", name, " of shape ",
-                t.defined() ? t.sizes() : Shape{}, " does not match the ", c, " channels of the input of shape ",
-                x.sizes());
+                t.defined() ? t.sizes() : Shape{}, " does not match the ", c,
+                " channels of the input of shape ", x.sizes());
 }
 
 }  // namespace
@@ -65,16 +66,16 @@ Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int6
   return out;
 }
 
-Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
-                  const Tensor& bias, double eps) {
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
+                  double eps) {
   if (autocast::should_raise(x)) return layer_norm(autocast::raise(x), normalized_shape, weight, bias, eps);
   const int64_t k = static_cast<int64_t>(normalized_shape.size());
   EMBER_CHECK(k >= 1 && x.dim() >= k, "layer_norm: normalized_shape ", normalized_shape,
               " needs an input with at least ", k, " dims, got ", x.sizes());
   int64_t cols = 1;
   for (int64_t i = 0; i < k; ++i) {
-    EMBER_CHECK(x.size(x.dim() - k + i) == normalized_shape[i], "layer_norm: input of shape ",
-                x.sizes(), " does not end with normalized_shape ", normalized_shape);
+    EMBER_CHECK(x.size(x.dim() - k + i) == normalized_shape[i], "layer_norm: input of shape ", x.sizes(),
+                " does not end with normalized_shape ", normalized_shape);
     cols *= normalized_shape[i];
   }
   for (const Tensor* t : {&weight, &bias})
@@ -84,13 +85,12 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   return fused::layer_norm(x, k, weight, bias, eps);
 }
 
-Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias,
-                  double eps) {
+Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps) {
   if (autocast::should_raise(x)) return group_norm(autocast::raise(x), num_groups, weight, bias, eps);
   EMBER_CHECK(x.dim() >= 2, "group_norm: expected an input [N, C, ...], got ", x.sizes());
   const int64_t n = x.size(0), c = x.size(1);
-  EMBER_CHECK(num_groups > 0 && c % num_groups == 0, "group_norm: ", c,
-              " channels are not divisible into ", num_groups, " groups");
+  EMBER_CHECK(num_groups > 0 && c % num_groups == 0, "group_norm: ", c, " channels are not divisible into ",
+              num_groups, " groups");
   check_per_channel("group_norm", x, {{"weight", weight}, {"bias", bias}});
   Tensor g = x.reshape({n, num_groups, -1});
   Tensor mu = g.mean({2}, true);
@@ -107,8 +107,9 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
 Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps) {
   EMBER_CHECK(x.dim() >= 2, "batch_norm: expected an input [N, C, ...], got ", x.sizes());
-  check_per_channel("batch_norm", x, {{"weight", weight}, {"bias", bias}, {"running_mean", running_mean},
-                                      {"running_var", running_var}});
+  check_per_channel(
+      "batch_norm", x,
+      {{"weight", weight}, {"bias", bias}, {"running_mean", running_mean}, {"running_var", running_var}});
   const int64_t c = x.size(1);
   Shape affine(x.dim(), 1);
   affine[1] = c;
@@ -121,8 +122,10 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
     return y;
   }
   const int64_t count = x.numel() / std::max<int64_t>(c, 1);
-  EMBER_CHECK(count > 1, "batch_norm: expected more than 1 value per channel when training, got "
-              "input of shape ", x.sizes());
+  EMBER_CHECK(count > 1,
+              "batch_norm: expected more than 1 value per channel when training, got "
+              "input of shape ",
+              x.sizes());
   fused::BatchNormOutput out = fused::batch_norm(x, weight, bias, eps);
   if (running_mean.defined()) {
     autograd::NoGradGuard guard;
@@ -148,8 +151,7 @@ Tensor l1_loss(const Tensor& input, const Tensor& target, const std::string& red
   return reduce(abs(input - target), reduction, "l1_loss");
 }
 
-Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const std::string& reduction,
-                      double beta) {
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const std::string& reduction, double beta) {
   if (autocast::should_raise(input) || autocast::should_raise(target))
     return smooth_l1_loss(autocast::raise(input), autocast::raise(target), reduction, beta);
   check_same_shape(input, target, "smooth_l1_loss");
@@ -158,8 +160,7 @@ Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const std::stri
   return reduce(where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta), reduction, "smooth_l1_loss");
 }
 
-Tensor huber_loss(const Tensor& input, const Tensor& target, const std::string& reduction,
-                  double delta) {
+Tensor huber_loss(const Tensor& input, const Tensor& target, const std::string& reduction, double delta) {
   if (autocast::should_raise(input) || autocast::should_raise(target))
     return huber_loss(autocast::raise(input), autocast::raise(target), reduction, delta);
   check_same_shape(input, target, "huber_loss");
@@ -180,12 +181,11 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Ten
   return reduce(loss, reduction, "binary_cross_entropy");
 }
 
-Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target,
-                                        const Tensor& weight, const std::string& reduction,
-                                        const Tensor& pos_weight) {
+Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target, const Tensor& weight,
+                                        const std::string& reduction, const Tensor& pos_weight) {
   if (autocast::should_raise(input) || autocast::should_raise(target))
-    return binary_cross_entropy_with_logits(autocast::raise(input), autocast::raise(target), weight, reduction,
-                                            pos_weight);
+    return binary_cross_entropy_with_logits(autocast::raise(input), autocast::raise(target), weight,
+                                            reduction, pos_weight);
   check_same_shape(input, target, "binary_cross_entropy_with_logits");
   // -[p t log s(x) + (1 - t) log(1 - s(x))] with log s(x) = -softplus(-x), log(1 - s(x)) = -softplus(x)
   Tensor log_sig = neg(softplus(neg(input)));
@@ -196,14 +196,14 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
   return reduce(loss, reduction, "binary_cross_entropy_with_logits");
 }
 
-Tensor kl_div(const Tensor& input, const Tensor& target, const std::string& reduction,
-              bool log_target) {
+Tensor kl_div(const Tensor& input, const Tensor& target, const std::string& reduction, bool log_target) {
   if (autocast::should_raise(input) || autocast::should_raise(target))
     return kl_div(autocast::raise(input), autocast::raise(target), reduction, log_target);
   check_same_shape(input, target, "kl_div");
-  Tensor loss = log_target ? exp(target) * (target - input)
-                           : where(target > 0, target * (log(where(target > 0, target, ones_like(target))) - input),
-                                   zeros_like(input * target));
+  Tensor loss = log_target
+                    ? exp(target) * (target - input)
+                    : where(target > 0, target * (log(where(target > 0, target, ones_like(target))) - input),
+                            zeros_like(input * target));
   if (reduction == "batchmean") return loss.sum() / static_cast<double>(input.dim() ? input.size(0) : 1);
   return reduce(loss, reduction, "kl_div");
 }
@@ -272,16 +272,17 @@ std::pair<Tensor, Tensor> fused_cross_entropy_rows(const Tensor& logits, const T
     auto [loss, w] = fused_cross_entropy_rows(logits.to(kFloat32), target, weight, ignore_index);
     return {loss.to(logits.dtype()), w.to(logits.dtype())};
   }
-  auto [safe, w] = class_targets(target, logits.size(1), weight, ignore_index, logits.dtype(),
-                                 "cross_entropy");
+  auto [safe, w] =
+      class_targets(target, logits.size(1), weight, ignore_index, logits.dtype(), "cross_entropy");
   return {fused::cross_entropy(logits, safe, w), w};
 }
 
 }  // namespace
 
-Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
-                int64_t ignore_index, const std::string& reduction) {
-  if (autocast::should_raise(input)) return nll_loss(autocast::raise(input), target, weight, ignore_index, reduction);
+Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
+                const std::string& reduction) {
+  if (autocast::should_raise(input))
+    return nll_loss(autocast::raise(input), target, weight, ignore_index, reduction);
   auto [logp, t] = flatten_classes(input, target, "nll_loss");
   auto [loss, w] = nll_terms(logp, t, weight, ignore_index, "nll_loss");
   if (reduction == "mean") return loss.sum() / w.sum();
@@ -290,8 +291,8 @@ Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
   return input.dim() == 1 ? loss.squeeze(0) : loss.reshape(target.sizes());
 }
 
-Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
-                     int64_t ignore_index, const std::string& reduction, double label_smoothing) {
+Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
+                     const std::string& reduction, double label_smoothing) {
   if (autocast::should_raise(input))
     return cross_entropy(autocast::raise(input), target, weight, ignore_index, reduction, label_smoothing);
   EMBER_CHECK(label_smoothing >= 0 && label_smoothing <= 1,
@@ -331,8 +332,9 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
   Tensor lp = weight.defined() ? logp * weight.unsqueeze(0) : logp;
   Tensor keep = (t.to(kInt64) != ignore_index).to(lp.dtype());
   Tensor smooth = neg(lp.sum({1})) * keep;
-  Tensor smooth_red = reduction == "mean" ? smooth.sum() / w.sum()
-                      : reduction == "sum" ? smooth.sum() : finish(smooth);
+  Tensor smooth_red = reduction == "mean"  ? smooth.sum() / w.sum()
+                      : reduction == "sum" ? smooth.sum()
+                                           : finish(smooth);
   return nll_red * (1 - label_smoothing) + smooth_red * (label_smoothing / c);
 }
 

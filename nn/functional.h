@@ -28,8 +28,8 @@ Tensor embedding(const Tensor& indices, const Tensor& weight,
                  std::optional<int64_t> padding_idx = std::nullopt);
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                   const Tensor& bias = {}, double eps = 1e-5);
-Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight = {},
-                  const Tensor& bias = {}, double eps = 1e-5);
+Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight = {}, const Tensor& bias = {},
+                  double eps = 1e-5);
 // Normalises over every dim but 1 (channels). In training, batch statistics are used and the running
 // ones (when given) are updated: running = (1 - momentum) * running + momentum * batch, with the
 // unbiased batch variance; momentum nullopt means a cumulative average (factor given by caller).
@@ -39,16 +39,14 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
 // ---- losses; reduction is "mean" (default), "sum" or "none" ----------------------------------
 Tensor mse_loss(const Tensor& input, const Tensor& target, const std::string& reduction = "mean");
 Tensor l1_loss(const Tensor& input, const Tensor& target, const std::string& reduction = "mean");
-Tensor smooth_l1_loss(const Tensor& input, const Tensor& target,
-                      const std::string& reduction = "mean", double beta = 1.0);
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const std::string& reduction = "mean",
+                      double beta = 1.0);
 Tensor huber_loss(const Tensor& input, const Tensor& target, const std::string& reduction = "mean",
                   double delta = 1.0);
 Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight = {},
                             const std::string& reduction = "mean");
-Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target,
-                                        const Tensor& weight = {},
-                                        const std::string& reduction = "mean",
-                                        const Tensor& pos_weight = {});
+Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target, const Tensor& weight = {},
+                                        const std::string& reduction = "mean", const Tensor& pos_weight = {});
 Tensor kl_div(const Tensor& input, const Tensor& target, const std::string& reduction = "mean",
               bool log_target = false);
 // input: log-probabilities [N, C] or [N, C, d1, ...]; target: int64 class indices [N] / [N, d1, ...].
@@ -71,9 +69,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, Pa
               Pair padding = {0, 0}, Pair dilation = {1, 1}, int64_t groups = 1);
 Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, int64_t stride = 1,
               int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1);
-Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {},
-                        Pair stride = {1, 1}, Pair padding = {0, 0}, Pair output_padding = {0, 0},
-                        int64_t groups = 1, Pair dilation = {1, 1});
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, Pair stride = {1, 1},
+                        Pair padding = {0, 0}, Pair output_padding = {0, 0}, int64_t groups = 1,
+                        Pair dilation = {1, 1});
 // Pooling as in PyTorch: stride defaults to the kernel; padding is at most half the kernel and
 // never the max; ceil_mode rounds the output size up (the last window may hang past the input, as
 // long as it starts inside it or its left/top padding).

@@ -20,8 +20,7 @@ double calculate_gain(const std::string& nl, double param) {
 }
 
 std::pair<int64_t, int64_t> calculate_fan_in_and_fan_out(const Tensor& t) {
-  EMBER_CHECK(t.dim() >= 2, "init: fan in and fan out need a tensor with at least 2 dims, got ",
-              t.sizes());
+  EMBER_CHECK(t.dim() >= 2, "init: fan in and fan out need a tensor with at least 2 dims, got ", t.sizes());
   int64_t receptive = 1;
   for (int64_t d = 2; d < t.dim(); ++d) receptive *= t.size(d);
   return {t.size(1) * receptive, t.size(0) * receptive};
@@ -55,8 +54,10 @@ Tensor& xavier_normal_(Tensor& t, double gain) {
 }
 
 static double kaiming_std(const Tensor& t, double a, const std::string& mode, const std::string& nl) {
-  EMBER_CHECK(mode == "fan_in" || mode == "fan_out", "kaiming init: mode must be \"fan_in\" or "
-              "\"fan_out\", got \"", mode, "\"");
+  EMBER_CHECK(mode == "fan_in" || mode == "fan_out",
+              "kaiming init: mode must be \"fan_in\" or "
+              "\"fan_out\", got \"",
+              mode, "\"");
   auto [fan_in, fan_out] = calculate_fan_in_and_fan_out(t);
   const int64_t fan = mode == "fan_in" ? fan_in : fan_out;
   EMBER_CHECK(fan > 0, "kaiming init: cannot initialise a tensor with zero elements");
@@ -129,7 +130,7 @@ Tensor& orthogonal_(Tensor& t, double gain) {
     for (int64_t i = 0; i < n; ++i) v[i] /= norm;
   }
   Tensor q = tensor(a, {m, n}, kFloat64);  // rows orthonormal
-  if (tall) q = q.t();                      // [rows, cols] with orthonormal columns
+  if (tall) q = q.t();                     // [rows, cols] with orthonormal columns
   t.copy_((q * gain).reshape(t.sizes()));
   return t;
 }

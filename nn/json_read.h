@@ -48,7 +48,8 @@ T json_field(const nlohmann::json& obj, const char* key, const std::string& what
     try {
       return it->template get<T>();
     } catch (const nlohmann::json::exception& e) {
-      fail(where, " holds ", it->dump().substr(0, 80), ", which is not what ember expects there (", e.what(), ")");
+      fail(where, " holds ", it->dump().substr(0, 80), ", which is not what ember expects there (", e.what(),
+           ")");
     }
   }
 }

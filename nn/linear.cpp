@@ -25,15 +25,14 @@ void Linear::reset_parameters() {
 }
 
 Tensor Linear::forward(const Tensor& x) {
-  EMBER_CHECK(x.dim() >= 1 && x.size(-1) == in_features, "Linear(in_features=", in_features,
-              "): input has ", x.dim() ? x.size(-1) : 0, " features in its last dim (input shape ",
-              x.sizes(), ")");
+  EMBER_CHECK(x.dim() >= 1 && x.size(-1) == in_features, "Linear(in_features=", in_features, "): input has ",
+              x.dim() ? x.size(-1) : 0, " features in its last dim (input shape ", x.sizes(), ")");
   return linear(x, weight, bias);
 }
 
 std::string Linear::extra_repr() const {
-  return "in_features=" + std::to_string(in_features) + ", out_features=" +
-         std::to_string(out_features) + ", bias=" + (bias.defined() ? "True" : "False");
+  return "in_features=" + std::to_string(in_features) + ", out_features=" + std::to_string(out_features) +
+         ", bias=" + (bias.defined() ? "True" : "False");
 }
 
 Bilinear::Bilinear(int64_t in1, int64_t in2, int64_t out, bool with_bias)
@@ -52,9 +51,8 @@ Tensor Bilinear::forward(const Tensor& x1, const Tensor& x2) {
 }
 
 std::string Bilinear::extra_repr() const {
-  return "in1_features=" + std::to_string(in1_features) + ", in2_features=" +
-         std::to_string(in2_features) + ", out_features=" + std::to_string(out_features) +
-         ", bias=" + (bias.defined() ? "True" : "False");
+  return "in1_features=" + std::to_string(in1_features) + ", in2_features=" + std::to_string(in2_features) +
+         ", out_features=" + std::to_string(out_features) + ", bias=" + (bias.defined() ? "True" : "False");
 }
 
 std::string Flatten::extra_repr() const {

@@ -89,7 +89,8 @@ class KLDivLoss : public Loss {
 class NLLLoss : public Loss {
  public:
   explicit NLLLoss(Tensor weight = {}, int64_t ignore_index = -100, std::string reduction = "mean")
-      : Loss("NLLLoss", std::move(reduction)), weight(optional_buffer("weight", std::move(weight))),
+      : Loss("NLLLoss", std::move(reduction)),
+        weight(optional_buffer("weight", std::move(weight))),
         ignore_index(ignore_index) {}
   Tensor forward(const Tensor& i, const Tensor& t) override {
     return functional::nll_loss(i, t, weight, ignore_index, reduction);
@@ -100,10 +101,11 @@ class NLLLoss : public Loss {
 
 class CrossEntropyLoss : public Loss {
  public:
-  explicit CrossEntropyLoss(Tensor weight = {}, int64_t ignore_index = -100,
-                            std::string reduction = "mean", double label_smoothing = 0.0)
+  explicit CrossEntropyLoss(Tensor weight = {}, int64_t ignore_index = -100, std::string reduction = "mean",
+                            double label_smoothing = 0.0)
       : Loss("CrossEntropyLoss", std::move(reduction)),
-        weight(optional_buffer("weight", std::move(weight))), ignore_index(ignore_index),
+        weight(optional_buffer("weight", std::move(weight))),
+        ignore_index(ignore_index),
         label_smoothing(label_smoothing) {}
   Tensor forward(const Tensor& i, const Tensor& t) override {
     return functional::cross_entropy(i, t, weight, ignore_index, reduction, label_smoothing);

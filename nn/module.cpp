@@ -11,8 +11,8 @@ namespace ember::nn {
 
 namespace {
 void check_name(const std::string& name, const char* what) {
-  EMBER_CHECK(!name.empty() && name.find('.') == std::string::npos, "register_", what, ": name \"",
-              name, "\" must be non-empty and contain no '.'");
+  EMBER_CHECK(!name.empty() && name.find('.') == std::string::npos, "register_", what, ": name \"", name,
+              "\" must be non-empty and contain no '.'");
 }
 }  // namespace
 
@@ -59,10 +59,12 @@ void Module::collect(const std::string& prefix, bool params, bool persistent_onl
       if (t.defined()) out.emplace_back(prefix + n, t);
   } else {
     for (const auto& b : buffers_)
-      if (b.tensor.defined() && (b.persistent || !persistent_only)) out.emplace_back(prefix + b.name, b.tensor);
+      if (b.tensor.defined() && (b.persistent || !persistent_only))
+        out.emplace_back(prefix + b.name, b.tensor);
   }
   if (!recurse) return;
-  for (const auto& [n, child] : children_) child->collect(prefix + n + ".", params, persistent_only, true, out);
+  for (const auto& [n, child] : children_)
+    child->collect(prefix + n + ".", params, persistent_only, true, out);
 }
 
 NamedTensors Module::named_parameters(bool recurse) const {
@@ -149,12 +151,14 @@ std::vector<bool> Module::training_modes() const {
 void Module::set_training_modes(const std::vector<bool>& modes) {
   size_t next = 0;
   std::function<void(Module&)> restore = [&](Module& m) {
-    EMBER_CHECK(next < modes.size(), "set_training_modes: ", modes.size(), " flags for a module tree with more modules");
+    EMBER_CHECK(next < modes.size(), "set_training_modes: ", modes.size(),
+                " flags for a module tree with more modules");
     m.training_ = modes[next++];
     for (auto& [n, child] : m.children_) restore(*child);
   };
   restore(*this);
-  EMBER_CHECK(next == modes.size(), "set_training_modes: ", modes.size(), " flags for a tree of ", next, " modules");
+  EMBER_CHECK(next == modes.size(), "set_training_modes: ", modes.size(), " flags for a tree of ", next,
+              " modules");
 }
 
 Module& Module::train(bool on) {
@@ -187,9 +191,7 @@ void Module::convert_tensors(const std::function<Tensor(const Tensor&)>& fn) {
 }
 
 Module& Module::to(Device device, DType dtype) {
-  convert_tensors([&](const Tensor& t) {
-    return t.to(device, t.is_floating_point() ? dtype : t.dtype());
-  });
+  convert_tensors([&](const Tensor& t) { return t.to(device, t.is_floating_point() ? dtype : t.dtype()); });
   return *this;
 }
 
@@ -222,7 +224,7 @@ Module& Module::requires_grad_(bool on) {
 NamedTensors Module::state_dict() const {
   NamedTensors out;
   std::function<void(const Module&, const std::string&)> visit = [&](const Module& m,
-                                                                      const std::string& prefix) {
+                                                                     const std::string& prefix) {
     for (const auto& [n, t] : m.params_)
       if (t.defined()) out.emplace_back(prefix + n, t.detach());
     for (const auto& b : m.buffers_)

@@ -56,8 +56,7 @@ class Module : public std::enable_shared_from_this<Module> {
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const;
   // This module first, then every descendant (depth first, each once).
   std::vector<std::shared_ptr<Module>> modules();
-  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_modules(
-      const std::string& prefix = "");
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_modules(const std::string& prefix = "");
   // Calls fn on every descendant and then on this module (PyTorch's order).
   Module& apply(const std::function<void(Module&)>& fn);
   int64_t num_parameters(bool trainable_only = false) const;
@@ -88,7 +87,7 @@ class Module : public std::enable_shared_from_this<Module> {
   // ---- forward ----------------------------------------------------------------------------
   virtual Tensor forward(const Tensor& input);
   Tensor operator()(const Tensor& input);
-  using PreHook = std::function<Tensor(Module&, const Tensor&)>;             // may replace input
+  using PreHook = std::function<Tensor(Module&, const Tensor&)>;                  // may replace input
   using PostHook = std::function<Tensor(Module&, const Tensor&, const Tensor&)>;  // may replace output
   void register_forward_pre_hook(PreHook hook) { pre_hooks_.push_back(std::move(hook)); }
   void register_forward_hook(PostHook hook) { post_hooks_.push_back(std::move(hook)); }

@@ -55,9 +55,13 @@ std::string GroupNorm::extra_repr() const {
          ", affine=" + (affine ? "True" : "False");
 }
 
-BatchNorm::BatchNorm(const char* type_name, int64_t features, double eps_,
-                     std::optional<double> momentum_, bool affine_, bool track)
-    : Module(type_name), num_features(features), eps(eps_), momentum(momentum_), affine(affine_),
+BatchNorm::BatchNorm(const char* type_name, int64_t features, double eps_, std::optional<double> momentum_,
+                     bool affine_, bool track)
+    : Module(type_name),
+      num_features(features),
+      eps(eps_),
+      momentum(momentum_),
+      affine(affine_),
       track_running_stats(track) {
   if (affine) {
     weight = register_parameter("weight", ones({features}));
@@ -80,8 +84,8 @@ void BatchNorm::reset_running_stats() {
 
 Tensor BatchNorm::forward(const Tensor& x) {
   check_input(x);
-  EMBER_CHECK(x.size(1) == num_features, type_name(), "(num_features=", num_features,
-              "): input of shape ", x.sizes(), " has ", x.size(1), " channels in dim 1");
+  EMBER_CHECK(x.size(1) == num_features, type_name(), "(num_features=", num_features, "): input of shape ",
+              x.sizes(), " has ", x.size(1), " channels in dim 1");
   if (reduce_stats && is_training()) return forward_synced(x);
   const bool use_batch_stats = is_training() || !track_running_stats;
   double factor = momentum.value_or(0.0);
@@ -123,8 +127,8 @@ Tensor BatchNorm::forward_synced(const Tensor& x) {
 }
 
 std::string BatchNorm::extra_repr() const {
-  return std::to_string(num_features) + ", eps=" + number(eps) + ", momentum=" +
-         (momentum ? number(*momentum) : "None") + ", affine=" + (affine ? "True" : "False") +
+  return std::to_string(num_features) + ", eps=" + number(eps) +
+         ", momentum=" + (momentum ? number(*momentum) : "None") + ", affine=" + (affine ? "True" : "False") +
          ", track_running_stats=" + (track_running_stats ? "True" : "False");
 }
 

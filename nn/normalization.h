@@ -12,8 +12,7 @@ namespace ember::nn {
 
 class LayerNorm : public Module {
  public:
-  LayerNorm(Shape normalized_shape, double eps = 1e-5, bool elementwise_affine = true,
-            bool bias = true);
+  LayerNorm(Shape normalized_shape, double eps = 1e-5, bool elementwise_affine = true, bool bias = true);
   explicit LayerNorm(int64_t size, double eps = 1e-5) : LayerNorm(Shape{size}, eps) {}
   Tensor forward(const Tensor& x) override;
   std::string extra_repr() const override;
@@ -63,9 +62,8 @@ class BatchNorm : public Module {
 
 class BatchNorm1d : public BatchNorm {
  public:
-  explicit BatchNorm1d(int64_t num_features, double eps = 1e-5,
-                       std::optional<double> momentum = 0.1, bool affine = true,
-                       bool track_running_stats = true)
+  explicit BatchNorm1d(int64_t num_features, double eps = 1e-5, std::optional<double> momentum = 0.1,
+                       bool affine = true, bool track_running_stats = true)
       : BatchNorm("BatchNorm1d", num_features, eps, momentum, affine, track_running_stats) {}
 
  protected:
@@ -74,9 +72,8 @@ class BatchNorm1d : public BatchNorm {
 
 class BatchNorm2d : public BatchNorm {
  public:
-  explicit BatchNorm2d(int64_t num_features, double eps = 1e-5,
-                       std::optional<double> momentum = 0.1, bool affine = true,
-                       bool track_running_stats = true)
+  explicit BatchNorm2d(int64_t num_features, double eps = 1e-5, std::optional<double> momentum = 0.1,
+                       bool affine = true, bool track_running_stats = true)
       : BatchNorm("BatchNorm2d", num_features, eps, momentum, affine, track_running_stats) {}
 
  protected:

@@ -39,8 +39,10 @@ Tensor avg_pool2d(const Tensor& x, Pair kernel, std::optional<Pair> stride_, Pai
   const auto [oh, ow] =
       window_output_size(x.sizes(), kernel, {1, 1}, padding, stride, "avg_pool2d", ceil_mode);
   for (int i = 0; i < 2; ++i)
-    EMBER_CHECK(padding[i] <= kernel[i] / 2, "avg_pool2d: padding should be at most half of the "
-                "kernel size, got padding ", padding[i], " for kernel ", kernel[i]);
+    EMBER_CHECK(padding[i] <= kernel[i] / 2,
+                "avg_pool2d: padding should be at most half of the "
+                "kernel size, got padding ",
+                padding[i], " for kernel ", kernel[i]);
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   const int64_t extra_h = std::max<int64_t>(0, (oh - 1) * stride[0] + kernel[0] - (h + 2 * padding[0]));
   const int64_t extra_w = std::max<int64_t>(0, (ow - 1) * stride[1] + kernel[1] - (w + 2 * padding[1]));

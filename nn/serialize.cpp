@@ -58,8 +58,8 @@ void save_safetensors(const NamedTensors& tensors, const std::string& path, cons
       EMBER_CHECK(names.insert(name).second, "save_safetensors: the name \"", name, "\" appears twice");
       Tensor h = t.to(Device::cpu()).contiguous();
       const size_t bytes = h.numel() * h.element_size();
-      header[name] = {{"dtype", code_of(h.dtype())}, {"shape", h.sizes()},
-                      {"data_offsets", {offset, offset + bytes}}};
+      header[name] = {
+          {"dtype", code_of(h.dtype())}, {"shape", h.sizes()}, {"data_offsets", {offset, offset + bytes}}};
       offset += bytes;
       host.push_back(h);
     }
@@ -67,14 +67,17 @@ void save_safetensors(const NamedTensors& tensors, const std::string& path, cons
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::string json = header.dump();
   json.append((8 - json.size() % 8) % 8, ' ');  // pad so the data starts 8-byte aligned
-  write_file_atomic(path, [&](std::ostream& out) {
-    const uint64_t len = json.size();  // little-endian on every platform ember builds for
-    out.write(reinterpret_cast<const char*>(&len), 8);
-    out.write(json.data(), static_cast<std::streamsize>(json.size()));
-    for (const auto& h : host)
-      out.write(static_cast<const char*>(h.data_ptr()),
-                static_cast<std::streamsize>(h.numel() * h.element_size()));
-  }, "save_safetensors");
+  write_file_atomic(
+      path,
+      [&](std::ostream& out) {
+        const uint64_t len = json.size();  // little-endian on every platform ember builds for
+        out.write(reinterpret_cast<const char*>(&len), 8);
+        out.write(json.data(), static_cast<std::streamsize>(json.size()));
+        for (const auto& h : host)
+          out.write(static_cast<const char*>(h.data_ptr()),
+                    static_cast<std::streamsize>(h.numel() * h.element_size()));
+      },
+      "save_safetensors");
 }
 
 namespace {
@@ -97,8 +100,8 @@ Entry read_entry(const std::string& name, const nlohmann::json& info, const std:
   e.begin = static_cast<uint64_t>(offsets[0]);
   e.end = static_cast<uint64_t>(offsets[1]);
   const auto bytes = static_cast<uint64_t>(checked_nbytes(e.shape, itemsize(e.dtype), where.c_str()));
-  EMBER_CHECK(e.end >= e.begin && e.end - e.begin == bytes, where, " has data_offsets [", e.begin, ", ", e.end,
-              "] that do not fit its ", code_of(e.dtype), " shape ", e.shape, " (", bytes, " bytes)");
+  EMBER_CHECK(e.end >= e.begin && e.end - e.begin == bytes, where, " has data_offsets [", e.begin, ", ",
+              e.end, "] that do not fit its ", code_of(e.dtype), " shape ", e.shape, " (", bytes, " bytes)");
   return e;
 }
 
@@ -116,14 +119,16 @@ void check_tiling(std::vector<Entry>& entries, uint64_t data_size, const std::st
                 ") of the data belong to no tensor");
     covered = e.end;
   }
-  EMBER_CHECK(covered == data_size, what, ": the header describes ", covered, " bytes of data but the file holds ",
-              data_size, covered > data_size ? " (truncated)" : " (trailing bytes belong to no tensor)");
+  EMBER_CHECK(covered == data_size, what, ": the header describes ", covered,
+              " bytes of data but the file holds ", data_size,
+              covered > data_size ? " (truncated)" : " (trailing bytes belong to no tensor)");
 }
 
 void read_metadata(const nlohmann::json& meta, Metadata* metadata, const std::string& what) {
   EMBER_CHECK(meta.is_object(), what, ": __metadata__ must be an object of strings, got ", meta.type_name());
   for (auto& [k, v] : meta.items()) {
-    EMBER_CHECK(v.is_string(), what, ": __metadata__ value \"", k, "\" must be a string, got ", v.type_name());
+    EMBER_CHECK(v.is_string(), what, ": __metadata__ value \"", k, "\" must be a string, got ",
+                v.type_name());
     if (metadata) (*metadata)[k] = v.get<std::string>();
   }
 }
@@ -160,7 +165,8 @@ NamedTensors load_safetensors(const std::string& path, Metadata* metadata) {
   for (const Entry& e : entries) {
     Tensor t = empty(e.shape, e.dtype);
     in.seekg(static_cast<std::streamoff>(data_start + e.begin));
-    if (e.end > e.begin) in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(e.end - e.begin));
+    if (e.end > e.begin)
+      in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(e.end - e.begin));
     EMBER_CHECK(in.good(), what, " is truncated");
     out.emplace_back(e.name, t);
   }

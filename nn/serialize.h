@@ -14,8 +14,7 @@ namespace ember::nn {
 
 using Metadata = std::map<std::string, std::string>;
 
-void save_safetensors(const NamedTensors& tensors, const std::string& path,
-                      const Metadata& metadata = {});
+void save_safetensors(const NamedTensors& tensors, const std::string& path, const Metadata& metadata = {});
 // Tensors in file order (sorted by data offset), on the CPU.
 NamedTensors load_safetensors(const std::string& path, Metadata* metadata = nullptr);
 

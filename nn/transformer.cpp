@@ -55,13 +55,15 @@ TransformerEncoderLayer::TransformerEncoderLayer(TransformerLayerOptions o)
     : Module("TransformerEncoderLayer"), options(o) {
   EMBER_CHECK(o.activation == "relu" || o.activation == "gelu",
               "TransformerEncoderLayer: activation must be \"relu\" or \"gelu\", got \"", o.activation, "\"");
-  self_attn = register_module("self_attn", std::make_shared<MultiheadAttention>(o.d_model, o.nhead,
-                                                                                 attention_options(o)));
+  self_attn = register_module("self_attn",
+                              std::make_shared<MultiheadAttention>(o.d_model, o.nhead, attention_options(o)));
   linear1 = register_module("linear1", std::make_shared<Linear>(o.d_model, o.dim_feedforward, o.bias));
   dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout));
   linear2 = register_module("linear2", std::make_shared<Linear>(o.dim_feedforward, o.d_model, o.bias));
-  norm1 = register_module("norm1", std::make_shared<LayerNorm>(Shape{o.d_model}, o.layer_norm_eps, true, o.bias));
-  norm2 = register_module("norm2", std::make_shared<LayerNorm>(Shape{o.d_model}, o.layer_norm_eps, true, o.bias));
+  norm1 =
+      register_module("norm1", std::make_shared<LayerNorm>(Shape{o.d_model}, o.layer_norm_eps, true, o.bias));
+  norm2 =
+      register_module("norm2", std::make_shared<LayerNorm>(Shape{o.d_model}, o.layer_norm_eps, true, o.bias));
   dropout1 = register_module("dropout1", std::make_shared<Dropout>(o.dropout));
   dropout2 = register_module("dropout2", std::make_shared<Dropout>(o.dropout));
 }
@@ -113,16 +115,19 @@ TransformerDecoderLayer::TransformerDecoderLayer(TransformerLayerOptions o)
     : Module("TransformerDecoderLayer"), options(o) {
   EMBER_CHECK(o.activation == "relu" || o.activation == "gelu",
               "TransformerDecoderLayer: activation must be \"relu\" or \"gelu\", got \"", o.activation, "\"");
-  self_attn = register_module("self_attn", std::make_shared<MultiheadAttention>(o.d_model, o.nhead,
-                                                                                 attention_options(o)));
+  self_attn = register_module("self_attn",
+                              std::make_shared<MultiheadAttention>(o.d_model, o.nhead, attention_options(o)));
   multihead_attn = register_module(
       "multihead_attn", std::make_shared<MultiheadAttention>(o.d_model, o.nhead, attention_options(o)));
   linear1 = register_module("linear1", std::make_shared<Linear>(o.d_model, o.dim_feedforward, o.bias));
   dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout));
   linear2 = register_module("linear2", std::make_shared<Linear>(o.dim_feedforward, o.d_model, o.bias));
-  norm1 = register_module("norm1", std::make_shared<LayerNorm>(Shape{o.d_model}, o.layer_norm_eps, true, o.bias));
-  norm2 = register_module("norm2", std::make_shared<LayerNorm>(Shape{o.d_model}, o.layer_norm_eps, true, o.bias));
-  norm3 = register_module("norm3", std::make_shared<LayerNorm>(Shape{o.d_model}, o.layer_norm_eps, true, o.bias));
+  norm1 =
+      register_module("norm1", std::make_shared<LayerNorm>(Shape{o.d_model}, o.layer_norm_eps, true, o.bias));
+  norm2 =
+      register_module("norm2", std::make_shared<LayerNorm>(Shape{o.d_model}, o.layer_norm_eps, true, o.bias));
+  norm3 =
+      register_module("norm3", std::make_shared<LayerNorm>(Shape{o.d_model}, o.layer_norm_eps, true, o.bias));
   dropout1 = register_module("dropout1", std::make_shared<Dropout>(o.dropout));
   dropout2 = register_module("dropout2", std::make_shared<Dropout>(o.dropout));
   dropout3 = register_module("dropout3", std::make_shared<Dropout>(o.dropout));
@@ -137,8 +142,7 @@ Tensor TransformerDecoderLayer::feed_forward_block(const Tensor& x) {
   return (*dropout3)((*linear2)((*dropout)(activate((*linear1)(x), options.activation))));
 }
 
-Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory,
-                                        const DecoderMasks& masks) {
+Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory, const DecoderMasks& masks) {
   auto self_block = [&](const Tensor& x) {
     AttentionForward a;
     a.attn_mask = masks.tgt_mask;
@@ -177,8 +181,7 @@ TransformerDecoder::TransformerDecoder(const TransformerDecoderLayer& layer, int
 
 Tensor TransformerDecoder::forward(const Tensor& tgt, const Tensor& memory, const DecoderMasks& masks) {
   Tensor x = tgt;
-  for (auto& m : *layers)
-    x = std::static_pointer_cast<TransformerDecoderLayer>(m)->forward(x, memory, masks);
+  for (auto& m : *layers) x = std::static_pointer_cast<TransformerDecoderLayer>(m)->forward(x, memory, masks);
   return norm ? (*norm)(x) : x;
 }
 
@@ -206,7 +209,7 @@ Tensor Transformer::forward(const Tensor& src, const Tensor& tgt, const Transfor
               "Transformer: the feature size of src ", src.sizes(), " and tgt ", tgt.sizes(),
               " must equal d_model (", options.d_model, ")");
   Tensor memory = encoder->forward(src, EncoderMasks{m.src_mask, m.src_key_padding_mask, m.src_is_causal});
-  DecoderMasks dm{m.tgt_mask, m.memory_mask, m.tgt_key_padding_mask, m.memory_key_padding_mask,
+  DecoderMasks dm{m.tgt_mask,      m.memory_mask,     m.tgt_key_padding_mask, m.memory_key_padding_mask,
                   m.tgt_is_causal, m.memory_is_causal};
   return decoder->forward(tgt, memory, dm);
 }

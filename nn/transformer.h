@@ -25,7 +25,7 @@ struct TransformerLayerOptions {
 };
 
 struct EncoderMasks {
-  Tensor mask{};                // [S, S] or [N*H, S, S]
+  Tensor mask{};                  // [S, S] or [N*H, S, S]
   Tensor src_key_padding_mask{};  // [N, S]
   bool is_causal = false;
 };
@@ -61,9 +61,9 @@ class TransformerEncoder : public Module {
 };
 
 struct DecoderMasks {
-  Tensor tgt_mask{};                // [T, T]
-  Tensor memory_mask{};             // [T, S]
-  Tensor tgt_key_padding_mask{};    // [N, T]
+  Tensor tgt_mask{};                 // [T, T]
+  Tensor memory_mask{};              // [T, S]
+  Tensor tgt_key_padding_mask{};     // [N, T]
   Tensor memory_key_padding_mask{};  // [N, S]
   bool tgt_is_causal = false;
   bool memory_is_causal = false;

@@ -19,8 +19,9 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, doubl
   Tensor all = cat(norms);
   Tensor total = std::isinf(norm_type) ? all.max() : norm(all, norm_type);
   const double t = total.item<double>();
-  EMBER_CHECK(!error_if_nonfinite || std::isfinite(t), "clip_grad_norm_: the total norm of order ",
-              norm_type, " of the gradients is non-finite (", t, "), so it cannot be clipped; pass "
+  EMBER_CHECK(!error_if_nonfinite || std::isfinite(t), "clip_grad_norm_: the total norm of order ", norm_type,
+              " of the gradients is non-finite (", t,
+              "), so it cannot be clipped; pass "
               "error_if_nonfinite=false to skip this check");
   const double coef = max_norm / (t + 1e-6);
   if (coef < 1)

@@ -14,7 +14,8 @@ namespace ember::optim {
 GradScaler::GradScaler(GradScalerOptions options) : options_(options), scale_(options.init_scale) {
   EMBER_CHECK(options.init_scale > 0 && options.growth_factor > 1 && options.backoff_factor > 0 &&
                   options.backoff_factor < 1 && options.growth_interval > 0,
-              "GradScaler: need init_scale > 0, growth_factor > 1, 0 < backoff_factor < 1 and growth_interval > 0, got ",
+              "GradScaler: need init_scale > 0, growth_factor > 1, 0 < backoff_factor < 1 and "
+              "growth_interval > 0, got ",
               options.init_scale, ", ", options.growth_factor, ", ", options.backoff_factor, ", ",
               options.growth_interval);
 }
@@ -27,7 +28,8 @@ Tensor GradScaler::scale(const Tensor& loss) const {
 void GradScaler::unscale_(Optimizer& optimizer) {
   if (!options_.enabled) return;
   PerOptimizer& state = per_optimizer_[&optimizer];
-  EMBER_CHECK(!state.unscaled, "GradScaler.unscale_: already called on this optimizer since the last update()");
+  EMBER_CHECK(!state.unscaled,
+              "GradScaler.unscale_: already called on this optimizer since the last update()");
   EMBER_CHECK(!state.stepped, "GradScaler.unscale_: called after step(); call it before step()");
   autograd::NoGradGuard no_grad;
   const double inverse = 1.0 / scale_;
@@ -64,7 +66,8 @@ void GradScaler::update(std::optional<double> new_scale) {
     EMBER_CHECK(*new_scale > 0, "GradScaler.update: new_scale must be positive, got ", *new_scale);
     scale_ = *new_scale;
   } else {
-    EMBER_CHECK(!per_optimizer_.empty(), "GradScaler.update: no inf checks were recorded; call step() (or "
+    EMBER_CHECK(!per_optimizer_.empty(),
+                "GradScaler.update: no inf checks were recorded; call step() (or "
                 "unscale_()) on an optimizer first");
     bool found_inf = false;
     for (auto& [opt, state] : per_optimizer_) found_inf = found_inf || state.found_inf;
@@ -89,11 +92,12 @@ std::optional<GradScalerState> GradScaler::state_dict() const {
 }
 
 void GradScaler::load_state_dict(const GradScalerState& state) {
-  EMBER_CHECK(state.scale > 0 && std::isfinite(state.scale) && state.growth_factor > 1 && state.backoff_factor > 0 &&
-                  state.backoff_factor < 1 && state.growth_interval > 0 && state.growth_tracker >= 0,
-              "GradScaler.load_state_dict: invalid state (scale ", state.scale, ", growth_factor ", state.growth_factor,
-              ", backoff_factor ", state.backoff_factor, ", growth_interval ", state.growth_interval,
-              ", _growth_tracker ", state.growth_tracker, ")");
+  EMBER_CHECK(state.scale > 0 && std::isfinite(state.scale) && state.growth_factor > 1 &&
+                  state.backoff_factor > 0 && state.backoff_factor < 1 && state.growth_interval > 0 &&
+                  state.growth_tracker >= 0,
+              "GradScaler.load_state_dict: invalid state (scale ", state.scale, ", growth_factor ",
+              state.growth_factor, ", backoff_factor ", state.backoff_factor, ", growth_interval ",
+              state.growth_interval, ", _growth_tracker ", state.growth_tracker, ")");
   scale_ = state.scale;
   options_.growth_factor = state.growth_factor;
   options_.backoff_factor = state.backoff_factor;

@@ -50,7 +50,9 @@ std::vector<double> from_base(const std::vector<double>& base, F&& f) {
 }  // namespace
 
 std::optional<std::vector<double>> StepLR::closed_form() const {
-  return from_base(base_lrs_, [&](double b) { return b * std::pow(gamma_, static_cast<double>(last_epoch_ / step_size_)); });
+  return from_base(base_lrs_, [&](double b) {
+    return b * std::pow(gamma_, static_cast<double>(last_epoch_ / step_size_));
+  });
 }
 std::optional<std::vector<double>> MultiStepLR::closed_form() const {
   std::vector<int64_t> sorted = milestones_;
@@ -59,7 +61,8 @@ std::optional<std::vector<double>> MultiStepLR::closed_form() const {
   return from_base(base_lrs_, [&](double b) { return b * std::pow(gamma_, static_cast<double>(passed)); });
 }
 std::optional<std::vector<double>> ExponentialLR::closed_form() const {
-  return from_base(base_lrs_, [&](double b) { return b * std::pow(gamma_, static_cast<double>(last_epoch_)); });
+  return from_base(base_lrs_,
+                   [&](double b) { return b * std::pow(gamma_, static_cast<double>(last_epoch_)); });
 }
 std::optional<std::vector<double>> CosineAnnealingLR::closed_form() const {
   return from_base(base_lrs_, [&](double b) {
@@ -71,14 +74,16 @@ std::optional<std::vector<double>> LinearLR::closed_form() const {
   return from_base(base_lrs_, [&](double b) { return b * (start_ + (end_ - start_) * e / total_); });
 }
 std::optional<std::vector<double>> ConstantLR::closed_form() const {
-  return from_base(base_lrs_, [&](double b) { return b * (factor_ + (last_epoch_ >= total_) * (1 - factor_)); });
+  return from_base(base_lrs_,
+                   [&](double b) { return b * (factor_ + (last_epoch_ >= total_) * (1 - factor_)); });
 }
 std::optional<std::vector<double>> PolynomialLR::closed_form() const {
   const double e = static_cast<double>(std::min(total_, last_epoch_));
   return from_base(base_lrs_, [&](double b) { return b * std::pow(1.0 - e / total_, power_); });
 }
 
-SequentialLR::SequentialLR(Optimizer& opt, std::vector<LRScheduler*> schedulers, std::vector<int64_t> milestones)
+SequentialLR::SequentialLR(Optimizer& opt, std::vector<LRScheduler*> schedulers,
+                           std::vector<int64_t> milestones)
     : schedulers_(std::move(schedulers)), milestones_(std::move(milestones)) {
   EMBER_CHECK(!schedulers_.empty() && milestones_.size() + 1 == schedulers_.size(),
               "SequentialLR: expected one more scheduler than milestones, got ", schedulers_.size(),
@@ -119,7 +124,8 @@ void SequentialLR::load_state_dict(const std::vector<SchedulerState>& s) {
 
 void SequentialLR::step() {
   ++last_epoch_;
-  const size_t idx = std::upper_bound(milestones_.begin(), milestones_.end(), last_epoch_) - milestones_.begin();
+  const size_t idx =
+      std::upper_bound(milestones_.begin(), milestones_.end(), last_epoch_) - milestones_.begin();
   LRScheduler* s = schedulers_[idx];
   if (idx > 0 && milestones_[idx - 1] == last_epoch_) s->step_to(0);
   else s->step();
@@ -195,7 +201,8 @@ std::vector<double> CosineAnnealingLR::get_lr() {
 
 LinearLR::LinearLR(Optimizer& opt, double start, double end, int64_t total)
     : LRScheduler(opt), start_(start), end_(end), total_(total) {
-  EMBER_CHECK(start > 0 && start <= 1 && end >= 0 && end <= 1, "LinearLR: start_factor must be in "
+  EMBER_CHECK(start > 0 && start <= 1 && end >= 0 && end <= 1,
+              "LinearLR: start_factor must be in "
               "(0, 1] and end_factor in [0, 1]");
   initial_step();
 }
@@ -401,7 +408,8 @@ void CosineAnnealingWarmRestarts::load_state_dict(const SchedulerState& s) {
   t_cur_ = static_cast<int64_t>(s.extra.at("T_cur"));
 }
 
-ChainedScheduler::ChainedScheduler(std::vector<LRScheduler*> schedulers) : schedulers_(std::move(schedulers)) {
+ChainedScheduler::ChainedScheduler(std::vector<LRScheduler*> schedulers)
+    : schedulers_(std::move(schedulers)) {
   EMBER_CHECK(!schedulers_.empty(), "ChainedScheduler: needs at least one scheduler");
 }
 
@@ -469,8 +477,12 @@ std::vector<double> ReduceLROnPlateau::get_last_lr() const {
 }
 
 SchedulerState ReduceLROnPlateau::state_dict() const {
-  return {last_epoch_, 0, {}, get_last_lr(),
-          {{"best", best_}, {"num_bad_epochs", static_cast<double>(num_bad_epochs_)},
+  return {last_epoch_,
+          0,
+          {},
+          get_last_lr(),
+          {{"best", best_},
+           {"num_bad_epochs", static_cast<double>(num_bad_epochs_)},
            {"cooldown_counter", static_cast<double>(cooldown_counter_)}}};
 }
 

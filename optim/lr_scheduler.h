@@ -52,6 +52,7 @@ class LRScheduler {
 class StepLR : public LRScheduler {
  public:
   StepLR(Optimizer& opt, int64_t step_size, double gamma = 0.1);
+
  protected:
   std::vector<double> get_lr() override;
   std::optional<std::vector<double>> closed_form() const override;
@@ -62,6 +63,7 @@ class StepLR : public LRScheduler {
 class MultiStepLR : public LRScheduler {
  public:
   MultiStepLR(Optimizer& opt, std::vector<int64_t> milestones, double gamma = 0.1);
+
  protected:
   std::vector<double> get_lr() override;
   std::optional<std::vector<double>> closed_form() const override;
@@ -72,6 +74,7 @@ class MultiStepLR : public LRScheduler {
 class ExponentialLR : public LRScheduler {
  public:
   ExponentialLR(Optimizer& opt, double gamma);
+
  protected:
   std::vector<double> get_lr() override;
   std::optional<std::vector<double>> closed_form() const override;
@@ -81,6 +84,7 @@ class ExponentialLR : public LRScheduler {
 class CosineAnnealingLR : public LRScheduler {
  public:
   CosineAnnealingLR(Optimizer& opt, int64_t T_max, double eta_min = 0);
+
  protected:
   std::vector<double> get_lr() override;
   std::optional<std::vector<double>> closed_form() const override;
@@ -91,6 +95,7 @@ class CosineAnnealingLR : public LRScheduler {
 class LinearLR : public LRScheduler {
  public:
   LinearLR(Optimizer& opt, double start_factor = 1.0 / 3, double end_factor = 1.0, int64_t total_iters = 5);
+
  protected:
   std::vector<double> get_lr() override;
   std::optional<std::vector<double>> closed_form() const override;
@@ -101,6 +106,7 @@ class LinearLR : public LRScheduler {
 class ConstantLR : public LRScheduler {
  public:
   ConstantLR(Optimizer& opt, double factor = 1.0 / 3, int64_t total_iters = 5);
+
  protected:
   std::vector<double> get_lr() override;
   std::optional<std::vector<double>> closed_form() const override;
@@ -111,6 +117,7 @@ class ConstantLR : public LRScheduler {
 class PolynomialLR : public LRScheduler {
  public:
   PolynomialLR(Optimizer& opt, int64_t total_iters = 5, double power = 1.0);
+
  protected:
   std::vector<double> get_lr() override;
   std::optional<std::vector<double>> closed_form() const override;
@@ -122,6 +129,7 @@ class PolynomialLR : public LRScheduler {
 class LambdaLR : public LRScheduler {
  public:
   LambdaLR(Optimizer& opt, std::function<double(int64_t)> lambda);
+
  protected:
   std::vector<double> get_lr() override;
   std::function<double(int64_t)> lambda_;
@@ -131,6 +139,7 @@ class LambdaLR : public LRScheduler {
 class MultiplicativeLR : public LRScheduler {
  public:
   MultiplicativeLR(Optimizer& opt, std::function<double(int64_t)> lambda);
+
  protected:
   std::vector<double> get_lr() override;
   std::function<double(int64_t)> lambda_;
@@ -150,10 +159,15 @@ class OneCycleLR : public LRScheduler {
     bool three_phase = false;
   };
   OneCycleLR(Optimizer& opt, Options options);
+
  protected:
   std::vector<double> get_lr() override;
   Options o_;
-  struct Phase { double end_step; GroupOptionField start_lr, end_lr; double start_m, end_m; };
+  struct Phase {
+    double end_step;
+    GroupOptionField start_lr, end_lr;
+    double start_m, end_m;
+  };
   std::vector<Phase> phases_;
   GroupOptionField momentum_ = nullptr;
 };
@@ -172,6 +186,7 @@ class CyclicLR : public LRScheduler {
     double base_momentum = 0.8, max_momentum = 0.9;
   };
   CyclicLR(Optimizer& opt, Options options);
+
  protected:
   std::vector<double> get_lr() override;
   Options o_;
@@ -186,6 +201,7 @@ class CosineAnnealingWarmRestarts : public LRScheduler {
   void step() override;
   SchedulerState state_dict() const override;
   void load_state_dict(const SchedulerState& s) override;
+
  protected:
   std::vector<double> get_lr() override;
   int64_t t0_, t_mult_, t_i_, t_cur_ = -1;
@@ -225,6 +241,7 @@ class ChainedScheduler {
   Optimizer& optimizer() const { return schedulers_[0]->optimizer(); }
   std::vector<SchedulerState> state_dict() const;
   void load_state_dict(const std::vector<SchedulerState>& s);
+
  private:
   std::vector<std::shared_ptr<LRScheduler>> owned_;
   std::vector<LRScheduler*> schedulers_;
@@ -234,11 +251,11 @@ class ChainedScheduler {
 class ReduceLROnPlateau {
  public:
   struct Options {
-    std::string mode = "min";             // "min" or "max"
+    std::string mode = "min";  // "min" or "max"
     double factor = 0.1;
     int64_t patience = 10;
     double threshold = 1e-4;
-    std::string threshold_mode = "rel";   // "rel" or "abs"
+    std::string threshold_mode = "rel";  // "rel" or "abs"
     int64_t cooldown = 0;
     double min_lr = 0;
     double eps = 1e-8;

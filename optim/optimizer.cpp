@@ -93,8 +93,8 @@ void Optimizer::add_param_group(ParamGroup group) {
   for_each_option([&](const char* key, auto member, bool scheduler_entry) {
     auto& given = group.options.*member;
     const auto& fallback = defaults_.*member;
-    EMBER_CHECK(scheduler_entry || !given || fallback, name_, ": a parameter group sets \"", key, "\", which ",
-                name_, " does not have");
+    EMBER_CHECK(scheduler_entry || !given || fallback, name_, ": a parameter group sets \"", key,
+                "\", which ", name_, " does not have");
     if (!given) given = fallback;  // inherit what was not given
   });
   std::set<const TensorImpl*> seen;
@@ -128,8 +128,8 @@ void Optimizer::step() {
   for (auto& g : groups_)
     for (auto& p : g.params)
       EMBER_CHECK(!p.grad().defined() || (p.grad().sizes() == p.sizes() && p.grad().device() == p.device()),
-                  name_, ".step: a parameter of shape ", p.sizes(), " on ", p.device().str(), " has a gradient of shape ",
-                  p.grad().sizes(), " on ", p.grad().device().str());
+                  name_, ".step: a parameter of shape ", p.sizes(), " on ", p.device().str(),
+                  " has a gradient of shape ", p.grad().sizes(), " on ", p.grad().device().str());
   try {
     for (auto& g : groups_)
       for (auto& p : g.params)
@@ -177,9 +177,8 @@ void Optimizer::load_state_dict(const OptimizerState& s) {
               ": loaded state has ", s.groups.size(), " parameter groups, the optimizer has ",
               groups_.size());
   for (size_t g = 0; g < groups_.size(); ++g)
-    EMBER_CHECK(s.group_params[g].size() == groups_[g].params.size(), name_, ": group ", g,
-                " has ", groups_[g].params.size(), " parameters but the loaded state has ",
-                s.group_params[g].size());
+    EMBER_CHECK(s.group_params[g].size() == groups_[g].params.size(), name_, ": group ", g, " has ",
+                groups_[g].params.size(), " parameters but the loaded state has ", s.group_params[g].size());
   autograd::NoGradGuard guard;
   state_.clear();
   for (size_t g = 0; g < groups_.size(); ++g) {

@@ -37,8 +37,8 @@ struct GroupOptions {
 using GroupOptionField = std::optional<double> GroupOptions::*;
 
 struct ParamGroup {
-  std::vector<Tensor> params;
-  GroupOptions options;  // unset entries are filled from the optimizer's defaults
+  std::vector<Tensor> params{};
+  GroupOptions options{};  // unset entries are filled from the optimizer's defaults
   double& lr() { return value(options.lr, "lr"); }
   double lr() const { return value(options.lr, "lr"); }
   // An option the group must have once it belongs to an optimizer (a clear error otherwise).

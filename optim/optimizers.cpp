@@ -9,42 +9,68 @@ GroupOptions SGDOptions::group_options() const {
   EMBER_CHECK(lr >= 0 && momentum >= 0 && weight_decay >= 0, "SGD: invalid lr, momentum or weight_decay");
   EMBER_CHECK(!nesterov || (momentum > 0 && dampening == 0),
               "SGD: nesterov momentum requires a momentum and zero dampening");
-  return {.lr = lr, .momentum = momentum, .dampening = dampening, .weight_decay = weight_decay,
-          .nesterov = nesterov, .maximize = maximize};
+  return {.lr = lr,
+          .momentum = momentum,
+          .dampening = dampening,
+          .weight_decay = weight_decay,
+          .nesterov = nesterov,
+          .maximize = maximize};
 }
 
 GroupOptions AdamOptions::group_options() const {
   EMBER_CHECK(lr >= 0 && eps >= 0 && beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1 && weight_decay >= 0,
               "Adam: invalid lr, betas, eps or weight_decay");
-  return {.lr = lr, .weight_decay = weight_decay, .beta1 = beta1, .beta2 = beta2, .eps = eps,
-          .amsgrad = amsgrad, .maximize = maximize};
+  return {.lr = lr,
+          .weight_decay = weight_decay,
+          .beta1 = beta1,
+          .beta2 = beta2,
+          .eps = eps,
+          .amsgrad = amsgrad,
+          .maximize = maximize};
 }
 
 GroupOptions AdamWOptions::group_options() const {
-  return AdamOptions{.lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps, .weight_decay = weight_decay,
-                     .amsgrad = amsgrad, .maximize = maximize}.group_options();
+  return AdamOptions{.lr = lr,
+                     .beta1 = beta1,
+                     .beta2 = beta2,
+                     .eps = eps,
+                     .weight_decay = weight_decay,
+                     .amsgrad = amsgrad,
+                     .maximize = maximize}
+      .group_options();
 }
 
 GroupOptions RMSpropOptions::group_options() const {
   EMBER_CHECK(lr >= 0 && eps >= 0 && alpha >= 0 && momentum >= 0 && weight_decay >= 0,
               "RMSprop: invalid lr, alpha, eps, momentum or weight_decay");
-  return {.lr = lr, .momentum = momentum, .weight_decay = weight_decay, .eps = eps, .alpha = alpha,
-          .maximize = maximize, .centered = centered};
+  return {.lr = lr,
+          .momentum = momentum,
+          .weight_decay = weight_decay,
+          .eps = eps,
+          .alpha = alpha,
+          .maximize = maximize,
+          .centered = centered};
 }
 
 GroupOptions AdagradOptions::group_options() const {
   EMBER_CHECK(lr >= 0 && lr_decay >= 0 && weight_decay >= 0 && initial_accumulator_value >= 0 && eps >= 0,
               "Adagrad: invalid options");
-  return {.lr = lr, .weight_decay = weight_decay, .eps = eps, .lr_decay = lr_decay,
-          .initial_accumulator_value = initial_accumulator_value, .maximize = maximize};
+  return {.lr = lr,
+          .weight_decay = weight_decay,
+          .eps = eps,
+          .lr_decay = lr_decay,
+          .initial_accumulator_value = initial_accumulator_value,
+          .maximize = maximize};
 }
 
 FusedOptimizer::FusedOptimizer(std::vector<ParamGroup> groups, GroupOptions defaults, std::string name,
                                Kind kind)
     : Optimizer(std::move(groups), std::move(defaults), std::move(name)), kind_(kind) {}
 
-SGD::SGD(std::vector<ParamGroup> g, SGDOptions o) : FusedOptimizer(std::move(g), o.group_options(), "SGD", Kind::SGD) {}
-Adam::Adam(std::vector<ParamGroup> g, AdamOptions o) : FusedOptimizer(std::move(g), o.group_options(), "Adam", Kind::Adam) {}
+SGD::SGD(std::vector<ParamGroup> g, SGDOptions o)
+    : FusedOptimizer(std::move(g), o.group_options(), "SGD", Kind::SGD) {}
+Adam::Adam(std::vector<ParamGroup> g, AdamOptions o)
+    : FusedOptimizer(std::move(g), o.group_options(), "Adam", Kind::Adam) {}
 AdamW::AdamW(std::vector<ParamGroup> g, AdamWOptions o)
     : FusedOptimizer(std::move(g), o.group_options(), "AdamW", Kind::AdamW) {}
 RMSprop::RMSprop(std::vector<ParamGroup> g, RMSpropOptions o)
@@ -67,8 +93,8 @@ void FusedOptimizer::update(ParamGroup& group, Tensor& param, std::map<std::stri
     const Tensor& b = it->second;
     EMBER_CHECK(b.sizes() == param.sizes() && b.dtype() == param.dtype() && b.device() == param.device() &&
                     b.is_contiguous(),
-                name(), ": state \"", key, "\" (", dtype_name(b.dtype()), " ", b.sizes(), ") does not fit its parameter (",
-                dtype_name(param.dtype()), " ", param.sizes(), ")");
+                name(), ": state \"", key, "\" (", dtype_name(b.dtype()), " ", b.sizes(),
+                ") does not fit its parameter (", dtype_name(param.dtype()), " ", param.sizes(), ")");
     return it->second;
   };
   // PyTorch keeps the step count as a float tensor in the state; so do we, for state_dict parity.

@@ -13,7 +13,7 @@ seconds="${1:-60}"
 bash scripts/setup-deps.sh --fuzz
 cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEMBER_CUDA=OFF \
   -DEMBER_BUILD_TESTS=OFF -DEMBER_BUILD_BENCH=OFF -DEMBER_BUILD_EXAMPLES=OFF -DEMBER_BUILD_FUZZERS=ON \
-  -DEMBER_SANITIZE=fuzzer-no-link,address,undefined -DEMBER_WERROR="${EMBER_WERROR:-OFF}" > /dev/null
+  -DEMBER_SANITIZE=fuzzer-no-link,address,undefined > /dev/null
 cmake --build build-fuzz -j"$(nproc)" --target fuzz_safetensors fuzz_checkpoint fuzz_json_state make_seed_corpus
 rm -rf build-fuzz/corpus build-fuzz/findings && mkdir -p build-fuzz/findings
 ASAN_OPTIONS=detect_leaks=0 build-fuzz/tests/fuzz/make_seed_corpus build-fuzz/corpus

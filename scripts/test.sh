@@ -7,9 +7,10 @@ bash scripts/setup-deps.sh
 bash scripts/check_layers.sh
 # The layout (.clang-format).
 bash scripts/check_format.sh
-# EMBER_WERROR=ON (set by CI) makes any compiler warning an error in the GCC and Clang builds below.
-werror="-DEMBER_WERROR=${EMBER_WERROR:-OFF}"
-cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DEMBER_BUILD_TESTS=ON -DEMBER_BUILD_BENCH=OFF "$werror"
+# EMBER_WERROR=ON (set by CI) makes any compiler warning an error in this build of every file (the
+# sanitizer, Arm and fuzzing builds below print theirs without failing).
+cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DEMBER_BUILD_TESTS=ON -DEMBER_BUILD_BENCH=OFF \
+  -DEMBER_WERROR="${EMBER_WERROR:-OFF}"
 cmake --build build-test -j"$(nproc)"
 ctest --test-dir build-test --output-on-failure -j"$(nproc)"
 # 64-bit Arm: core, nn and optim cross-compiled and their tests run under qemu-user.
@@ -19,7 +20,7 @@ bash scripts/test-aarch64.sh
 # line. The SIMT simulator's tests run once more there in random thread order (its fiber stack
 # switches are annotated for ASan).
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEMBER_CUDA=OFF -DEMBER_BUILD_BENCH=OFF -DEMBER_BUILD_EXAMPLES=OFF \
-  -DEMBER_SANITIZE=address,undefined "$werror"
+  -DEMBER_SANITIZE=address,undefined
 cmake --build build-asan -j"$(nproc)"
 ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$(nproc)"
 ASAN_OPTIONS=detect_leaks=0 EMBER_SIM_ORDER=random ./build-asan/tests/ember_sim_tests

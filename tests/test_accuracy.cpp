@@ -44,25 +44,28 @@ Distances measure(const std::function<Tensor(const Tensor&)>& fn, const Tensor& 
     (out * w.to(dt)).sum().backward();
     res[dt] = {out.detach(), x.grad()};
   }
-  return {rel_rms(res[kFloat32].first, res[kFloat64].first), rel_rms(res[kFloat32].second, res[kFloat64].second),
-          rel_max(res[kFloat32].first, res[kFloat64].first), rel_max(res[kFloat32].second, res[kFloat64].second)};
+  return {
+      rel_rms(res[kFloat32].first, res[kFloat64].first), rel_rms(res[kFloat32].second, res[kFloat64].second),
+      rel_max(res[kFloat32].first, res[kFloat64].first), rel_max(res[kFloat32].second, res[kFloat64].second)};
 }
 
 const std::map<std::string, Tensor>& torch_distances() {
   static const std::map<std::string, Tensor> file = [] {
     std::map<std::string, Tensor> m;
-    for (auto& [k, t] : nn::load_safetensors(std::string(EMBER_FIXTURE_DIR) + "/accuracy.safetensors")) m[k] = t;
+    for (auto& [k, t] : nn::load_safetensors(std::string(EMBER_FIXTURE_DIR) + "/accuracy.safetensors"))
+      m[k] = t;
     return m;
   }();
   return file;
 }
 
 // `grad_allowance` > 1 marks a case where ember is known to be further than PyTorch (see its caller).
-void check_no_further_than_torch(const std::string& name, const Distances& ours, double grad_allowance = 1.0) {
+void check_no_further_than_torch(const std::string& name, const Distances& ours,
+                                 double grad_allowance = 1.0) {
   const double torch_out = torch_distances().at(name + ".out_err").item<double>();
   const double torch_grad = torch_distances().at(name + ".grad_err").item<double>();
-  INFO(name << ": ember out " << ours.out << " grad " << ours.grad << "; PyTorch out " << torch_out << " grad "
-            << torch_grad);
+  INFO(name << ": ember out " << ours.out << " grad " << ours.grad << "; PyTorch out " << torch_out
+            << " grad " << torch_grad);
   const double torch_out_max = torch_distances().at(name + ".out_max_err").item<double>();
   const double torch_grad_max = torch_distances().at(name + ".grad_max_err").item<double>();
   INFO("largest element: ember out " << ours.out_max << " grad " << ours.grad_max << "; PyTorch out "
@@ -84,7 +87,8 @@ TEST_CASE("accuracy: float32 GELU and its gradient are as close to float64 as Py
 TEST_CASE("accuracy: float32 batch_norm and its gradient are as close to float64 as PyTorch's") {
   auto bn = [](const Tensor& t) { return nn::functional::batch_norm(t, {}, {}, {}, {}, true, 0.1, 1e-5); };
   Tensor x1 = from_formula({8192, 8}, [](int64_t k) {
-    return 20.0 * static_cast<double>(k % 8) + 0.5 * std::sin(1.3 * static_cast<double>(k / 8) + static_cast<double>(k % 8));
+    return 20.0 * static_cast<double>(k % 8) +
+           0.5 * std::sin(1.3 * static_cast<double>(k / 8) + static_cast<double>(k % 8));
   });
   check_no_further_than_torch("batch_norm1d", measure(bn, x1));
   Tensor x2 = from_formula({32, 8, 12, 12}, [](int64_t k) {

@@ -45,7 +45,8 @@ TEST_CASE("autocast: matmul-like ops run in the 16-bit dtype, softmax and losses
     AutocastGuard cuda_only(DeviceType::CUDA, kFloat16);  // CPU tensors are not touched
     CHECK(matmul(a, b).dtype() == kFloat32);
   }
-  check_error([] { AutocastGuard bad(DeviceType::CPU, kFloat32); }, {"autocast", "bfloat16 or float16", "float32"});
+  check_error([] { AutocastGuard bad(DeviceType::CPU, kFloat32); },
+              {"autocast", "bfloat16 or float16", "float32"});
 }
 
 TEST_CASE("autocast: gradients reach float32 parameters as float32, equal to explicit casts") {
@@ -79,7 +80,8 @@ TEST_CASE("autocast: half inputs to attention compute in float32") {
   CHECK(half.dtype() == kBFloat16);
   CHECK(equal(half, ref.to(kBFloat16)));
   AutocastGuard guard(DeviceType::CPU, kBFloat16);
-  CHECK(F::scaled_dot_product_attention(q.to(kBFloat16), k.to(kBFloat16), v.to(kBFloat16)).dtype() == kFloat32);
+  CHECK(F::scaled_dot_product_attention(q.to(kBFloat16), k.to(kBFloat16), v.to(kBFloat16)).dtype() ==
+        kFloat32);
 }
 
 namespace {
@@ -107,7 +109,8 @@ TEST_CASE("GradScaler: scales the loss, unscales exactly, and steps like the opt
 }
 
 TEST_CASE("GradScaler: inf or NaN gradients skip the step and back off; clean steps grow the scale") {
-  optim::GradScaler scaler({.init_scale = 8.0, .growth_factor = 2.0, .backoff_factor = 0.25, .growth_interval = 2});
+  optim::GradScaler scaler(
+      {.init_scale = 8.0, .growth_factor = 2.0, .backoff_factor = 0.25, .growth_interval = 2});
   OneParam a;
   for (float bad : {std::numeric_limits<float>::infinity(), std::nanf("")}) {
     a.set_grad(tensor({1.0f, bad, 1.0f}));

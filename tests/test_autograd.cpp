@@ -129,8 +129,8 @@ TEST_CASE("autograd: a saved tensor modified in place is an error naming the op"
   Tensor a = x * 1.0;
   Tensor y = a * a;  // mul saves a
   a.add_(1.0);
-  check_error([&] { y.sum().backward(); }, {"modified by an in-place operation", "mul",
-                                            "is at version 1, expected 0"});
+  check_error([&] { y.sum().backward(); },
+              {"modified by an in-place operation", "mul", "is at version 1, expected 0"});
   Tensor leaf = ones({2}).requires_grad_();
   check_error([&] { leaf.add_(1.0); }, {"add_", "leaf", "requires grad"});
   {
@@ -172,8 +172,7 @@ TEST_CASE("autograd: custom Function with a context") {
   CHECK(y.to_vector<double>() == std::vector<double>{2, 16});
   y.sum().backward();
   CHECK(x.grad().to_vector<double>() == std::vector<double>{6, 24});
-  check_gradcheck([](const variable_list& in) { return Cube::apply(in[0], 0.5); },
-                  {randn64({3})});
+  check_gradcheck([](const variable_list& in) { return Cube::apply(in[0], 0.5); }, {randn64({3})});
   Tensor z = tensor({1.0}).requires_grad_();
   Tensor out = Cube::apply(z * 1.0, 1.0);
   z.mutable_grad() = Tensor();
@@ -189,8 +188,7 @@ TEST_CASE("gradcheck catches a wrong gradient") {
     static Tensor forward(autograd::AutogradContext*, Tensor x) { return x * x; }
     static variable_list backward(autograd::AutogradContext*, variable_list g) { return {g[0]}; }
   };
-  auto r = autograd::gradcheck([](const variable_list& in) { return Wrong::apply(in[0]); },
-                               {randn64({3})});
+  auto r = autograd::gradcheck([](const variable_list& in) { return Wrong::apply(in[0]); }, {randn64({3})});
   CHECK_FALSE(r.ok);
   CHECK(r.message.find("mismatch") != std::string::npos);
 }
@@ -245,8 +243,7 @@ TEST_CASE("gradcheck: elementwise ops, with broadcasting and double backward") {
   check_gradcheck([](auto& v) { return masked_fill(v[0] * v[1], v[1] > 0, 2.0); }, {a, b});
   check_gradcheck([](auto& v) { return v[0] * 2.5 + 1.0 - v[0] / 3.0; }, {a});
   check_gradcheck([](auto& v) { return 1.0 / (v[0] * v[0] + 1.0); }, {a}, twice);
-  check_gradcheck([](auto& v) { return v[0].to(kFloat32).to(kFloat64); }, {a},
-                  {1e-3, 1e-3, 1e-3, false});
+  check_gradcheck([](auto& v) { return v[0].to(kFloat32).to(kFloat64); }, {a}, {1e-3, 1e-3, 1e-3, false});
   Tensor nc = randn({4, 3}, kFloat64).t().contiguous().requires_grad_();
   check_gradcheck([](auto& v) { return v[0].t() * v[0].t(); }, {nc}, twice);
 }
@@ -289,9 +286,10 @@ TEST_CASE("gradcheck: matmul family, softmax, views, joins and indexing") {
   autograd::GradcheckOptions twice;
   twice.check_double_backward = true;
   auto mat = [](auto& v) { return matmul(v[0], v[1]); };
-  std::vector<std::pair<Shape, Shape>> cases = {
-      {{3}, {3}}, {{2, 3}, {3}}, {{3}, {3, 2}}, {{2, 3}, {3, 4}}, {{2, 2, 3}, {3, 4}},
-      {{2, 1, 2, 3}, {3, 3, 2}}, {{3}, {2, 3, 4}}, {{2, 2, 3}, {3}}};
+  std::vector<std::pair<Shape, Shape>> cases = {{{3}, {3}},          {{2, 3}, {3}},
+                                                {{3}, {3, 2}},       {{2, 3}, {3, 4}},
+                                                {{2, 2, 3}, {3, 4}}, {{2, 1, 2, 3}, {3, 3, 2}},
+                                                {{3}, {2, 3, 4}},    {{2, 2, 3}, {3}}};
   for (auto& [sa, sb] : cases) {
     INFO(shape_str(sa) << " @ " << shape_str(sb));
     check_gradcheck(mat, {randn64(sa), randn64(sb)}, twice);

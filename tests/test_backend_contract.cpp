@@ -21,29 +21,35 @@ class PrimitivesOnly final : public kernels::Backend {
   void copy_to_host(void* dst, const void* src, size_t n) override { base_.copy_to_host(dst, src, n); }
   void copy_from_host(void* dst, const void* src, size_t n) override { base_.copy_from_host(dst, src, n); }
   void fill(DType dt, void* out, int64_t n, Scalar v) override { base_.fill(dt, out, n, v); }
-  void cast(DType from, const void* in, DType to, void* out, int64_t n) override { base_.cast(from, in, to, out, n); }
+  void cast(DType from, const void* in, DType to, void* out, int64_t n) override {
+    base_.cast(from, in, to, out, n);
+  }
   void strided_copy(DType dt, const void* src, kernels::Dims ss, void* dst, kernels::Dims ds,
                     kernels::Dims sizes) override {
     base_.strided_copy(dt, src, ss, dst, ds, sizes);
   }
-  void unary(kernels::UnaryOp op, DType dt, const void* in, void* out, int64_t n, double a, double b) override {
+  void unary(kernels::UnaryOp op, DType dt, const void* in, void* out, int64_t n, double a,
+             double b) override {
     base_.unary(op, dt, in, out, n, a, b);
   }
-  void binary(kernels::BinaryOp op, DType dt, const void* a, kernels::Dims as, const void* b, kernels::Dims bs,
-              void* out, kernels::Dims sizes) override {
+  void binary(kernels::BinaryOp op, DType dt, const void* a, kernels::Dims as, const void* b,
+              kernels::Dims bs, void* out, kernels::Dims sizes) override {
     base_.binary(op, dt, a, as, b, bs, out, sizes);
   }
   void where(DType dt, const void* c, kernels::Dims cs, const void* a, kernels::Dims as, const void* b,
              kernels::Dims bs, void* out, kernels::Dims sizes) override {
     base_.where(dt, c, cs, a, as, b, bs, out, sizes);
   }
-  void reduce(kernels::ReduceOp op, DType dt, const void* in, void* out, int64_t o, int64_t r, int64_t i) override {
+  void reduce(kernels::ReduceOp op, DType dt, const void* in, void* out, int64_t o, int64_t r,
+              int64_t i) override {
     base_.reduce(op, dt, in, out, o, r, i);
   }
   void cumsum(DType dt, const void* in, void* out, int64_t o, int64_t r, int64_t i) override {
     base_.cumsum(dt, in, out, o, r, i);
   }
-  void gemm(const kernels::GemmArgs& g, const void* a, const void* b, void* c) override { base_.gemm(g, a, b, c); }
+  void gemm(const kernels::GemmArgs& g, const void* a, const void* b, void* c) override {
+    base_.gemm(g, a, b, c);
+  }
   void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out, int64_t o,
                     int64_t i) override {
     base_.index_select(dt, in, n, idx, k, out, o, i);
@@ -64,10 +70,12 @@ class PrimitivesOnly final : public kernels::Backend {
   void sort(DType dt, const void* in, int64_t* idx, int64_t rows, int64_t cols, bool desc) override {
     base_.sort(dt, in, idx, rows, cols, desc);
   }
-  void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t off, double lo, double hi) override {
+  void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t off, double lo,
+                      double hi) override {
     base_.random_uniform(dt, out, n, seed, off, lo, hi);
   }
-  void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t off, double m, double s) override {
+  void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t off, double m,
+                     double s) override {
     base_.random_normal(dt, out, n, seed, off, m, s);
   }
 
@@ -133,21 +141,29 @@ TEST_CASE("backend contract: a backend with only the required primitives is comp
 TEST_CASE("backend contract: softmax and log_softmax, fused vs composed") {
   for (int64_t dim : {0, 1, 2})
     for (DType dt : {kFloat32, kFloat64}) {
-      check_fused_matches_composed([dim](const std::vector<Tensor>& in) {
-        return std::vector<Tensor>{softmax(in[0], dim), log_softmax(in[0], dim)};
-      }, {test::non_contiguous_randn({3, 7, 33}, dt) * 4});
+      check_fused_matches_composed(
+          [dim](const std::vector<Tensor>& in) {
+            return std::vector<Tensor>{softmax(in[0], dim), log_softmax(in[0], dim)};
+          },
+          {test::non_contiguous_randn({3, 7, 33}, dt) * 4});
     }
 }
 
 TEST_CASE("backend contract: unfold and fold (im2col/col2im), fused vs composed") {
-  struct Case { Shape x; Pair kernel, dilation, padding, stride; };
+  struct Case {
+    Shape x;
+    Pair kernel, dilation, padding, stride;
+  };
   for (const Case& c : {Case{{2, 3, 7, 9}, {3, 3}, {1, 1}, {1, 1}, {1, 1}},
                         Case{{1, 2, 8, 5}, {2, 3}, {2, 1}, {0, 2}, {3, 2}},
                         Case{{3, 1, 5, 5}, {5, 1}, {1, 1}, {2, 0}, {1, 1}}}) {
-    check_fused_matches_composed([&c](const std::vector<Tensor>& in) {
-      Tensor cols = unfold(in[0], c.kernel, c.dilation, c.padding, c.stride);
-      return std::vector<Tensor>{cols, fold(cols * 2, {c.x[2], c.x[3]}, c.kernel, c.dilation, c.padding, c.stride)};
-    }, {test::non_contiguous_randn(c.x)});
+    check_fused_matches_composed(
+        [&c](const std::vector<Tensor>& in) {
+          Tensor cols = unfold(in[0], c.kernel, c.dilation, c.padding, c.stride);
+          return std::vector<Tensor>{
+              cols, fold(cols * 2, {c.x[2], c.x[3]}, c.kernel, c.dilation, c.padding, c.stride)};
+        },
+        {test::non_contiguous_randn(c.x)});
   }
 }
 
@@ -158,30 +174,38 @@ TEST_CASE("backend contract: attention, fused vs composed, with masks, causal an
   for (bool causal : {false, true})
     for (int mask_kind = 0; mask_kind < 3; ++mask_kind) {
       INFO("causal " << causal << ", mask kind " << mask_kind);
-      check_fused_matches_composed([&](const std::vector<Tensor>& in) {
-        Tensor mask = mask_kind == 0 ? Tensor() : mask_kind == 1 ? float_mask : batch_mask;
-        return std::vector<Tensor>{
-            nn::functional::scaled_dot_product_attention(in[0], in[1], in[2], mask, 0.0, causal)};
-      }, {q, k, v}, 1e-4);
+      check_fused_matches_composed(
+          [&](const std::vector<Tensor>& in) {
+            Tensor mask = mask_kind == 0 ? Tensor() : mask_kind == 1 ? float_mask : batch_mask;
+            return std::vector<Tensor>{
+                nn::functional::scaled_dot_product_attention(in[0], in[1], in[2], mask, 0.0, causal)};
+          },
+          {q, k, v}, 1e-4);
     }
   // One to three queries (generation: new tokens against cached keys) take the CPU kernel's direct
   // loops instead of its GEMM tiles.
   for (int64_t queries : {1, 2, 3})
     for (DType dt : {kFloat32, kFloat64}) {
       INFO(queries << " queries, " << dtype_name(dt));
-      Tensor few = randn({2, 3, queries, 8}, dt), keys = randn({2, 3, 11, 8}, dt), values = randn({2, 3, 11, 5}, dt);
+      Tensor few = randn({2, 3, queries, 8}, dt), keys = randn({2, 3, 11, 8}, dt),
+             values = randn({2, 3, 11, 5}, dt);
       Tensor mask = tril(ones({queries, 11}, kBool), 11 - queries);  // the last queries of 11 positions
-      check_fused_matches_composed([&](const std::vector<Tensor>& in) {
-        return std::vector<Tensor>{nn::functional::scaled_dot_product_attention(in[0], in[1], in[2], mask),
-                                   nn::functional::scaled_dot_product_attention(in[0], in[1], in[2])};
-      }, {few, keys, values}, 1e-4);
+      check_fused_matches_composed(
+          [&](const std::vector<Tensor>& in) {
+            return std::vector<Tensor>{
+                nn::functional::scaled_dot_product_attention(in[0], in[1], in[2], mask),
+                nn::functional::scaled_dot_product_attention(in[0], in[1], in[2])};
+          },
+          {few, keys, values}, 1e-4);
     }
   // float64 and a query length differing from the keys', non-contiguous inputs.
-  check_fused_matches_composed([](const std::vector<Tensor>& in) {
-    return std::vector<Tensor>{nn::functional::scaled_dot_product_attention(in[0], in[1], in[2], {}, 0.0, true)};
-  }, {test::non_contiguous_randn({4, 9, 3}, kFloat64).permute({2, 1, 0}),
-      test::non_contiguous_randn({4, 6, 3}, kFloat64).permute({2, 1, 0}),
-      randn({3, 6, 5}, kFloat64)});
+  check_fused_matches_composed(
+      [](const std::vector<Tensor>& in) {
+        return std::vector<Tensor>{
+            nn::functional::scaled_dot_product_attention(in[0], in[1], in[2], {}, 0.0, true)};
+      },
+      {test::non_contiguous_randn({4, 9, 3}, kFloat64).permute({2, 1, 0}),
+       test::non_contiguous_randn({4, 6, 3}, kFloat64).permute({2, 1, 0}), randn({3, 6, 5}, kFloat64)});
 }
 
 TEST_CASE("backend contract: attention without a graph reads keys and values in place from a longer buffer") {
@@ -193,7 +217,8 @@ TEST_CASE("backend contract: attention without a graph reads keys and values in 
       for (int64_t queries : {1, 3, 6}) {
         if (queries > len) continue;
         INFO(dtype_name(dt) << ", " << len << " keys, " << queries << " queries");
-        Tensor keys = randn({2, 3, 16, 8}, dt), values = randn({2, 3, 16, 5}, dt), q = randn({2, 3, queries, 8}, dt);
+        Tensor keys = randn({2, 3, 16, 8}, dt), values = randn({2, 3, 16, 5}, dt),
+               q = randn({2, 3, queries, 8}, dt);
         Tensor mask = tril(ones({queries, len}, kBool), len - queries);
         Tensor k = keys.narrow(2, 0, len), v = values.narrow(2, 0, len);
         auto fused = [&] { return nn::functional::scaled_dot_product_attention(q, k, v, mask); };
@@ -205,8 +230,8 @@ TEST_CASE("backend contract: attention without a graph reads keys and values in 
         }
         CHECK(allclose(got, composed, 1e-5, 1e-6));
         Tensor one_k = randn({1, 1, len, 8}, dt), one_v = randn({1, 1, len, 5}, dt);
-        test::check_against_reference([&] { return nn::functional::scaled_dot_product_attention(q, one_k, one_v); },
-                                      1e-5, 1e-6);
+        test::check_against_reference(
+            [&] { return nn::functional::scaled_dot_product_attention(q, one_k, one_v); }, 1e-5, 1e-6);
       }
 }
 
@@ -214,10 +239,12 @@ TEST_CASE("backend contract: layer_norm, fused vs composed, with and without aff
   for (bool affine : {false, true})
     for (Shape shape : {Shape{4, 33}, Shape{2, 3, 7, 5}}) {
       const Shape normalized(shape.end() - 2, shape.end());
-      check_fused_matches_composed([&](const std::vector<Tensor>& in) {
-        return std::vector<Tensor>{nn::functional::layer_norm(in[0], normalized, affine ? in[1] : Tensor(),
-                                                              affine ? in[2] : Tensor(), 1e-5)};
-      }, {test::non_contiguous_randn(shape) * 3 + 1, randn(normalized), randn(normalized)}, 1e-4);
+      check_fused_matches_composed(
+          [&](const std::vector<Tensor>& in) {
+            return std::vector<Tensor>{nn::functional::layer_norm(
+                in[0], normalized, affine ? in[1] : Tensor(), affine ? in[2] : Tensor(), 1e-5)};
+          },
+          {test::non_contiguous_randn(shape) * 3 + 1, randn(normalized), randn(normalized)}, 1e-4);
     }
 }
 
@@ -225,9 +252,11 @@ TEST_CASE("backend contract: cross_entropy, fused vs composed, class weights and
   Tensor target = tensor(std::vector<int64_t>{0, 4, 2, -100, 1, 4, 3}, {7});
   for (DType dt : {kFloat32, kFloat64})
     for (const char* reduction : {"mean", "sum", "none"}) {
-      check_fused_matches_composed([&](const std::vector<Tensor>& in) {
-        return std::vector<Tensor>{nn::functional::cross_entropy(in[0], target, in[1], -100, reduction)};
-      }, {test::non_contiguous_randn({7, 5}, dt) * 3, rand({5}, dt) + 0.5});
+      check_fused_matches_composed(
+          [&](const std::vector<Tensor>& in) {
+            return std::vector<Tensor>{nn::functional::cross_entropy(in[0], target, in[1], -100, reduction)};
+          },
+          {test::non_contiguous_randn({7, 5}, dt) * 3, rand({5}, dt) + 0.5});
     }
 }
 
@@ -273,7 +302,12 @@ TEST_CASE("backend contract: max_pool2d with indices, fused vs composed, padding
 TEST_CASE("backend contract: every optimizer's update, fused vs composed, five steps") {
   using K = fused::OptimizerKind;
   std::vector<fused::OptimizerUpdate> specs;
-  auto spec = [](K kind) { fused::OptimizerUpdate s; s.kind = kind; s.lr = 0.1; return s; };
+  auto spec = [](K kind) {
+    fused::OptimizerUpdate s;
+    s.kind = kind;
+    s.lr = 0.1;
+    return s;
+  };
   auto sgd = spec(K::SGD);
   sgd.momentum = 0.9, sgd.dampening = 0.1, sgd.weight_decay = 0.01;
   auto nesterov = spec(K::SGD);
@@ -292,9 +326,10 @@ TEST_CASE("backend contract: every optimizer's update, fused vs composed, five s
     Tensor p0 = randn({37}), grads = randn({5, 37});
     auto run = [&](bool composed_form) {
       // The buffers this kind and its options use, as the optimizers pass them (the rest undefined).
-      const bool uses[3] = {s.kind != K::SGD || s.momentum != 0,
-                            s.kind == K::Adam || s.kind == K::AdamW || (s.kind == K::RMSprop && s.momentum > 0),
-                            s.amsgrad || s.centered};
+      const bool uses[3] = {
+          s.kind != K::SGD || s.momentum != 0,
+          s.kind == K::Adam || s.kind == K::AdamW || (s.kind == K::RMSprop && s.momentum > 0),
+          s.amsgrad || s.centered};
       fused::ParamUpdate u{p0.clone(), Tensor(), {}};
       for (int i = 0; i < 3; ++i) u.state[i] = uses[i] ? zeros({37}) : Tensor();
       for (int64_t step = 1; step <= 5; ++step) {
@@ -344,6 +379,7 @@ TEST_CASE("backend contract: a small CNN trains the same with fused kernels and 
     kernels::ScopedBackend scope(DeviceType::CPU, primitives_of_cpu());
     composed_losses = train();
   }
-  for (size_t i = 0; i < fused_losses.size(); ++i) CHECK(fused_losses[i] == doctest::Approx(composed_losses[i]).epsilon(1e-4));
+  for (size_t i = 0; i < fused_losses.size(); ++i)
+    CHECK(fused_losses[i] == doctest::Approx(composed_losses[i]).epsilon(1e-4));
   CHECK(fused_losses.back() < fused_losses.front());
 }

@@ -75,8 +75,9 @@ TEST_CASE("backends: GELU's backward, both forms, over odd sizes, strides, dtype
         Tensor nc = non_contiguous_randn({n, 3}, dt) * 4.0, gnc = non_contiguous_randn({n, 3}, dt);
         check_against_reference([&] { return grad_of(nc, gnc, approximate); }, 2e-6, 1e-6);
       }
-      Tensor tails = tensor({-INFINITY, -1e4, -20.0, -9.0, -5.0, -1e-3, 0.0, 1e-3, 5.0, 9.0, 20.0, 1e4, INFINITY, NAN},
-                            TensorOptions(dt));
+      Tensor tails =
+          tensor({-INFINITY, -1e4, -20.0, -9.0, -5.0, -1e-3, 0.0, 1e-3, 5.0, 9.0, 20.0, 1e4, INFINITY, NAN},
+                 TensorOptions(dt));
       check_against_reference([&] { return grad_of(tails, ones_like(tails), approximate); }, 2e-6, 1e-6);
       Tensor big = randn({300, 257}, dt) * 3.0;  // past the threading threshold
       check_against_reference([&] { return grad_of(big, ones_like(big), approximate); }, 2e-6, 1e-6);
@@ -87,8 +88,9 @@ TEST_CASE("backends: GELU's backward, both forms, over odd sizes, strides, dtype
 TEST_CASE("backends: binary ops with broadcasting, mixed dtypes and strides") {
   manual_seed(4);
   std::vector<std::pair<Shape, Shape>> shapes = {
-      {{7}, {7}}, {{0}, {0}}, {{33, 1}, {1, 7}}, {{1023}, {}}, {{}, {1023}},
-      {{3, 1, 5}, {4, 1}}, {{2, 3, 4}, {2, 3, 4}}, {{300, 257}, {257}}, {{1, 1}, {5, 1, 1}}};
+      {{7}, {7}},         {{0}, {0}},          {{33, 1}, {1, 7}},      {{1023}, {}},
+      {{}, {1023}},       {{3, 1, 5}, {4, 1}}, {{2, 3, 4}, {2, 3, 4}}, {{300, 257}, {257}},
+      {{1, 1}, {5, 1, 1}}};
   for (auto& [sa, sb] : shapes) {
     INFO(shape_str(sa) << " with " << shape_str(sb));
     Tensor a = randn(sa), b = randn(sb) + 3.0;
@@ -167,11 +169,22 @@ TEST_CASE("backends: reductions over every dim set, odd sizes, non-contiguous") 
 TEST_CASE("backends: GEMM over odd shapes, transposes and batches") {
   manual_seed(6);
   // Small m or k (<= 16) take the skinny-GEMM loops, the rest the packed kernel.
-  std::vector<std::array<int64_t, 3>> mnk = {{1, 1, 1}, {7, 33, 5}, {33, 7, 1023}, {0, 3, 4}, {8, 300, 784},
-                                             {300, 200, 8}, {16, 65, 100}, {1, 129, 257},
-                                             {3, 0, 4}, {3, 4, 0}, {64, 65, 66},
+  std::vector<std::array<int64_t, 3>> mnk = {{1, 1, 1},
+                                             {7, 33, 5},
+                                             {33, 7, 1023},
+                                             {0, 3, 4},
+                                             {8, 300, 784},
+                                             {300, 200, 8},
+                                             {16, 65, 100},
+                                             {1, 129, 257},
+                                             {3, 0, 4},
+                                             {3, 4, 0},
+                                             {64, 65, 66},
                                              // a few rows against a large B: the threaded skinny path
-                                             {1, 770, 257}, {2, 515, 300}, {3, 1030, 130}, {6, 262, 520}};
+                                             {1, 770, 257},
+                                             {2, 515, 300},
+                                             {3, 1030, 130},
+                                             {6, 262, 520}};
   for (auto [m, n, k] : mnk) {
     INFO(m << "x" << k << " @ " << k << "x" << n);
     Tensor a = randn({m, k}), b = randn({k, n});
@@ -187,11 +200,12 @@ TEST_CASE("backends: GEMM over odd shapes, transposes and batches") {
   // (the kernel then runs inside the batch's parallel region).
   Tensor pa = randn({8, 64, 72}), pb = randn({8, 72, 80});
   check_against_reference([&] { return bmm(pa, pb); }, 1e-4, 1e-4);
-  check_against_reference([&] { return bmm(pa, pb.transpose(1, 2).contiguous().transpose(1, 2)); }, 1e-4, 1e-4);
+  check_against_reference([&] { return bmm(pa, pb.transpose(1, 2).contiguous().transpose(1, 2)); }, 1e-4,
+                          1e-4);
   Tensor ba = randn({5, 7, 3}), bb = randn({5, 3, 9});
   check_against_reference([&] { return bmm(ba, bb); }, 1e-5, 1e-5);
-  check_against_reference([&] { return bmm(ba, bb.transpose(1, 2).contiguous().transpose(1, 2)); },
-                          1e-5, 1e-5);
+  check_against_reference([&] { return bmm(ba, bb.transpose(1, 2).contiguous().transpose(1, 2)); }, 1e-5,
+                          1e-5);
   Tensor sliced = randn({7, 10}).slice(1, 1, 8);  // row stride 10, not compact
   Tensor rhs = randn({7, 4});
   check_against_reference([&] { return mm(sliced, rhs); }, 1e-5, 1e-5);
@@ -201,7 +215,10 @@ TEST_CASE("backends: GEMM over odd shapes, transposes and batches") {
 
 TEST_CASE("backends: im2col and col2im over odd geometries") {
   manual_seed(9);
-  struct Geo { Shape in; Pair k, d, p, s; };
+  struct Geo {
+    Shape in;
+    Pair k, d, p, s;
+  };
   std::vector<Geo> cases = {{{2, 3, 7, 5}, {3, 3}, {1, 1}, {1, 1}, {1, 1}},
                             {{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0}, {1, 1}},
                             {{3, 2, 9, 8}, {2, 3}, {2, 1}, {0, 2}, {2, 3}},
@@ -289,8 +306,7 @@ TEST_CASE("backends: softmax, indexing, sort and copies") {
   Tensor gi = randint(0, 7, {33, 4});
   check_against_reference([&] { return gather(w, 1, gi); });
   check_against_reference([&] { return scatter_add(zeros({33, 7}), 1, gi, src4); }, 1e-5, 1e-5);
-  check_against_reference([&] { return scatter(zeros({33, 7}), 1, gi.index({Slice(), Slice(0, 1)}),
-                                               src1); });
+  check_against_reference([&] { return scatter(zeros({33, 7}), 1, gi.index({Slice(), Slice(0, 1)}), src1); });
   Tensor dup = tensor({3.0, 1.0, 3.0, 2.0, 1.0});
   check_against_reference([&] { return sort(dup).second; });
   CHECK(sort(dup).second.to_vector<int64_t>() == std::vector<int64_t>{1, 4, 3, 0, 2});  // stable

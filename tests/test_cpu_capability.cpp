@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "helpers.h"
 #include <ember/kernels/cpu/cpu_backend.h>
+#include "helpers.h"
 
 using namespace ember;
 using kernels::CpuCapability;
@@ -85,7 +85,8 @@ TEST_CASE("cpu capability: GEMM at every level, across cache blocks, edges and t
 
 TEST_CASE("cpu capability: maps, reductions, softmax and norms at every level") {
   manual_seed(22);
-  for (int64_t n : {int64_t{1}, int64_t{15}, int64_t{17}, int64_t{1023}, (int64_t{1} << 22) + 5}) {  // 16M+ bytes: streaming stores
+  for (int64_t n : {int64_t{1}, int64_t{15}, int64_t{17}, int64_t{1023},
+                    (int64_t{1} << 22) + 5}) {  // 16M+ bytes: streaming stores
     INFO("n=" << n);
     Tensor x = randn({n}), y = randn({n});
     check_every_level([&] { return x + y; }, 1e-6, 1e-6);
@@ -119,7 +120,8 @@ TEST_CASE("cpu capability: fused optimizer updates at every level") {
         s1[i] = 0.02f * (i % 5) + 0.01f;
         s2[i] = 0.03f * (i % 3) + 0.01f;
       }
-      backend.fused()->optimizer_update(kFloat32, spec, n, p.data(), g.data(), s0.data(), s1.data(), s2.data());
+      backend.fused()->optimizer_update(kFloat32, spec, n, p.data(), g.data(), s0.data(), s1.data(),
+                                        s2.data());
       p.insert(p.end(), s0.begin(), s0.end());
       p.insert(p.end(), s1.begin(), s1.end());
       return p;

@@ -66,7 +66,8 @@ TEST_CASE("DataLoader: shuffle visits every example once, per-epoch order depend
 TEST_CASE("DataLoader: worker threads give the same batches in the same order, and forward errors") {
   auto ds = counting_dataset(53);
   data::DataLoader serial(ds, {.batch_size = 4, .shuffle = true, .seed = 3});
-  data::DataLoader threaded(ds, {.batch_size = 4, .shuffle = true, .num_workers = 3, .prefetch_factor = 2, .seed = 3});
+  data::DataLoader threaded(
+      ds, {.batch_size = 4, .shuffle = true, .num_workers = 3, .prefetch_factor = 2, .seed = 3});
   for (int64_t epoch = 0; epoch < 3; ++epoch) CHECK(labels_of(serial, epoch) == labels_of(threaded, epoch));
   // A collate that fails on one batch: the error reaches the consumer.
   using Ex = std::array<Tensor, 2>;
@@ -74,7 +75,11 @@ TEST_CASE("DataLoader: worker threads give the same batches in the same order, a
     EMBER_CHECK(ex[0][1].item<int64_t>() != 20, "collate: planted failure");
     return data::detail::default_collate(std::move(ex));
   });
-  check_error([&] { for (const auto& b : failing) (void)b; }, {"planted failure"});
+  check_error(
+      [&] {
+        for (const auto& b : failing) (void)b;
+      },
+      {"planted failure"});
 }
 
 TEST_CASE("DataLoader: default collate of tuples with plain fields, custom collate") {
@@ -93,7 +98,11 @@ TEST_CASE("DataLoader: default collate of tuples with plain fields, custom colla
   }
   CHECK(tags == std::vector<std::string>{"a", "b"});
   data::DataLoader mixed(ds, {.batch_size = 4});
-  check_error([&] { for (const auto& b : mixed) (void)b; }, {"collate", "field 1", "differs"});
+  check_error(
+      [&] {
+        for (const auto& b : mixed) (void)b;
+      },
+      {"collate", "field 1", "differs"});
   using Ex = std::tuple<Tensor, std::string, int64_t>;
   data::DataLoader<Ex, Tensor> summed(ds, {.batch_size = 6}, [](std::vector<Ex>&& ex) {
     std::vector<Tensor> xs;
@@ -128,7 +137,8 @@ TEST_CASE("MNIST: IDX files round-trip, JSON digits convert to IDX with a held-o
     std::ofstream out(dir / "json" / (std::to_string(d) + ".json"));
     out << "{\"data\":[";
     for (int img = 0; img < 5; ++img)
-      for (int k = 0; k < 784; ++k) out << (img || k ? "," : "") << (k == 0 ? d / 10.0 : k == 1 ? img / 10.0 : 0.0);
+      for (int k = 0; k < 784; ++k)
+        out << (img || k ? "," : "") << (k == 0 ? d / 10.0 : k == 1 ? img / 10.0 : 0.0);
     out << "]}";
   }
   auto counts = data::convert_mnist_json((dir / "json").string(), (dir / "idx").string(), 5);
@@ -142,7 +152,8 @@ TEST_CASE("MNIST: IDX files round-trip, JSON digits convert to IDX with a held-o
   CHECK(x.sizes() == Shape{1, 28, 28});
   // Pixel 0 holds digit/10 scaled to a byte and back; it must agree with the label.
   CHECK(x.flatten()[0].item<float>() == doctest::Approx(std::lround(y.item<int64_t>() / 10.0 * 255) / 255.0));
-  CHECK(x.flatten()[1].item<float>() == doctest::Approx(std::lround(0.4 * 255) / 255.0));  // img 4 is the test one
+  CHECK(x.flatten()[1].item<float>() ==
+        doctest::Approx(std::lround(0.4 * 255) / 255.0));  // img 4 is the test one
   std::set<int64_t> labels;
   for (int64_t i = 0; i < 10; ++i) labels.insert(test->get(i)[1].item<int64_t>());
   CHECK(labels.size() == 10);

@@ -35,7 +35,11 @@ TEST_CASE("errors: as_strided checks offset, sizes and strides against the stora
 TEST_CASE("errors: pointwise ops") {
   check_error([] { add(ones({2, 3}), ones({4})); }, {"add", "[2, 3]", "[4]"});
   check_error([] { mul(ones({2, 3}), ones({3, 2})); }, {"mul", "[2, 3]", "[3, 2]"});
-  check_error([] { pow(tensor({2, 3}), -1); }, {"pow", "Integers to negative integer powers are not allowed"});
+  check_error(
+      [] {
+        pow(tensor({2, 3}), -1);
+      },
+      {"pow", "Integers to negative integer powers are not allowed"});
   check_error([] { pow(tensor({2, 3}), tensor({1, -2})); }, {"pow", "negative integer powers"});
   CHECK(pow(tensor({2, 3}), 2).equal(tensor({4, 9})));
   CHECK(pow(tensor({2.0, 4.0}), -1).allclose(tensor({0.5, 0.25})));
@@ -98,7 +102,8 @@ TEST_CASE("errors: attention masks must be bool or float") {
   check_error([&] { mha.forward(q, q, q, args); }, {"MultiheadAttention", "attn_mask", "bool or float"});
   args.attn_mask = {};
   args.key_padding_mask = zeros({1, 3}, kInt32);
-  check_error([&] { mha.forward(q, q, q, args); }, {"MultiheadAttention", "key_padding_mask", "bool or float"});
+  check_error([&] { mha.forward(q, q, q, args); },
+              {"MultiheadAttention", "key_padding_mask", "bool or float"});
 }
 
 TEST_CASE("errors: an optimizer refuses a gradient whose shape differs from its parameter's") {
@@ -135,13 +140,21 @@ TEST_CASE("errors: layers and functional ops name themselves, never a helper") {
   check_error([] { F::conv1d(ones({1, 2, 5}), ones({4, 2, 7})); }, {"conv1d", "[1, 2, 5]"});
   check_error([] { F::conv1d(ones({1, 2, 5}), ones({4, 2, 3}), ones({3})); }, {"conv1d", "bias"});
   check_error([] { F::conv1d(ones({1, 3, 5}), ones({4, 2, 3})); }, {"conv1d", "[1, 3, 5]"});
-  check_error([] { F::conv_transpose2d(ones({1, 2, 3, 3}), ones({2, 4, 3, 3}), ones({5})); }, {"conv_transpose2d", "bias"});
+  check_error(
+      [] {
+        F::conv_transpose2d(ones({1, 2, 3, 3}), ones({2, 4, 3, 3}), ones({5}));
+      },
+      {"conv_transpose2d", "bias"});
   check_error([] { F::adaptive_avg_pool2d(ones({1, 2, 3}), {1, 1}); }, {"adaptive_avg_pool2d", "[1, 2, 3]"});
   check_error([] { F::layer_norm(ones({2, 3}), {4}); }, {"layer_norm", "[2, 3]", "[4]"});
   check_error([] { F::layer_norm(ones({2, 3}), {3}, ones({4})); }, {"layer_norm", "weight"});
   check_error([] { F::group_norm(ones({2, 6, 4}), 4); }, {"group_norm", "6", "4"});
   check_error([] { F::group_norm(ones({2, 6, 4}), 3, ones({5})); }, {"group_norm", "weight"});
-  check_error([] { F::batch_norm(ones({4, 3}), zeros({2}), ones({2}), {}, {}, false); }, {"batch_norm", "[4, 3]"});
+  check_error(
+      [] {
+        F::batch_norm(ones({4, 3}), zeros({2}), ones({2}), {}, {}, false);
+      },
+      {"batch_norm", "[4, 3]"});
   check_error([] { F::batch_norm(ones({4, 3}), {}, {}, ones({2}), {}, true); }, {"batch_norm", "weight"});
   nn::BatchNorm2d bn(3);
   check_error([&] { bn(ones({2, 3, 4})); }, {"BatchNorm2d", "[2, 3, 4]"});
@@ -161,8 +174,10 @@ TEST_CASE("errors: losses name themselves and the shapes passed") {
   check_error([] { F::cross_entropy(ones({2, 3}), tensor({0, 1, 2})); }, {"cross_entropy", "[2, 3]", "[3]"});
   check_error([] { F::cross_entropy(ones({2, 3}), tensor({0.5, 1.0})); }, {"cross_entropy"});
   check_error([] { F::nll_loss(ones({2, 3}), tensor({0, -5})); }, {"nll_loss", "-5"});
-  check_error([] { F::binary_cross_entropy(full({2}, 0.5), ones({3})); }, {"binary_cross_entropy", "[2]", "[3]"});
-  check_error([] { F::binary_cross_entropy_with_logits(ones({2}), ones({3})); }, {"binary_cross_entropy_with_logits"});
+  check_error([] { F::binary_cross_entropy(full({2}, 0.5), ones({3})); },
+              {"binary_cross_entropy", "[2]", "[3]"});
+  check_error([] { F::binary_cross_entropy_with_logits(ones({2}), ones({3})); },
+              {"binary_cross_entropy_with_logits"});
   check_error([] { F::kl_div(ones({2}), ones({3})); }, {"kl_div"});
   check_error([] { F::smooth_l1_loss(ones({2}), ones({3})); }, {"smooth_l1_loss"});
   check_error([] { F::huber_loss(ones({2}), ones({3})); }, {"huber_loss"});

@@ -30,7 +30,8 @@ double max_abs_diff(const Tensor& a, const Tensor& b) { return (a - b).abs().max
 // The logits after the last token of the window, from a full forward (no cache).
 std::vector<float> last_logits(gpt::GPT& model, const std::vector<int64_t>& window) {
   const int64_t n = static_cast<int64_t>(window.size());
-  Tensor logits = model.forward(tensor(window, {1, n})).select(1, n - 1).reshape({-1}).to(kFloat32).contiguous();
+  Tensor logits =
+      model.forward(tensor(window, {1, n})).select(1, n - 1).reshape({-1}).to(kFloat32).contiguous();
   return std::vector<float>(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
 }
 
@@ -131,7 +132,8 @@ TEST_CASE("GPT: bad prompts and configurations are clear errors") {
   check_error([&] { model.generate({}, 5); }, {"generate", "prompt is empty"});
   check_error([&] { model.generate({1, 23}, 5); }, {"generate", "token 23", "vocabulary of 23"});
   check_error([&] { model.generate({1}, -1); }, {"max_new_tokens"});
-  check_error([&] { model.generate({1}, 0, {.top_p = 2}); }, {"generate", "top_p", "2"});  // even with no token to draw
+  check_error([&] { model.generate({1}, 0, {.top_p = 2}); },
+              {"generate", "top_p", "2"});  // even with no token to draw
   check_error([&] { model.forward(zeros({1, 4})); }, {"GPT", "int64", "float32"});
   check_error([&] { model.forward(zeros({1, 17}, kInt64)); }, {"GPT", "17 new tokens", "block_size 16"});
   auto bad = tiny_config();
@@ -175,7 +177,8 @@ TEST_CASE("CharVocab and the fortunes reader: encode, decode, split by file") {
 }
 
 TEST_CASE("Window datasets: next-character targets, repeatable random starts") {
-  auto tokens = std::make_shared<const std::vector<int64_t>>(std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  auto tokens =
+      std::make_shared<const std::vector<int64_t>>(std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
   gpt::TiledWindows tiled(tokens, 4);
   CHECK(tiled.size() == 2);
   auto [x, y] = tiled.get(1);

@@ -41,18 +41,23 @@ TEST_CASE("safetensors reader: malformed headers are ember::Errors naming the fi
   const std::string ok = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   CHECK(nn::load_safetensors(write_raw("ok.safetensors", ok, 8)).size() == 1);
   check_bad(std::string(200000, '[') + std::string(200000, ']'), 0, {"nests deeper"});
-  check_bad(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
-            16, {"\"a\" appears twice"});
-  check_bad(R"({"__metadata__":[1,2],"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8, {"__metadata__"});
-  check_bad(R"({"__metadata__":{"k":3},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8, {"__metadata__", "\"k\""});
-  check_bad(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-            12, {"overlaps"});
+  check_bad(
+      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+      16, {"\"a\" appears twice"});
+  check_bad(R"({"__metadata__":[1,2],"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8,
+            {"__metadata__"});
+  check_bad(R"({"__metadata__":{"k":3},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8,
+            {"__metadata__", "\"k\""});
+  check_bad(
+      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+      12, {"overlaps"});
   check_bad(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12, {"belong to no tensor"});
   check_bad(ok, 12, {"trailing bytes"});
   check_bad(ok, 4, {"truncated"});
   check_bad(R"({"a":{"shape":[2],"data_offsets":[0,8]}})", 8, {"\"a\"", "\"dtype\" is missing"});
   check_bad(R"({"a":{"dtype":"F32","shape":[2]}})", 8, {"\"data_offsets\" is missing"});
-  check_bad(R"({"a":{"dtype":"F32","shape":"2","data_offsets":[0,8]}})", 8, {"\"shape\"", "list of integers"});
+  check_bad(R"({"a":{"dtype":"F32","shape":"2","data_offsets":[0,8]}})", 8,
+            {"\"shape\"", "list of integers"});
   check_bad(R"({"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", 8, {"\"shape\"", "integer"});
   check_bad(R"({"a":{"dtype":"F32","shape":[1e300],"data_offsets":[0,8]}})", 8, {"\"shape\"", "integer"});
   check_bad(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8, {"negative"});
@@ -87,15 +92,30 @@ TEST_CASE("safetensors writer: a failed write leaves neither a temp file nor a d
   const std::string path = temp_file("kept.safetensors");
   nn::save_safetensors({{"w", ones({3})}}, path);
   // The parent "directory" is a regular file: the write fails before anything is touched.
-  check_error([&] { nn::save_safetensors({{"w", zeros({3})}}, path + "/x.safetensors"); },
-              {"save_safetensors", "cannot create the directory"});
-  check_error([&] { nn::save_safetensors({{"w", ones({1})}, {"w", ones({1})}}, path); }, {"save_safetensors", "twice"});
+  check_error(
+      [&] {
+        nn::save_safetensors({{"w", zeros({3})}}, path + "/x.safetensors");
+      },
+      {"save_safetensors", "cannot create the directory"});
+  check_error(
+      [&] {
+        nn::save_safetensors({{"w", ones({1})}, {"w", ones({1})}}, path);
+      },
+      {"save_safetensors", "twice"});
   CHECK(nn::load_safetensors(path).front().second.equal(ones({3})));
   CHECK_FALSE(std::filesystem::exists(path + ".tmp"));
   // A write that fails half-way (as on a full disk): the old file stays, the temp file goes.
-  check_error([&] {
-    write_file_atomic(path, [](std::ostream& out) { out << "half"; out.setstate(std::ios::badbit); }, "test_write");
-  }, {"test_write", "disk full"});
+  check_error(
+      [&] {
+        write_file_atomic(
+            path,
+            [](std::ostream& out) {
+              out << "half";
+              out.setstate(std::ios::badbit);
+            },
+            "test_write");
+      },
+      {"test_write", "disk full"});
   CHECK(nn::load_safetensors(path).front().second.equal(ones({3})));
   CHECK_FALSE(std::filesystem::exists(path + ".tmp"));
   std::remove(path.c_str());

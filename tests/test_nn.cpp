@@ -115,19 +115,21 @@ TEST_CASE("Module: forward hooks and printing") {
   nn::Sequential seq{std::make_shared<nn::Linear>(784, 256), std::make_shared<nn::ReLU>(),
                      std::make_shared<nn::Dropout>(0.1), std::make_shared<nn::LayerNorm>(256)};
   const std::string text = seq.repr();
-  CHECK(text == "Sequential(\n"
-                "  (0): Linear(in_features=784, out_features=256, bias=True)\n"
-                "  (1): ReLU()\n"
-                "  (2): Dropout(p=0.1, inplace=False)\n"
-                "  (3): LayerNorm((256,), eps=1e-05, elementwise_affine=True)\n"
-                ")");
+  CHECK(text ==
+        "Sequential(\n"
+        "  (0): Linear(in_features=784, out_features=256, bias=True)\n"
+        "  (1): ReLU()\n"
+        "  (2): Dropout(p=0.1, inplace=False)\n"
+        "  (3): LayerNorm((256,), eps=1e-05, elementwise_affine=True)\n"
+        ")");
   std::ostringstream os;
   os << *std::make_shared<Net>();
   CHECK(os.str().find("  (blocks): ModuleList(\n    (0): Linear(in_features=3") != std::string::npos);
 }
 
 TEST_CASE("containers: Sequential, ModuleList, ModuleDict, ParameterList, ParameterDict") {
-  nn::Sequential named({{"encoder", std::make_shared<nn::Linear>(2, 3)}, {"act", std::make_shared<nn::Tanh>()}});
+  nn::Sequential named(
+      {{"encoder", std::make_shared<nn::Linear>(2, 3)}, {"act", std::make_shared<nn::Tanh>()}});
   CHECK(named.named_parameters()[0].first == "encoder.weight");
   CHECK(named[-1]->type_name() == "Tanh");
   CHECK(named(ones({4, 2})).sizes() == Shape{4, 3});
@@ -179,8 +181,8 @@ TEST_CASE("state_dict and load_state_dict: missing, unexpected and mismatched ke
   CHECK(allclose(a->fc1->weight, b->fc1->weight));
   CHECK(b->fc1->weight.requires_grad());  // loading keeps parameters trainable
   auto state = a->state_dict();
-  state.erase(state.begin());                       // "scale" missing
-  state.emplace_back("extra.weight", zeros({1}));   // unexpected
+  state.erase(state.begin());                      // "scale" missing
+  state.emplace_back("extra.weight", zeros({1}));  // unexpected
   check_error([&] { b->load_state_dict(state); }, {"missing", "\"scale\"", "unexpected", "\"extra.weight\""});
   auto result = b->load_state_dict(state, /*strict=*/false);
   CHECK(result.missing_keys == std::vector<std::string>{"scale"});
@@ -189,8 +191,7 @@ TEST_CASE("state_dict and load_state_dict: missing, unexpected and mismatched ke
   for (auto& [k, t] : bad)
     if (k == "fc1.weight") t = zeros({2, 2});
   Tensor before = b->fc1->bias.clone();
-  check_error([&] { b->load_state_dict(bad); },
-              {"size mismatch for \"fc1.weight\"", "[2, 2]", "[3, 4]"});
+  check_error([&] { b->load_state_dict(bad); }, {"size mismatch for \"fc1.weight\"", "[2, 2]", "[3, 4]"});
   CHECK(allclose(b->fc1->bias, before));  // nothing was copied
 }
 
@@ -207,11 +208,10 @@ TEST_CASE("safetensors: round trip, metadata, atomic writes, bad files") {
   CHECK(meta.at("format") == "pt");
   CHECK(loaded.front().first == "scale");  // file order is insertion order
   // Every dtype survives.
-  nn::NamedTensors all = {{"f32", randn({2, 3})}, {"f64", randn({3}, kFloat64)},
-                          {"i64", tensor({1, -2})}, {"i32", tensor({7}).to(kInt32)},
-                          {"b", tensor({true, false})}, {"bf16", randn({4}).to(kBFloat16)},
-                          {"f16", randn({4}).to(kFloat16)}, {"empty", zeros({0, 2})},
-                          {"scalar", scalar_tensor(2.5)}};
+  nn::NamedTensors all = {
+      {"f32", randn({2, 3})},           {"f64", randn({3}, kFloat64)}, {"i64", tensor({1, -2})},
+      {"i32", tensor({7}).to(kInt32)},  {"b", tensor({true, false})},  {"bf16", randn({4}).to(kBFloat16)},
+      {"f16", randn({4}).to(kFloat16)}, {"empty", zeros({0, 2})},      {"scalar", scalar_tensor(2.5)}};
   nn::save_safetensors(all, path);
   auto back = nn::load_safetensors(path);
   REQUIRE(back.size() == all.size());
@@ -236,8 +236,11 @@ TEST_CASE("layers: PyTorch's default initialisation and shape errors") {
   CHECK(lin.weight.abs().max().item<float>() <= bound + 1e-6);
   CHECK(lin.weight.abs().max().item<float>() > 0.9 * bound);
   CHECK(lin.bias.abs().max().item<float>() <= bound + 1e-6);
-  check_error([&] { lin(ones({2, 784})); },
-              {"Linear(in_features=100): input has 784 features in its last dim"});
+  check_error(
+      [&] {
+        lin(ones({2, 784}));
+      },
+      {"Linear(in_features=100): input has 784 features in its last dim"});
   nn::Embedding emb(10, 3, 0);
   CHECK(emb.weight.index({0}).abs().sum().item<float>() == 0.0f);
   CHECK(emb.weight.std().item<float>() > 0.5f);
@@ -329,56 +332,64 @@ TEST_CASE("gradcheck: every layer and loss in float64") {
   up.stride = {2, 2};
   up.output_padding = {1, 0};
   check_module(as64(std::make_shared<nn::ConvTranspose2d>(2, 1, 2, up)), {1, 2, 2, 3});
-  check_module(as64(std::make_shared<nn::MaxPool2d>(Pair{2, 2}, Pair{1, 1}, Pair{1, 1})),
-               {1, 2, 3, 3});
+  check_module(as64(std::make_shared<nn::MaxPool2d>(Pair{2, 2}, Pair{1, 1}, Pair{1, 1})), {1, 2, 3, 3});
   check_module(as64(std::make_shared<nn::AvgPool2d>(Pair{2, 2}, Pair{1, 1}, Pair{1, 1}, false, false)),
                {1, 1, 3, 3});
   check_module(as64(std::make_shared<nn::AdaptiveAvgPool2d>(Pair{2, 2})), {1, 1, 3, 5});
-  check_gradcheck([](const autograd::variable_list& v) {
-                    return fold(unfold(v[0], {2, 2}, {1, 2}, {1, 0}, {1, 1}), {3, 4}, {2, 2}, {1, 2},
-                                {1, 0}, {1, 1}) * 1.5 + pad(v[0], {1, 0, 0, 0}, 2.0).narrow(3, 0, 4);
-                  },
-                  {randn64({1, 2, 3, 4})}, {1e-6, 1e-5, 1e-3, true});
+  check_gradcheck(
+      [](const autograd::variable_list& v) {
+        return fold(unfold(v[0], {2, 2}, {1, 2}, {1, 0}, {1, 1}), {3, 4}, {2, 2}, {1, 2}, {1, 0}, {1, 1}) *
+                   1.5 +
+               pad(v[0], {1, 0, 0, 0}, 2.0).narrow(3, 0, 4);
+      },
+      {randn64({1, 2, 3, 4})}, {1e-6, 1e-5, 1e-3, true});
   auto bil = as64(std::make_shared<nn::Bilinear>(2, 3, 2));
-  check_gradcheck([bil](const autograd::variable_list& v) {
-                    return std::static_pointer_cast<nn::Bilinear>(bil)->forward(v[0], v[1]);
-                  },
-                  {randn64({3, 2}), randn64({3, 3}), bil->parameters()[0]});
+  check_gradcheck(
+      [bil](const autograd::variable_list& v) {
+        return std::static_pointer_cast<nn::Bilinear>(bil)->forward(v[0], v[1]);
+      },
+      {randn64({3, 2}), randn64({3, 3}), bil->parameters()[0]});
   auto emb = as64(std::make_shared<nn::Embedding>(5, 3, 1));
   // Index 1 is padding_idx: its row gets no gradient by design (checked against PyTorch in the
   // parity test), so the finite-difference check uses the other rows.
-  check_gradcheck([emb](const autograd::variable_list&) { return (*emb)(tensor({{2, 4}, {0, 3}})); },
-                  {emb->parameters()[0]});
+  check_gradcheck(
+      [emb](const autograd::variable_list&) {
+        return (*emb)(tensor({{2, 4}, {0, 3}}));
+      },
+      {emb->parameters()[0]});
   // Losses, w.r.t. the input (and the target where it is continuous).
   Tensor labels = tensor({1, 0, 2, 2});
   Tensor cw = (rand({3}, kFloat64) + 0.5);
-  check_gradcheck([&](const autograd::variable_list& v) {
-                    return nn::functional::cross_entropy(v[0], labels, cw, 2, "mean", 0.1);
-                  },
-                  {randn64({4, 3})});
-  check_gradcheck([&](const autograd::variable_list& v) {
-                    return nn::functional::cross_entropy(v[0], softmax(v[1], -1));
-                  },
-                  {randn64({4, 3}), randn64({4, 3})});
+  check_gradcheck(
+      [&](const autograd::variable_list& v) {
+        return nn::functional::cross_entropy(v[0], labels, cw, 2, "mean", 0.1);
+      },
+      {randn64({4, 3})});
+  check_gradcheck(
+      [&](const autograd::variable_list& v) {
+        return nn::functional::cross_entropy(v[0], softmax(v[1], -1));
+      },
+      {randn64({4, 3}), randn64({4, 3})});
   check_gradcheck([](const autograd::variable_list& v) { return nn::functional::mse_loss(v[0], v[1]); },
                   {randn64({3, 2}), randn64({3, 2})});
-  check_gradcheck([](const autograd::variable_list& v) {
-                    return nn::functional::smooth_l1_loss(v[0], v[1], "sum", 0.5);
-                  },
-                  {randn64({3, 2}), randn64({3, 2})});
-  check_gradcheck([](const autograd::variable_list& v) {
-                    return nn::functional::binary_cross_entropy(sigmoid(v[0]), sigmoid(v[1]));
-                  },
-                  {randn64({3, 2}), randn64({3, 2})});
-  check_gradcheck([](const autograd::variable_list& v) {
-                    return nn::functional::binary_cross_entropy_with_logits(v[0], sigmoid(v[1]), {},
-                                                                           "mean", v[2]);
-                  },
-                  {randn64({3, 2}), randn64({3, 2}), (rand({2}, kFloat64) + 0.5).requires_grad_()});
-  check_gradcheck([](const autograd::variable_list& v) {
-                    return nn::functional::kl_div(log_softmax(v[0], -1), softmax(v[1], -1), "batchmean");
-                  },
-                  {randn64({3, 4}), randn64({3, 4})});
+  check_gradcheck(
+      [](const autograd::variable_list& v) { return nn::functional::smooth_l1_loss(v[0], v[1], "sum", 0.5); },
+      {randn64({3, 2}), randn64({3, 2})});
+  check_gradcheck(
+      [](const autograd::variable_list& v) {
+        return nn::functional::binary_cross_entropy(sigmoid(v[0]), sigmoid(v[1]));
+      },
+      {randn64({3, 2}), randn64({3, 2})});
+  check_gradcheck(
+      [](const autograd::variable_list& v) {
+        return nn::functional::binary_cross_entropy_with_logits(v[0], sigmoid(v[1]), {}, "mean", v[2]);
+      },
+      {randn64({3, 2}), randn64({3, 2}), (rand({2}, kFloat64) + 0.5).requires_grad_()});
+  check_gradcheck(
+      [](const autograd::variable_list& v) {
+        return nn::functional::kl_div(log_softmax(v[0], -1), softmax(v[1], -1), "batchmean");
+      },
+      {randn64({3, 4}), randn64({3, 4})});
 }
 
 TEST_CASE("attention: scaled_dot_product_attention, masks, MHA shapes and errors") {
@@ -394,8 +405,11 @@ TEST_CASE("attention: scaled_dot_product_attention, masks, MHA shapes and errors
   Tensor allowed = tril(ones({4, 4}, kBool));
   CHECK(allclose(causal, F::scaled_dot_product_attention(sq, sq, sq, allowed), 1e-6, 1e-6));
   CHECK(allclose(causal.index({0}), sq.index({0})));  // the first query sees only itself
-  check_error([&] { F::scaled_dot_product_attention(q, randn({2, 3, 6, 7}), v); },
-              {"scaled_dot_product_attention", "[2, 3, 6, 7]"});
+  check_error(
+      [&] {
+        F::scaled_dot_product_attention(q, randn({2, 3, 6, 7}), v);
+      },
+      {"scaled_dot_product_attention", "[2, 3, 6, 7]"});
   Tensor m = nn::Transformer::generate_square_subsequent_mask(3);
   CHECK(m.index({0, 1}).item<float>() == -INFINITY);
   CHECK(m.index({1, 0}).item<float>() == 0.0f);
@@ -413,10 +427,16 @@ TEST_CASE("attention: scaled_dot_product_attention, masks, MHA shapes and errors
   check_error([] { nn::MultiheadAttention(10, 3); }, {"divisible"});
   nn::AttentionForward bad;
   bad.attn_mask = ones({3, 3}, kBool);
-  check_error([&] { mha.forward(randn({4, 2, 8}), randn({5, 2, 8}), randn({5, 2, 8}), bad); },
-              {"attn_mask", "[3, 3]", "[4, 5]"});
-  check_error([&] { mha.forward(randn({4, 2, 6}), randn({4, 2, 8}), randn({4, 2, 8})); },
-              {"embed_dim=8", "6 features"});
+  check_error(
+      [&] {
+        mha.forward(randn({4, 2, 8}), randn({5, 2, 8}), randn({5, 2, 8}), bad);
+      },
+      {"attn_mask", "[3, 3]", "[4, 5]"});
+  check_error(
+      [&] {
+        mha.forward(randn({4, 2, 6}), randn({4, 2, 8}), randn({4, 2, 8}));
+      },
+      {"embed_dim=8", "6 features"});
   auto net = std::make_shared<nn::Transformer>([] {
     nn::TransformerOptions t;
     t.d_model = 8;
@@ -429,7 +449,8 @@ TEST_CASE("attention: scaled_dot_product_attention, masks, MHA shapes and errors
   std::vector<std::string> names;
   for (auto& [n, p] : net->named_parameters()) names.push_back(n);
   CHECK(names.front() == "encoder.layers.0.self_attn.in_proj_weight");
-  CHECK(std::find(names.begin(), names.end(), "decoder.layers.0.multihead_attn.out_proj.weight") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "decoder.layers.0.multihead_attn.out_proj.weight") !=
+        names.end());
   CHECK(names.back() == "decoder.norm.bias");
 }
 
@@ -437,11 +458,12 @@ TEST_CASE("gradcheck: attention and transformer layers in float64") {
   namespace F = nn::functional;
   manual_seed(17);
   Tensor mask = tensor({{true, true, false}, {true, false, true}});
-  check_gradcheck([&](const autograd::variable_list& v) {
-                    return F::scaled_dot_product_attention(v[0], v[1], v[2], mask) +
-                           F::scaled_dot_product_attention(v[0], v[1], v[2], {}, 0.0, false, 0.3);
-                  },
-                  {randn64({2, 2, 4}), randn64({2, 3, 4}), randn64({2, 3, 2})});
+  check_gradcheck(
+      [&](const autograd::variable_list& v) {
+        return F::scaled_dot_product_attention(v[0], v[1], v[2], mask) +
+               F::scaled_dot_product_attention(v[0], v[1], v[2], {}, 0.0, false, 0.3);
+      },
+      {randn64({2, 2, 4}), randn64({2, 3, 4}), randn64({2, 3, 2})});
   nn::MultiheadAttentionOptions o;
   o.add_bias_kv = true;
   auto mha = std::make_shared<nn::MultiheadAttention>(4, 2, o);
@@ -450,11 +472,12 @@ TEST_CASE("gradcheck: attention and transformer layers in float64") {
   args.key_padding_mask = tensor({{false, false, true}});
   autograd::variable_list inputs = {randn64({2, 1, 4}), randn64({3, 1, 4})};
   for (auto& p : mha->parameters()) inputs.push_back(p);
-  check_gradcheck([&](const autograd::variable_list& v) {
-                    auto [out, w] = mha->forward(v[0], v[1], v[1], args);
-                    return out + w.sum() * 0.5;
-                  },
-                  inputs);
+  check_gradcheck(
+      [&](const autograd::variable_list& v) {
+        auto [out, w] = mha->forward(v[0], v[1], v[1], args);
+        return out + w.sum() * 0.5;
+      },
+      inputs);
   nn::TransformerLayerOptions lo;
   lo.d_model = 4;
   lo.nhead = 2;
@@ -471,7 +494,11 @@ TEST_CASE("gradcheck: attention and transformer layers in float64") {
 TEST_CASE("fused attention: matches the composed formula, forward and backward, both backends") {
   namespace F = nn::functional;
   manual_seed(23);
-  struct Case { Shape q, k, v; bool causal; int mask; };  // mask: 0 none, 1 bool [L,S], 2 float per batch
+  struct Case {
+    Shape q, k, v;
+    bool causal;
+    int mask;
+  };  // mask: 0 none, 1 bool [L,S], 2 float per batch
   std::vector<Case> cases = {{{2, 3, 5, 8}, {2, 3, 7, 8}, {2, 3, 7, 4}, false, 0},
                              {{1, 1, 1}, {1, 1, 1}, {1, 1, 1}, false, 0},
                              {{4, 33, 16}, {4, 33, 16}, {4, 33, 16}, true, 0},
@@ -505,17 +532,19 @@ TEST_CASE("fused attention: matches the composed formula, forward and backward, 
     test::check_against_reference(
         [&] { return F::scaled_dot_product_attention(qf, kf, vf, maskf, 0.0, c.causal); }, 1e-5, 1e-6);
     // Gradients: fused backward (first order) against finite differences.
-    check_gradcheck([&](const autograd::variable_list& in) {
-                      return F::scaled_dot_product_attention(in[0], in[1], in[2], mask, 0.0, c.causal);
-                    },
-                    {q.clone().requires_grad_(), k.clone().requires_grad_(), v.clone().requires_grad_()});
+    check_gradcheck(
+        [&](const autograd::variable_list& in) {
+          return F::scaled_dot_product_attention(in[0], in[1], in[2], mask, 0.0, c.causal);
+        },
+        {q.clone().requires_grad_(), k.clone().requires_grad_(), v.clone().requires_grad_()});
   }
   // Double backward goes through the composed formula.
   Tensor q = randn64({2, 3, 4}), k = randn64({2, 5, 4}), v = randn64({2, 5, 3});
-  check_gradcheck([](const autograd::variable_list& in) {
-                    return F::scaled_dot_product_attention(in[0], in[1], in[2], {}, 0.0, false);
-                  },
-                  {q, k, v}, {1e-6, 1e-5, 1e-3, true});
+  check_gradcheck(
+      [](const autograd::variable_list& in) {
+        return F::scaled_dot_product_attention(in[0], in[1], in[2], {}, 0.0, false);
+      },
+      {q, k, v}, {1e-6, 1e-5, 1e-3, true});
   // Fused backward on the CPU backend equals the reference backend's.
   Tensor qf = randn({3, 17, 8}).requires_grad_(), kf = randn({3, 19, 8}).requires_grad_(),
          vf = randn({3, 19, 5}).requires_grad_();
@@ -571,8 +600,9 @@ TEST_CASE("fused cross_entropy equals log_softmax + nll_loss, with double backwa
   check_gradcheck([&](const autograd::variable_list& v) { return F::cross_entropy(v[0], labels, w, 2); },
                   {randn64({5, 3})}, {1e-6, 1e-5, 1e-3, true});
   Tensor nd_labels = tensor({{0, 3, 1}, {2, 2, 0}});
-  check_gradcheck([&](const autograd::variable_list& v) { return F::cross_entropy(v[0], nd_labels, {}, -100, "none"); },
-                  {randn64({2, 4, 3})});
+  check_gradcheck(
+      [&](const autograd::variable_list& v) { return F::cross_entropy(v[0], nd_labels, {}, -100, "none"); },
+      {randn64({2, 4, 3})});
 }
 
 TEST_CASE("fused cross_entropy: the CPU backend's float32 rows equal the reference backend's") {
@@ -601,7 +631,8 @@ TEST_CASE("fused layer_norm: both backends, gradients, double backward") {
     xs.insert(xs.end(), norm.begin(), norm.end());
     Tensor x = randn(xs), w = randn(norm), b = randn(norm), dy = randn(xs);
     auto run = [&] {
-      Tensor xg = x.clone().requires_grad_(), wg = w.clone().requires_grad_(), bg = b.clone().requires_grad_();
+      Tensor xg = x.clone().requires_grad_(), wg = w.clone().requires_grad_(),
+             bg = b.clone().requires_grad_();
       Tensor y = F::layer_norm(xg, norm, wg, bg, 1e-5);
       auto g = autograd::grad({(y * dy).sum()}, {xg, wg, bg});
       return cat({y.flatten(), g[0].flatten(), g[1].flatten(), g[2].flatten()});
@@ -616,8 +647,11 @@ TEST_CASE("fused layer_norm: both backends, gradients, double backward") {
     return cat({g[0].flatten(), g[1]});
   };
   test::check_against_reference(run_big, 1e-4, 1e-4);
-  check_gradcheck([](const autograd::variable_list& v) { return F::layer_norm(v[0], {2, 3}, v[1], v[2]); },
-                  {randn64({4, 2, 3}), randn64({2, 3}), randn64({2, 3})}, {1e-6, 1e-5, 1e-3, true});
+  check_gradcheck(
+      [](const autograd::variable_list& v) {
+        return F::layer_norm(v[0], {2, 3}, v[1], v[2]);
+      },
+      {randn64({4, 2, 3}), randn64({2, 3}), randn64({2, 3})}, {1e-6, 1e-5, 1e-3, true});
   check_gradcheck([](const autograd::variable_list& v) { return F::layer_norm(v[0], {4}); },
                   {randn64({3, 4})}, {1e-6, 1e-5, 1e-3, true});
 }

@@ -32,12 +32,17 @@ std::map<std::string, Case> cases() {
   return {
       {"linear", {make<Linear>(7, 5), unary}},
       {"linear_nobias_3d", {make<Linear>(6, 3, false), unary}},
-      {"bilinear", {make<Bilinear>(3, 4, 2),
-                    [](Module& m, const std::vector<Tensor>& in) {
-                      return static_cast<Bilinear&>(m).forward(in[0], in[1]);
-                    }}},
+      {"bilinear",
+       {make<Bilinear>(3, 4, 2),
+        [](Module& m, const std::vector<Tensor>& in) {
+          return static_cast<Bilinear&>(m).forward(in[0], in[1]);
+        }}},
       {"layernorm", {make<LayerNorm>(6), unary}},
-      {"layernorm_2d_noaffine", {[] { return std::make_shared<LayerNorm>(Shape{4, 6}, 1e-5, false); }, unary}},
+      {"layernorm_2d_noaffine",
+       {[] {
+          return std::make_shared<LayerNorm>(Shape{4, 6}, 1e-5, false);
+        },
+        unary}},
       {"groupnorm", {make<GroupNorm>(2, 6), unary}},
       {"batchnorm1d_train", {make<BatchNorm1d>(5), unary, true, 3}},
       {"batchnorm1d_eval", {make<BatchNorm1d>(5), unary, false, 1}},
@@ -53,7 +58,11 @@ std::map<std::string, Case> cases() {
               std::make_shared<Linear>(8, 3), std::make_shared<LogSoftmax>(-1)});
         },
         unary}},
-      {"conv2d", {[] { return std::make_shared<Conv2d>(3, 4, 3, Conv2dOptions{{2, 2}, {1, 1}}); }, unary}},
+      {"conv2d",
+       {[] {
+          return std::make_shared<Conv2d>(3, 4, 3, Conv2dOptions{{2, 2}, {1, 1}});
+        },
+        unary}},
       {"conv2d_groups_dilation",
        {[] {
           Conv2dOptions o;
@@ -71,7 +80,11 @@ std::map<std::string, Case> cases() {
           return std::make_shared<Conv2d>(2, 3, 4, o);
         },
         unary}},
-      {"conv1d", {[] { return std::make_shared<Conv1d>(3, 2, 3, Conv1dOptions{2, 1}); }, unary}},
+      {"conv1d",
+       {[] {
+          return std::make_shared<Conv1d>(3, 2, 3, Conv1dOptions{2, 1});
+        },
+        unary}},
       {"conv_transpose2d",
        {[] {
           ConvTranspose2dOptions o;
@@ -82,21 +95,42 @@ std::map<std::string, Case> cases() {
           return std::make_shared<ConvTranspose2d>(4, 2, 3, o);
         },
         unary}},
-      {"maxpool2d", {[] { return std::make_shared<MaxPool2d>(Pair{3, 3}, Pair{2, 2}, Pair{1, 1}); }, unary}},
+      {"maxpool2d",
+       {[] {
+          return std::make_shared<MaxPool2d>(Pair{3, 3}, Pair{2, 2}, Pair{1, 1});
+        },
+        unary}},
       {"avgpool2d", {make<AvgPool2d>(2), unary}},
       {"avgpool2d_pad_exclude",
-       {[] { return std::make_shared<AvgPool2d>(Pair{3, 3}, Pair{2, 2}, Pair{1, 1}, false, false); }, unary}},
+       {[] {
+          return std::make_shared<AvgPool2d>(Pair{3, 3}, Pair{2, 2}, Pair{1, 1}, false, false);
+        },
+        unary}},
       {"maxpool2d_ceil",
-       {[] { return std::make_shared<MaxPool2d>(Pair{3, 3}, Pair{2, 2}, Pair{1, 1}, Pair{1, 1}, true); },
+       {[] {
+          return std::make_shared<MaxPool2d>(Pair{3, 3}, Pair{2, 2}, Pair{1, 1}, Pair{1, 1}, true);
+        },
         unary}},
       {"maxpool2d_ceil_dilation",
-       {[] { return std::make_shared<MaxPool2d>(Pair{2, 3}, Pair{3, 2}, Pair{0, 0}, Pair{2, 1}, true); },
+       {[] {
+          return std::make_shared<MaxPool2d>(Pair{2, 3}, Pair{3, 2}, Pair{0, 0}, Pair{2, 1}, true);
+        },
         unary}},
       {"avgpool2d_ceil",
-       {[] { return std::make_shared<AvgPool2d>(Pair{3, 3}, Pair{2, 2}, Pair{1, 1}, true); }, unary}},
+       {[] {
+          return std::make_shared<AvgPool2d>(Pair{3, 3}, Pair{2, 2}, Pair{1, 1}, true);
+        },
+        unary}},
       {"avgpool2d_ceil_exclude",
-       {[] { return std::make_shared<AvgPool2d>(Pair{2, 3}, Pair{2, 2}, Pair{1, 1}, true, false); }, unary}},
-      {"adaptive_avgpool2d", {[] { return std::make_shared<AdaptiveAvgPool2d>(Pair{3, 2}); }, unary}},
+       {[] {
+          return std::make_shared<AvgPool2d>(Pair{2, 3}, Pair{2, 2}, Pair{1, 1}, true, false);
+        },
+        unary}},
+      {"adaptive_avgpool2d",
+       {[] {
+          return std::make_shared<AdaptiveAvgPool2d>(Pair{3, 2});
+        },
+        unary}},
       {"small_cnn",
        {[] {
           Conv2dOptions pad1;
@@ -111,7 +145,8 @@ std::map<std::string, Case> cases() {
       {"ce_smooth_sum",
        {[] { return std::make_shared<CrossEntropyLoss>(Tensor(), -100, "sum", 0.2); }, loss_call}},
       {"ce_none_nd", {[] { return std::make_shared<CrossEntropyLoss>(Tensor(), -100, "none"); }, loss_call}},
-      {"ce_probs", {[] { return std::make_shared<CrossEntropyLoss>(Tensor(), -100, "mean", 0.1); }, loss_call}},
+      {"ce_probs",
+       {[] { return std::make_shared<CrossEntropyLoss>(Tensor(), -100, "mean", 0.1); }, loss_call}},
       {"mse", {make<MSELoss>(), loss_call}},
       {"l1_sum", {make<L1Loss>(std::string("sum")), loss_call}},
       {"smooth_l1", {make<SmoothL1Loss>(std::string("mean"), 0.5), loss_call}},
@@ -129,17 +164,13 @@ TEST_CASE("nn parity with PyTorch: layers and losses from committed fixtures") {
     fx[k] = t;
   auto all = cases();
   // Losses whose options are tensors taken from the fixture file.
-  all["ce_weight_ignore_smooth"] = {[&] {
-                                      return std::make_shared<nn::CrossEntropyLoss>(
-                                          fx.at("weight_for_ce"), 4, "mean", 0.1);
-                                    },
-                                    loss_call};
+  all["ce_weight_ignore_smooth"] = {
+      [&] { return std::make_shared<nn::CrossEntropyLoss>(fx.at("weight_for_ce"), 4, "mean", 0.1); },
+      loss_call};
   all["nll_weight"] = {[&] { return std::make_shared<nn::NLLLoss>(fx.at("weight_for_ce")); }, loss_call};
-  all["bce_logits_pos"] = {[&] {
-                             return std::make_shared<nn::BCEWithLogitsLoss>(Tensor(), "mean",
-                                                                            fx.at("pos_weight_for_bce"));
-                           },
-                           loss_call};
+  all["bce_logits_pos"] = {
+      [&] { return std::make_shared<nn::BCEWithLogitsLoss>(Tensor(), "mean", fx.at("pos_weight_for_bce")); },
+      loss_call};
   // Attention and Transformer cases: masks come from the fixture (NAME.mask.<arg>).
   auto mask = [&](const std::string& name, const std::string& arg) {
     auto it = fx.find(name + ".mask." + arg);

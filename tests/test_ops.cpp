@@ -32,7 +32,7 @@ TEST_CASE("reductions follow PyTorch's conventions") {
   CHECK(x.sum({1}, true).sizes() == Shape{2, 1});
   CHECK(x.mean({0, 1}).item<float>() == 3.5f);
   CHECK(x.prod().item<float>() == 720.0f);
-  CHECK(x.var().item<float>() == doctest::Approx(3.5));            // unbiased by default
+  CHECK(x.var().item<float>() == doctest::Approx(3.5));  // unbiased by default
   CHECK(x.var(std::nullopt, 0).item<float>() == doctest::Approx(35.0 / 12));
   CHECK(x.std(Shape{1}).to_vector<float>() == std::vector<float>{1, 1});
   CHECK(x.norm().item<float>() == doctest::Approx(std::sqrt(91.0)));
@@ -71,12 +71,11 @@ TEST_CASE("sort, topk, one_hot, embedding, tril/triu, where") {
   Tensor x = tensor({3.0, NAN, 1.0, 2.0});
   auto [sv, si] = sort(x);
   CHECK(si.to_vector<int64_t>() == std::vector<int64_t>{2, 3, 0, 1});  // NaN last ascending
-  CHECK(sort(x, 0, true).second.index({0}).item<int64_t>() == 1);     // NaN first descending
+  CHECK(sort(x, 0, true).second.index({0}).item<int64_t>() == 1);      // NaN first descending
   auto [tv, ti] = topk(tensor({1.0, 5.0, 3.0, 4.0}), 2);
   CHECK(tv.to_vector<float>() == std::vector<float>{5, 4});
   CHECK(ti.to_vector<int64_t>() == std::vector<int64_t>{1, 3});
-  CHECK(topk(tensor({1.0, 5.0, 3.0}), 2, -1, false).first.to_vector<float>() ==
-        std::vector<float>{1, 3});
+  CHECK(topk(tensor({1.0, 5.0, 3.0}), 2, -1, false).first.to_vector<float>() == std::vector<float>{1, 3});
   check_error([] { topk(ones({3}), 4); }, {"topk", "k (4)"});
   Tensor oh = one_hot(tensor({0, 2}), 3);
   CHECK(oh.to_vector<int64_t>() == std::vector<int64_t>{1, 0, 0, 0, 0, 1});

@@ -31,10 +31,12 @@ std::map<std::string, Factory> optimizer_configs() {
     return [o](std::vector<Tensor> p) -> std::unique_ptr<Optimizer> { return std::make_unique<AdamW>(p, o); };
   };
   auto rms = [](RMSpropOptions o) {
-    return [o](std::vector<Tensor> p) -> std::unique_ptr<Optimizer> { return std::make_unique<RMSprop>(p, o); };
+    return
+        [o](std::vector<Tensor> p) -> std::unique_ptr<Optimizer> { return std::make_unique<RMSprop>(p, o); };
   };
   auto ada = [](AdagradOptions o) {
-    return [o](std::vector<Tensor> p) -> std::unique_ptr<Optimizer> { return std::make_unique<Adagrad>(p, o); };
+    return
+        [o](std::vector<Tensor> p) -> std::unique_ptr<Optimizer> { return std::make_unique<Adagrad>(p, o); };
   };
   std::map<std::string, Factory> c;
   c["sgd"] = sgd({.lr = 0.1});
@@ -81,18 +83,31 @@ TEST_CASE("optimizers match PyTorch after every one of 10 steps") {
   }
 }
 
-TEST_CASE("GroupOptions: named entries for serialisation, read back exactly; unknown names and bad flags rejected") {
+TEST_CASE(
+    "GroupOptions: named entries for serialisation, read back exactly; unknown names and bad flags "
+    "rejected") {
   optim::GroupOptions o{.lr = 0.1, .beta1 = 0.9, .amsgrad = true, .initial_lr = 0.2};
   const auto named = o.named();
   REQUIRE(named.size() == 4);
   CHECK(named[0] == std::pair<std::string, double>{"lr", 0.1});
   CHECK(named[2] == std::pair<std::string, double>{"amsgrad", 1.0});
   CHECK(optim::GroupOptions::from_named(named, "test") == o);
-  check_error([] { optim::GroupOptions::from_named({{"betas", 0.9}}, "checkpoint x"); },
-              {"checkpoint x", "unknown optimizer option \"betas\""});
-  check_error([] { optim::GroupOptions::from_named({{"nesterov", 0.5}}, "checkpoint x"); },
-              {"\"nesterov\"", "0 or 1", "0.5"});
-  check_error([] { optim::ParamGroup g{{ones({1})}, {}}; (void)g.lr(); }, {"\"lr\"", "not set"});
+  check_error(
+      [] {
+        optim::GroupOptions::from_named({{"betas", 0.9}}, "checkpoint x");
+      },
+      {"checkpoint x", "unknown optimizer option \"betas\""});
+  check_error(
+      [] {
+        optim::GroupOptions::from_named({{"nesterov", 0.5}}, "checkpoint x");
+      },
+      {"\"nesterov\"", "0 or 1", "0.5"});
+  check_error(
+      [] {
+        optim::ParamGroup g{{ones({1})}, {}};
+        (void)g.lr();
+      },
+      {"\"lr\"", "not set"});
 }
 
 TEST_CASE("optimizer state_dict: 5 steps, save, restore into a fresh optimizer, 5 more == 10 steps") {
@@ -129,15 +144,17 @@ TEST_CASE("optimizer: groups, options, skipping, errors, zero_grad, closure") {
   CHECK(opt.param_groups()[1].options.momentum == 0.9);  // inherited default
   CHECK(opt.param_groups()[1].options.nesterov == false);
   CHECK_FALSE(opt.param_groups()[1].options.beta1.has_value());  // SGD has no betas
-  opt.param_groups()[0].lr() = 0.2;                             // no casts
+  opt.param_groups()[0].lr() = 0.2;                              // no casts
   opt.add_param_group({.params = {c}, .options = {.momentum = 0.0}});
   CHECK(opt.param_groups().size() == 3);
   check_error([&] { opt.add_param_group({{a}, {}}); }, {"SGD", "more than once"});
   // A misspelt option does not compile; one another optimizer has is an error.
-  check_error([&] { opt.add_param_group({{zeros({1}).requires_grad_()}, {.beta1 = 0.5}}); },
-              {"SGD", "\"beta1\"", "does not have"});
-  check_error([] { optim::SGD({ones({1}).requires_grad_()}, {.lr = 0.1, .nesterov = true}); },
-              {"nesterov"});
+  check_error(
+      [&] {
+        opt.add_param_group({{zeros({1}).requires_grad_()}, {.beta1 = 0.5}});
+      },
+      {"SGD", "\"beta1\"", "does not have"});
+  check_error([] { optim::SGD({ones({1}).requires_grad_()}, {.lr = 0.1, .nesterov = true}); }, {"nesterov"});
   a.mutable_grad() = ones({2});
   opt.step();  // b and c have no gradient: skipped, untouched
   CHECK(allclose(a, full({2}, 0.8)));
@@ -165,10 +182,15 @@ TEST_CASE("fused optimizer update: CPU backend matches the reference backend") {
       manual_seed(4);
       Tensor p = randn({3001}).requires_grad_();  // past the threading threshold with 8 ops/elem
       std::unique_ptr<optim::Optimizer> opt;
-      if (kind == 0) opt = std::make_unique<optim::SGD>(std::vector<Tensor>{p}, optim::SGDOptions{.lr = 0.1, .momentum = 0.9, .nesterov = true});
-      if (kind == 1) opt = std::make_unique<optim::Adam>(std::vector<Tensor>{p}, optim::AdamOptions{.amsgrad = true});
+      if (kind == 0)
+        opt = std::make_unique<optim::SGD>(std::vector<Tensor>{p},
+                                           optim::SGDOptions{.lr = 0.1, .momentum = 0.9, .nesterov = true});
+      if (kind == 1)
+        opt = std::make_unique<optim::Adam>(std::vector<Tensor>{p}, optim::AdamOptions{.amsgrad = true});
       if (kind == 2) opt = std::make_unique<optim::AdamW>(std::vector<Tensor>{p});
-      if (kind == 3) opt = std::make_unique<optim::RMSprop>(std::vector<Tensor>{p}, optim::RMSpropOptions{.momentum = 0.3, .centered = true});
+      if (kind == 3)
+        opt = std::make_unique<optim::RMSprop>(std::vector<Tensor>{p},
+                                               optim::RMSpropOptions{.momentum = 0.3, .centered = true});
       if (kind == 4) opt = std::make_unique<optim::Adagrad>(std::vector<Tensor>{p});
       for (int i = 0; i < 3; ++i) {
         p.mutable_grad() = randn({3001});
@@ -185,24 +207,49 @@ TEST_CASE("schedulers: lr sequences over 100 steps match PyTorch") {
   using namespace optim;
   std::map<std::string, std::function<std::unique_ptr<LRScheduler>(Optimizer&)>> makers = {
       {"step", [](Optimizer& o) { return std::make_unique<StepLR>(o, 7, 0.5); }},
-      {"multistep", [](Optimizer& o) { return std::make_unique<MultiStepLR>(o, std::vector<int64_t>{10, 30, 30, 80}, 0.3); }},
+      {"multistep",
+       [](Optimizer& o) {
+         return std::make_unique<MultiStepLR>(o, std::vector<int64_t>{10, 30, 30, 80}, 0.3);
+       }},
       {"exponential", [](Optimizer& o) { return std::make_unique<ExponentialLR>(o, 0.97); }},
       {"cosine", [](Optimizer& o) { return std::make_unique<CosineAnnealingLR>(o, 30, 0.01); }},
       {"linear", [](Optimizer& o) { return std::make_unique<LinearLR>(o, 0.2, 0.9, 40); }},
       {"constant", [](Optimizer& o) { return std::make_unique<ConstantLR>(o, 0.4, 25); }},
       {"polynomial", [](Optimizer& o) { return std::make_unique<PolynomialLR>(o, 60, 2.0); }},
-      {"lambda", [](Optimizer& o) { return std::make_unique<LambdaLR>(o, [](int64_t e) { return 1.0 / (1 + e); }); }},
-      {"multiplicative", [](Optimizer& o) { return std::make_unique<MultiplicativeLR>(o, [](int64_t) { return 0.99; }); }},
-      {"onecycle", [](Optimizer& o) { return std::make_unique<OneCycleLR>(o, OneCycleLR::Options{.max_lr = 0.5, .total_steps = 101}); }},
+      {"lambda",
+       [](Optimizer& o) { return std::make_unique<LambdaLR>(o, [](int64_t e) { return 1.0 / (1 + e); }); }},
+      {"multiplicative",
+       [](Optimizer& o) { return std::make_unique<MultiplicativeLR>(o, [](int64_t) { return 0.99; }); }},
+      {"onecycle",
+       [](Optimizer& o) {
+         return std::make_unique<OneCycleLR>(o, OneCycleLR::Options{.max_lr = 0.5, .total_steps = 101});
+       }},
       {"onecycle_linear_3phase",
        [](Optimizer& o) {
-         return std::make_unique<OneCycleLR>(o, OneCycleLR::Options{.max_lr = 0.3, .total_steps = 120, .pct_start = 0.25,
-                                                                    .anneal_strategy = "linear", .three_phase = true});
+         return std::make_unique<OneCycleLR>(o, OneCycleLR::Options{.max_lr = 0.3,
+                                                                    .total_steps = 120,
+                                                                    .pct_start = 0.25,
+                                                                    .anneal_strategy = "linear",
+                                                                    .three_phase = true});
        }},
-      {"cyclic", [](Optimizer& o) { return std::make_unique<CyclicLR>(o, CyclicLR::Options{.base_lr = 0.01, .max_lr = 0.1, .step_size_up = 10, .step_size_down = 15}); }},
-      {"cyclic_tri2", [](Optimizer& o) { return std::make_unique<CyclicLR>(o, CyclicLR::Options{.base_lr = 0.01, .max_lr = 0.1, .step_size_up = 8, .mode = "triangular2"}); }},
-      {"cyclic_exp", [](Optimizer& o) { return std::make_unique<CyclicLR>(o, CyclicLR::Options{.base_lr = 0.01, .max_lr = 0.1, .step_size_up = 8, .mode = "exp_range", .gamma = 0.99}); }},
-      {"warm_restarts", [](Optimizer& o) { return std::make_unique<CosineAnnealingWarmRestarts>(o, 10, 2, 0.001); }},
+      {"cyclic",
+       [](Optimizer& o) {
+         return std::make_unique<CyclicLR>(
+             o, CyclicLR::Options{.base_lr = 0.01, .max_lr = 0.1, .step_size_up = 10, .step_size_down = 15});
+       }},
+      {"cyclic_tri2",
+       [](Optimizer& o) {
+         return std::make_unique<CyclicLR>(
+             o, CyclicLR::Options{.base_lr = 0.01, .max_lr = 0.1, .step_size_up = 8, .mode = "triangular2"});
+       }},
+      {"cyclic_exp",
+       [](Optimizer& o) {
+         return std::make_unique<CyclicLR>(
+             o, CyclicLR::Options{
+                    .base_lr = 0.01, .max_lr = 0.1, .step_size_up = 8, .mode = "exp_range", .gamma = 0.99});
+       }},
+      {"warm_restarts",
+       [](Optimizer& o) { return std::make_unique<CosineAnnealingWarmRestarts>(o, 10, 2, 0.001); }},
   };
   for (auto& [name, make] : makers) {
     INFO("scheduler " << name);
@@ -258,8 +305,8 @@ TEST_CASE("schedulers: lr sequences over 100 steps match PyTorch") {
   Tensor metrics = fx["plateau.metrics"];
   for (auto [name, o] : std::vector<std::pair<std::string, ReduceLROnPlateau::Options>>{
            {"plateau_min", {.factor = 0.5, .patience = 3, .cooldown = 2, .min_lr = 0.001}},
-           {"plateau_max_abs", {.mode = "max", .factor = 0.3, .patience = 2, .threshold = 0.01,
-                                .threshold_mode = "abs"}}}) {
+           {"plateau_max_abs",
+            {.mode = "max", .factor = 0.3, .patience = 2, .threshold = 0.01, .threshold_mode = "abs"}}}) {
     INFO("scheduler " << name);
     Tensor w = zeros({1}).requires_grad_();
     SGD opt({w}, {.lr = 0.1});

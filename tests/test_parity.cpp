@@ -24,7 +24,10 @@ std::map<std::string, Case> ember_cases() {
       {"leaky_relu", [](auto& v) { return leaky_relu(v[0], 0.1); }},
       {"tanh_sigmoid", [](auto& v) { return tanh(v[0]) * sigmoid(v[0]); }},
       {"logsumexp", [](auto& v) { return logsumexp(v[0], {1}); }},
-      {"var_unbiased", [](auto& v) { return var(v[0], Shape{0, 2}); }},
+      {"var_unbiased",
+       [](auto& v) {
+         return var(v[0], Shape{0, 2});
+       }},
       {"var_biased", [](auto& v) { return var(v[0], Shape{1}, 0, true); }},
       {"norm3", [](auto& v) { return norm(v[0], 3, Shape{1}); }},
       {"cumsum", [](auto& v) { return cumsum(v[0], 1); }},
@@ -48,9 +51,18 @@ std::map<std::string, Case> ember_cases() {
        }},
       {"attention",
        [](auto& v) { return matmul(softmax(matmul(v[0], v[1].transpose(-2, -1)) / 2.0, -1), v[2]); }},
-      {"gather", [](auto& v) { return gather(v[0], 1, tensor({{0, 2}, {1, 1}, {3, 0}})); }},
-      {"embedding", [](auto& v) { return embedding(v[0], tensor({{1, 3}, {0, 1}})); }},
-      {"cat_stack", [](auto& v) { return cat({stack({v[0], v[1]}, 1), v[0].unsqueeze(1)}, 1); }},
+      {"gather",
+       [](auto& v) {
+         return gather(v[0], 1, tensor({{0, 2}, {1, 1}, {3, 0}}));
+       }},
+      {"embedding",
+       [](auto& v) {
+         return embedding(v[0], tensor({{1, 3}, {0, 1}}));
+       }},
+      {"cat_stack",
+       [](auto& v) {
+         return cat({stack({v[0], v[1]}, 1), v[0].unsqueeze(1)}, 1);
+       }},
       {"tril_triu", [](auto& v) { return tril(v[0], 1) * 2.0 + triu(v[0], 2); }},
       {"clamp_abs", [](auto& v) { return clamp(v[0], -0.5, 0.8) + abs(v[0]); }},
   };

@@ -252,14 +252,20 @@ TEST_CASE("printing shows values, shape, dtype, device and autograd state") {
 }
 
 TEST_CASE("errors name the op and the shapes") {
-  check_error([] { matmul(ones({32, 16}), ones({8, 4})); },
-              {"matmul: shapes [32, 16] and [8, 4] cannot be multiplied (16 != 8)"});
+  check_error(
+      [] {
+        matmul(ones({32, 16}), ones({8, 4}));
+      },
+      {"matmul: shapes [32, 16] and [8, 4] cannot be multiplied (16 != 8)"});
   check_error([] { add(ones({2, 3}), ones({4})); }, {"add", "[2, 3]", "[4]"});
   check_error([] { ones({2, 3}).view({4}); }, {"view", "[4]", "[2, 3]"});
   check_error([] { ones({2, 3}).sum({2}); }, {"sum", "dimension 2 is out of range"});
   check_error([] { cat({ones({2, 3}), ones({2, 4})}, 0); }, {"cat", "[2, 3]", "[2, 4]"});
-  check_error([] { index_select(ones({3, 2}), 0, tensor({0, 3})); },
-              {"index_select", "index 3 is out of bounds", "size 3"});
+  check_error(
+      [] {
+        index_select(ones({3, 2}), 0, tensor({0, 3}));
+      },
+      {"index_select", "index 3 is out of bounds", "size 3"});
   check_error([] { ones({2}).item<float>(); }, {"item", "2 elements"});
   check_error([] { Tensor().sum(); }, {"undefined tensor"});
   check_error([] { ones({2}).to(Device::cuda(0)); }, {"cuda:0", "not available"});

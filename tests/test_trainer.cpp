@@ -42,7 +42,8 @@ fs::path scratch(const std::string& name) {
 
 // A small regression model whose optimizers, steps and hooks the tests can swap.
 struct Reg : LightningModule<Batch> {
-  explicit Reg(const HParams& hp = {{"hidden", int64_t(8)}, {"lr", 0.05}, {"dropout", 0.0}}) : LightningModule("Reg") {
+  explicit Reg(const HParams& hp = {{"hidden", int64_t(8)}, {"lr", 0.05}, {"dropout", 0.0}})
+      : LightningModule("Reg") {
     save_hyperparameters(hp);
     l1 = register_module("l1", std::make_shared<nn::Linear>(4, hp.get<int64_t>("hidden")));
     drop = register_module("drop", std::make_shared<nn::Dropout>(hp.get<double>("dropout")));
@@ -103,7 +104,9 @@ bool close_weights(const nn::Module& a, const nn::Module& b, double rtol, double
 std::vector<std::string>* g_events = nullptr;
 
 struct Recorder : Callback {
-  void rec(const std::string& s) { if (g_events) g_events->push_back("cb:" + s); }
+  void rec(const std::string& s) {
+    if (g_events) g_events->push_back("cb:" + s);
+  }
   void setup(T&, M&, const std::string& s) override { rec("setup:" + s); }
   void on_fit_start(T&, M&) override { rec("on_fit_start"); }
   void on_train_epoch_start(T&, M&) override { rec("on_train_epoch_start"); }
@@ -115,7 +118,9 @@ struct Recorder : Callback {
 };
 
 struct HookModel : Reg {
-  void rec(const std::string& s) { if (g_events) g_events->push_back(s); }
+  void rec(const std::string& s) {
+    if (g_events) g_events->push_back(s);
+  }
   void setup(const std::string& s) override { rec("setup:" + s); }
   void teardown(const std::string& s) override { rec("teardown:" + s); }
   void on_fit_start() override { rec("on_fit_start"); }
@@ -124,7 +129,10 @@ struct HookModel : Reg {
   void on_train_end() override { rec("on_train_end"); }
   void on_train_epoch_start() override { rec("on_train_epoch_start"); }
   void on_train_epoch_end() override { rec("on_train_epoch_end"); }
-  int on_train_batch_start(int64_t) override { rec("on_train_batch_start"); return 0; }
+  int on_train_batch_start(int64_t) override {
+    rec("on_train_batch_start");
+    return 0;
+  }
   void on_train_batch_end(const Tensor&, int64_t) override { rec("on_train_batch_end"); }
   void on_validation_start() override { rec("on_validation_start"); }
   void on_validation_end() override { rec("on_validation_end"); }
@@ -136,8 +144,14 @@ struct HookModel : Reg {
   void on_after_backward() override { rec("on_after_backward"); }
   void on_before_optimizer_step(optim::Optimizer&) override { rec("on_before_optimizer_step"); }
   void on_before_zero_grad(optim::Optimizer&) override { rec("on_before_zero_grad"); }
-  Tensor training_step(const Batch& b, int64_t i) override { rec("training_step"); return Reg::training_step(b, i); }
-  Tensor validation_step(const Batch& b, int64_t i) override { rec("validation_step"); return Reg::validation_step(b, i); }
+  Tensor training_step(const Batch& b, int64_t i) override {
+    rec("training_step");
+    return Reg::training_step(b, i);
+  }
+  Tensor validation_step(const Batch& b, int64_t i) override {
+    rec("validation_step");
+    return Reg::validation_step(b, i);
+  }
 };
 
 }  // namespace
@@ -154,11 +168,12 @@ TEST_CASE("Trainer: hooks run in Lightning's documented order, callbacks before 
   std::vector<std::string> module_events;
   for (auto& e : events)
     if (e.rfind("cb:", 0) != 0) module_events.push_back(e);
-  const std::vector<std::string> val_loop = {"on_validation_start", "on_validation_epoch_start", "on_validation_batch_start",
-                                             "validation_step", "on_validation_batch_end", "on_validation_epoch_end",
-                                             "on_validation_end"};
-  const std::vector<std::string> batch = {"on_train_batch_start", "training_step", "on_before_zero_grad",
-                                          "on_before_backward", "on_after_backward", "on_before_optimizer_step",
+  const std::vector<std::string> val_loop = {
+      "on_validation_start",     "on_validation_epoch_start", "on_validation_batch_start", "validation_step",
+      "on_validation_batch_end", "on_validation_epoch_end",   "on_validation_end"};
+  const std::vector<std::string> batch = {"on_train_batch_start", "training_step",
+                                          "on_before_zero_grad",  "on_before_backward",
+                                          "on_after_backward",    "on_before_optimizer_step",
                                           "on_train_batch_end"};
   std::vector<std::string> expected = {"setup:fit", "on_fit_start"};
   expected.insert(expected.end(), val_loop.begin(), val_loop.end());  // sanity check
@@ -169,7 +184,9 @@ TEST_CASE("Trainer: hooks run in Lightning's documented order, callbacks before 
   for (auto e : {"on_train_epoch_end", "on_train_end", "on_fit_end", "teardown:fit"}) expected.push_back(e);
   CHECK(module_events == expected);
   // Callbacks run first, and the sanity check is bracketed by its callback hooks.
-  auto pos = [&](const std::string& e) { return std::find(events.begin(), events.end(), e) - events.begin(); };
+  auto pos = [&](const std::string& e) {
+    return std::find(events.begin(), events.end(), e) - events.begin();
+  };
   CHECK(pos("cb:setup:fit") < pos("setup:fit"));
   CHECK(pos("cb:on_fit_start") < pos("on_fit_start"));
   CHECK(pos("cb:on_sanity_check_start") < pos("on_validation_start"));
@@ -242,13 +259,18 @@ TEST_CASE("configure_optimizers: every Lightning form") {
       auto sched = std::make_shared<optim::StepLR>(*opt, 1, 0.5);
       return Optimizers::with_schedulers({opt}, {{.scheduler = sched, .interval = "step", .frequency = 2}});
     });
-    CHECK(t->optimizers()[0]->param_groups()[0].lr() == doctest::Approx(0.5));  // stepped at global_step 2 only
+    CHECK(t->optimizers()[0]->param_groups()[0].lr() ==
+          doctest::Approx(0.5));  // stepped at global_step 2 only
   }
   {  // a config with an epoch scheduler, over two epochs
-    auto [m, t, changed] = run([](Reg& r) {
-      auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 1.0});
-      return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::ExponentialLR>(*opt, 0.1)}};
-    }, 2);
+    auto [m, t, changed] = run(
+        [](Reg& r) {
+          auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 1.0});
+          return OptimizerConfig{.optimizer = opt,
+                                 .lr_scheduler = LRSchedulerConfig{
+                                     .scheduler = std::make_shared<optim::ExponentialLR>(*opt, 0.1)}};
+        },
+        2);
     CHECK(t->optimizers()[0]->param_groups()[0].lr() == doctest::Approx(0.01));
   }
   {  // a list of configs
@@ -256,7 +278,9 @@ TEST_CASE("configure_optimizers: every Lightning form") {
       auto a = std::make_shared<optim::SGD>(r.l1->parameters(), optim::SGDOptions{.lr = 1.0});
       auto b = std::make_shared<optim::SGD>(r.l2->parameters(), optim::SGDOptions{.lr = 1.0});
       return std::vector<OptimizerConfig>{
-          {.optimizer = a, .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::StepLR>(*a, 1, 0.5), .interval = "step"}},
+          {.optimizer = a,
+           .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::StepLR>(*a, 1, 0.5),
+                                             .interval = "step"}},
           {.optimizer = b}};
     });
     CHECK(t->optimizers()[0]->param_groups()[0].lr() == doctest::Approx(0.125));
@@ -269,8 +293,10 @@ TEST_CASE("configure_optimizers: every Lightning form") {
       optim::ReduceLROnPlateau::Options po;
       po.patience = 0;
       po.factor = 0.5;
-      return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{
-          .scheduler = std::make_shared<optim::ReduceLROnPlateau>(*opt, po), .monitor = "train_loss"}};
+      return OptimizerConfig{
+          .optimizer = opt,
+          .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::ReduceLROnPlateau>(*opt, po),
+                                            .monitor = "train_loss"}};
     };
     Trainer t(quiet({.max_epochs = 3}));
     t.fit(*m, train);  // lr 0: the loss never improves after the first epoch
@@ -278,8 +304,10 @@ TEST_CASE("configure_optimizers: every Lightning form") {
     auto m2 = std::make_shared<Reg>();
     m2->configure = [](Reg& r) {
       auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 0.1});
-      return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{
-          .scheduler = std::make_shared<optim::ReduceLROnPlateau>(*opt), .monitor = "nope"}};
+      return OptimizerConfig{
+          .optimizer = opt,
+          .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::ReduceLROnPlateau>(*opt),
+                                            .monitor = "nope"}};
     };
     Trainer t2(quiet({.max_epochs = 1}));
     check_error([&] { t2.fit(*m2, train); }, {"ReduceLROnPlateau", "\"nope\"", "train_loss"});
@@ -287,18 +315,20 @@ TEST_CASE("configure_optimizers: every Lightning form") {
   {  // overlapping parameter sets in automatic optimization are an error naming them
     auto m = std::make_shared<Reg>();
     m->configure = [](Reg& r) -> Optimizers {
-      return {std::make_shared<optim::SGD>(r.parameters()), std::make_shared<optim::Adam>(r.l2->parameters())};
+      return {std::make_shared<optim::SGD>(r.parameters()),
+              std::make_shared<optim::Adam>(r.l2->parameters())};
     };
     Trainer t(quiet({.max_epochs = 1}));
-    check_error([&] { t.fit(*m, train); }, {"configure_optimizers", "l2.weight", "l2.bias", "optimizers 0 and 1"});
+    check_error([&] { t.fit(*m, train); },
+                {"configure_optimizers", "l2.weight", "l2.bias", "optimizers 0 and 1"});
   }
 }
 
 TEST_CASE("log: per-hook defaults, weighted epoch means, reductions, _step/_epoch keys, CSV") {
   struct Logging : Reg {
     Tensor training_step(const Batch& b, int64_t i) override {
-      log("value", static_cast<double>(i + 1));                      // on_step only (training default)
-      log("both", static_cast<double>(i + 1), {.on_epoch = true});   // both: value_step, value_epoch
+      log("value", static_cast<double>(i + 1));                     // on_step only (training default)
+      log("both", static_cast<double>(i + 1), {.on_epoch = true});  // both: value_step, value_epoch
       log("total", 1.0, {.on_step = false, .on_epoch = true, .reduce_fx = "sum"});
       log("peak", static_cast<double>(i), {.on_step = false, .on_epoch = true, .reduce_fx = "max"});
       return Reg::training_step(b, i);
@@ -376,9 +406,11 @@ TEST_CASE("ModelCheckpoint: top-k by a monitored metric, last.ckpt, filename tem
   const fs::path dir = scratch("ckpt");
   auto train = regression_batches(4, 8, 1);
   auto val = regression_batches(2, 8, 2);
-  auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{
-      .dirpath = (dir / "top").string(), .filename = "{epoch}-{val_loss:.3f}", .monitor = "val_loss",
-      .save_top_k = 2, .save_last = true});
+  auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = (dir / "top").string(),
+                                                                         .filename = "{epoch}-{val_loss:.3f}",
+                                                                         .monitor = "val_loss",
+                                                                         .save_top_k = 2,
+                                                                         .save_last = true});
   Reg model;
   Trainer t(quiet({.max_epochs = 4, .callbacks = {ckpt}}));
   t.fit(model, train, val);
@@ -398,12 +430,14 @@ TEST_CASE("ModelCheckpoint: top-k by a monitored metric, last.ckpt, filename tem
   Reg m2;
   Trainer t2(quiet({.max_epochs = 2, .callbacks = {steps}}));
   t2.fit(m2, train);
-  CHECK(steps->best_k_models().empty());  // no monitor: nothing is ranked (Lightning's rule); the newest is best
+  CHECK(steps->best_k_models()
+            .empty());  // no monitor: nothing is ranked (Lightning's rule); the newest is best
   CHECK(fs::path(steps->best_model_path()).filename() == "epoch=1-step=6.ckpt");
   CHECK(fs::exists(dir / "steps" / "epoch=0-step=3.ckpt"));
   CHECK(fs::exists(dir / "steps" / "epoch=1-step=6.ckpt"));
 
-  auto missing = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = (dir / "m").string(), .monitor = "val_acc"});
+  auto missing = std::make_shared<ModelCheckpoint>(
+      ModelCheckpoint::Options{.dirpath = (dir / "m").string(), .monitor = "val_acc"});
   Reg m3;
   Trainer t3(quiet({.max_epochs = 1, .callbacks = {missing}}));
   check_error([&] { t3.fit(m3, train, val); }, {"ModelCheckpoint", "val_acc", "val_loss"});
@@ -413,8 +447,8 @@ TEST_CASE("ModelCheckpoint: same names get version suffixes, NaN is the worst sc
   const fs::path dir = scratch("ckpt_names");
   auto train = regression_batches(2, 8, 1);
   // save_top_k = -1 with a name that never changes: every checkpoint is kept (Lightning's -vN).
-  auto constant = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{
-      .dirpath = (dir / "c").string(), .filename = "model", .save_top_k = -1});
+  auto constant = std::make_shared<ModelCheckpoint>(
+      ModelCheckpoint::Options{.dirpath = (dir / "c").string(), .filename = "model", .save_top_k = -1});
   Reg m1;
   Trainer t1(quiet({.max_epochs = 3, .callbacks = {constant}}));
   t1.fit(m1, train);
@@ -454,10 +488,13 @@ TEST_CASE("ModelCheckpoint: same names get version suffixes, NaN is the worst sc
   CHECK(copy.best_model_path() == keep_all->best_model_path());
 
   // Python format specs: the ones a file name can use, or an error naming the field.
-  ModelCheckpoint f({.filename = "{epoch:03d}-{loss:.2e}-{acc:+.1f}-{rate:.1%}-{n:n}-{x:5.2g}", .auto_insert_metric_name = false});
-  CHECK(f.format_checkpoint_name({{"epoch", 7}, {"loss", 0.000123}, {"acc", 0.25}, {"rate", 0.5}, {"n", 3}, {"x", 0.5}}) ==
+  ModelCheckpoint f({.filename = "{epoch:03d}-{loss:.2e}-{acc:+.1f}-{rate:.1%}-{n:n}-{x:5.2g}",
+                     .auto_insert_metric_name = false});
+  CHECK(f.format_checkpoint_name(
+            {{"epoch", 7}, {"loss", 0.000123}, {"acc", 0.25}, {"rate", 0.5}, {"n", 3}, {"x", 0.5}}) ==
         "007-1.23e-04-+0.2-50.0%-3-  0.5");
-  for (std::string bad : {"{train_loss:n5}", "{train_loss:s}", "{train_loss:>10}", "{train_loss:,}", "{epoch:x}", "{a:.f}"})
+  for (std::string bad :
+       {"{train_loss:n5}", "{train_loss:s}", "{train_loss:>10}", "{train_loss:,}", "{epoch:x}", "{a:.f}"})
     check_error([&] { ModelCheckpoint m({.filename = bad}); }, {"ModelCheckpoint", "format spec", bad});
 }
 
@@ -499,21 +536,33 @@ TEST_CASE("Checkpoint: damaged and hand-edited checkpoints are ember::Errors nam
   check_error([&] { resume(p); }, {"checkpoint", p, "epoch_finished"});
   p = damaged("bad_state_name.ckpt", [](auto&) {}, {{"optimizer_states.x.0.momentum", zeros({1})}});
   check_error([&] { resume(p); }, {"checkpoint", p, "optimizer_states.x.0.momentum"});
-  p = damaged("callback_state.ckpt", [](auto& j) { j["callbacks"] = {{"ModelCheckpoint{monitor=}", "{\"best_model_path\": 3}"}}; });
-  check_error([&] {
-    Reg m;
-    Trainer r(quiet({.max_epochs = 2, .callbacks = {std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{
-                                              .dirpath = (dir / "cb").string()})}}));
-    r.fit(m, regression_batches(2, 4, 1), nullptr, p);
-  }, {"ModelCheckpoint", "best_model_path"});
+  p = damaged("callback_state.ckpt", [](auto& j) {
+    j["callbacks"] = {{"ModelCheckpoint{monitor=}", "{\"best_model_path\": 3}"}};
+  });
+  check_error(
+      [&] {
+        Reg m;
+        Trainer r(quiet({.max_epochs = 2,
+                         .callbacks = {std::make_shared<ModelCheckpoint>(
+                             ModelCheckpoint::Options{.dirpath = (dir / "cb").string()})}}));
+        r.fit(m, regression_batches(2, 4, 1), nullptr, p);
+      },
+      {"ModelCheckpoint", "best_model_path"});
   p = damaged("scheduler.ckpt", [](auto& j) { j["lr_schedulers"] = {"{]"}; });
-  check_error([&] { checkpoint_hparams(p); resume(p); }, {"checkpoint"});
+  check_error(
+      [&] {
+        checkpoint_hparams(p);
+        resume(p);
+      },
+      {"checkpoint"});
   // A checkpoint directory below a regular file.
   { std::ofstream(dir / "plain_file") << "x"; }
-  auto blocked = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = (dir / "plain_file" / "ckpts").string()});
+  auto blocked = std::make_shared<ModelCheckpoint>(
+      ModelCheckpoint::Options{.dirpath = (dir / "plain_file" / "ckpts").string()});
   Reg m;
   Trainer r(quiet({.max_epochs = 1, .callbacks = {blocked}}));
-  check_error([&] { r.fit(m, regression_batches(2, 4, 1)); }, {"ModelCheckpoint", "cannot create the directory", "plain_file"});
+  check_error([&] { r.fit(m, regression_batches(2, 4, 1)); },
+              {"ModelCheckpoint", "cannot create the directory", "plain_file"});
 }
 
 TEST_CASE("EarlyStopping: patience, min_delta, thresholds, non-finite values; min_epochs wins") {
@@ -528,14 +577,17 @@ TEST_CASE("EarlyStopping: patience, min_delta, thresholds, non-finite values; mi
     CHECK(es->stopped_epoch() == 2);
     CHECK(es->stopping_reason().find("did not improve") != std::string::npos);
     Reg m2({{"hidden", int64_t(4)}, {"lr", 0.0}, {"dropout", 0.0}});
-    Trainer t2(quiet({.max_epochs = 20, .min_epochs = 5,
-                      .callbacks = {std::make_shared<EarlyStopping>(EarlyStopping::Options{.monitor = "val_loss", .patience = 1})}}));
+    Trainer t2(quiet({.max_epochs = 20,
+                      .min_epochs = 5,
+                      .callbacks = {std::make_shared<EarlyStopping>(
+                          EarlyStopping::Options{.monitor = "val_loss", .patience = 1})}}));
     t2.fit(m2, train, val);
     CHECK(t2.current_epoch() == 5);
   }
   {  // a stopping threshold every value beats
     Reg m;
-    auto es = std::make_shared<EarlyStopping>(EarlyStopping::Options{.monitor = "val_loss", .stopping_threshold = 1e9});
+    auto es = std::make_shared<EarlyStopping>(
+        EarlyStopping::Options{.monitor = "val_loss", .stopping_threshold = 1e9});
     Trainer t(quiet({.max_epochs = 5, .callbacks = {es}}));
     t.fit(m, train, val);
     CHECK(t.current_epoch() == 1);
@@ -543,14 +595,18 @@ TEST_CASE("EarlyStopping: patience, min_delta, thresholds, non-finite values; mi
   }
   {  // divergence, mode max
     Reg m;
-    auto es = std::make_shared<EarlyStopping>(EarlyStopping::Options{.monitor = "val_loss", .mode = "max", .divergence_threshold = 1e9});
+    auto es = std::make_shared<EarlyStopping>(
+        EarlyStopping::Options{.monitor = "val_loss", .mode = "max", .divergence_threshold = 1e9});
     Trainer t(quiet({.max_epochs = 5, .callbacks = {es}}));
     t.fit(m, train, val);
     CHECK(t.current_epoch() == 1);
   }
   {  // a non-finite metric stops at once
     struct NaNs : Reg {
-      Tensor validation_step(const Batch&, int64_t) override { log("val_loss", NAN); return {}; }
+      Tensor validation_step(const Batch&, int64_t) override {
+        log("val_loss", NAN);
+        return {};
+      }
     } m;
     auto es = std::make_shared<EarlyStopping>(EarlyStopping::Options{.monitor = "val_loss", .patience = 10});
     Trainer t(quiet({.max_epochs = 5, .callbacks = {es}}));
@@ -560,7 +616,9 @@ TEST_CASE("EarlyStopping: patience, min_delta, thresholds, non-finite values; mi
   }
   {  // strict: a missing monitor is an error naming what exists
     Reg m;
-    Trainer t(quiet({.max_epochs = 2, .callbacks = {std::make_shared<EarlyStopping>(EarlyStopping::Options{.monitor = "val_acc"})}}));
+    Trainer t(quiet(
+        {.max_epochs = 2,
+         .callbacks = {std::make_shared<EarlyStopping>(EarlyStopping::Options{.monitor = "val_acc"})}}));
     check_error([&] { t.fit(m, train, val); }, {"EarlyStopping", "val_acc", "val_loss"});
   }
 }
@@ -571,8 +629,10 @@ TEST_CASE("LearningRateMonitor, GradientAccumulationScheduler and Timer") {
     Reg m;
     m.configure = [](Reg& r) {
       auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 1.0});
-      return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{
-          .scheduler = std::make_shared<optim::StepLR>(*opt, 1, 0.5), .interval = "step"}};
+      return OptimizerConfig{
+          .optimizer = opt,
+          .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::StepLR>(*opt, 1, 0.5),
+                                            .interval = "step"}};
     };
     auto lrm = std::make_shared<LearningRateMonitor>();
     Trainer t(quiet({.max_epochs = 1, .callbacks = {lrm}}));
@@ -619,7 +679,9 @@ ResumeRun train_for(int64_t epochs, const std::string& ckpt_dir, const std::stri
   run.model = std::make_shared<Reg>(HParams{{"hidden", int64_t(16)}, {"lr", 0.01}, {"dropout", 0.3}});
   run.model->configure = [](Reg& r) {
     auto opt = std::make_shared<optim::Adam>(r.parameters(), optim::AdamOptions{.lr = 0.01});
-    return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::StepLR>(*opt, 1, 0.7)}};
+    return OptimizerConfig{
+        .optimizer = opt,
+        .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::StepLR>(*opt, 1, 0.7)}};
   };
   manual_seed(7);
   Tensor x = randn({40, 4}), y = x.sum({1}, true) + 0.1 * randn({40, 1});
@@ -647,7 +709,8 @@ TEST_CASE("Checkpoint: 4 epochs straight == 2 epochs, stop, resume 2 more (bitwi
   REQUIRE(straight.epoch_metrics.size() == 4);
   REQUIRE(resumed.epoch_metrics.size() == 2);
   for (int e = 0; e < 2; ++e) {
-    CHECK(straight.epoch_metrics[2 + e].at("train_loss_epoch") == resumed.epoch_metrics[e].at("train_loss_epoch"));
+    CHECK(straight.epoch_metrics[2 + e].at("train_loss_epoch") ==
+          resumed.epoch_metrics[e].at("train_loss_epoch"));
     CHECK(straight.epoch_metrics[2 + e].at("val_loss") == resumed.epoch_metrics[e].at("val_loss"));
   }
   // Mid-epoch: resume from the checkpoint taken after step 7 (epoch 1, batch 2 of 5).
@@ -659,7 +722,8 @@ TEST_CASE("Checkpoint: 4 epochs straight == 2 epochs, stop, resume 2 more (bitwi
   CHECK(same_weights(*straight2.model, *stepped.model));
 }
 
-TEST_CASE("Checkpoint: load_from_checkpoint rebuilds from hparams; another model's checkpoint names the keys") {
+TEST_CASE(
+    "Checkpoint: load_from_checkpoint rebuilds from hparams; another model's checkpoint names the keys") {
   const fs::path dir = scratch("hparams");
   Reg model({{"hidden", int64_t(5)}, {"lr", 0.1}, {"dropout", 0.0}});
   Trainer t(quiet({.max_epochs = 1}));
@@ -681,12 +745,19 @@ TEST_CASE("Checkpoint: load_from_checkpoint rebuilds from hparams; another model
   check_error([&] { load_checkpoint_weights(other, (dir / "m.ckpt").string()); },
               {"missing key(s)", "body.weight", "unexpected key(s)", "l1.weight"});
   check_error([&] { checkpoint_hparams((dir / "nothing.ckpt").string()); }, {"checkpoint", "nothing.ckpt"});
-  check_error([] { HParams h{{"a", int64_t(1)}}; h.get<std::string>("a"); }, {"\"a\"", "int"});
+  check_error(
+      [] {
+        HParams h{{"a", int64_t(1)}};
+        h.get<std::string>("a");
+      },
+      {"\"a\"", "int"});
 }
 
 TEST_CASE("Nested LightningModules: children log through the parent's trainer with extra arguments") {
   struct Extractor : LightningModule<Batch> {
-    Extractor() : LightningModule("Extractor") { lin = register_module("lin", std::make_shared<nn::Linear>(4, 1)); }
+    Extractor() : LightningModule("Extractor") {
+      lin = register_module("lin", std::make_shared<nn::Linear>(4, 1));
+    }
     Tensor forward(const Tensor& x) override { return (*lin)(x); }
     Tensor training_step(const Batch& b, int64_t, const std::string& prefix) {
       Tensor loss = nn::functional::mse_loss(forward(b[0]), b[1]);
@@ -704,7 +775,9 @@ TEST_CASE("Nested LightningModules: children log through the parent's trainer wi
     Tensor training_step(const Batch& b, int64_t i) override {
       return e1->training_step(b, i, "extractor1") + e2->training_step(b, i, "extractor2");
     }
-    Optimizers configure_optimizers() override { return {e1->configure_optimizers(), e2->configure_optimizers()}; }
+    Optimizers configure_optimizers() override {
+      return {e1->configure_optimizers(), e2->configure_optimizers()};
+    }
     std::shared_ptr<Extractor> e1, e2;
   } parent;
   Trainer t(quiet({.max_epochs = 1}));
@@ -756,7 +829,8 @@ TEST_CASE("Manual optimization: a GAN step with two optimizers, toggling, accumu
       toggle_optimizer(g_opt);
       Tensor fake = (*gen)(b[0]);
       const TensorOptions on(b[0].device());
-      Tensor g_loss = nn::functional::binary_cross_entropy_with_logits((*disc)(fake), ones({b[0].size(0), 1}, on));
+      Tensor g_loss =
+          nn::functional::binary_cross_entropy_with_logits((*disc)(fake), ones({b[0].size(0), 1}, on));
       g_opt.zero_grad();
       manual_backward(g_loss);
       if (i == 0) disc_grad_during_g = disc->weight.grad().defined();
@@ -764,8 +838,10 @@ TEST_CASE("Manual optimization: a GAN step with two optimizers, toggling, accumu
       untoggle_optimizer(g_opt);
       // discriminator
       toggle_optimizer(d_opt);
-      Tensor real = nn::functional::binary_cross_entropy_with_logits((*disc)(b[0]), ones({b[0].size(0), 1}, on));
-      Tensor f = nn::functional::binary_cross_entropy_with_logits((*disc)(fake.detach()), zeros({b[0].size(0), 1}, on));
+      Tensor real =
+          nn::functional::binary_cross_entropy_with_logits((*disc)(b[0]), ones({b[0].size(0), 1}, on));
+      Tensor f = nn::functional::binary_cross_entropy_with_logits((*disc)(fake.detach()),
+                                                                  zeros({b[0].size(0), 1}, on));
       Tensor d_loss = (real + f) / 2;
       d_opt.zero_grad();
       manual_backward(d_loss);
@@ -775,7 +851,8 @@ TEST_CASE("Manual optimization: a GAN step with two optimizers, toggling, accumu
       return {};
     }
     Optimizers configure_optimizers() override {
-      return {std::make_shared<optim::Adam>(gen->parameters()), std::make_shared<optim::Adam>(disc->parameters())};
+      return {std::make_shared<optim::Adam>(gen->parameters()),
+              std::make_shared<optim::Adam>(disc->parameters())};
     }
     std::shared_ptr<nn::Linear> gen, disc;
     bool disc_grad_during_g = true;
@@ -786,7 +863,7 @@ TEST_CASE("Manual optimization: a GAN step with two optimizers, toggling, accumu
   CHECK(t.global_step() == 4);  // every optimizer step counts (Lightning): two optimizers, every second batch
   CHECK_FALSE(equal(g0, gan.gen->weight.to(Device::cpu())));
   CHECK_FALSE(equal(d0, gan.disc->weight.to(Device::cpu())));
-  CHECK_FALSE(gan.disc_grad_during_g);  // toggled off while the generator trained
+  CHECK_FALSE(gan.disc_grad_during_g);      // toggled off while the generator trained
   CHECK(gan.disc->weight.requires_grad());  // and back on after
   CHECK(t.callback_metrics().count("g_loss") == 1);
 }
@@ -802,7 +879,9 @@ TEST_CASE("Bad input: a training_step returning nothing skips the step; loops wi
   CHECK(t.global_step() == 0);
   struct NoVal : LightningModule<Batch> {
     NoVal() : LightningModule("NoVal") { register_module("l", std::make_shared<nn::Linear>(4, 1)); }
-    Tensor training_step(const Batch& b, int64_t) override { return nn::functional::mse_loss(forward_l(b[0]), b[1]); }
+    Tensor training_step(const Batch& b, int64_t) override {
+      return nn::functional::mse_loss(forward_l(b[0]), b[1]);
+    }
     Tensor forward_l(const Tensor& x) { return (*std::dynamic_pointer_cast<nn::Linear>(find_child("l")))(x); }
     Optimizers configure_optimizers() override { return std::make_shared<optim::SGD>(parameters()); }
   } nv;
@@ -830,7 +909,8 @@ TEST_CASE("Trainer: validate, test and predict; val_check_interval and check_val
   REQUIRE(results.count("test_loss") == 1);
   model.to(Device::cpu());  // the Trainer left it on its accelerator
   Tensor manual = (nn::functional::mse_loss(model.forward(val[0][0]), val[0][1]) +
-                   nn::functional::mse_loss(model.forward(val[1][0]), val[1][1])) / 2;
+                   nn::functional::mse_loss(model.forward(val[1][0]), val[1][1])) /
+                  2;
   CHECK(results["test_loss"] == doctest::Approx(manual.item<float>()).epsilon(1e-5));
   auto vres = t.validate(model, val);
   CHECK(vres.at("val_loss") == doctest::Approx(results["test_loss"]));
@@ -863,7 +943,9 @@ TEST_CASE("ProgressBar: one plain line per epoch off a terminal; model summary")
   Reg model;
   std::ostringstream captured;
   auto* old = std::cout.rdbuf(captured.rdbuf());
-  Trainer t({.max_epochs = 2, .enable_checkpointing = false, .callbacks = {std::make_shared<ProgressBar>(false)},
+  Trainer t({.max_epochs = 2,
+             .enable_checkpointing = false,
+             .callbacks = {std::make_shared<ProgressBar>(false)},
              .logger = false});
   t.fit(model, regression_batches(3, 4, 1));
   std::cout.rdbuf(old);
@@ -986,7 +1068,9 @@ TEST_CASE("LightningModule: freeze/unfreeze, lr_schedulers(), device(), print() 
   } peek;
   peek.configure = [](Reg& r) {
     auto opt = std::make_shared<optim::SGD>(r.parameters());
-    return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::StepLR>(*opt, 1)}};
+    return OptimizerConfig{
+        .optimizer = opt,
+        .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::StepLR>(*opt, 1)}};
   };
   Trainer t(quiet({.max_epochs = 1}));
   t.fit(peek, regression_batches(1, 4, 1));
@@ -1010,7 +1094,9 @@ TEST_CASE("Trainer: estimated_stepping_batches in configure_optimizers") {
   CHECK(seen == 4);
 }
 
-TEST_CASE("Trainer: precision bf16-mixed and 16-mixed train under autocast, keep float32 weights, resume the scaler") {
+TEST_CASE(
+    "Trainer: precision bf16-mixed and 16-mixed train under autocast, keep float32 weights, resume the "
+    "scaler") {
   auto train = regression_batches(6, 8, 5);
   for (const std::string precision : {"bf16-mixed", "16-mixed"}) {
     CAPTURE(precision);
@@ -1025,7 +1111,8 @@ TEST_CASE("Trainer: precision bf16-mixed and 16-mixed train under autocast, keep
       }
     } model;
     const fs::path dir = scratch("precision_" + precision);
-    auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = dir.string(), .save_last = true});
+    auto ckpt = std::make_shared<ModelCheckpoint>(
+        ModelCheckpoint::Options{.dirpath = dir.string(), .save_last = true});
     Trainer t(quiet({.max_epochs = 6, .callbacks = {ckpt}, .precision = precision}));
     t.fit(model, train);
     CHECK(model.seen == (precision == "bf16-mixed" ? kBFloat16 : kFloat16));
@@ -1083,7 +1170,8 @@ TEST_CASE("Trainer: strategy \"ddp\" needs ember::distributed, and says so when 
 
 // ---- logging rules, after Lightning's tests/tests_pytorch/trainer/logging_/ -----------------------
 
-TEST_CASE("Lightning test__training_step__log_max_reduce_fx: reduce_fx is case-insensitive, \"avg\" is the mean") {
+TEST_CASE(
+    "Lightning test__training_step__log_max_reduce_fx: reduce_fx is case-insensitive, \"avg\" is the mean") {
   struct Model : Reg {
     Tensor training_step(const Batch& b, int64_t i) override {
       Tensor loss = nn::functional::mse_loss(forward(b[0]), b[1]);
@@ -1114,7 +1202,8 @@ TEST_CASE("Lightning test_logging_raises: on_step=false with on_epoch=false, and
     }
   } neither;
   Trainer t(quiet({.max_epochs = 1}));
-  check_error([&] { t.fit(neither, regression_batches(2, 4, 2)); }, {"log(\"x\")", "training_step", "on_epoch=false"});
+  check_error([&] { t.fit(neither, regression_batches(2, 4, 2)); },
+              {"log(\"x\")", "training_step", "on_epoch=false"});
   struct TwoWays : Reg {
     Tensor training_step(const Batch& b, int64_t) override {
       log("x", 1.0, {.on_step = true});
@@ -1147,19 +1236,22 @@ TEST_CASE("Lightning test_fx_validator_integration: hooks that may not log, and 
     } model;
     model.where = where;
     const fs::path dir = scratch("fx_" + where);
-    Trainer t(quiet({.max_epochs = 1, .default_root_dir = dir.string(),
-                     .callbacks = {std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = dir.string()})}}));
+    Trainer t(quiet({.max_epochs = 1,
+                     .default_root_dir = dir.string(),
+                     .callbacks = {std::make_shared<ModelCheckpoint>(
+                         ModelCheckpoint::Options{.dirpath = dir.string()})}}));
     INFO(where);
     check_error([&] { t.fit(model, regression_batches(2, 4, 2)); }, {"you can't log inside " + where});
   };
-  for (const char* fx : {"setup", "configure_optimizers", "on_fit_start", "on_train_end", "on_fit_end",
-                         "on_save_checkpoint"})
+  for (const char* fx :
+       {"setup", "configure_optimizers", "on_fit_start", "on_train_end", "on_fit_end", "on_save_checkpoint"})
     fails_in(fx);
   struct StepInEpochHook : Reg {
     void on_train_epoch_end() override { log("x", 1.0, {.on_step = true}); }
   } per_step;
   Trainer t(quiet({.max_epochs = 1}));
-  check_error([&] { t.fit(per_step, regression_batches(2, 4, 2)); }, {"on_train_epoch_end", "once per epoch"});
+  check_error([&] { t.fit(per_step, regression_batches(2, 4, 2)); },
+              {"on_train_epoch_end", "once per epoch"});
   struct EpochHookDefaults : Reg {
     void on_train_epoch_end() override { log("epoch_value", 7.0); }  // the default there: per epoch
   } fine;
@@ -1168,10 +1260,13 @@ TEST_CASE("Lightning test_fx_validator_integration: hooks that may not log, and 
   CHECK(t2.callback_metrics().at("epoch_value") == 7.0);
 }
 
-TEST_CASE("Lightning test_load_from_checkpoint_hook_calls: load_from_checkpoint calls on_load_checkpoint first") {
+TEST_CASE(
+    "Lightning test_load_from_checkpoint_hook_calls: load_from_checkpoint calls on_load_checkpoint first") {
   struct Noted : Reg {
     explicit Noted(const HParams& hp = {{"hidden", int64_t(8)}, {"lr", 0.05}, {"dropout", 0.0}}) : Reg(hp) {}
-    void on_save_checkpoint(CheckpointExtras& c) override { c.values["note"] = "saved by on_save_checkpoint"; }
+    void on_save_checkpoint(CheckpointExtras& c) override {
+      c.values["note"] = "saved by on_save_checkpoint";
+    }
     void on_load_checkpoint(const CheckpointExtras& c) override {
       note = c.values.count("note") ? c.values.at("note") : "";
       ++loads;
@@ -1189,7 +1284,9 @@ TEST_CASE("Lightning test_load_from_checkpoint_hook_calls: load_from_checkpoint 
   CHECK(same_weights(model, *loaded));
 }
 
-TEST_CASE("Lightning test_trainer_model_hook_system_eval[validate, batches=0]: an empty loop runs none of its hooks") {
+TEST_CASE(
+    "Lightning test_trainer_model_hook_system_eval[validate, batches=0]: an empty loop runs none of its "
+    "hooks") {
   HookModel model;
   std::vector<std::string> events;
   g_events = &events;
@@ -1203,9 +1300,10 @@ TEST_CASE("Lightning test_trainer_model_hook_system_eval[validate, batches=0]: a
   Trainer t2(quiet({.limit_val_batches = 1}));
   t2.validate(model, regression_batches(3, 4, 1));
   g_events = nullptr;
-  CHECK(events == std::vector<std::string>{"setup:validate", "on_validation_start", "on_validation_epoch_start",
-                                           "on_validation_batch_start", "validation_step", "on_validation_batch_end",
-                                           "on_validation_epoch_end", "on_validation_end", "teardown:validate"});
+  CHECK(events ==
+        std::vector<std::string>{"setup:validate", "on_validation_start", "on_validation_epoch_start",
+                                 "on_validation_batch_start", "validation_step", "on_validation_batch_end",
+                                 "on_validation_epoch_end", "on_validation_end", "teardown:validate"});
 }
 
 TEST_CASE("Lightning test_val_check_interval: 1/3 of an epoch validates 3 times per epoch, 1/4 four times") {
@@ -1235,7 +1333,9 @@ namespace {
 // Every log_metrics call, in order.
 struct RecordingLogger : Logger {
   std::vector<std::pair<std::map<std::string, double>, int64_t>> calls;
-  void log_metrics(const std::map<std::string, double>& metrics, int64_t step) override { calls.push_back({metrics, step}); }
+  void log_metrics(const std::map<std::string, double>& metrics, int64_t step) override {
+    calls.push_back({metrics, step});
+  }
 };
 
 struct OrderedCheckpoint : ModelCheckpoint {
@@ -1255,12 +1355,16 @@ struct OrderedEarlyStopping : EarlyStopping {
 
 // No logging in training_step: only what a test logs reaches the loggers.
 struct Silent : Reg {
-  Tensor training_step(const Batch& b, int64_t) override { return nn::functional::mse_loss(forward(b[0]), b[1]); }
+  Tensor training_step(const Batch& b, int64_t) override {
+    return nn::functional::mse_loss(forward(b[0]), b[1]);
+  }
 };
 
 }  // namespace
 
-TEST_CASE("Lightning test_trainer_model_hook_system_fit: the module's on_train_epoch_end runs before the monitors") {
+TEST_CASE(
+    "Lightning test_trainer_model_hook_system_fit: the module's on_train_epoch_end runs before the "
+    "monitors") {
   struct Model : Reg {
     void on_train_epoch_end() override {
       if (g_events) g_events->push_back("module");
@@ -1270,25 +1374,31 @@ TEST_CASE("Lightning test_trainer_model_hook_system_fit: the module's on_train_e
   const fs::path dir = scratch("epoch_end_order");
   std::vector<std::string> events;
   g_events = &events;
-  auto ckpt = std::make_shared<OrderedCheckpoint>(ModelCheckpoint::Options{.dirpath = dir.string(), .monitor = "from_epoch_end"});
-  auto es = std::make_shared<OrderedEarlyStopping>(EarlyStopping::Options{.monitor = "from_epoch_end", .check_on_train_epoch_end = true});
+  auto ckpt = std::make_shared<OrderedCheckpoint>(
+      ModelCheckpoint::Options{.dirpath = dir.string(), .monitor = "from_epoch_end"});
+  auto es = std::make_shared<OrderedEarlyStopping>(
+      EarlyStopping::Options{.monitor = "from_epoch_end", .check_on_train_epoch_end = true});
   Trainer t(quiet({.max_epochs = 1, .callbacks = {ckpt, std::make_shared<Recorder>(), es}}));
   t.fit(model, regression_batches(2, 4, 1));  // the monitors find the metric the module logged
   g_events = nullptr;
   std::vector<std::string> epoch_end;
   for (auto& e : events)
-    if (e == "module" || e == "ModelCheckpoint" || e == "EarlyStopping" || e == "cb:on_train_epoch_end") epoch_end.push_back(e);
-  CHECK(epoch_end == std::vector<std::string>{"cb:on_train_epoch_end", "module", "ModelCheckpoint", "EarlyStopping"});
+    if (e == "module" || e == "ModelCheckpoint" || e == "EarlyStopping" || e == "cb:on_train_epoch_end")
+      epoch_end.push_back(e);
+  CHECK(epoch_end ==
+        std::vector<std::string>{"cb:on_train_epoch_end", "module", "ModelCheckpoint", "EarlyStopping"});
   CHECK(ckpt->best_model_score() == 1.0);
 }
 
-TEST_CASE("Lightning test_early_stopping_patience_train: check_on_train_epoch_end sees what on_train_epoch_end logs") {
+TEST_CASE(
+    "Lightning test_early_stopping_patience_train: check_on_train_epoch_end sees what on_train_epoch_end "
+    "logs") {
   struct Case {
     std::vector<double> losses;
     int64_t patience, stop_epoch;
   };
-  for (auto [losses, patience, stop_epoch] : {Case{{6, 5, 5, 5, 5, 5}, 3, 4}, Case{{6, 5, 4, 4, 3, 3}, 1, 3},
-                                              Case{{6, 5, 6, 5, 5, 5}, 3, 4}})
+  for (auto [losses, patience, stop_epoch] :
+       {Case{{6, 5, 5, 5, 5, 5}, 3, 4}, Case{{6, 5, 4, 4, 3, 3}, 1, 3}, Case{{6, 5, 6, 5, 5, 5}, 3, 4}})
     for (bool with_validation : {false, true}) {
       struct Model : Silent {
         std::vector<double> losses;
@@ -1297,8 +1407,8 @@ TEST_CASE("Lightning test_early_stopping_patience_train: check_on_train_epoch_en
         }
       } model;
       model.losses = losses;
-      auto es = std::make_shared<EarlyStopping>(
-          EarlyStopping::Options{.monitor = "train_loss", .patience = patience, .check_on_train_epoch_end = true});
+      auto es = std::make_shared<EarlyStopping>(EarlyStopping::Options{
+          .monitor = "train_loss", .patience = patience, .check_on_train_epoch_end = true});
       Trainer t(quiet({.max_epochs = 10, .num_sanity_val_steps = 0, .callbacks = {es}}));
       if (with_validation) t.fit(model, regression_batches(2, 4, 1), regression_batches(1, 4, 2));
       else t.fit(model, regression_batches(2, 4, 1));
@@ -1307,9 +1417,11 @@ TEST_CASE("Lightning test_early_stopping_patience_train: check_on_train_epoch_en
     }
 }
 
-TEST_CASE("Lightning test_trainer_min_steps_and_min_epochs: a stop request waits for min_steps and min_epochs") {
+TEST_CASE(
+    "Lightning test_trainer_min_steps_and_min_epochs: a stop request waits for min_steps and min_epochs") {
   auto stop_at_once = [] {
-    return std::make_shared<EarlyStopping>(EarlyStopping::Options{.monitor = "train_loss", .stopping_threshold = 1e9});
+    return std::make_shared<EarlyStopping>(
+        EarlyStopping::Options{.monitor = "train_loss", .stopping_threshold = 1e9});
   };
   auto train = regression_batches(2, 4, 1);
   Reg m1;
@@ -1332,8 +1444,11 @@ TEST_CASE("Lightning test_lr_scheduler_strict: epoch-interval schedulers step on
   auto plateau_on = [](const std::string& monitor, bool strict) {
     return [monitor, strict](Reg& r) -> Optimizers {
       auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 0.01});
-      return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{
-          .scheduler = std::make_shared<optim::ReduceLROnPlateau>(*opt), .monitor = monitor, .strict = strict}};
+      return OptimizerConfig{
+          .optimizer = opt,
+          .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::ReduceLROnPlateau>(*opt),
+                                            .monitor = monitor,
+                                            .strict = strict}};
     };
   };
   auto train = regression_batches(4, 4, 1);
@@ -1344,7 +1459,8 @@ TEST_CASE("Lightning test_lr_scheduler_strict: epoch-interval schedulers step on
   Reg complete;
   complete.configure = plateau_on("giraffe", true);
   Trainer t2(quiet({.max_epochs = 1}));
-  check_error([&] { t2.fit(complete, train); }, {"ReduceLROnPlateau conditioned on metric \"giraffe\"", "Available metrics"});
+  check_error([&] { t2.fit(complete, train); },
+              {"ReduceLROnPlateau conditioned on metric \"giraffe\"", "Available metrics"});
   Reg lenient;
   lenient.configure = plateau_on("giraffe", false);
   Trainer t3(quiet({.max_epochs = 1}));
@@ -1353,7 +1469,9 @@ TEST_CASE("Lightning test_lr_scheduler_strict: epoch-interval schedulers step on
   // The same for an epoch-interval StepLR: the learning rate moves only when an epoch completes.
   auto step_lr = [](Reg& r) -> Optimizers {
     auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 1.0});
-    return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::StepLR>(*opt, 1, 0.5)}};
+    return OptimizerConfig{
+        .optimizer = opt,
+        .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::StepLR>(*opt, 1, 0.5)}};
   };
   Reg m4;
   m4.configure = step_lr;
@@ -1362,19 +1480,26 @@ TEST_CASE("Lightning test_lr_scheduler_strict: epoch-interval schedulers step on
   CHECK(t4.optimizers()[0]->param_groups()[0].lr() == 0.5);
 }
 
-TEST_CASE("Lightning test_lr_scheduler_state_updated_before_saving: the epoch's checkpoint holds the stepped lr") {
+TEST_CASE(
+    "Lightning test_lr_scheduler_state_updated_before_saving: the epoch's checkpoint holds the stepped lr") {
   struct Model : Reg {
     double lr_seen = -1;
-    void on_save_checkpoint(CheckpointExtras&) override { lr_seen = trainer().optimizers()[0]->param_groups()[0].lr(); }
+    void on_save_checkpoint(CheckpointExtras&) override {
+      lr_seen = trainer().optimizers()[0]->param_groups()[0].lr();
+    }
   };
   for (bool with_validation : {false, true}) {
     Model model;
     model.configure = [](Reg& r) -> Optimizers {
       auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 1.0});
-      return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::ExponentialLR>(*opt, 10.0)}};
+      return OptimizerConfig{
+          .optimizer = opt,
+          .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::ExponentialLR>(*opt, 10.0)}};
     };
     const fs::path dir = scratch("lr_before_saving");
-    Trainer t(quiet({.max_epochs = 1, .callbacks = {std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = dir.string()})}}));
+    Trainer t(quiet({.max_epochs = 1,
+                     .callbacks = {std::make_shared<ModelCheckpoint>(
+                         ModelCheckpoint::Options{.dirpath = dir.string()})}}));
     if (with_validation) t.fit(model, regression_batches(2, 4, 1), regression_batches(1, 4, 2));
     else t.fit(model, regression_batches(2, 4, 1));
     INFO("validation " << with_validation);
@@ -1386,7 +1511,9 @@ TEST_CASE("Lightning test_optimizers: ReduceLROnPlateau needs a monitor; no opti
   Reg m;
   m.configure = [](Reg& r) -> Optimizers {
     auto opt = std::make_shared<optim::SGD>(r.parameters(), optim::SGDOptions{.lr = 0.01});
-    return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::ReduceLROnPlateau>(*opt)}};
+    return OptimizerConfig{
+        .optimizer = opt,
+        .lr_scheduler = LRSchedulerConfig{.scheduler = std::make_shared<optim::ReduceLROnPlateau>(*opt)}};
   };
   Trainer t(quiet({.max_epochs = 1}));
   check_error([&] { t.fit(m, regression_batches(2, 4, 1)); }, {"ReduceLROnPlateau", "monitor"});
@@ -1399,9 +1526,11 @@ TEST_CASE("Lightning test_optimizers: ReduceLROnPlateau needs a monitor; no opti
   CHECK(t2.warnings()[0].find("returned no optimizer") != std::string::npos);
 }
 
-TEST_CASE("Lightning test_model_checkpoint_none_monitor: without a monitor nothing is ranked; the newest is best") {
+TEST_CASE(
+    "Lightning test_model_checkpoint_none_monitor: without a monitor nothing is ranked; the newest is best") {
   const fs::path dir = scratch("none_monitor");
-  auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = dir.string(), .filename = "{epoch}", .save_top_k = -1});
+  auto ckpt = std::make_shared<ModelCheckpoint>(
+      ModelCheckpoint::Options{.dirpath = dir.string(), .filename = "{epoch}", .save_top_k = -1});
   Reg model;
   Trainer t(quiet({.max_epochs = 2, .callbacks = {ckpt}}));
   t.fit(model, regression_batches(3, 4, 1), regression_batches(2, 4, 2));
@@ -1413,8 +1542,10 @@ TEST_CASE("Lightning test_model_checkpoint_none_monitor: without a monitor nothi
   for (auto& e : fs::directory_iterator(dir)) files.insert(e.path().filename().string());
   CHECK(files == std::set<std::string>{"epoch=0.ckpt", "epoch=1.ckpt"});
   // save_top_k above 1 has nothing to rank by; every_n_train_steps and every_n_epochs exclude each other.
-  check_error([] { ModelCheckpoint({.save_top_k = 3}); }, {"save_top_k=3", "monitor", "not a valid configuration"});
-  check_error([] { ModelCheckpoint({.every_n_epochs = 2, .every_n_train_steps = 5}); }, {"mutually exclusive"});
+  check_error([] { ModelCheckpoint({.save_top_k = 3}); },
+              {"save_top_k=3", "monitor", "not a valid configuration"});
+  check_error([] { ModelCheckpoint({.every_n_epochs = 2, .every_n_train_steps = 5}); },
+              {"mutually exclusive"});
   CHECK_NOTHROW(ModelCheckpoint({.every_n_train_steps = 5}));
 }
 
@@ -1426,7 +1557,8 @@ TEST_CASE("Lightning test_val_check_interval_checkpoint_files: a checkpoint afte
       return Reg::validation_step(b, i);
     }
   } model;
-  auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = dir.string(), .monitor = "val_acc", .mode = "max", .save_top_k = -1});
+  auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{
+      .dirpath = dir.string(), .monitor = "val_acc", .mode = "max", .save_top_k = -1});
   Trainer t(quiet({.max_epochs = 1, .val_check_interval = 0.2, .callbacks = {ckpt}}));
   t.fit(model, regression_batches(10, 2, 1), regression_batches(1, 2, 2));
   std::set<std::string> files;
@@ -1439,7 +1571,8 @@ TEST_CASE("Lightning test_val_check_interval_checkpoint_files: a checkpoint afte
 TEST_CASE("Lightning test_checkpointing_with_nan_as_first and test_current_score_when_nan") {
   for (std::string mode : {"min", "max"}) {
     INFO(mode);
-    const std::vector<double> scores = mode == "max" ? std::vector<double>{NAN, 5, 7, 8} : std::vector<double>{NAN, 8, 7, 5};
+    const std::vector<double> scores =
+        mode == "max" ? std::vector<double>{NAN, 5, 7, 8} : std::vector<double>{NAN, 8, 7, 5};
     struct Model : Reg {
       std::vector<double> scores;
       void on_validation_epoch_end() override { log("abc", scores[trainer().current_epoch()]); }
@@ -1451,7 +1584,8 @@ TEST_CASE("Lightning test_checkpointing_with_nan_as_first and test_current_score
       void on_save_checkpoint(T&, M&, CheckpointExtras&) override { ++saves; }
     };
     const fs::path dir = scratch("nan_first_" + mode);
-    auto ckpt = std::make_shared<Counting>(ModelCheckpoint::Options{.dirpath = dir.string(), .monitor = "abc", .mode = mode});
+    auto ckpt = std::make_shared<Counting>(
+        ModelCheckpoint::Options{.dirpath = dir.string(), .monitor = "abc", .mode = mode});
     Trainer t(quiet({.max_epochs = 4, .callbacks = {ckpt}}));
     t.fit(model, regression_batches(2, 4, 1), regression_batches(1, 4, 2));
     CHECK(ckpt->saves == 4);  // the NaN epoch too: the top-k was not full yet
@@ -1463,7 +1597,8 @@ TEST_CASE("Lightning test_checkpointing_with_nan_as_first and test_current_score
         return Reg::training_step(b, i);
       }
     } nan_model;
-    auto only = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = (dir / "only").string(), .monitor = "foo", .mode = mode});
+    auto only = std::make_shared<ModelCheckpoint>(
+        ModelCheckpoint::Options{.dirpath = (dir / "only").string(), .monitor = "foo", .mode = mode});
     Trainer t2(quiet({.max_epochs = 1, .callbacks = {only}}));
     t2.fit(nan_model, regression_batches(1, 4, 1));
     const double worst = mode == "min" ? INFINITY : -INFINITY;
@@ -1472,10 +1607,14 @@ TEST_CASE("Lightning test_checkpointing_with_nan_as_first and test_current_score
   }
 }
 
-TEST_CASE("Lightning test_model_checkpoint_save_last_checkpoint_contents: last.ckpt holds the top-k file's state") {
+TEST_CASE(
+    "Lightning test_model_checkpoint_save_last_checkpoint_contents: last.ckpt holds the top-k file's state") {
   const fs::path dir = scratch("last_contents");
-  auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{
-      .dirpath = dir.string(), .filename = "{epoch}", .monitor = "val_loss", .save_top_k = -1, .save_last = true});
+  auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = dir.string(),
+                                                                         .filename = "{epoch}",
+                                                                         .monitor = "val_loss",
+                                                                         .save_top_k = -1,
+                                                                         .save_last = true});
   Reg model;
   Trainer t(quiet({.max_epochs = 3, .callbacks = {ckpt}}));
   t.fit(model, regression_batches(2, 4, 1), regression_batches(1, 4, 2));
@@ -1498,11 +1637,15 @@ TEST_CASE("Lightning test_model_checkpoint_save_last_checkpoint_contents: last.c
 TEST_CASE("Lightning test_callbacks_and_logger_not_called_with_fastdevrun") {
   const fs::path dir = scratch("fast_dev_run");
   auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = (dir / "ckpt").string()});
-  auto es = std::make_shared<EarlyStopping>(EarlyStopping::Options{.monitor = "foo"});  // never logged: a check would fail
+  auto es = std::make_shared<EarlyStopping>(
+      EarlyStopping::Options{.monitor = "foo"});  // never logged: a check would fail
   auto logger = std::make_shared<RecordingLogger>();
   Reg model;
-  Trainer t({.fast_dev_run = 2, .enable_progress_bar = false, .enable_model_summary = false,
-             .callbacks = {ckpt, es}, .loggers = {logger}});
+  Trainer t({.fast_dev_run = 2,
+             .enable_progress_bar = false,
+             .enable_model_summary = false,
+             .callbacks = {ckpt, es},
+             .loggers = {logger}});
   t.fit(model, regression_batches(4, 4, 1), regression_batches(4, 4, 2));
   CHECK(t.global_step() == 2);
   CHECK(t.find_callback<ModelCheckpoint>() == ckpt);  // still there, but idle
@@ -1512,7 +1655,9 @@ TEST_CASE("Lightning test_callbacks_and_logger_not_called_with_fastdevrun") {
   CHECK(logger->calls.empty());
 }
 
-TEST_CASE("Lightning test__validation_step__log and test_eval_logging_auto_reduce: eval step keys stay out of callback_metrics") {
+TEST_CASE(
+    "Lightning test__validation_step__log and test_eval_logging_auto_reduce: eval step keys stay out of "
+    "callback_metrics") {
   struct Model : Reg {
     Tensor training_step(const Batch& b, int64_t) override {
       Tensor loss = nn::functional::mse_loss(forward(b[0]), b[1]);
@@ -1528,7 +1673,8 @@ TEST_CASE("Lightning test__validation_step__log and test_eval_logging_auto_reduc
       return loss;
     }
   } model;
-  Trainer t(quiet({.max_epochs = 2, .limit_train_batches = 2, .limit_val_batches = 3, .log_every_n_steps = 1}));
+  Trainer t(
+      quiet({.max_epochs = 2, .limit_train_batches = 2, .limit_val_batches = 3, .log_every_n_steps = 1}));
   t.fit(model, regression_batches(2, 4, 1), regression_batches(3, 4, 2));
   std::set<std::string> logged, callback;
   for (auto& [k, v] : t.logged_metrics()) logged.insert(k);
@@ -1543,10 +1689,12 @@ TEST_CASE("Lightning test__validation_step__log and test_eval_logging_auto_reduc
   CHECK(t.logged_metrics().at("b_step") == doctest::Approx(model.val_values.back()));
 }
 
-TEST_CASE("Lightning test_eval_step_logging: eval steps log at the eval loop's own count; test starts afresh") {
+TEST_CASE(
+    "Lightning test_eval_step_logging: eval steps log at the eval loop's own count; test starts afresh") {
   struct Model : Silent {
     Tensor validation_step(const Batch&, int64_t i) override {
-      log(trainer().fitting() ? "val_log_fit" : "val_log_validate", static_cast<double>(i), {.on_step = true, .on_epoch = false});
+      log(trainer().fitting() ? "val_log_fit" : "val_log_validate", static_cast<double>(i),
+          {.on_step = true, .on_epoch = false});
       return {};
     }
     Tensor test_step(const Batch&, int64_t i) override {
@@ -1555,7 +1703,8 @@ TEST_CASE("Lightning test_eval_step_logging: eval steps log at the eval loop's o
     }
   } model;
   auto logger = std::make_shared<RecordingLogger>();
-  TrainerOptions o = quiet({.max_epochs = 3, .limit_train_batches = 1, .limit_val_batches = 4, .limit_test_batches = 4});
+  TrainerOptions o =
+      quiet({.max_epochs = 3, .limit_train_batches = 1, .limit_val_batches = 4, .limit_test_batches = 4});
   o.logger = true;
   o.loggers = {logger};
   Trainer t(o);
@@ -1595,21 +1744,29 @@ TEST_CASE("Lightning test_log_on_train_start: what on_train_start logs counts in
   CHECK(t.callback_metrics().at("foo") == 123.0);
 }
 
-TEST_CASE("Lightning test_resume_training_preserves_old_ckpt_last: a resumed run leaves the first run's files") {
+TEST_CASE(
+    "Lightning test_resume_training_preserves_old_ckpt_last: a resumed run leaves the first run's files") {
   const fs::path dir = scratch("preserve_last");
   auto options = [&](const std::string& dirpath) {
-    return ModelCheckpoint::Options{.dirpath = dirpath, .filename = "{step}", .monitor = "step", .mode = "max",
-                                    .save_top_k = 2, .save_last = true, .every_n_train_steps = 1};
+    return ModelCheckpoint::Options{.dirpath = dirpath,
+                                    .filename = "{step}",
+                                    .monitor = "step",
+                                    .mode = "max",
+                                    .save_top_k = 2,
+                                    .save_last = true,
+                                    .every_n_train_steps = 1};
   };
   Reg model;
   auto batches = regression_batches(3, 4, 1);
-  Trainer t(quiet({.max_epochs = 1, .default_root_dir = dir.string(),
+  Trainer t(quiet({.max_epochs = 1,
+                   .default_root_dir = dir.string(),
                    .callbacks = {std::make_shared<ModelCheckpoint>(options(""))}}));
   t.fit(model, batches);
   std::set<std::string> files;
   for (auto& e : fs::directory_iterator(dir / "checkpoints")) files.insert(e.path().filename().string());
   CHECK(files == std::set<std::string>{"last.ckpt", "step=2.ckpt", "step=3.ckpt"});
-  Trainer t2(quiet({.max_epochs = 2, .default_root_dir = dir.string(),
+  Trainer t2(quiet({.max_epochs = 2,
+                    .default_root_dir = dir.string(),
                     .callbacks = {std::make_shared<ModelCheckpoint>(options((dir / "new").string()))}}));
   t2.fit(model, batches, nullptr, (dir / "checkpoints" / "last.ckpt").string());
   CHECK(t2.global_step() == 6);
@@ -1620,7 +1777,8 @@ TEST_CASE("Lightning test_resume_training_preserves_old_ckpt_last: a resumed run
   CHECK(fs::exists(dir / "new" / "step=6.ckpt"));
 }
 
-TEST_CASE("Lightning test_trainer_model_hook_system_fit_no_val_and_resume_max_epochs: restore order on resume") {
+TEST_CASE(
+    "Lightning test_trainer_model_hook_system_fit_no_val_and_resume_max_epochs: restore order on resume") {
   const fs::path dir = scratch("resume_order");
   auto ckpt_options = ModelCheckpoint::Options{.dirpath = dir.string(), .save_last = true};
   Reg first;
@@ -1635,7 +1793,9 @@ TEST_CASE("Lightning test_trainer_model_hook_system_fit_no_val_and_resume_max_ep
   } model;
   struct Loading : ModelCheckpoint {
     using ModelCheckpoint::ModelCheckpoint;
-    void on_load_checkpoint(T&, M&, const CheckpointExtras&) override { g_events->push_back("cb:on_load_checkpoint"); }
+    void on_load_checkpoint(T&, M&, const CheckpointExtras&) override {
+      g_events->push_back("cb:on_load_checkpoint");
+    }
     void load_state_dict(const std::string& s) override {
       g_events->push_back("cb:load_state_dict");
       ModelCheckpoint::load_state_dict(s);
@@ -1647,8 +1807,8 @@ TEST_CASE("Lightning test_trainer_model_hook_system_fit_no_val_and_resume_max_ep
   t2.fit(model, regression_batches(2, 4, 1), nullptr, (dir / "last.ckpt").string());
   g_events = nullptr;
   const std::vector<std::string> head(events.begin(), events.begin() + 6);
-  CHECK(head == std::vector<std::string>{"setup:fit", "on_load_checkpoint", "cb:on_load_checkpoint", "cb:load_state_dict",
-                                         "configure_optimizers", "on_fit_start"});
+  CHECK(head == std::vector<std::string>{"setup:fit", "on_load_checkpoint", "cb:on_load_checkpoint",
+                                         "cb:load_state_dict", "configure_optimizers", "on_fit_start"});
   CHECK(t2.global_step() == 4);
 }
 
@@ -1663,8 +1823,9 @@ TEST_CASE("Lightning test_trainer_model_hook_system_fit_no_val_and_resume_max_st
   };
   auto batches = regression_batches(2, 4, 1);
   Model first;
-  Trainer t(quiet({.max_steps = 1, .callbacks = {std::make_shared<ModelCheckpoint>(
-                                        ModelCheckpoint::Options{.dirpath = dir.string(), .save_last = true})}}));
+  Trainer t(quiet({.max_steps = 1,
+                   .callbacks = {std::make_shared<ModelCheckpoint>(
+                       ModelCheckpoint::Options{.dirpath = dir.string(), .save_last = true})}}));
   t.fit(first, batches);
   Model resumed;
   Trainer t2(quiet({.max_steps = 3}));
@@ -1699,7 +1860,8 @@ TEST_CASE("Lightning test_hooks: evaluation puts each module's mode back; fit ne
   CHECK(model.l2->is_training());
 }
 
-TEST_CASE("Lightning test_multiple_optimizers_manual_call_counts: manual steps, closures, retain_graph, hooks") {
+TEST_CASE(
+    "Lightning test_multiple_optimizers_manual_call_counts: manual steps, closures, retain_graph, hooks") {
   struct Model : Reg {
     std::vector<std::string> order;
     Model() { automatic_optimization(false); }
@@ -1732,7 +1894,8 @@ TEST_CASE("Lightning test_multiple_optimizers_manual_call_counts: manual steps, 
   CHECK(model.order == expected);  // and no on_before_zero_grad in manual optimization
 }
 
-TEST_CASE("Lightning test_lr_scheduler_step_hook: a scheduler of the user's own type steps through the module") {
+TEST_CASE(
+    "Lightning test_lr_scheduler_step_hook: a scheduler of the user's own type steps through the module") {
   struct Halver {  // not an optim:: scheduler
     optim::Optimizer* opt;
     int steps = 0;
@@ -1747,8 +1910,9 @@ TEST_CASE("Lightning test_lr_scheduler_step_hook: a scheduler of the user's own 
     Optimizers configure_optimizers() override {
       auto opt = std::make_shared<optim::SGD>(parameters(), optim::SGDOptions{.lr = 1.0});
       halver = std::make_shared<Halver>(Halver{opt.get()});
-      return OptimizerConfig{.optimizer = opt, .lr_scheduler = LRSchedulerConfig{.scheduler = Scheduler::custom(halver),
-                                                                                 .interval = "step"}};
+      return OptimizerConfig{
+          .optimizer = opt,
+          .lr_scheduler = LRSchedulerConfig{.scheduler = Scheduler::custom(halver), .interval = "step"}};
     }
     void lr_scheduler_step(Scheduler& scheduler, std::optional<double> metric) override {
       if (override_hook) scheduler.get<Halver>()->step();
@@ -1766,7 +1930,9 @@ TEST_CASE("Lightning test_lr_scheduler_step_hook: a scheduler of the user's own 
   check_error([&] { t2.fit(plain, regression_batches(3, 4, 1)); }, {"your own type", "lr_scheduler_step"});
 }
 
-TEST_CASE("Lightning test_logging_in_callbacks_with_log_function: callbacks log through the module, on_train_start too") {
+TEST_CASE(
+    "Lightning test_logging_in_callbacks_with_log_function: callbacks log through the module, on_train_start "
+    "too") {
   struct Logging : Callback {
     void on_train_start(T&, M& m) override { m.log("on_train_start", 1.0); }
     void on_train_epoch_start(T&, M& m) override { m.log("on_train_epoch_start", 2.0); }
@@ -1774,9 +1940,16 @@ TEST_CASE("Lightning test_logging_in_callbacks_with_log_function: callbacks log 
     void on_train_epoch_end(T&, M& m) override { m.log("on_train_epoch_end", 4.0); }
   };
   Silent model;
-  Trainer t(quiet({.max_epochs = 1, .limit_train_batches = 1, .limit_val_batches = 1, .callbacks = {std::make_shared<Logging>()}}));
+  Trainer t(quiet({.max_epochs = 1,
+                   .limit_train_batches = 1,
+                   .limit_val_batches = 1,
+                   .callbacks = {std::make_shared<Logging>()}}));
   t.fit(model, regression_batches(1, 4, 1), regression_batches(1, 4, 2));
-  std::map<std::string, double> expected = {{"on_train_start", 1}, {"on_train_epoch_start", 2}, {"on_train_batch_end", 3},
-                                            {"on_train_epoch_end", 4}, {"val_loss", t.callback_metrics().at("val_loss")}};
-  CHECK(t.callback_metrics() == expected);  // (Reg's validation_step logs val_loss, which BoringModel does not)
+  std::map<std::string, double> expected = {{"on_train_start", 1},
+                                            {"on_train_epoch_start", 2},
+                                            {"on_train_batch_end", 3},
+                                            {"on_train_epoch_end", 4},
+                                            {"val_loss", t.callback_metrics().at("val_loss")}};
+  CHECK(t.callback_metrics() ==
+        expected);  // (Reg's validation_step logs val_loss, which BoringModel does not)
 }

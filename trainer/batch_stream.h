@@ -25,11 +25,11 @@ enum class Stage { Train, Validate, Test, Predict };
 class BatchStream {
  public:
   virtual ~BatchStream() = default;
-  virtual int64_t size() const = 0;                       // batches per epoch
-  virtual void begin(int64_t epoch, int64_t skip) = 0;    // start a pass, skipping `skip` batches
-  virtual bool next() = 0;                                // load the next batch; false at the end
-  virtual int64_t batch_size() const = 0;                 // of the current batch
-  virtual Tensor run(Stage stage, int64_t batch_idx) = 0; // the module's step on the current batch
+  virtual int64_t size() const = 0;                        // batches per epoch
+  virtual void begin(int64_t epoch, int64_t skip) = 0;     // start a pass, skipping `skip` batches
+  virtual bool next() = 0;                                 // load the next batch; false at the end
+  virtual int64_t batch_size() const = 0;                  // of the current batch
+  virtual Tensor run(Stage stage, int64_t batch_idx) = 0;  // the module's step on the current batch
   // Data parallelism: from now on this stream yields rank `rank`'s share of `world` equal shares
   // (a DistributedSampler for a DataLoader - shuffled like the loader when `train` - and every
   // world-th batch, padded by wrapping around, for a plain range). Returns how many examples or
@@ -51,18 +51,23 @@ int64_t infer_batch_size(const B& batch) {
     return t.defined() && t.dim() > 0 ? t.size(0) : 1;
   } else if constexpr (requires { std::tuple_size<B>::value; }) {
     int64_t found = -1;
-    std::apply([&](const auto&... field) {
-      auto one = [&](const auto& f) {
-        if (found >= 0) return;
-        if constexpr (std::is_convertible_v<decltype(f), const Tensor&>) {
-          const Tensor& t = f;
-          if (t.defined() && t.dim() > 0) found = t.size(0);
-        }
-      };
-      (one(field), ...);
-    }, batch);
+    std::apply(
+        [&](const auto&... field) {
+          auto one = [&](const auto& f) {
+            if (found >= 0) return;
+            if constexpr (std::is_convertible_v<decltype(f), const Tensor&>) {
+              const Tensor& t = f;
+              if (t.defined() && t.dim() > 0) found = t.size(0);
+            }
+          };
+          (one(field), ...);
+        },
+        batch);
     return found >= 0 ? found : 1;
-  } else if constexpr (requires { batch.begin(); batch.size(); }) {
+  } else if constexpr (requires {
+                         batch.begin();
+                         batch.size();
+                       }) {
     if constexpr (std::is_convertible_v<decltype(*batch.begin()), const Tensor&>) {
       for (const Tensor& t : batch)
         if (t.defined() && t.dim() > 0) return t.size(0);
@@ -81,7 +86,11 @@ void move_batch(B& batch, Device device) {
     if (batch.defined() && batch.device() != device) batch = batch.to(device);
   } else if constexpr (requires { std::tuple_size<B>::value; }) {
     std::apply([&](auto&... field) { (move_batch(field, device), ...); }, batch);
-  } else if constexpr (requires { batch.begin(); batch.end(); typename B::value_type; }) {
+  } else if constexpr (requires {
+                         batch.begin();
+                         batch.end();
+                         typename B::value_type;
+                       }) {
     if constexpr (std::is_same_v<typename B::value_type, Tensor>)
       for (Tensor& t : batch) move_batch(t, device);
   }
@@ -113,7 +122,8 @@ class LoaderStream : public BatchStream {
     loader_ = std::make_shared<L>(*loader_);  // the user's loader keeps its sampler
     const int64_t n = loader_->dataset().size();
     loader_->set_sampler(std::make_shared<data::DistributedSampler>(
-        n, data::DistributedSampler::Options{.num_replicas = world, .rank = rank,
+        n, data::DistributedSampler::Options{.num_replicas = world,
+                                             .rank = rank,
                                              .shuffle = train && loader_->options().shuffle,
                                              .seed = loader_->shuffle_seed()}));
     return (n + world - 1) / world * world - n;
@@ -126,7 +136,9 @@ class LoaderStream : public BatchStream {
     return true;
   }
   int64_t batch_size() const override { return infer_batch_size(*current_); }
-  Tensor run(Stage stage, int64_t batch_idx) override { return run_step(module_, stage, *current_, batch_idx); }
+  Tensor run(Stage stage, int64_t batch_idx) override {
+    return run_step(module_, stage, *current_, batch_idx);
+  }
 
  private:
   M& module_;
@@ -173,7 +185,9 @@ class RangeStream : public BatchStream {
     return (n + world - 1) / world * world - n;
   }
   int64_t batch_size() const override { return infer_batch_size(*current_); }
-  Tensor run(Stage stage, int64_t batch_idx) override { return run_step(module_, stage, *current_, batch_idx); }
+  Tensor run(Stage stage, int64_t batch_idx) override {
+    return run_step(module_, stage, *current_, batch_idx);
+  }
 
  private:
   M& module_;
@@ -195,18 +209,26 @@ class RangeStream : public BatchStream {
 template <class L>
 std::shared_ptr<std::remove_cvref_t<L>> hold(L&& loader) {
   using D = std::remove_cvref_t<L>;
-  if constexpr (std::is_lvalue_reference_v<L>) return std::shared_ptr<D>(std::shared_ptr<D>{}, const_cast<D*>(&loader));
+  if constexpr (std::is_lvalue_reference_v<L>)
+    return std::shared_ptr<D>(std::shared_ptr<D>{}, const_cast<D*>(&loader));
   else return std::make_shared<D>(std::move(loader));
 }
 
 template <class M, class L>
 std::unique_ptr<BatchStream> make_stream(M& module, L&& loader) {
   using D = std::remove_cvref_t<L>;
-  if constexpr (requires(const D& d) { d.start_epoch(0, 0); d.size(); }) {
+  if constexpr (requires(const D& d) {
+                  d.start_epoch(0, 0);
+                  d.size();
+                }) {
     return std::make_unique<LoaderStream<M, D>>(module, hold(std::forward<L>(loader)));
   } else {
-    static_assert(requires(D& d) { std::begin(d); std::end(d); },
-                  "Trainer: a loader must be a range of batches or a data::DataLoader");
+    static_assert(
+        requires(D & d) {
+          std::begin(d);
+          std::end(d);
+        },
+        "Trainer: a loader must be a range of batches or a data::DataLoader");
     return std::make_unique<RangeStream<M, D>>(module, hold(std::forward<L>(loader)));
   }
 }

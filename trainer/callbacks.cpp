@@ -1,11 +1,11 @@
 // The built-in callbacks: see callbacks.h.
 #include "ember/trainer/callbacks.h"
 
-#include <chrono>
+#include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <algorithm>
 #include <filesystem>
 #include <set>
 #include <utility>
@@ -30,8 +30,8 @@ double seconds_now() {
 
 double parse_hms(const std::string& text) {
   int d = 0, h = 0, m = 0, s = 0;
-  EMBER_CHECK(std::sscanf(text.c_str(), "%d:%d:%d:%d", &d, &h, &m, &s) == 4,
-              "Timer: duration \"", text, "\" is not DD:HH:MM:SS");
+  EMBER_CHECK(std::sscanf(text.c_str(), "%d:%d:%d:%d", &d, &h, &m, &s) == 4, "Timer: duration \"", text,
+              "\" is not DD:HH:MM:SS");
   return ((d * 24.0 + h) * 60 + m) * 60 + s;
 }
 
@@ -40,15 +40,18 @@ double parse_hms(const std::string& text) {
 // ---- ModelCheckpoint ----------------------------------------------------------------------------
 
 ModelCheckpoint::ModelCheckpoint(Options o) : o_(std::move(o)) {
-  EMBER_CHECK(o_.mode == "min" || o_.mode == "max", "ModelCheckpoint: mode must be \"min\" or \"max\", got \"", o_.mode, "\"");
+  EMBER_CHECK(o_.mode == "min" || o_.mode == "max",
+              "ModelCheckpoint: mode must be \"min\" or \"max\", got \"", o_.mode, "\"");
   EMBER_CHECK(o_.save_top_k >= -1, "ModelCheckpoint: save_top_k must be >= -1, got ", o_.save_top_k);
   EMBER_CHECK(o_.every_n_epochs.value_or(0) >= 0 && o_.every_n_train_steps >= 0,
               "ModelCheckpoint: every_n_epochs and every_n_train_steps must be >= 0");
-  EMBER_CHECK(!o_.monitor.empty() || o_.save_top_k <= 1, "ModelCheckpoint(save_top_k=", o_.save_top_k,
-              ", monitor=\"\") is not a valid configuration: without a monitor there is no quantity to rank the "
-              "checkpoints by. Set monitor, or save_top_k to -1 (keep all), 0 or 1 (keep the latest).");
-  EMBER_CHECK(o_.every_n_train_steps == 0 || o_.every_n_epochs.value_or(0) == 0, "ModelCheckpoint: every_n_train_steps=",
-              o_.every_n_train_steps, " and every_n_epochs=", o_.every_n_epochs.value_or(0),
+  EMBER_CHECK(
+      !o_.monitor.empty() || o_.save_top_k <= 1, "ModelCheckpoint(save_top_k=", o_.save_top_k,
+      ", monitor=\"\") is not a valid configuration: without a monitor there is no quantity to rank the "
+      "checkpoints by. Set monitor, or save_top_k to -1 (keep all), 0 or 1 (keep the latest).");
+  EMBER_CHECK(o_.every_n_train_steps == 0 || o_.every_n_epochs.value_or(0) == 0,
+              "ModelCheckpoint: every_n_train_steps=", o_.every_n_train_steps,
+              " and every_n_epochs=", o_.every_n_epochs.value_or(0),
               " are mutually exclusive; set one of them");
   every_n_epochs_ = o_.every_n_epochs.value_or(o_.every_n_train_steps > 0 ? 0 : 1);
   if (o_.filename.empty()) o_.filename = "{epoch}-{step}";
@@ -65,7 +68,8 @@ namespace {
 // One value formatted by a Python format spec, the subset that makes sense in a file name:
 // [sign][#][0][width][.precision][type] with type d, e, E, f, F, g, G, n, % or none. Anything else
 // (fill and alignment, grouping, s, x, ...) is an ember::Error rather than a silently dropped field.
-std::string format_metric(double v, const std::string& spec, const std::string& field, const std::string& filename) {
+std::string format_metric(double v, const std::string& spec, const std::string& field,
+                          const std::string& filename) {
   size_t i = 0;
   std::string flags;
   while (i < spec.size() && std::string("+- #0").find(spec[i]) != std::string::npos) flags += spec[i++];
@@ -78,9 +82,11 @@ std::string format_metric(double v, const std::string& spec, const std::string& 
   const bool dot = i < spec.size() && spec[i] == '.';
   const std::string precision = dot ? (++i, digits()) : "";
   const std::string type = spec.substr(i);
-  const bool known = type.empty() || (type.size() == 1 && std::string("deEfFgGn%").find(type) != std::string::npos);
+  const bool known =
+      type.empty() || (type.size() == 1 && std::string("deEfFgGn%").find(type) != std::string::npos);
   EMBER_CHECK(known && width.size() <= 3 && precision.size() <= 2 && dot == !precision.empty(),
-              "ModelCheckpoint: the format spec \":", spec, "\" of \"{", field, ":", spec, "}\" in filename \"", filename,
+              "ModelCheckpoint: the format spec \":", spec, "\" of \"{", field, ":", spec,
+              "}\" in filename \"", filename,
               "\" is not supported; use [sign][0][width][.precision] with type d, e, f, g, n or %");
   const bool integral = std::isfinite(v) && std::floor(v) == v && std::fabs(v) < 1e15;
   const std::string head = "%" + flags + width;
@@ -88,7 +94,8 @@ std::string format_metric(double v, const std::string& spec, const std::string& 
   if (type == "d" || ((type.empty() || type == "n") && integral && precision.empty())) {
     std::snprintf(buf, sizeof buf, (head + "lld").c_str(), static_cast<long long>(v));
   } else if (type == "%") {
-    std::snprintf(buf, sizeof buf, (head + "." + (precision.empty() ? "6" : precision) + "f%%").c_str(), v * 100);
+    std::snprintf(buf, sizeof buf, (head + "." + (precision.empty() ? "6" : precision) + "f%%").c_str(),
+                  v * 100);
   } else {
     const std::string t = type.empty() || type == "n" ? "g" : type;
     std::snprintf(buf, sizeof buf, (head + (precision.empty() ? "" : "." + precision) + t).c_str(), v);
@@ -137,7 +144,9 @@ bool ModelCheckpoint::saves_on_train_epoch_end(T& trainer) const {
 }
 
 void ModelCheckpoint::on_train_batch_end(T& trainer, M&, const Tensor&, int64_t) {
-  if (skip_saving(trainer) || o_.every_n_train_steps <= 0 || trainer.global_step() % o_.every_n_train_steps != 0) return;
+  if (skip_saving(trainer) || o_.every_n_train_steps <= 0 ||
+      trainer.global_step() % o_.every_n_train_steps != 0)
+    return;
   save(trainer, /*top_k=*/true);
 }
 
@@ -182,7 +191,8 @@ void ModelCheckpoint::save(T& trainer, bool top_k) {
 
 // The file name for these metrics; a name a kept checkpoint already has gets a version suffix
 // (-v1, -v2, ...) unless it is `replaced`, the one this save supersedes.
-std::string ModelCheckpoint::free_path(const std::map<std::string, double>& metrics, const std::string& replaced) const {
+std::string ModelCheckpoint::free_path(const std::map<std::string, double>& metrics,
+                                       const std::string& replaced) const {
   const std::string stem = (fs::path(dirpath_) / format_checkpoint_name(metrics)).string();
   std::string path = stem + ".ckpt";
   for (int v = 1; path != replaced && fs::exists(path); ++v) path = stem + "-v" + std::to_string(v) + ".ckpt";
@@ -191,11 +201,13 @@ std::string ModelCheckpoint::free_path(const std::map<std::string, double>& metr
 
 // A superseded checkpoint is deleted only when it lies in this callback's directory and is not the
 // one training resumed from: a run resumed into another directory leaves the first run's files alone.
-void ModelCheckpoint::remove_replaced(T& trainer, const std::string& old_path, const std::string& new_path) const {
+void ModelCheckpoint::remove_replaced(T& trainer, const std::string& old_path,
+                                      const std::string& new_path) const {
   if (old_path.empty() || old_path == new_path) return;
   std::error_code ec;
   const fs::path old_abs = fs::absolute(old_path, ec).lexically_normal();
-  if (!trainer.ckpt_path().empty() && old_abs == fs::absolute(trainer.ckpt_path(), ec).lexically_normal()) return;
+  if (!trainer.ckpt_path().empty() && old_abs == fs::absolute(trainer.ckpt_path(), ec).lexically_normal())
+    return;
   const fs::path dir = fs::absolute(dirpath_, ec).lexically_normal();
   if (old_abs.parent_path() != dir) return;
   fs::remove(old_abs, ec);  // a file already gone is fine
@@ -210,13 +222,14 @@ bool ModelCheckpoint::save_latest(T& trainer, const std::map<std::string, double
   return true;
 }
 
-// Lightning's top-k: the state (best and current score, the kept files) is updated before the file is written, so
-// the file (and last.ckpt after it) holds the callback's state including itself.
+// Lightning's top-k: the state (best and current score, the kept files) is updated before the file is
+// written, so the file (and last.ckpt after it) holds the callback's state including itself.
 bool ModelCheckpoint::save_top_k(T& trainer, const std::map<std::string, double>& metrics) {
   auto it = metrics.find(o_.monitor);
-  EMBER_CHECK(it != metrics.end(), "ModelCheckpoint(monitor=\"", o_.monitor, "\") could not find the monitored "
-              "key in the logged metrics: ", available(metrics), ". Log it with self.log(\"", o_.monitor,
-              "\", ...) or change monitor.");
+  EMBER_CHECK(it != metrics.end(), "ModelCheckpoint(monitor=\"", o_.monitor,
+              "\") could not find the monitored "
+              "key in the logged metrics: ",
+              available(metrics), ". Log it with self.log(\"", o_.monitor, "\", ...) or change monitor.");
   // NaN is the worst score there is (Lightning's rule): it never displaces a real one.
   const double score = std::isnan(it->second) ? (o_.mode == "min" ? INFINITY : -INFINITY) : it->second;
   const int64_t k = o_.save_top_k == -1 ? static_cast<int64_t>(best_k_models_.size()) + 1 : o_.save_top_k;
@@ -257,8 +270,8 @@ nlohmann::json score_to_json(double v) {
 
 double score_from_json(const nlohmann::json& v, const std::string& what) {
   if (v.is_number()) return v.get<double>();
-  EMBER_CHECK(v.is_string() && (v == "inf" || v == "-inf"), what, ": a score must be a number, \"inf\" or \"-inf\", got ",
-              v.dump().substr(0, 80));
+  EMBER_CHECK(v.is_string() && (v == "inf" || v == "-inf"), what,
+              ": a score must be a number, \"inf\" or \"-inf\", got ", v.dump().substr(0, 80));
   return v == "inf" ? INFINITY : -INFINITY;
 }
 
@@ -267,9 +280,12 @@ double score_from_json(const nlohmann::json& v, const std::string& what) {
 std::string ModelCheckpoint::state_dict() const {
   nlohmann::json best_k = nlohmann::json::object();
   for (auto& [p, s] : best_k_models_) best_k[p] = score_to_json(s);
-  nlohmann::json j = {{"monitor", o_.monitor}, {"best_model_path", best_model_path_},
-                      {"last_model_path", last_model_path_}, {"best_k_models", best_k},
-                      {"dirpath", dirpath_}, {"last_saved_step", last_saved_step_}};
+  nlohmann::json j = {{"monitor", o_.monitor},
+                      {"best_model_path", best_model_path_},
+                      {"last_model_path", last_model_path_},
+                      {"best_k_models", best_k},
+                      {"dirpath", dirpath_},
+                      {"last_saved_step", last_saved_step_}};
   if (best_model_score_) j["best_model_score"] = score_to_json(*best_model_score_);
   if (current_score_) j["current_score"] = score_to_json(*current_score_);
   return j.dump();
@@ -298,7 +314,8 @@ void ModelCheckpoint::load_state_dict(const std::string& text) {
 
 EarlyStopping::EarlyStopping(Options o) : o_(std::move(o)) {
   EMBER_CHECK(!o_.monitor.empty(), "EarlyStopping: monitor must name a logged metric");
-  EMBER_CHECK(o_.mode == "min" || o_.mode == "max", "EarlyStopping: mode must be \"min\" or \"max\", got \"", o_.mode, "\"");
+  EMBER_CHECK(o_.mode == "min" || o_.mode == "max", "EarlyStopping: mode must be \"min\" or \"max\", got \"",
+              o_.mode, "\"");
   best_score_ = o_.mode == "min" ? INFINITY : -INFINITY;
 }
 
@@ -334,10 +351,12 @@ void EarlyStopping::check(T& trainer) {
   if (o_.check_finite && !std::isfinite(current)) {
     stop = true;
     reason_ = "Monitored metric " + o_.monitor + " is not finite";
-  } else if (o_.stopping_threshold && (o_.mode == "min" ? current < *o_.stopping_threshold : current > *o_.stopping_threshold)) {
+  } else if (o_.stopping_threshold &&
+             (o_.mode == "min" ? current < *o_.stopping_threshold : current > *o_.stopping_threshold)) {
     stop = true;
     reason_ = "Stopping threshold reached: " + o_.monitor + " = " + std::to_string(current);
-  } else if (o_.divergence_threshold && (o_.mode == "min" ? current > *o_.divergence_threshold : current < *o_.divergence_threshold)) {
+  } else if (o_.divergence_threshold &&
+             (o_.mode == "min" ? current > *o_.divergence_threshold : current < *o_.divergence_threshold)) {
     stop = true;
     reason_ = "Divergence threshold reached: " + o_.monitor + " = " + std::to_string(current);
   } else if (improved(current, best_score_)) {
@@ -345,8 +364,8 @@ void EarlyStopping::check(T& trainer) {
     wait_count_ = 0;
   } else if (++wait_count_ >= o_.patience) {
     stop = true;
-    reason_ = "Monitored metric " + o_.monitor + " did not improve in the last " + std::to_string(wait_count_) +
-              " records. Best score: " + std::to_string(best_score_);
+    reason_ = "Monitored metric " + o_.monitor + " did not improve in the last " +
+              std::to_string(wait_count_) + " records. Best score: " + std::to_string(best_score_);
   }
   if (stop) {
     trainer.should_stop = true;
@@ -355,8 +374,11 @@ void EarlyStopping::check(T& trainer) {
 }
 
 std::string EarlyStopping::state_dict() const {
-  return nlohmann::json{{"wait_count", wait_count_}, {"stopped_epoch", stopped_epoch_}, {"best_score", best_score_},
-                        {"patience", o_.patience}}.dump();
+  return nlohmann::json{{"wait_count", wait_count_},
+                        {"stopped_epoch", stopped_epoch_},
+                        {"best_score", best_score_},
+                        {"patience", o_.patience}}
+      .dump();
 }
 
 void EarlyStopping::load_state_dict(const std::string& text) {
@@ -372,7 +394,8 @@ void EarlyStopping::load_state_dict(const std::string& text) {
 
 LearningRateMonitor::LearningRateMonitor(std::string interval) : interval_(std::move(interval)) {
   EMBER_CHECK(interval_.empty() || interval_ == "step" || interval_ == "epoch",
-              "LearningRateMonitor: logging_interval must be \"step\", \"epoch\" or empty, got \"", interval_, "\"");
+              "LearningRateMonitor: logging_interval must be \"step\", \"epoch\" or empty, got \"", interval_,
+              "\"");
 }
 
 void LearningRateMonitor::on_train_batch_start(T& trainer, M&, int64_t) { record(trainer, "step"); }

@@ -20,14 +20,14 @@ namespace ember::trainer {
 class ModelCheckpoint : public Callback {
  public:
   struct Options {
-    std::string dirpath{};              // empty: <log_dir>/checkpoints
-    std::string filename{};             // empty: "{epoch}-{step}"
-    std::string monitor{};              // empty: keep the most recent
+    std::string dirpath{};   // empty: <log_dir>/checkpoints
+    std::string filename{};  // empty: "{epoch}-{step}"
+    std::string monitor{};   // empty: keep the most recent
     std::string mode = "min";
-    int64_t save_top_k = 1;           // -1: all, 0: none (save_last still works); > 1 needs a monitor
+    int64_t save_top_k = 1;  // -1: all, 0: none (save_last still works); > 1 needs a monitor
     bool save_last = false;
     std::optional<int64_t> every_n_epochs{};  // unset: 1, or 0 when every_n_train_steps is set
-    int64_t every_n_train_steps = 0;  // > 0: save on training steps instead of epochs
+    int64_t every_n_train_steps = 0;          // > 0: save on training steps instead of epochs
     // Save at the end of the training epoch (true) or after validation (false). Unset: at the end
     // of the epoch when validation runs once per epoch (or never), after each validation otherwise.
     std::optional<bool> save_on_train_epoch_end{};
@@ -84,7 +84,7 @@ class EarlyStopping : public Callback {
     double min_delta = 0;
     int64_t patience = 3;
     std::string mode = "min";
-    bool strict = true;       // a missing monitor is an error (else a warning and no check)
+    bool strict = true;  // a missing monitor is an error (else a warning and no check)
     bool check_finite = true;
     std::optional<double> stopping_threshold{};
     std::optional<double> divergence_threshold{};

@@ -47,8 +47,10 @@ void write_checkpoint(const std::string& path, const CheckpointContents& c) {
       {"format", 1},
       {"epoch", c.epoch},
       {"global_step", c.global_step},
-      {"loops", {{"batches_stepped", c.batches_stepped}, {"epoch_batches_done", c.epoch_batches_done},
-                 {"epoch_finished", c.epoch_finished}}},
+      {"loops",
+       {{"batches_stepped", c.batches_stepped},
+        {"epoch_batches_done", c.epoch_batches_done},
+        {"epoch_finished", c.epoch_finished}}},
       {"module_type", c.module_type},
       {"hparams", nlohmann::json::parse(c.hparams.to_json())},
       {"optimizers", opts},
@@ -109,8 +111,7 @@ GeneratorState read_rng(const nlohmann::json& meta, const char* key, const std::
 
 // The index in "<digits>.<rest>" as a number, or an ember::Error naming the tensor.
 int64_t leading_index(const std::string& text, size_t end, const std::string& what, const std::string& name) {
-  EMBER_CHECK(end != std::string::npos && end > 0 && end <= 18 &&
-                  text.find_first_not_of("0123456789") >= end,
+  EMBER_CHECK(end != std::string::npos && end > 0 && end <= 18 && text.find_first_not_of("0123456789") >= end,
               what, ": the tensor name \"", name, "\" is not optimizer_states.<optimizer>.<param>.<name>");
   return std::stoll(text.substr(0, end));
 }
@@ -122,8 +123,8 @@ void read_optimizer_tensor(const std::string& name, const Tensor& t, CheckpointC
   const int64_t i = leading_index(rest, a, what, name);
   const size_t b = rest.find('.', a + 1);
   const int64_t param = leading_index(rest.substr(a + 1), b == std::string::npos ? b : b - a - 1, what, name);
-  EMBER_CHECK(i < static_cast<int64_t>(c.optimizers.size()), what, ": ", name, " names optimizer ", i,
-              " of ", c.optimizers.size());
+  EMBER_CHECK(i < static_cast<int64_t>(c.optimizers.size()), what, ": ", name, " names optimizer ", i, " of ",
+              c.optimizers.size());
   c.optimizers[i].state[param][rest.substr(b + 1)] = t;
 }
 

@@ -25,9 +25,9 @@ struct CheckpointContents {
   HParams hparams;
   nn::NamedTensors state_dict;
   std::vector<optim::OptimizerState> optimizers;
-  std::vector<std::string> schedulers;            // each scheduler's JSON state
-  std::map<std::string, std::string> callbacks;   // state_key -> JSON state
-  GeneratorState rng, rng_cuda;  // the CPU's and cuda:0's generators
+  std::vector<std::string> schedulers;                // each scheduler's JSON state
+  std::map<std::string, std::string> callbacks;       // state_key -> JSON state
+  GeneratorState rng, rng_cuda;                       // the CPU's and cuda:0's generators
   std::optional<optim::GradScalerState> grad_scaler;  // precision "16-mixed": the GradScaler's state
   CheckpointExtras extras;
 };

@@ -71,10 +71,12 @@ CheckpointContents Trainer::restore_modules_and_callbacks(const std::string& pat
 
 void Trainer::restore_training_state(const CheckpointContents& c, const std::string& path) {
   EMBER_CHECK(c.optimizers.size() == optimizers_.size(), "Trainer: the checkpoint ", path, " holds ",
-              c.optimizers.size(), " optimizer state(s) but configure_optimizers returned ", optimizers_.size());
+              c.optimizers.size(), " optimizer state(s) but configure_optimizers returned ",
+              optimizers_.size());
   for (size_t i = 0; i < optimizers_.size(); ++i) optimizers_[i]->load_state_dict(c.optimizers[i]);
   EMBER_CHECK(c.schedulers.size() == schedulers_.size(), "Trainer: the checkpoint ", path, " holds ",
-              c.schedulers.size(), " scheduler state(s) but configure_optimizers returned ", schedulers_.size());
+              c.schedulers.size(), " scheduler state(s) but configure_optimizers returned ",
+              schedulers_.size());
   for (size_t i = 0; i < schedulers_.size(); ++i) schedulers_[i].scheduler.load_state_json(c.schedulers[i]);
   if (scaler_ && c.grad_scaler) scaler_->load_state_dict(*c.grad_scaler);
   global_step_ = c.global_step;

@@ -35,8 +35,8 @@ struct DataLoaderOptions {
   int64_t batch_size = 1;
   bool shuffle = false;
   bool drop_last = false;
-  int num_workers = 0;       // 0: batches are made on the calling thread
-  int prefetch_factor = 2;   // batches each worker may have ready ahead of the consumer
+  int num_workers = 0;      // 0: batches are made on the calling thread
+  int prefetch_factor = 2;  // batches each worker may have ready ahead of the consumer
   // Shuffle seed; when unset it is drawn from the CPU generator when the loader is made, so
   // manual_seed / seed_everything before building the loader makes the order reproducible.
   std::optional<uint64_t> seed{};
@@ -45,10 +45,14 @@ struct DataLoaderOptions {
 
 namespace detail {
 
-template <class T> struct is_tensor_array : std::false_type {};
-template <size_t N> struct is_tensor_array<std::array<Tensor, N>> : std::true_type {};
-template <class T> struct is_tuple : std::false_type {};
-template <class... T> struct is_tuple<std::tuple<T...>> : std::true_type {};
+template <class T>
+struct is_tensor_array : std::false_type {};
+template <size_t N>
+struct is_tensor_array<std::array<Tensor, N>> : std::true_type {};
+template <class T>
+struct is_tuple : std::false_type {};
+template <class... T>
+struct is_tuple<std::tuple<T...>> : std::true_type {};
 
 template <class F>
 F collate_field(std::vector<F>& fields, size_t index) {
@@ -86,7 +90,8 @@ E default_collate(std::vector<E>&& examples) {
         return collate_field(fields, J);
       };
       return E{column(std::integral_constant<size_t, I>{})...};
-    }(std::make_index_sequence<std::tuple_size_v<E>>{});
+    }
+    (std::make_index_sequence<std::tuple_size_v<E>>{});
   } else {
     static_assert(sizeof(E) == 0, "DataLoader: no default collate for this example type; pass one");
   }
@@ -248,7 +253,9 @@ class DataLoader {
       advance();
       return *this;
     }
-    bool operator!=(const iterator& other) const { return current_.has_value() != other.current_.has_value(); }
+    bool operator!=(const iterator& other) const {
+      return current_.has_value() != other.current_.has_value();
+    }
 
    private:
     void advance() { current_ = reader_ ? reader_->next() : std::nullopt; }

@@ -21,7 +21,6 @@
 
 namespace ember::trainer {
 
-
 // Every rank starts from rank 0's weights, gets its share of the data, and averages gradients.
 void Trainer::setup_ddp(BatchStream& train, BatchStream* val) {
   {
@@ -37,8 +36,9 @@ void Trainer::setup_ddp(BatchStream& train, BatchStream* val) {
   if (val) {
     const int64_t repeated = val->distribute(global_rank(), world_size(), false);
     if (repeated > 0 && is_global_zero())
-      warn("ember: the validation data does not split evenly over " + std::to_string(world_size()) + " ranks; " +
-           std::to_string(repeated) + " example(s) or batch(es) are repeated to give every rank the same number, "
+      warn("ember: the validation data does not split evenly over " + std::to_string(world_size()) +
+           " ranks; " + std::to_string(repeated) +
+           " example(s) or batch(es) are repeated to give every rank the same number, "
            "so validation metrics can differ slightly from one process's.");
   }
 }

@@ -27,18 +27,20 @@ class TensorDataset : public Dataset<std::array<Tensor, N>> {
   explicit TensorDataset(Example tensors) : tensors_(std::move(tensors)) {
     for (auto& t : tensors_) {
       EMBER_CHECK(t.defined() && t.dim() > 0, "TensorDataset: every tensor needs a first dimension");
-      EMBER_CHECK(t.size(0) == tensors_[0].size(0), "TensorDataset: size mismatch between tensors: ",
-                  tensors_[0].sizes(), " and ", t.sizes(), " differ in their first dimension");
+      EMBER_CHECK(t.size(0) == tensors_[0].size(0),
+                  "TensorDataset: size mismatch between tensors: ", tensors_[0].sizes(), " and ", t.sizes(),
+                  " differ in their first dimension");
     }
   }
   template <class... T>
-    requires(sizeof...(T) == N && (std::is_convertible_v<T, Tensor> && ...))
-  explicit TensorDataset(T... tensors) : TensorDataset(Example{Tensor(tensors)...}) {}
+  requires(sizeof...(T) == N &&
+           (std::is_convertible_v<T, Tensor> && ...)) explicit TensorDataset(T... tensors)
+      : TensorDataset(Example{Tensor(tensors)...}) {}
 
   int64_t size() const override { return tensors_[0].size(0); }
   Example get(int64_t index) const override {
-    EMBER_CHECK(index >= 0 && index < size(), "TensorDataset: index ", index, " out of range for ",
-                size(), " examples");
+    EMBER_CHECK(index >= 0 && index < size(), "TensorDataset: index ", index, " out of range for ", size(),
+                " examples");
     Example out;
     for (size_t i = 0; i < N; ++i) out[i] = tensors_[i].select(0, index);
     return out;

@@ -45,7 +45,9 @@ void check_tensor(const Tensor& t, const char* what) {
               ": expected a contiguous CPU tensor");
 }
 
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 class MPIProcessGroup : public ProcessGroup {
  public:
@@ -154,7 +156,8 @@ class MPIProcessGroup : public ProcessGroup {
       const double started = started_;
       if (started > 0 && now() - started > timeout_)
         abort(std::string("collective ") + what_.load() + " did not complete within " +
-              std::to_string(static_cast<int64_t>(timeout_)) + " s (another rank failed or stopped calling it)");
+              std::to_string(static_cast<int64_t>(timeout_)) +
+              " s (another rank failed or stopped calling it)");
     }
   }
 

@@ -78,7 +78,8 @@ class NcclProcessGroup : public ProcessGroup {
   void all_reduce(Tensor& t, ReduceOp op) override {
     if (t.device().is_cpu()) return host_->all_reduce(t, op);
     check_device(t, "all_reduce");
-    check(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.dtype()), nccl_op(op), comm_, stream_),
+    check(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.dtype()), nccl_op(op), comm_,
+                        stream_),
           "ncclAllReduce");
     finish("all_reduce");
   }
@@ -123,13 +124,15 @@ class NcclProcessGroup : public ProcessGroup {
     for (;;) {
       const cudaError_t status = cudaStreamQuery(stream_);
       if (status == cudaSuccess) return;
-      if (status != cudaErrorNotReady) fail("distributed (NCCL): ", what, " failed: ", cudaGetErrorString(status));
+      if (status != cudaErrorNotReady)
+        fail("distributed (NCCL): ", what, " failed: ", cudaGetErrorString(status));
       ncclResult_t async = ncclSuccess;
       ncclCommGetAsyncError(comm_, &async);
       if (async != ncclSuccess) abort(std::string("NCCL ") + what + " failed: " + ncclGetErrorString(async));
       if (std::chrono::steady_clock::now() > deadline)
         abort(std::string("collective ") + what + " did not complete within " +
-              std::to_string(static_cast<int64_t>(timeout_)) + " s (another rank failed or stopped calling it)");
+              std::to_string(static_cast<int64_t>(timeout_)) +
+              " s (another rank failed or stopped calling it)");
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
   }

@@ -9,8 +9,10 @@ bool available() { return false; }
 
 std::shared_ptr<ProcessGroup> world() {
   if (launched_with_several_ranks())
-    fail("distributed: this process is one of several ranks, but ember was built without MPI "
-         "(EMBER_WITH_MPI=OFF); install Open MPI (libopenmpi-dev) and rebuild ember for data-parallel training");
+    fail(
+        "distributed: this process is one of several ranks, but ember was built without MPI "
+        "(EMBER_WITH_MPI=OFF); install Open MPI (libopenmpi-dev) and rebuild ember for data-parallel "
+        "training");
   return nullptr;
 }
 

@@ -22,14 +22,14 @@
 namespace ember::trainer {
 
 // The hook of `stage` for moment `when`: on_validation_start, on_test_batch_end, ...
-#define EMBER_EVAL_HOOKS(prefix)                                                   \
-  switch (when) {                                                                  \
-    case EvalHook::Start: EMBER_HOOK(on_##prefix##_start); break;                   \
-    case EvalHook::EpochStart: EMBER_HOOK(on_##prefix##_epoch_start); break;        \
-    case EvalHook::BatchStart: EMBER_HOOK(on_##prefix##_batch_start, batch_idx); break; \
+#define EMBER_EVAL_HOOKS(prefix)                                                          \
+  switch (when) {                                                                         \
+    case EvalHook::Start: EMBER_HOOK(on_##prefix##_start); break;                         \
+    case EvalHook::EpochStart: EMBER_HOOK(on_##prefix##_epoch_start); break;              \
+    case EvalHook::BatchStart: EMBER_HOOK(on_##prefix##_batch_start, batch_idx); break;   \
     case EvalHook::BatchEnd: EMBER_HOOK(on_##prefix##_batch_end, *out, batch_idx); break; \
-    case EvalHook::EpochEnd: EMBER_HOOK(on_##prefix##_epoch_end); break;            \
-    case EvalHook::End: EMBER_HOOK(on_##prefix##_end); break;                       \
+    case EvalHook::EpochEnd: EMBER_HOOK(on_##prefix##_epoch_end); break;                  \
+    case EvalHook::End: EMBER_HOOK(on_##prefix##_end); break;                             \
   }
 
 void Trainer::eval_hook(Stage stage, EvalHook when, int64_t batch_idx, const Tensor* out) {
@@ -59,7 +59,9 @@ bool Trainer::run_eval_loop(BatchStream& loader, Stage stage, int64_t max_batche
     batch_idx_ = i;
     current_batch_size_ = loader.batch_size();
     eval_hook(stage, EvalHook::BatchStart, i);
-    set_fx(stage == Stage::Validate ? "validation_step" : stage == Stage::Test ? "test_step" : "predict_step");
+    set_fx(stage == Stage::Validate ? "validation_step"
+           : stage == Stage::Test   ? "test_step"
+                                    : "predict_step");
     Tensor out;
     try {
       std::optional<AutocastGuard> autocast;
@@ -86,8 +88,9 @@ bool Trainer::run_eval_loop(BatchStream& loader, Stage stage, int64_t max_batche
   return implemented;
 }
 
-std::map<std::string, double> Trainer::evaluate_impl(LightningModuleBase& module, std::unique_ptr<BatchStream> loader,
-                                                     Stage stage, const std::string& ckpt_path) {
+std::map<std::string, double> Trainer::evaluate_impl(LightningModuleBase& module,
+                                                     std::unique_ptr<BatchStream> loader, Stage stage,
+                                                     const std::string& ckpt_path) {
   const char* name = stage == Stage::Validate ? "validate" : "test";
   attach(module);
   start_time_ = std::chrono::steady_clock::now();
@@ -100,7 +103,8 @@ std::map<std::string, double> Trainer::evaluate_impl(LightningModuleBase& module
     if (!ckpt_path.empty()) restore_modules_and_callbacks(ckpt_path);
     if (group_) loader->distribute(global_rank(), world_size(), false);
     const BatchLimit& limit = stage == Stage::Validate ? o_.limit_val_batches : o_.limit_test_batches;
-    const int64_t n = limit.resolve(loader->size(), stage == Stage::Validate ? "limit_val_batches" : "limit_test_batches");
+    const int64_t n =
+        limit.resolve(loader->size(), stage == Stage::Validate ? "limit_val_batches" : "limit_test_batches");
     const bool saved_val = val_enabled_;
     val_enabled_ = true;
     const bool ok = run_eval_loop(*loader, stage, n, false);

@@ -39,7 +39,8 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
     if (group_) setup_ddp(*train, val.get());  // before counting batches: each rank has its share
     num_training_batches_ = o_.limit_train_batches.resolve(train->size(), "limit_train_batches");
     num_val_batches_ = val ? o_.limit_val_batches.resolve(val->size(), "limit_val_batches") : 0;
-    const bool overfit = o_.overfit_batches.count ? *o_.overfit_batches.count > 0 : o_.overfit_batches.fraction > 0;
+    const bool overfit =
+        o_.overfit_batches.count ? *o_.overfit_batches.count > 0 : o_.overfit_batches.fraction > 0;
     BatchStream* val_stream = val.get();
     if (overfit) {  // validate on the very batches it trains on
       val_stream = train.get();
@@ -57,7 +58,8 @@ void Trainer::fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream>
     if (val_stream && o_.num_sanity_val_steps != 0 && num_val_batches_ > 0 && val_enabled_) {
       sanity_checking_ = true;
       for (auto& cb : callbacks_) cb->on_sanity_check_start(*this, *module_);
-      const int64_t n = o_.num_sanity_val_steps < 0 ? num_val_batches_ : std::min(o_.num_sanity_val_steps, num_val_batches_);
+      const int64_t n = o_.num_sanity_val_steps < 0 ? num_val_batches_
+                                                    : std::min(o_.num_sanity_val_steps, num_val_batches_);
       run_eval_loop(*val_stream, Stage::Validate, n, /*sanity=*/true);
       for (auto& cb : callbacks_) cb->on_sanity_check_end(*this, *module_);
       sanity_checking_ = false;
@@ -93,11 +95,13 @@ void Trainer::run_train_epoch(BatchStream& train, BatchStream* val) {
   train.begin(epoch_, skip);
   total_batches_ = num_training_batches_;
   EMBER_HOOK(on_train_epoch_start);
-  const bool validate_epoch = val && val_enabled_ && num_val_batches_ > 0 &&
-                              (epoch_ + 1) % o_.check_val_every_n_epoch == 0;
+  const bool validate_epoch =
+      val && val_enabled_ && num_val_batches_ > 0 && (epoch_ + 1) % o_.check_val_every_n_epoch == 0;
   int64_t val_every = num_training_batches_;
   if (o_.val_check_interval.count) val_every = *o_.val_check_interval.count;
-  else val_every = std::max<int64_t>(1, static_cast<int64_t>(num_training_batches_ * o_.val_check_interval.fraction));
+  else
+    val_every =
+        std::max<int64_t>(1, static_cast<int64_t>(num_training_batches_ * o_.val_check_interval.fraction));
   // Lightning validates after every val_every-th batch of the epoch (the last batch only when it is
   // one of them), and when training stops early.
   bool reached_last = false;
@@ -148,8 +152,8 @@ bool Trainer::train_batch(BatchStream& train, int64_t batch_idx) {
     loss = train.run(Stage::Train, batch_idx);
   }
   if (module_->automatic_optimization() && loss.defined()) {
-    EMBER_CHECK(loss.numel() == 1, module_->type_name(), ".training_step: the loss must be a scalar, got shape ",
-                loss.sizes());
+    EMBER_CHECK(loss.numel() == 1, module_->type_name(),
+                ".training_step: the loss must be a scalar, got shape ", loss.sizes());
     automatic_step(loss);
   }
   const Tensor out = loss.defined() ? loss.detach() : loss;
@@ -164,7 +168,8 @@ bool Trainer::train_batch(BatchStream& train, int64_t batch_idx) {
 // EarlyStopping) run after the module's hook, so they see what it logged there.
 void Trainer::train_epoch_end_hooks() {
   auto monitors = [](const Callback& cb) {
-    return dynamic_cast<const ModelCheckpoint*>(&cb) != nullptr || dynamic_cast<const EarlyStopping*>(&cb) != nullptr;
+    return dynamic_cast<const ModelCheckpoint*>(&cb) != nullptr ||
+           dynamic_cast<const EarlyStopping*>(&cb) != nullptr;
   };
   finish_epoch_metrics(Stage::Train, /*send=*/false);
   set_fx("on_train_epoch_end");

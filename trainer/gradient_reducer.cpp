@@ -13,8 +13,8 @@ std::shared_ptr<GradientReducer> GradientReducer::create(std::shared_ptr<distrib
   std::vector<Tensor> params;
   for (auto& p : all_params)
     if (p.requires_grad()) {
-      EMBER_CHECK(p.dtype() == kFloat32 || p.dtype() == kFloat64, "DDP: parameter of dtype ", dtype_name(p.dtype()),
-                  " cannot be all-reduced (float32 and float64 only)");
+      EMBER_CHECK(p.dtype() == kFloat32 || p.dtype() == kFloat64, "DDP: parameter of dtype ",
+                  dtype_name(p.dtype()), " cannot be all-reduced (float32 and float64 only)");
       params.push_back(p);
     }
   auto r = std::shared_ptr<GradientReducer>(new GradientReducer(std::move(group), params));
@@ -32,7 +32,8 @@ std::shared_ptr<GradientReducer> GradientReducer::create(std::shared_ptr<distrib
     // On the parameters' device when the group can reduce there (NCCL), else on the CPU (MPI).
     const Device device = r->params_[current.params.front()].device();
     const Device at = r->group_->accepts(device) ? device : Device::cpu();
-    current.buffer = zeros({n + static_cast<int64_t>(current.params.size())}, TensorOptions(dtype).set_device(at));
+    current.buffer =
+        zeros({n + static_cast<int64_t>(current.params.size())}, TensorOptions(dtype).set_device(at));
     r->buckets_.push_back(std::move(current));
     current = Bucket{};
     bytes = 0;
@@ -65,7 +66,8 @@ void GradientReducer::write(size_t index, const Tensor& grad) {
   auto [b, slot] = where_[index];
   Bucket& bucket = buckets_[b];
   const int64_t n = params_[index].numel();
-  const int64_t flag_at = bucket.buffer.numel() - static_cast<int64_t>(bucket.params.size()) + static_cast<int64_t>(slot);
+  const int64_t flag_at =
+      bucket.buffer.numel() - static_cast<int64_t>(bucket.params.size()) + static_cast<int64_t>(slot);
   autograd::NoGradGuard no_grad;
   if (grad.defined()) {
     bucket.buffer.slice(0, bucket.offsets[slot], bucket.offsets[slot] + n).copy_(grad.reshape({-1}));
@@ -86,7 +88,8 @@ void GradientReducer::on_grad(size_t index, const Tensor& incoming) {
 }
 
 void GradientReducer::launch_ready() {
-  while (next_launch_ < buckets_.size() && buckets_[next_launch_].ready == buckets_[next_launch_].params.size()) {
+  while (next_launch_ < buckets_.size() &&
+         buckets_[next_launch_].ready == buckets_[next_launch_].params.size()) {
     Bucket& b = buckets_[next_launch_++];
     b.handle = group_->all_reduce_async(b.buffer);
   }

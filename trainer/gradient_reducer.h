@@ -27,7 +27,10 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
   // After backward: reduces the rest, waits, and writes averaged gradients. Disarms.
   void finish();
   // Stops reacting to backward (the hooks stay on the tensors but do nothing).
-  void detach() { armed_ = false; active_ = false; }
+  void detach() {
+    armed_ = false;
+    active_ = false;
+  }
 
  private:
   struct Bucket {

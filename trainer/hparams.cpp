@@ -75,7 +75,7 @@ std::string HParams::to_json() const {
 
 HParams HParams::from_json(const std::string& text) {
   HParams out;
-  nn::parse_json(text, "checkpoint: hparams");  // bounded depth, no duplicate keys, ember::Error
+  nn::parse_json(text, "checkpoint: hparams");         // bounded depth, no duplicate keys, ember::Error
   const auto j = nlohmann::ordered_json::parse(text);  // again, keeping the order they were saved in
   EMBER_CHECK(j.is_object(), "checkpoint: hparams must be a JSON object, got ", j.type_name());
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -91,10 +91,12 @@ HParams HParams::from_json(const std::string& text) {
 
 std::string to_string(const HParam& v) {
   std::ostringstream os;
-  std::visit([&](const auto& x) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(x)>, bool>) os << (x ? "true" : "false");
-    else os << x;
-  }, v);
+  std::visit(
+      [&](const auto& x) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(x)>, bool>) os << (x ? "true" : "false");
+        else os << x;
+      },
+      v);
   return os.str();
 }
 
@@ -104,7 +106,8 @@ static std::string yaml_scalar(const HParam& v) {
   const auto* text = std::get_if<std::string>(&v);
   if (!text) return to_string(v);
   const bool plain = !text->empty() && std::all_of(text->begin(), text->end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '/' || c == '-' || c == '+';
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '/' || c == '-' ||
+           c == '+';
   }) && std::isalpha(static_cast<unsigned char>(text->front()));
   return plain ? *text : nlohmann::json(*text).dump();
 }

@@ -27,7 +27,9 @@ class HParams {
   template <class T>
   T get(const std::string& name) const;
   template <class T>
-  T get(const std::string& name, T fallback) const { return contains(name) ? get<T>(name) : fallback; }
+  T get(const std::string& name, T fallback) const {
+    return contains(name) ? get<T>(name) : fallback;
+  }
 
   const std::vector<std::pair<std::string, HParam>>& items() const { return items_; }
   bool empty() const { return items_.empty(); }

@@ -30,13 +30,14 @@ void LightningOptimizer::step(const std::function<void()>& closure) {
 optim::Optimizer& LightningOptimizer::optimizer() const { return *trainer_->optimizers().at(index_); }
 
 Trainer& LightningModuleBase::trainer() const {
-  EMBER_CHECK(trainer_, type_name(), ": not attached to a Trainer (trainer() is available during fit/validate/test/predict)");
+  EMBER_CHECK(trainer_, type_name(),
+              ": not attached to a Trainer (trainer() is available during fit/validate/test/predict)");
   return *trainer_;
 }
 
 void LightningModuleBase::log(const std::string& name, const Tensor& value, const LogOptions& options) {
-  EMBER_CHECK(value.defined() && value.numel() == 1, "log(\"", name, "\"): expected a one-element tensor, got ",
-              value.defined() ? value.sizes() : Shape{});
+  EMBER_CHECK(value.defined() && value.numel() == 1, "log(\"", name,
+              "\"): expected a one-element tensor, got ", value.defined() ? value.sizes() : Shape{});
   log(name, value.detach().to(kFloat64).item<double>(), options);
 }
 

@@ -79,7 +79,8 @@ struct StepNotOverridden {};
 
 class LightningModuleBase : public nn::Module {
  public:
-  explicit LightningModuleBase(std::string type_name = "LightningModule") : nn::Module(std::move(type_name)) {}
+  explicit LightningModuleBase(std::string type_name = "LightningModule")
+      : nn::Module(std::move(type_name)) {}
 
   virtual Optimizers configure_optimizers() { return {}; }
 
@@ -122,7 +123,9 @@ class LightningModuleBase : public nn::Module {
   virtual void on_exception(const std::exception& /*error*/) {}
   // Steps one scheduler (with its monitored value for ReduceLROnPlateau, or for a custom scheduler
   // whose config names a monitor). Override it to drive a scheduler of your own type.
-  virtual void lr_scheduler_step(Scheduler& scheduler, std::optional<double> metric) { scheduler.step(metric); }
+  virtual void lr_scheduler_step(Scheduler& scheduler, std::optional<double> metric) {
+    scheduler.step(metric);
+  }
 
   // ---- logging ------------------------------------------------------------------------------
   void log(const std::string& name, const Tensor& value, const LogOptions& options = {});
@@ -191,16 +194,22 @@ class LightningModule : public LightningModuleBase {
     return {};
   }
   // Optional: when not overridden the Trainer skips the loop (validation during fit) or says so.
-  virtual Tensor validation_step(const Batch& /*batch*/, int64_t /*batch_idx*/) { throw detail::StepNotOverridden{}; }
-  virtual Tensor test_step(const Batch& /*batch*/, int64_t /*batch_idx*/) { throw detail::StepNotOverridden{}; }
+  virtual Tensor validation_step(const Batch& /*batch*/, int64_t /*batch_idx*/) {
+    throw detail::StepNotOverridden{};
+  }
+  virtual Tensor test_step(const Batch& /*batch*/, int64_t /*batch_idx*/) {
+    throw detail::StepNotOverridden{};
+  }
   // Default: forward on the batch (a tensor), or on its first element (an array or tuple).
   virtual Tensor predict_step(const Batch& batch, int64_t /*batch_idx*/) {
     if constexpr (std::is_convertible_v<const Batch&, const Tensor&>) {
       return forward(batch);
     } else if constexpr (requires { std::get<0>(batch); }) {
-      if constexpr (std::is_convertible_v<decltype(std::get<0>(batch)), const Tensor&>) return forward(std::get<0>(batch));
+      if constexpr (std::is_convertible_v<decltype(std::get<0>(batch)), const Tensor&>)
+        return forward(std::get<0>(batch));
     }
-    EMBER_CHECK(false, type_name(), ": predict_step is not overridden and the batch is not a tensor "
+    EMBER_CHECK(false, type_name(),
+                ": predict_step is not overridden and the batch is not a tensor "
                 "or a tuple starting with one");
     return {};
   }

@@ -15,7 +15,8 @@ namespace ember::trainer {
 namespace fs = std::filesystem;
 
 void write_text_atomic(const std::string& path, const std::string& text) {
-  write_file_atomic(path, [&](std::ostream& out) { out << text; }, "CSVLogger");
+  write_file_atomic(
+      path, [&](std::ostream& out) { out << text; }, "CSVLogger");
 }
 
 int next_version(const std::string& dir) {

@@ -4,9 +4,9 @@
 
 #include <cctype>
 #include <cmath>
-#include <map>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -30,22 +30,34 @@ namespace {
 // not listed (a user's own entry points) are not checked.
 enum class LogRule { Forbidden, EpochOnly, Any };
 LogRule log_rule(const std::string& fx) {
-  static const std::map<std::string, LogRule> rules = {
-      {"setup", LogRule::Forbidden}, {"teardown", LogRule::Forbidden},
-      {"configure_optimizers", LogRule::Forbidden}, {"on_fit_start", LogRule::Forbidden},
-      {"on_fit_end", LogRule::Forbidden}, {"on_train_end", LogRule::Forbidden},
-      {"on_sanity_check_start", LogRule::Forbidden}, {"on_sanity_check_end", LogRule::Forbidden},
-      {"on_validation_end", LogRule::Forbidden}, {"on_test_end", LogRule::Forbidden},
-      {"on_predict_start", LogRule::Forbidden}, {"on_predict_end", LogRule::Forbidden},
-      {"on_predict_epoch_start", LogRule::Forbidden}, {"on_predict_epoch_end", LogRule::Forbidden},
-      {"on_predict_batch_start", LogRule::Forbidden}, {"on_predict_batch_end", LogRule::Forbidden},
-      {"predict_step", LogRule::Forbidden}, {"on_save_checkpoint", LogRule::Forbidden},
-      {"on_load_checkpoint", LogRule::Forbidden},
-      {"on_train_start", LogRule::EpochOnly}, {"on_train_epoch_start", LogRule::EpochOnly},
-      {"on_train_epoch_end", LogRule::EpochOnly}, {"on_validation_start", LogRule::EpochOnly},
-      {"on_validation_epoch_start", LogRule::EpochOnly}, {"on_validation_epoch_end", LogRule::EpochOnly},
-      {"on_test_start", LogRule::EpochOnly}, {"on_test_epoch_start", LogRule::EpochOnly},
-      {"on_test_epoch_end", LogRule::EpochOnly}};
+  static const std::map<std::string, LogRule> rules = {{"setup", LogRule::Forbidden},
+                                                       {"teardown", LogRule::Forbidden},
+                                                       {"configure_optimizers", LogRule::Forbidden},
+                                                       {"on_fit_start", LogRule::Forbidden},
+                                                       {"on_fit_end", LogRule::Forbidden},
+                                                       {"on_train_end", LogRule::Forbidden},
+                                                       {"on_sanity_check_start", LogRule::Forbidden},
+                                                       {"on_sanity_check_end", LogRule::Forbidden},
+                                                       {"on_validation_end", LogRule::Forbidden},
+                                                       {"on_test_end", LogRule::Forbidden},
+                                                       {"on_predict_start", LogRule::Forbidden},
+                                                       {"on_predict_end", LogRule::Forbidden},
+                                                       {"on_predict_epoch_start", LogRule::Forbidden},
+                                                       {"on_predict_epoch_end", LogRule::Forbidden},
+                                                       {"on_predict_batch_start", LogRule::Forbidden},
+                                                       {"on_predict_batch_end", LogRule::Forbidden},
+                                                       {"predict_step", LogRule::Forbidden},
+                                                       {"on_save_checkpoint", LogRule::Forbidden},
+                                                       {"on_load_checkpoint", LogRule::Forbidden},
+                                                       {"on_train_start", LogRule::EpochOnly},
+                                                       {"on_train_epoch_start", LogRule::EpochOnly},
+                                                       {"on_train_epoch_end", LogRule::EpochOnly},
+                                                       {"on_validation_start", LogRule::EpochOnly},
+                                                       {"on_validation_epoch_start", LogRule::EpochOnly},
+                                                       {"on_validation_epoch_end", LogRule::EpochOnly},
+                                                       {"on_test_start", LogRule::EpochOnly},
+                                                       {"on_test_epoch_start", LogRule::EpochOnly},
+                                                       {"on_test_epoch_end", LogRule::EpochOnly}};
   auto it = rules.find(fx);
   return it == rules.end() ? LogRule::Any : it->second;
 }
@@ -56,7 +68,8 @@ std::string reduce_name(const std::string& name, const std::string& key) {
   for (char& ch : r) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (r == "avg") r = "mean";
   EMBER_CHECK(r == "mean" || r == "sum" || r == "max" || r == "min", "log(\"", key,
-              "\"): reduce_fx must be \"mean\" (or \"avg\"), \"sum\", \"max\" or \"min\", got \"", name, "\"");
+              "\"): reduce_fx must be \"mean\" (or \"avg\"), \"sum\", \"max\" or \"min\", got \"", name,
+              "\"");
   return r;
 }
 
@@ -92,9 +105,10 @@ void Trainer::log(const std::string& name, double value, const LogOptions& opt) 
   if (sanity_checking_ || !running_) return;  // Lightning discards what the sanity check logs
   if (group_ && opt.sync_dist) {
     Tensor v = tensor({value}, kFloat64);
-    const auto op = reduce == "sum" ? distributed::ReduceOp::Sum
+    const auto op = reduce == "sum"   ? distributed::ReduceOp::Sum
                     : reduce == "max" ? distributed::ReduceOp::Max
-                    : reduce == "min" ? distributed::ReduceOp::Min : distributed::ReduceOp::Mean;
+                    : reduce == "min" ? distributed::ReduceOp::Min
+                                      : distributed::ReduceOp::Mean;
     group_->all_reduce(v, op);
     value = v.item<double>();
   }
@@ -142,7 +156,8 @@ void Trainer::log(const std::string& name, double value, const LogOptions& opt) 
 }
 
 void Trainer::check_log_call(const std::string& name, bool on_step, bool on_epoch) const {
-  EMBER_CHECK(on_step || on_epoch, "log(\"", name, "\") in ", fx_, ": on_step=false with on_epoch=false "
+  EMBER_CHECK(on_step || on_epoch, "log(\"", name, "\") in ", fx_,
+              ": on_step=false with on_epoch=false "
               "logs nothing; Lightning does not allow it");
   const LogRule rule = log_rule(fx_);
   EMBER_CHECK(rule != LogRule::Forbidden, "log(\"", name, "\"): you can't log inside ", fx_,

@@ -43,8 +43,8 @@ Tensor read_idx(const std::string& path, DType dtype) {
   std::ifstream in(path, std::ios::binary);
   EMBER_CHECK(in.good(), "read_idx: cannot open ", path);
   const uint32_t magic = read_be32(in);
-  EMBER_CHECK((magic >> 8) == 0x08 && (magic & 0xff) >= 1 && (magic & 0xff) <= 4,
-              "read_idx: ", path, " is not an unsigned-byte IDX file (magic 0x", std::hex, magic, ")");
+  EMBER_CHECK((magic >> 8) == 0x08 && (magic & 0xff) >= 1 && (magic & 0xff) <= 4, "read_idx: ", path,
+              " is not an unsigned-byte IDX file (magic 0x", std::hex, magic, ")");
   Shape shape;
   int64_t n = 1;
   for (uint32_t d = 0; d < (magic & 0xff); ++d) {
@@ -71,25 +71,27 @@ void write_idx(const std::string& path, const Tensor& values) {
     EMBER_CHECK(p[i] >= 0 && p[i] <= 255, "write_idx: value ", p[i], " does not fit a byte");
     bytes[i] = static_cast<char>(p[i]);
   }
-  write_file_atomic(path, [&](std::ostream& out) {
-    write_be32(out, 0x0800u | static_cast<uint32_t>(v.dim()));
-    for (int64_t d = 0; d < v.dim(); ++d) write_be32(out, static_cast<uint32_t>(v.size(d)));
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  }, "write_idx");
+  write_file_atomic(
+      path,
+      [&](std::ostream& out) {
+        write_be32(out, 0x0800u | static_cast<uint32_t>(v.dim()));
+        for (int64_t d = 0; d < v.dim(); ++d) write_be32(out, static_cast<uint32_t>(v.size(d)));
+        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      },
+      "write_idx");
 }
 
 std::shared_ptr<TensorDataset<2>> mnist(const std::string& root, bool train) {
   const std::string prefix = train ? "train" : "t10k";
   Tensor images = read_idx(find_file(root, prefix + "-images", "idx3-ubyte"));
   Tensor labels = read_idx(find_file(root, prefix + "-labels", "idx1-ubyte"), kInt64);
-  EMBER_CHECK(images.dim() == 3 && labels.dim() == 1 && images.size(0) == labels.size(0),
-              "mnist: images ", images.sizes(), " and labels ", labels.sizes(), " do not match");
+  EMBER_CHECK(images.dim() == 3 && labels.dim() == 1 && images.size(0) == labels.size(0), "mnist: images ",
+              images.sizes(), " and labels ", labels.sizes(), " do not match");
   images = (images / 255.0).unsqueeze(1).contiguous();
   return std::make_shared<TensorDataset<2>>(images, labels);
 }
 
-MnistConversion convert_mnist_json(const std::string& json_dir, const std::string& out_dir,
-                                   int test_every) {
+MnistConversion convert_mnist_json(const std::string& json_dir, const std::string& out_dir, int test_every) {
   EMBER_CHECK(test_every >= 2, "convert_mnist_json: test_every must be >= 2");
   std::vector<std::vector<uint8_t>> train_img, test_img;
   std::vector<int64_t> train_lab, test_lab;
@@ -104,7 +106,8 @@ MnistConversion convert_mnist_json(const std::string& json_dir, const std::strin
     for (size_t img = 0; img < data.size() / 784; ++img) {
       std::vector<uint8_t> px(784);
       for (size_t k = 0; k < 784; ++k)
-        px[k] = static_cast<uint8_t>(std::lround(std::clamp(data[img * 784 + k].get<double>(), 0.0, 1.0) * 255));
+        px[k] =
+            static_cast<uint8_t>(std::lround(std::clamp(data[img * 784 + k].get<double>(), 0.0, 1.0) * 255));
       const bool test = img % test_every == static_cast<size_t>(test_every - 1);
       (test ? test_img : train_img).push_back(std::move(px));
       (test ? test_lab : train_lab).push_back(digit);

@@ -82,7 +82,8 @@ void Trainer::manual_backward(LightningModuleBase&, const Tensor& loss, bool ret
 void Trainer::optimizer_zero_grad(size_t index) {
   EMBER_CHECK(index < optimizers_.size(), "optimizers(): index ", index, " out of range");
   if (!window_start()) return;
-  optimizers_[index]->zero_grad();  // no on_before_zero_grad here: Lightning calls it in automatic optimization only
+  optimizers_[index]
+      ->zero_grad();  // no on_before_zero_grad here: Lightning calls it in automatic optimization only
 }
 
 void Trainer::optimizer_step(size_t index) {
@@ -94,7 +95,8 @@ void Trainer::optimizer_step(size_t index) {
 
 void Trainer::step_schedulers(const std::string& interval, bool plateau) {
   for (auto& cfg : schedulers_) {
-    const bool wants_metric = cfg.scheduler.needs_metric() || (cfg.scheduler.is_custom() && !cfg.monitor.empty());
+    const bool wants_metric =
+        cfg.scheduler.needs_metric() || (cfg.scheduler.is_custom() && !cfg.monitor.empty());
     if (cfg.interval != interval || wants_metric != plateau) continue;
     const int64_t counter = interval == "step" ? global_step_ : epoch_ + 1;
     if (counter % cfg.frequency != 0) continue;

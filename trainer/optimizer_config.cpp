@@ -7,8 +7,11 @@ namespace ember::trainer {
 namespace {
 
 nlohmann::json to_json(const optim::SchedulerState& s) {
-  return {{"last_epoch", s.last_epoch}, {"step_count", s.step_count}, {"base_lrs", s.base_lrs},
-          {"last_lrs", s.last_lrs}, {"extra", s.extra}};
+  return {{"last_epoch", s.last_epoch},
+          {"step_count", s.step_count},
+          {"base_lrs", s.base_lrs},
+          {"last_lrs", s.last_lrs},
+          {"extra", s.extra}};
 }
 
 const std::string kWhat = "checkpoint: an LR scheduler's saved state";
@@ -49,7 +52,8 @@ void Scheduler::step(std::optional<double> metric) {
   } else if (chained_) {
     chained_->step();
   } else if (custom_) {
-    fail("Scheduler: a scheduler of your own type (", custom_type_->name(), ") is not one ember can step: override "
+    fail("Scheduler: a scheduler of your own type (", custom_type_->name(),
+         ") is not one ember can step: override "
          "the LightningModule's lr_scheduler_step(scheduler, metric) and step it there");
   }
 }
@@ -71,8 +75,12 @@ optim::Optimizer* Scheduler::optimizer() const {
 }
 
 std::string Scheduler::kind() const {
-  return plateau_ ? "ReduceLROnPlateau" : lr_ ? "LRScheduler" : sequential_ ? "SequentialLR"
-                                                    : chained_ ? "ChainedScheduler" : custom_ ? "custom" : "none";
+  return plateau_      ? "ReduceLROnPlateau"
+         : lr_         ? "LRScheduler"
+         : sequential_ ? "SequentialLR"
+         : chained_    ? "ChainedScheduler"
+         : custom_     ? "custom"
+                       : "none";
 }
 
 std::string Scheduler::state_json() const {

@@ -26,8 +26,7 @@ class Scheduler {
  public:
   Scheduler() = default;
   template <class S>
-    requires std::derived_from<S, optim::LRScheduler>
-  Scheduler(std::shared_ptr<S> s) : lr_(std::move(s)) {}
+  requires std::derived_from<S, optim::LRScheduler> Scheduler(std::shared_ptr<S> s) : lr_(std::move(s)) {}
   Scheduler(std::shared_ptr<optim::ReduceLROnPlateau> s) : plateau_(std::move(s)) {}
   Scheduler(std::shared_ptr<optim::SequentialLR> s) : sequential_(std::move(s)) {}
   Scheduler(std::shared_ptr<optim::ChainedScheduler> s) : chained_(std::move(s)) {}
@@ -44,8 +43,8 @@ class Scheduler {
   }
   template <class S>
   std::shared_ptr<S> get() const {
-    EMBER_CHECK(custom_ && *custom_type_ == typeid(S), "Scheduler::get: this ", kind(), " scheduler is not a ",
-                typeid(S).name());
+    EMBER_CHECK(custom_ && *custom_type_ == typeid(S), "Scheduler::get: this ", kind(),
+                " scheduler is not a ", typeid(S).name());
     return std::static_pointer_cast<S>(custom_);
   }
   bool is_custom() const { return custom_ != nullptr; }
@@ -74,9 +73,9 @@ struct LRSchedulerConfig {
   Scheduler scheduler{};
   std::string interval = "epoch";  // "epoch" or "step"
   int64_t frequency = 1;
-  std::string monitor{};               // ReduceLROnPlateau only, and required there
-  bool strict = true;                // a missing monitor is an error (else a warning)
-  std::string name{};                  // LearningRateMonitor's key
+  std::string monitor{};  // ReduceLROnPlateau only, and required there
+  bool strict = true;     // a missing monitor is an error (else a warning)
+  std::string name{};     // LearningRateMonitor's key
 };
 
 struct OptimizerConfig {
@@ -89,10 +88,11 @@ class Optimizers {
   Optimizers() = default;
   Optimizers(std::nullptr_t) {}
   template <class O>
-    requires std::derived_from<O, optim::Optimizer>
-  Optimizers(std::shared_ptr<O> optimizer) : optimizers_{std::move(optimizer)} {}
+  requires std::derived_from<O, optim::Optimizer> Optimizers(std::shared_ptr<O> optimizer)
+      : optimizers_{std::move(optimizer)} {}
   Optimizers(OptimizerConfig config);
-  Optimizers(std::vector<std::shared_ptr<optim::Optimizer>> optimizers) : optimizers_(std::move(optimizers)) {}
+  Optimizers(std::vector<std::shared_ptr<optim::Optimizer>> optimizers)
+      : optimizers_(std::move(optimizers)) {}
   Optimizers(std::vector<OptimizerConfig> configs);
   Optimizers(std::initializer_list<Optimizers> parts);
   static Optimizers with_schedulers(std::vector<std::shared_ptr<optim::Optimizer>> optimizers,

@@ -1,12 +1,12 @@
 // ProgressBar and the model summary: see progress.h.
 #include "ember/trainer/progress.h"
 
+#include <unistd.h>
 #include <cmath>
 #include <cstdio>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
-#include <unistd.h>
 
 #include "ember/trainer/trainer.h"
 
@@ -24,7 +24,8 @@ std::string clock_text(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60),
+                static_cast<long long>(s % 60));
   return buf;
 }
 
@@ -48,7 +49,8 @@ std::string ProgressBar::metrics_text(T& trainer) const {
   std::string out;
   // The step loss, unless the module puts its own metrics on the bar.
   if (has_loss_ && trainer.progress_bar_metrics().empty()) out += "loss=" + fixed(last_loss_, 4);
-  for (auto& [k, v] : trainer.progress_bar_metrics()) out += (out.empty() ? "" : ", ") + k + "=" + fixed(v, 4);
+  for (auto& [k, v] : trainer.progress_bar_metrics())
+    out += (out.empty() ? "" : ", ") + k + "=" + fixed(v, 4);
   return out;
 }
 
@@ -65,7 +67,8 @@ void ProgressBar::on_train_batch_end(T& trainer, M&, const Tensor& loss, int64_t
   }
   if (!terminal_ || !trainer.is_global_zero()) return;
   auto now = std::chrono::steady_clock::now();
-  if (std::chrono::duration<double>(now - last_draw_).count() < 0.1 && done_ < trainer.num_training_batches()) return;
+  if (std::chrono::duration<double>(now - last_draw_).count() < 0.1 && done_ < trainer.num_training_batches())
+    return;
   last_draw_ = now;
   draw(trainer, false);
 }
@@ -77,15 +80,16 @@ void ProgressBar::on_validation_batch_end(T& trainer, M&, const Tensor&, int64_t
 }
 
 void ProgressBar::draw(T& trainer, bool final) {
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
   const int64_t total = trainer.num_training_batches();
   const double rate = elapsed > 0 ? done_ / elapsed : 0;
   const int width = 20;
   const int filled = total > 0 ? static_cast<int>(width * done_ / total) : 0;
   std::ostringstream os;
-  os << "Epoch " << trainer.current_epoch() << ": " << std::setw(3) << (total > 0 ? 100 * done_ / total : 0) << "%|"
-     << std::string(filled, '#') << std::string(width - filled, ' ') << "| " << done_ << "/" << total << " ["
-     << clock_text(elapsed) << "<" << clock_text(rate > 0 ? (total - done_) / rate : NAN) << ", "
+  os << "Epoch " << trainer.current_epoch() << ": " << std::setw(3) << (total > 0 ? 100 * done_ / total : 0)
+     << "%|" << std::string(filled, '#') << std::string(width - filled, ' ') << "| " << done_ << "/" << total
+     << " [" << clock_text(elapsed) << "<" << clock_text(rate > 0 ? (total - done_) / rate : NAN) << ", "
      << fixed(rate, 2) << " it/s] " << metrics_text(trainer);
   std::cout << "\r\033[K" << os.str() << (final ? "\n" : "") << std::flush;
 }
@@ -96,7 +100,8 @@ void ProgressBar::on_train_epoch_end(T& trainer, M&) {
     draw(trainer, true);
     return;
   }
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
   std::cout << "Epoch " << trainer.current_epoch() << ": " << done_ << "/" << trainer.num_training_batches()
             << " batches in " << fixed(elapsed, 1) << " s (" << fixed(elapsed > 0 ? done_ / elapsed : 0, 2)
             << " it/s) " << metrics_text(trainer) << std::endl;
@@ -123,7 +128,8 @@ std::string model_summary(const nn::Module& module) {
   };
   std::vector<Row> rows;
   for (auto& [name, child] : module.named_children())
-    rows.push_back({name, child->type_name(), human(child->num_parameters()), child->is_training() ? "train" : "eval"});
+    rows.push_back(
+        {name, child->type_name(), human(child->num_parameters()), child->is_training() ? "train" : "eval"});
   size_t w[4] = {4, 4, 6, 4};
   for (auto& r : rows) {
     w[0] = std::max(w[0], r.name.size());

@@ -46,8 +46,8 @@ std::vector<int64_t> SequentialSampler::indices(int64_t) const {
 std::vector<int64_t> RandomSampler::indices(int64_t epoch) const { return permutation(n_, seed_, epoch); }
 
 DistributedSampler::DistributedSampler(int64_t n, Options o) : n_(n), o_(o) {
-  EMBER_CHECK(o_.num_replicas >= 1 && o_.rank >= 0 && o_.rank < o_.num_replicas,
-              "DistributedSampler: rank ", o_.rank, " is not in [0, ", o_.num_replicas, ")");
+  EMBER_CHECK(o_.num_replicas >= 1 && o_.rank >= 0 && o_.rank < o_.num_replicas, "DistributedSampler: rank ",
+              o_.rank, " is not in [0, ", o_.num_replicas, ")");
   per_rank_ = o_.drop_last ? n_ / o_.num_replicas : (n_ + o_.num_replicas - 1) / o_.num_replicas;
 }
 

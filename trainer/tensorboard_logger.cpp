@@ -45,7 +45,8 @@ void put_le(std::string& out, T v) {
 template <class T>
 T get_le(const std::string& in, size_t at) {
   T v = 0;
-  for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<unsigned char>(in[at + i])) << (8 * i);
+  for (size_t i = 0; i < sizeof(T); ++i)
+    v |= static_cast<T>(static_cast<unsigned char>(in[at + i])) << (8 * i);
   return v;
 }
 
@@ -84,8 +85,9 @@ void TensorBoardLogger::open() {
   if (out_.is_open()) return;
   char host[256] = "localhost";
   gethostname(host, sizeof host - 1);
-  event_file_ = (fs::path(log_dir()) / ("events.out.tfevents." + std::to_string(static_cast<int64_t>(now_seconds())) +
-                                        "." + host)).string();
+  event_file_ = (fs::path(log_dir()) /
+                 ("events.out.tfevents." + std::to_string(static_cast<int64_t>(now_seconds())) + "." + host))
+                    .string();
   out_.open(event_file_, std::ios::binary | std::ios::app);
   EMBER_CHECK(out_.good(), "TensorBoardLogger: cannot write ", event_file_);
   tensorboard::Event first;
@@ -143,9 +145,11 @@ std::vector<ScalarEvent> read_tensorboard_scalars(const std::string& path) {
     EMBER_CHECK(get_le<uint32_t>(bytes, at + 12 + n) == masked(crc32c(data.data(), data.size())),
                 "read_tensorboard_scalars: bad data CRC at byte ", at, " of ", path);
     tensorboard::Event event;
-    EMBER_CHECK(event.ParseFromString(data), "read_tensorboard_scalars: record at byte ", at, " is not an Event");
+    EMBER_CHECK(event.ParseFromString(data), "read_tensorboard_scalars: record at byte ", at,
+                " is not an Event");
     if (event.has_summary())
-      for (auto& v : event.summary().value()) out.push_back({v.tag(), event.step(), v.simple_value(), event.wall_time()});
+      for (auto& v : event.summary().value())
+        out.push_back({v.tag(), event.step(), v.simple_value(), event.wall_time()});
     at += 12 + n + 4;
   }
   return out;

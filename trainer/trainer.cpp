@@ -31,7 +31,8 @@ int64_t BatchLimit::resolve(int64_t total, const char* what) const {
     EMBER_CHECK(*count >= 0, "Trainer: ", what, " must be >= 0, got ", *count);
     return std::min(*count, total);
   }
-  EMBER_CHECK(fraction >= 0 && fraction <= 1, "Trainer: ", what, " as a fraction must be in [0, 1], got ", fraction);
+  EMBER_CHECK(fraction >= 0 && fraction <= 1, "Trainer: ", what, " as a fraction must be in [0, 1], got ",
+              fraction);
   const int64_t n = static_cast<int64_t>(std::floor(total * fraction));
   return fraction > 0 && n == 0 && total > 0 ? 1 : n;
 }
@@ -64,31 +65,41 @@ Trainer::Trainer(TrainerOptions options) : o_(std::move(options)) {
               o_.gradient_clip_algorithm, "\"");
   EMBER_CHECK(o_.accelerator == "auto" || o_.accelerator == "cpu" || o_.accelerator == "cuda",
               "Trainer: accelerator must be \"auto\", \"cpu\" or \"cuda\", got \"", o_.accelerator, "\"");
-  EMBER_CHECK(o_.accelerator != "cuda" || cuda::is_available(), "Trainer: accelerator=\"cuda\" but no CUDA "
-              "device is available: ", cuda::unavailable_reason(), "; use \"cpu\" or \"auto\"");
-  if (o_.accelerator == "cuda" || (o_.accelerator == "auto" && cuda::is_available())) device_ = Device::cuda(0);
+  EMBER_CHECK(o_.accelerator != "cuda" || cuda::is_available(),
+              "Trainer: accelerator=\"cuda\" but no CUDA "
+              "device is available: ",
+              cuda::unavailable_reason(), "; use \"cpu\" or \"auto\"");
+  if (o_.accelerator == "cuda" || (o_.accelerator == "auto" && cuda::is_available()))
+    device_ = Device::cuda(0);
   if (o_.precision == "bf16-mixed") {
     autocast_dtype_ = kBFloat16;
   } else if (o_.precision == "16-mixed") {
     autocast_dtype_ = kFloat16;
     scaler_ = std::make_unique<optim::GradScaler>();
   } else {
-    EMBER_CHECK(o_.precision == "32-true" || o_.precision == "32", "Trainer: precision must be \"32-true\", "
-                "\"bf16-mixed\" or \"16-mixed\", got \"", o_.precision, "\"");
+    EMBER_CHECK(o_.precision == "32-true" || o_.precision == "32",
+                "Trainer: precision must be \"32-true\", "
+                "\"bf16-mixed\" or \"16-mixed\", got \"",
+                o_.precision, "\"");
   }
   EMBER_CHECK(o_.strategy == "auto" || o_.strategy == "ddp" || o_.strategy == "single",
               "Trainer: strategy must be \"auto\", \"ddp\" or \"single\", got \"", o_.strategy, "\"");
-  EMBER_CHECK(o_.strategy != "ddp" || distributed::available(), "Trainer: strategy \"ddp\" needs ember::distributed, "
-              "and this ember was built without MPI (EMBER_WITH_MPI=OFF): install libopenmpi-dev and rebuild");
+  EMBER_CHECK(
+      o_.strategy != "ddp" || distributed::available(),
+      "Trainer: strategy \"ddp\" needs ember::distributed, "
+      "and this ember was built without MPI (EMBER_WITH_MPI=OFF): install libopenmpi-dev and rebuild");
   if (o_.strategy != "single" && distributed::launched_with_several_ranks()) {
     group_ = distributed::world();
-    EMBER_CHECK(group_ != nullptr, "Trainer: launched with several ranks but this ember was built without MPI");
+    EMBER_CHECK(group_ != nullptr,
+                "Trainer: launched with several ranks but this ember was built without MPI");
     if (device_.is_cuda()) group_ = distributed::with_device_collectives(group_);
     group_->set_timeout(o_.ddp_timeout);
   }
   EMBER_CHECK(o_.devices == 1 || (group_ && group_->size() == o_.devices), "Trainer: devices=", o_.devices,
-              " needs that many processes: launch with `mpirun -np ", o_.devices, " ./your_program` (this process "
-              "is one of ", world_size(), ")");
+              " needs that many processes: launch with `mpirun -np ", o_.devices,
+              " ./your_program` (this process "
+              "is one of ",
+              world_size(), ")");
   EMBER_CHECK(o_.log_every_n_steps >= 1, "Trainer: log_every_n_steps must be >= 1");
   EMBER_CHECK(o_.check_val_every_n_epoch >= 1, "Trainer: check_val_every_n_epoch must be >= 1");
   if (o_.seed) seed_everything(*o_.seed);
@@ -103,7 +114,8 @@ Trainer::Trainer(TrainerOptions options) : o_(std::move(options)) {
     o_.num_sanity_val_steps = 0;
     o_.val_check_interval = 1.0;
   }
-  const bool overfit = o_.overfit_batches.count ? *o_.overfit_batches.count > 0 : o_.overfit_batches.fraction > 0;
+  const bool overfit =
+      o_.overfit_batches.count ? *o_.overfit_batches.count > 0 : o_.overfit_batches.fraction > 0;
   if (overfit) {
     o_.limit_train_batches = o_.limit_val_batches = o_.overfit_batches;
     o_.num_sanity_val_steps = 0;
@@ -177,15 +189,19 @@ void Trainer::configure_optimizers() {
   schedulers_ = result.schedulers();
   for (auto& s : schedulers_) {
     EMBER_CHECK(s.scheduler.defined(), "configure_optimizers: an lr_scheduler config has no scheduler");
-    EMBER_CHECK(s.interval == "epoch" || s.interval == "step", "configure_optimizers: lr_scheduler interval must be "
-                "\"epoch\" or \"step\", got \"", s.interval, "\"");
+    EMBER_CHECK(s.interval == "epoch" || s.interval == "step",
+                "configure_optimizers: lr_scheduler interval must be "
+                "\"epoch\" or \"step\", got \"",
+                s.interval, "\"");
     EMBER_CHECK(s.frequency >= 1, "configure_optimizers: lr_scheduler frequency must be >= 1");
-    EMBER_CHECK(!s.scheduler.needs_metric() || !s.monitor.empty(), "configure_optimizers: a ReduceLROnPlateau "
+    EMBER_CHECK(!s.scheduler.needs_metric() || !s.monitor.empty(),
+                "configure_optimizers: a ReduceLROnPlateau "
                 "scheduler needs the metric it follows: set its LRSchedulerConfig's monitor, for example "
                 "{.scheduler = plateau, .monitor = \"val_loss\"}");
   }
   if (optimizers_.empty())
-    warn("ember: " + module_->type_name() + ".configure_optimizers returned no optimizer: this fit runs the "
+    warn("ember: " + module_->type_name() +
+         ".configure_optimizers returned no optimizer: this fit runs the "
          "training steps without one");
   if (!module_->automatic_optimization() || optimizers_.size() < 2) return;
   // Automatic optimization with several optimizers: one backward, each steps its own parameters,
@@ -202,13 +218,16 @@ void Trainer::configure_optimizers() {
         if (!fresh && it->second != i) {
           auto n = names.find(p.impl());
           std::ostringstream os;
-          os << (n != names.end() ? n->second : "<unregistered>") << " (optimizers " << it->second << " and " << i << ")";
+          os << (n != names.end() ? n->second : "<unregistered>") << " (optimizers " << it->second << " and "
+             << i << ")";
           shared.push_back(os.str());
         }
       }
-  EMBER_CHECK(shared.empty(), "configure_optimizers: with automatic optimization every parameter must belong to "
+  EMBER_CHECK(shared.empty(),
+              "configure_optimizers: with automatic optimization every parameter must belong to "
               "one optimizer (one backward, each optimizer steps its own parameters), but these are shared: ",
-              join_names(shared), ". Give the optimizers disjoint parameter sets, or use manual optimization "
+              join_names(shared),
+              ". Give the optimizers disjoint parameter sets, or use manual optimization "
               "(automatic_optimization(false)).");
 }
 
@@ -228,7 +247,8 @@ void Trainer::check_registration(const Tensor& loss) {
   if (!stray.empty()) {
     std::ostringstream os;
     os << "ember: " << stray.size() << " tensor(s) received gradients but are not registered parameters of "
-       << module_->type_name() << " (shapes " << shapes_of(stray) << "). parameters() does not return them, so "
+       << module_->type_name() << " (shapes " << shapes_of(stray)
+       << "). parameters() does not return them, so "
        << "no optimizer updates them"
        << " and checkpoints do not save them. Keep sub-modules in nn::ModuleList / nn::ModuleDict (or "
        << "register_module / register_parameter) instead of a std::vector or std::map.";

@@ -44,8 +44,8 @@ struct TrainerOptions {
   std::optional<int64_t> max_epochs{};  // unset: 1000, or unlimited when max_steps is set
   int64_t min_epochs = 0;
   int64_t max_steps = -1;
-  int64_t min_steps = 0;              // a stop request (EarlyStopping, Timer) waits for this many steps
-  std::string max_time{};               // "DD:HH:MM:SS"; empty: no limit
+  int64_t min_steps = 0;   // a stop request (EarlyStopping, Timer) waits for this many steps
+  std::string max_time{};  // "DD:HH:MM:SS"; empty: no limit
   BatchLimit val_check_interval = 1.0;
   int64_t check_val_every_n_epoch = 1;
   BatchLimit limit_train_batches = 1.0;
@@ -57,29 +57,29 @@ struct TrainerOptions {
   std::optional<double> gradient_clip_val{};
   std::string gradient_clip_algorithm = "norm";  // "norm" or "value"
   bool deterministic = false;
-  int64_t fast_dev_run = 0;           // n > 0: n batches of each loop, one epoch, nothing written
-  BatchLimit overfit_batches = 0.0;   // train and validate on the same first batches
+  int64_t fast_dev_run = 0;          // n > 0: n batches of each loop, one epoch, nothing written
+  BatchLimit overfit_batches = 0.0;  // train and validate on the same first batches
   int64_t log_every_n_steps = 50;
   bool enable_progress_bar = true;
-  bool enable_checkpointing = true;   // adds a ModelCheckpoint when none is given
+  bool enable_checkpointing = true;  // adds a ModelCheckpoint when none is given
   bool enable_model_summary = true;
   std::string default_root_dir = ".";
   std::vector<std::shared_ptr<Callback>> callbacks{};
   std::vector<std::shared_ptr<Logger>> loggers{};  // empty: a CSVLogger under default_root_dir
-  bool logger = true;                 // false: no logger at all
-  std::string accelerator = "auto";   // "auto", "cpu" or "cuda"
-  int devices = 1;                    // with strategy "ddp": the number of ranks mpirun started
+  bool logger = true;                              // false: no logger at all
+  std::string accelerator = "auto";                // "auto", "cpu" or "cuda"
+  int devices = 1;                                 // with strategy "ddp": the number of ranks mpirun started
   // "auto": data-parallel ("ddp") when launched by mpirun with several ranks, else one process;
   // "ddp": the same, stated; "single": one process even under mpirun.
   std::string strategy = "auto";
-  double ddp_timeout = 1800;          // seconds a collective may take before every rank is ended
-  int64_t ddp_bucket_mb = 25;         // gradient all-reduce bucket size
-  bool sync_batchnorm = false;        // BatchNorm statistics over the global batch (ddp only)
+  double ddp_timeout = 1800;    // seconds a collective may take before every rank is ended
+  int64_t ddp_bucket_mb = 25;   // gradient all-reduce bucket size
+  bool sync_batchnorm = false;  // BatchNorm statistics over the global batch (ddp only)
   // "32-true" (or "32"); "bf16-mixed": the steps run under autocast to bfloat16; "16-mixed": autocast
   // to float16 with a GradScaler (loss scaling, steps skipped on inf/NaN gradients). Parameters and
   // optimizer state stay float32.
   std::string precision = "32-true";
-  std::optional<uint64_t> seed{};       // seed_everything(seed) before anything runs
+  std::optional<uint64_t> seed{};  // seed_everything(seed) before anything runs
 };
 
 // Seeds every generator ember uses (the CPU and CUDA generators; data loaders draw their shuffle
@@ -102,11 +102,13 @@ class Trainer {
   }
   template <class M, class L>
   std::map<std::string, double> validate(M& module, L&& loader, const std::string& ckpt_path = "") {
-    return evaluate_impl(module, detail::make_stream(module, std::forward<L>(loader)), Stage::Validate, ckpt_path);
+    return evaluate_impl(module, detail::make_stream(module, std::forward<L>(loader)), Stage::Validate,
+                         ckpt_path);
   }
   template <class M, class L>
   std::map<std::string, double> test(M& module, L&& loader, const std::string& ckpt_path = "") {
-    return evaluate_impl(module, detail::make_stream(module, std::forward<L>(loader)), Stage::Test, ckpt_path);
+    return evaluate_impl(module, detail::make_stream(module, std::forward<L>(loader)), Stage::Test,
+                         ckpt_path);
   }
   template <class M, class L>
   std::vector<Tensor> predict(M& module, L&& loader, const std::string& ckpt_path = "") {
@@ -187,8 +189,9 @@ class Trainer {
   struct Metric;
   void fit_impl(LightningModuleBase& module, std::unique_ptr<BatchStream> train,
                 std::unique_ptr<BatchStream> val, const std::string& ckpt_path);
-  std::map<std::string, double> evaluate_impl(LightningModuleBase& module, std::unique_ptr<BatchStream> loader,
-                                              Stage stage, const std::string& ckpt_path);
+  std::map<std::string, double> evaluate_impl(LightningModuleBase& module,
+                                              std::unique_ptr<BatchStream> loader, Stage stage,
+                                              const std::string& ckpt_path);
   std::vector<Tensor> predict_impl(LightningModuleBase& module, std::unique_ptr<BatchStream> loader,
                                    const std::string& ckpt_path);
 
@@ -199,7 +202,7 @@ class Trainer {
   void run_train_epoch(BatchStream& train, BatchStream* val);
   bool train_batch(BatchStream& train, int64_t batch_idx);
   void train_epoch_end_hooks();
-  bool can_stop_early() const;  // min_epochs and min_steps are met
+  bool can_stop_early() const;              // min_epochs and min_steps are met
   void automatic_step(const Tensor& loss);  // zero_grad / backward / step, windowed by batch_idx_
   void backward(const Tensor& loss, bool retain_graph = false);
   void step_one(size_t index);
@@ -231,8 +234,8 @@ class Trainer {
   std::vector<std::shared_ptr<Callback>> callbacks_;
   std::vector<std::shared_ptr<Logger>> loggers_;
   std::shared_ptr<distributed::ProcessGroup> group_;
-  std::optional<DType> autocast_dtype_;           // mixed precision
-  std::unique_ptr<optim::GradScaler> scaler_;     // "16-mixed"
+  std::optional<DType> autocast_dtype_;        // mixed precision
+  std::unique_ptr<optim::GradScaler> scaler_;  // "16-mixed"
   void enter_autocast(std::optional<AutocastGuard>& scope) const;
   std::shared_ptr<GradientReducer> reducer_;
   LightningModuleBase* module_ = nullptr;
@@ -242,7 +245,7 @@ class Trainer {
 
   // loop state
   int64_t epoch_ = 0, global_step_ = 0, batches_stepped_ = 0;
-  int64_t epoch_batches_done_ = 0;   // of the current epoch (resume position)
+  int64_t epoch_batches_done_ = 0;  // of the current epoch (resume position)
   int64_t resume_skip_ = 0;
   bool epoch_finished_ = false;
   int64_t accumulate_ = 1;
@@ -261,7 +264,7 @@ class Trainer {
 
   // logging
   bool default_on_step_ = true, default_on_epoch_ = false;
-  std::string fx_;  // the hook running now, for log()'s checks
+  std::string fx_;                                             // the hook running now, for log()'s checks
   std::map<std::string, std::unique_ptr<Metric>> metrics_[4];  // per Stage
   std::map<std::string, double> callback_metrics_, logged_metrics_, progress_bar_metrics_;
   std::map<std::string, double> pending_step_metrics_;

@@ -15,5 +15,5 @@
 #include "ember/trainer/progress.h"
 #include "ember/trainer/sampler.h"
 #include "ember/trainer/sync_batch_norm.h"
-#include "ember/trainer/trainer.h"
 #include "ember/trainer/tensorboard_logger.h"
+#include "ember/trainer/trainer.h"

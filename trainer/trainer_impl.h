@@ -12,11 +12,11 @@
 namespace ember::trainer {
 
 // Calls a hook on every callback (in order) and then on the module, with logging defaults for it.
-#define EMBER_HOOK(name, ...)                                                          \
-  do {                                                                                 \
-    set_fx(#name);                                                                     \
+#define EMBER_HOOK(name, ...)                                                           \
+  do {                                                                                  \
+    set_fx(#name);                                                                      \
     for (auto& cb_ : callbacks_) cb_->name(*this, *module_ __VA_OPT__(, ) __VA_ARGS__); \
-    module_->name(__VA_ARGS__);                                                        \
+    module_->name(__VA_ARGS__);                                                         \
   } while (0)
 
 struct Trainer::Metric {

@@ -38,8 +38,8 @@ Tensor eye(int64_t n, std::optional<int64_t> m, TensorOptions opts) {
   if (k > 0) {
     Tensor diag = t.diagonal();
     Tensor one = ones({k}, TensorOptions(opts.dtype).set_device(opts.device));
-    backend_of(t).strided_copy(opts.dtype, one.data_ptr(), one.strides(), diag.data_ptr(),
-                               diag.strides(), diag.sizes());
+    backend_of(t).strided_copy(opts.dtype, one.data_ptr(), one.strides(), diag.data_ptr(), diag.strides(),
+                               diag.sizes());
   }
   return finish(t, opts);
 }
@@ -128,13 +128,13 @@ Tensor tensor(std::initializer_list<bool> v, std::optional<TensorOptions> o) {
 }
 
 template <class T>
-static Tensor from_rows(std::initializer_list<std::initializer_list<T>> rows,
-                        std::optional<TensorOptions> o, DType deflt) {
+static Tensor from_rows(std::initializer_list<std::initializer_list<T>> rows, std::optional<TensorOptions> o,
+                        DType deflt) {
   std::vector<T> flat;
   const int64_t cols = rows.size() ? static_cast<int64_t>(rows.begin()->size()) : 0;
   for (const auto& r : rows) {
-    EMBER_CHECK(static_cast<int64_t>(r.size()) == cols,
-                "tensor: rows have different lengths (", cols, " and ", r.size(), ")");
+    EMBER_CHECK(static_cast<int64_t>(r.size()) == cols, "tensor: rows have different lengths (", cols,
+                " and ", r.size(), ")");
     flat.insert(flat.end(), r.begin(), r.end());
   }
   return tensor(flat, {static_cast<int64_t>(rows.size()), cols}, o.value_or(TensorOptions(deflt)));
@@ -142,12 +142,12 @@ static Tensor from_rows(std::initializer_list<std::initializer_list<T>> rows,
 Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, std::optional<TensorOptions> o) {
   return from_rows(rows, o, kFloat32);
 }
-Tensor tensor(std::initializer_list<std::initializer_list<int64_t>> rows,
-              std::optional<TensorOptions> o) {
+Tensor tensor(std::initializer_list<std::initializer_list<int64_t>> rows, std::optional<TensorOptions> o) {
   return from_rows(rows, o, kInt64);
 }
 template <class T>
-static Tensor stack_rows(std::initializer_list<std::initializer_list<T>> rows, std::optional<TensorOptions> o) {
+static Tensor stack_rows(std::initializer_list<std::initializer_list<T>> rows,
+                         std::optional<TensorOptions> o) {
   std::vector<Tensor> parts;
   for (const auto& r : rows) parts.push_back(tensor(r, o));
   EMBER_CHECK(!parts.empty(), "tensor: empty nested list");
@@ -175,16 +175,16 @@ Tensor from_blob(void* data, const Shape& shape, DType dtype, std::function<void
   for (size_t d = 0; d < shape.size() && extent; ++d) {
     EMBER_CHECK(st[d] >= 0, "from_blob: negative stride in ", st);
     int64_t step = 0;
-    EMBER_CHECK(!__builtin_mul_overflow(shape[d] - 1, st[d], &step) &&
-                    !__builtin_add_overflow(extent, step, &extent),
-                "from_blob: shape ", shape, " with strides ", st, " reaches beyond what int64 can count");
+    EMBER_CHECK(
+        !__builtin_mul_overflow(shape[d] - 1, st[d], &step) && !__builtin_add_overflow(extent, step, &extent),
+        "from_blob: shape ", shape, " with strides ", st, " reaches beyond what int64 can count");
   }
   int64_t nbytes = 0;
   EMBER_CHECK(!__builtin_mul_overflow(extent, static_cast<int64_t>(itemsize(dtype)), &nbytes),
               "from_blob: shape ", shape, " needs more bytes than int64 can count");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(data, static_cast<size_t>(nbytes), Device::cpu(),
-                                            std::move(deleter));
+  impl->storage =
+      std::make_shared<Storage>(data, static_cast<size_t>(nbytes), Device::cpu(), std::move(deleter));
   impl->sizes = shape;
   impl->strides = st;
   impl->dtype = dtype;

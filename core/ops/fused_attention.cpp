@@ -42,8 +42,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
   Shape mask_strides = {0, 0, 0};
   // Without a graph to record, keys and values whose rows are compact are read where they lie, however
   // far apart their batch entries are: a key/value cache's views then cost no copy per token.
-  const bool records = autograd::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() ||
-                                                            v.requires_grad());
+  const bool records =
+      autograd::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
   auto batch_step = [&](Tensor& t, int64_t rows, int64_t width) -> int64_t {
     const bool rows_compact = (width <= 1 || t.stride(2) == 1) && (rows <= 1 || t.stride(1) == width);
     if (!records && rows_compact && (B == 1 || t.stride(0) > 0)) return B == 1 ? 0 : t.stride(0);
@@ -78,32 +78,31 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
                              lse.data_ptr());
   }
   Tensor out = out3.view(full_shape(L, Ev));
-  autograd::record(
-      "scaled_dot_product_attention", {q, k, v}, {out}, {q3, k3, v3, out, lse, m3, q, k, v},
-      [=](FunctionNode& n, const variable_list& g) -> variable_list {
-        Tensor q3 = n.saved(0), k3 = n.saved(1), v3 = n.saved(2), o = n.saved(3);
-        Tensor lse = n.saved(4), m3 = n.saved(5);
-        Shape eq = full_shape(L, E), ek = full_shape(S, E), ev = full_shape(S, Ev);
-        auto* fused = fused_of(q3, kernels::FusedOp::Attention, q3.dtype());
-        if (autograd::GradMode::is_enabled() || !fused) {
-          // create_graph: differentiate the composed formula, in terms of the original inputs so
-          // the result stays connected to them.
-          Tensor mask_full = m3.defined() ? m3.reshape(full_shape(L, S)) : Tensor();
-          Tensor qq = n.saved(6), kk = n.saved(7), vv = n.saved(8);
-          Tensor y = attention_composed(qq, kk, vv, mask_full, scale, is_causal);
-          return autograd::grad_aligned(y, {qq, kk, vv}, g[0], true);
-        }
-        Tensor go = g[0].reshape({B, L, Ev}).contiguous();
-        Tensor gq = empty({B, L, E}, q3.options());
-        Tensor gk = empty({B, S, E}, q3.options());
-        Tensor gv = empty({B, S, Ev}, q3.options());
-        kernels::AttentionShape shape{B, L, S, E, Ev, scale, is_causal};
-        fused->attention_backward(q3.dtype(), shape, q3.data_ptr(), k3.data_ptr(), v3.data_ptr(),
-                                  m3.defined() ? m3.data_ptr() : nullptr, mask_strides,
-                                  o.reshape({B, L, Ev}).contiguous().data_ptr(), go.data_ptr(),
-                                  lse.data_ptr(), gq.data_ptr(), gk.data_ptr(), gv.data_ptr());
-        return {gq.view(eq), gk.view(ek), gv.view(ev)};
-      });
+  autograd::record("scaled_dot_product_attention", {q, k, v}, {out}, {q3, k3, v3, out, lse, m3, q, k, v},
+                   [=](FunctionNode& n, const variable_list& g) -> variable_list {
+                     Tensor q3 = n.saved(0), k3 = n.saved(1), v3 = n.saved(2), o = n.saved(3);
+                     Tensor lse = n.saved(4), m3 = n.saved(5);
+                     Shape eq = full_shape(L, E), ek = full_shape(S, E), ev = full_shape(S, Ev);
+                     auto* fused = fused_of(q3, kernels::FusedOp::Attention, q3.dtype());
+                     if (autograd::GradMode::is_enabled() || !fused) {
+                       // create_graph: differentiate the composed formula, in terms of the original inputs so
+                       // the result stays connected to them.
+                       Tensor mask_full = m3.defined() ? m3.reshape(full_shape(L, S)) : Tensor();
+                       Tensor qq = n.saved(6), kk = n.saved(7), vv = n.saved(8);
+                       Tensor y = attention_composed(qq, kk, vv, mask_full, scale, is_causal);
+                       return autograd::grad_aligned(y, {qq, kk, vv}, g[0], true);
+                     }
+                     Tensor go = g[0].reshape({B, L, Ev}).contiguous();
+                     Tensor gq = empty({B, L, E}, q3.options());
+                     Tensor gk = empty({B, S, E}, q3.options());
+                     Tensor gv = empty({B, S, Ev}, q3.options());
+                     kernels::AttentionShape shape{B, L, S, E, Ev, scale, is_causal};
+                     fused->attention_backward(q3.dtype(), shape, q3.data_ptr(), k3.data_ptr(), v3.data_ptr(),
+                                               m3.defined() ? m3.data_ptr() : nullptr, mask_strides,
+                                               o.reshape({B, L, Ev}).contiguous().data_ptr(), go.data_ptr(),
+                                               lse.data_ptr(), gq.data_ptr(), gk.data_ptr(), gv.data_ptr());
+                     return {gq.view(eq), gk.view(ek), gv.view(ev)};
+                   });
   return out;
 }
 

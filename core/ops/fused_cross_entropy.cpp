@@ -16,7 +16,8 @@ Tensor cross_entropy_composed(const Tensor& logits, const Tensor& target, const 
 namespace {
 
 // The composed gradient, differentiable in x (create_graph).
-Tensor cross_entropy_grad_composed(const Tensor& x, const Tensor& t, const Tensor& w, const Tensor& grad_loss) {
+Tensor cross_entropy_grad_composed(const Tensor& x, const Tensor& t, const Tensor& w,
+                                   const Tensor& grad_loss) {
   Tensor coef = (grad_loss * w).unsqueeze(1);
   return scatter_add(softmax(x, 1) * coef, 1, t.unsqueeze(1), neg(coef));
 }
@@ -29,20 +30,21 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& r
   const int64_t rows = logits.size(0), classes = logits.size(1);
   Tensor x = logits.contiguous(), t = target.contiguous(), w = row_weight.contiguous();
   Tensor loss = empty({rows}, logits.options()), lse = empty({rows}, logits.options());
-  fused->cross_entropy_forward(x.dtype(), x.data_ptr(), static_cast<const int64_t*>(t.data_ptr()), w.data_ptr(),
-                               rows, classes, loss.data_ptr(), lse.data_ptr());
-  autograd::record(
-      "cross_entropy", {logits}, {loss}, {x, lse, t, w},
-      [rows, classes](FunctionNode& n, const variable_list& g) -> variable_list {
-        Tensor x = n.saved(0), lse = n.saved(1), t = n.saved(2), w = n.saved(3);
-        auto* fused = fused_of(x, kernels::FusedOp::CrossEntropy, x.dtype());
-        if (autograd::GradMode::is_enabled() || !fused) return {cross_entropy_grad_composed(x, t, w, g[0])};
-        Tensor go = g[0].contiguous();
-        Tensor grad = empty({rows, classes}, x.options());
-        fused->cross_entropy_backward(x.dtype(), x.data_ptr(), static_cast<const int64_t*>(t.data_ptr()),
-                                      w.data_ptr(), lse.data_ptr(), go.data_ptr(), rows, classes, grad.data_ptr());
-        return {grad};
-      });
+  fused->cross_entropy_forward(x.dtype(), x.data_ptr(), static_cast<const int64_t*>(t.data_ptr()),
+                               w.data_ptr(), rows, classes, loss.data_ptr(), lse.data_ptr());
+  autograd::record("cross_entropy", {logits}, {loss}, {x, lse, t, w},
+                   [rows, classes](FunctionNode& n, const variable_list& g) -> variable_list {
+                     Tensor x = n.saved(0), lse = n.saved(1), t = n.saved(2), w = n.saved(3);
+                     auto* fused = fused_of(x, kernels::FusedOp::CrossEntropy, x.dtype());
+                     if (autograd::GradMode::is_enabled() || !fused)
+                       return {cross_entropy_grad_composed(x, t, w, g[0])};
+                     Tensor go = g[0].contiguous();
+                     Tensor grad = empty({rows, classes}, x.options());
+                     fused->cross_entropy_backward(
+                         x.dtype(), x.data_ptr(), static_cast<const int64_t*>(t.data_ptr()), w.data_ptr(),
+                         lse.data_ptr(), go.data_ptr(), rows, classes, grad.data_ptr());
+                     return {grad};
+                   });
   return loss;
 }
 

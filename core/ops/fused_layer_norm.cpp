@@ -42,28 +42,28 @@ Tensor layer_norm(const Tensor& x, int64_t k, const Tensor& weight, const Tensor
                               bc.defined() ? bc.data_ptr() : nullptr, rows, cols, eps, y.data_ptr(),
                               mean.data_ptr(), rstd.data_ptr());
   }
-  autograd::record(
-      "layer_norm", {x, weight, bias}, {y}, {xc, wc, mean, rstd, x, weight, bias},
-      [k, eps, rows, cols](FunctionNode& n, const variable_list& g) -> variable_list {
-        auto* fused = fused_of(n.saved(0), kernels::FusedOp::LayerNorm, n.saved(0).dtype());
-        if (autograd::GradMode::is_enabled() || !fused) {
-          // create_graph (or a backend swapped since the forward): differentiate the composed
-          // formula in terms of the original inputs.
-          Tensor x0 = n.saved(4), w0 = n.saved(5), b0 = n.saved(6);
-          Tensor out = layer_norm_composed(x0, k, w0, b0, eps);
-          return autograd::grad_aligned(out, {x0, w0, b0}, g[0], true);
-        }
-        Tensor xc = n.saved(0), wc = n.saved(1), mean = n.saved(2), rstd = n.saved(3);
-        Tensor dy = g[0].contiguous();
-        Tensor dx = empty(xc.sizes(), xc.options());
-        Tensor dw, db;
-        if (n.needs_input_grad(1)) dw = empty(wc.sizes(), xc.options());
-        if (n.needs_input_grad(2)) db = empty({cols}, xc.options());
-        fused->layer_norm_backward(xc.dtype(), xc.data_ptr(), wc.defined() ? wc.data_ptr() : nullptr,
-                                   mean.data_ptr(), rstd.data_ptr(), dy.data_ptr(), rows, cols, dx.data_ptr(),
-                                   dw.defined() ? dw.data_ptr() : nullptr, db.defined() ? db.data_ptr() : nullptr);
-        return {dx, dw, db.defined() ? db.view(n.input_shape(2)) : db};
-      });
+  autograd::record("layer_norm", {x, weight, bias}, {y}, {xc, wc, mean, rstd, x, weight, bias},
+                   [k, eps, rows, cols](FunctionNode& n, const variable_list& g) -> variable_list {
+                     auto* fused = fused_of(n.saved(0), kernels::FusedOp::LayerNorm, n.saved(0).dtype());
+                     if (autograd::GradMode::is_enabled() || !fused) {
+                       // create_graph (or a backend swapped since the forward): differentiate the composed
+                       // formula in terms of the original inputs.
+                       Tensor x0 = n.saved(4), w0 = n.saved(5), b0 = n.saved(6);
+                       Tensor out = layer_norm_composed(x0, k, w0, b0, eps);
+                       return autograd::grad_aligned(out, {x0, w0, b0}, g[0], true);
+                     }
+                     Tensor xc = n.saved(0), wc = n.saved(1), mean = n.saved(2), rstd = n.saved(3);
+                     Tensor dy = g[0].contiguous();
+                     Tensor dx = empty(xc.sizes(), xc.options());
+                     Tensor dw, db;
+                     if (n.needs_input_grad(1)) dw = empty(wc.sizes(), xc.options());
+                     if (n.needs_input_grad(2)) db = empty({cols}, xc.options());
+                     fused->layer_norm_backward(
+                         xc.dtype(), xc.data_ptr(), wc.defined() ? wc.data_ptr() : nullptr, mean.data_ptr(),
+                         rstd.data_ptr(), dy.data_ptr(), rows, cols, dx.data_ptr(),
+                         dw.defined() ? dw.data_ptr() : nullptr, db.defined() ? db.data_ptr() : nullptr);
+                     return {dx, dw, db.defined() ? db.view(n.input_shape(2)) : db};
+                   });
   return y;
 }
 

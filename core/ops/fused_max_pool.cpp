@@ -22,11 +22,13 @@ PoolGeometry pool_geometry(const Tensor& x, Pair kernel, Pair stride, Pair paddi
                            bool ceil_mode) {
   const Pair out = window_output_size(x.sizes(), kernel, dilation, padding, stride, "max_pool2d", ceil_mode);
   for (int i = 0; i < 2; ++i)
-    EMBER_CHECK(padding[i] <= kernel[i] / 2, "max_pool2d: padding should be at most half of the kernel size, ",
-                "got padding ", padding[i], " for kernel ", kernel[i]);
+    EMBER_CHECK(padding[i] <= kernel[i] / 2,
+                "max_pool2d: padding should be at most half of the kernel size, ", "got padding ", padding[i],
+                " for kernel ", kernel[i]);
   PoolGeometry p{{1, x.size(2), x.size(3), kernel[0], kernel[1], padding[0], padding[1], stride[0], stride[1],
                   dilation[0], dilation[1], out[0], out[1]},
-                 0, 0};
+                 0,
+                 0};
   const int64_t need_h = (out[0] - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1;
   const int64_t need_w = (out[1] - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1;
   p.extra_h = std::max<int64_t>(0, need_h - (x.size(2) + 2 * padding[0]));

@@ -93,7 +93,9 @@ void optimizer_update(const OptimizerUpdate& spec, std::span<const ParamUpdate> 
     EMBER_CHECK(u.param.is_contiguous() && u.grad.is_contiguous() && u.param.dtype() == first.dtype() &&
                     u.param.device() == first.device(),
                 "optimizer_update: parameters must be compact and share one dtype and device");
-    run.push_back({u.param.numel(), u.param.data_ptr(), u.grad.data_ptr(),
+    run.push_back({u.param.numel(),
+                   u.param.data_ptr(),
+                   u.grad.data_ptr(),
                    {data(u.state[0]), data(u.state[1]), data(u.state[2])}});
   }
   fused->optimizer_update_multi(first.dtype(), spec, run);

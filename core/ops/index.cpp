@@ -22,7 +22,8 @@ void check_index_tensor(const Tensor& index, int64_t size, const char* op, const
     // Host memory: one pass, no reduction ops (a token's embedding lookup is a few indices).
     auto bounds = [&](const auto* p) {
       lo = hi = p[0];
-      for (int64_t i = 1; i < index.numel(); ++i) lo = std::min<int64_t>(lo, p[i]), hi = std::max<int64_t>(hi, p[i]);
+      for (int64_t i = 1; i < index.numel(); ++i)
+        lo = std::min<int64_t>(lo, p[i]), hi = std::max<int64_t>(hi, p[i]);
     };
     if (index.dtype() == kInt64) bounds(index.data_ptr<int64_t>());
     else bounds(index.data_ptr<int32_t>());
@@ -66,7 +67,8 @@ Tensor index_select_as(const Tensor& x, int64_t dim, const Tensor& index, const 
     auto [outer, inner] = outer_inner(x.sizes(), d);
     if (out.numel() > 0)
       backend_of(x).index_select(x.dtype(), xc.data_ptr(), x.dim() ? x.size(d) : 1,
-                                 static_cast<int64_t*>(idx.data_ptr()), idx.numel(), out.data_ptr(), outer, inner);
+                                 static_cast<int64_t*>(idx.data_ptr()), idx.numel(), out.data_ptr(), outer,
+                                 inner);
   }
   Shape in_shape = x.sizes();
   autograd::record("index_select", {x}, {out}, {index},
@@ -83,15 +85,14 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   return index_select_as(x, dim, index, "index_select");
 }
 
-Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& source,
-                 Scalar alpha) {
+Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& source, Scalar alpha) {
   const int64_t d = wrap_dim(dim, x.dim(), "index_add");
   EMBER_CHECK(index.dim() <= 1, "index_add: index must be 1-D, got shape ", index.sizes());
   Shape expect = x.sizes();
   if (x.dim()) expect[d] = index.numel();
   EMBER_CHECK(source.sizes() == expect || (x.dim() == 0 && source.numel() == 1),
-              "index_add: source of shape ", source.sizes(), " does not match the expected shape ",
-              expect, " (self ", x.sizes(), ", ", index.numel(), " indices along dim ", d, ")");
+              "index_add: source of shape ", source.sizes(), " does not match the expected shape ", expect,
+              " (self ", x.sizes(), ", ", index.numel(), " indices along dim ", d, ")");
   check_index_tensor(index, x.dim() ? x.size(d) : 1, "index_add", x.sizes(), d);
   Tensor out;
   {
@@ -102,8 +103,8 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
     auto [outer, inner] = outer_inner(x.sizes(), d);
     if (src.numel() > 0)
       backend_of(x).index_add(x.dtype(), out.data_ptr(), x.dim() ? x.size(d) : 1,
-                              static_cast<int64_t*>(idx.data_ptr()), idx.numel(), src.data_ptr(), outer, inner,
-                              alpha.to_double());
+                              static_cast<int64_t*>(idx.data_ptr()), idx.numel(), src.data_ptr(), outer,
+                              inner, alpha.to_double());
   }
   const double a = alpha.to_double();
   autograd::record("index_add", {x, source}, {out}, {index},
@@ -117,8 +118,8 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   const int64_t d = wrap_dim(dim, x.dim(), "gather");
-  EMBER_CHECK(index.dim() == x.dim(), "gather: index has ", index.dim(),
-              " dims but the input has ", x.dim(), " (shapes ", index.sizes(), " and ", x.sizes(), ")");
+  EMBER_CHECK(index.dim() == x.dim(), "gather: index has ", index.dim(), " dims but the input has ", x.dim(),
+              " (shapes ", index.sizes(), " and ", x.sizes(), ")");
   for (int64_t i = 0; i < x.dim(); ++i)
     EMBER_CHECK(i == d || index.size(i) <= x.size(i), "gather: index shape ", index.sizes(),
                 " is larger than input shape ", x.sizes(), " at dim ", i);
@@ -150,11 +151,11 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
 
 namespace {
 
-Tensor scatter_impl(const Tensor& x, int64_t d, const Tensor& index, const Tensor& src,
-                    bool accumulate, const char* name) {
+Tensor scatter_impl(const Tensor& x, int64_t d, const Tensor& index, const Tensor& src, bool accumulate,
+                    const char* name) {
   EMBER_CHECK(index.dim() == x.dim() && src.dim() == x.dim(), name,
-              ": self, index and src must have the same number of dims, got shapes ", x.sizes(),
-              ", ", index.sizes(), ", ", src.sizes());
+              ": self, index and src must have the same number of dims, got shapes ", x.sizes(), ", ",
+              index.sizes(), ", ", src.sizes());
   for (int64_t i = 0; i < x.dim(); ++i) {
     EMBER_CHECK(index.size(i) <= src.size(i), name, ": index shape ", index.sizes(),
                 " is larger than src shape ", src.sizes(), " at dim ", i);
@@ -260,16 +261,14 @@ Tensor masked_select(const Tensor& x, const Tensor& mask) {
 }
 
 Tensor embedding(const Tensor& weight, const Tensor& indices) {
-  EMBER_CHECK(weight.dim() == 2, "embedding: weight must be 2-D [num_embeddings, dim], got ",
-              weight.sizes());
+  EMBER_CHECK(weight.dim() == 2, "embedding: weight must be 2-D [num_embeddings, dim], got ", weight.sizes());
   Shape shape = indices.sizes();
   shape.push_back(weight.size(1));
   return index_select_as(weight, 0, indices.reshape({-1}), "embedding").view(shape);
 }
 
 Tensor one_hot(const Tensor& indices, int64_t num_classes) {
-  EMBER_CHECK(indices.dtype() == kInt64, "one_hot: indices must be int64, got ",
-              dtype_name(indices.dtype()));
+  EMBER_CHECK(indices.dtype() == kInt64, "one_hot: indices must be int64, got ", dtype_name(indices.dtype()));
   autograd::NoGradGuard guard;
   if (num_classes < 0) {
     EMBER_CHECK(indices.numel() > 0, "one_hot: cannot infer num_classes from an empty tensor");
@@ -307,8 +306,8 @@ Tensor argsort(const Tensor& x, int64_t dim, bool descending) { return sort(x, d
 std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim, bool largest, bool sorted) {
   const int64_t d = wrap_dim(dim, x.dim(), "topk");
   const int64_t n = x.dim() ? x.size(d) : 1;
-  EMBER_CHECK(k >= 0 && k <= n, "topk: k (", k, ") is out of range for dim ", d, " of size ", n,
-              " (shape ", x.sizes(), ")");
+  EMBER_CHECK(k >= 0 && k <= n, "topk: k (", k, ") is out of range for dim ", d, " of size ", n, " (shape ",
+              x.sizes(), ")");
   (void)sorted;  // results are always sorted, which satisfies both settings
   Tensor idx = sort(x, d, largest).second.narrow(d, 0, k);
   return {gather(x, d, idx), idx};

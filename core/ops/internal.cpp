@@ -30,8 +30,8 @@ Tensor make_empty(const Shape& shape, DType dtype, Device device) {
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
   const int64_t n = std::max<int64_t>(ndim, 1);  // a 0-d tensor accepts dim 0 and -1
   if (dim < -n || dim >= n)
-    fail(op, ": dimension ", dim, " is out of range for a tensor with ", ndim,
-         " dims (expected a dim in [", -n, ", ", n - 1, "])");
+    fail(op, ": dimension ", dim, " is out of range for a tensor with ", ndim, " dims (expected a dim in [",
+         -n, ", ", n - 1, "])");
   return dim < 0 ? dim + n : dim;
 }
 
@@ -59,8 +59,7 @@ Tensor alias_with(const Tensor& base, const Shape& sizes, const Shape& strides, 
 
 void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
   if (a.device() != b.device())
-    fail(op, ": expected all tensors on the same device, got ", a.device().str(), " and ",
-         b.device().str());
+    fail(op, ": expected all tensors on the same device, got ", a.device().str(), " and ", b.device().str());
 }
 
 Tensor cast_if_needed(const Tensor& t, DType dtype) { return t.dtype() == dtype ? t : t.to(dtype); }
@@ -124,8 +123,10 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
          self.sizes(), " (in-place ops cannot broadcast their target)");
   if ((is_floating(result.dtype()) && !is_floating(self.dtype())) ||
       (result.dtype() != kBool && self.dtype() == kBool))
-    fail(op, ": result type ", dtype_name(result.dtype()), " can't be cast to the in-place target's "
-         "type ", dtype_name(self.dtype()));
+    fail(op, ": result type ", dtype_name(result.dtype()),
+         " can't be cast to the in-place target's "
+         "type ",
+         dtype_name(self.dtype()));
   Tensor base = self.impl()->is_view && self.impl()->view_base ? Tensor(self.impl()->view_base) : Tensor();
   const bool grad_mode = autograd::GradMode::is_enabled() && is_floating(self.dtype());
   const bool into_view = grad_mode && base.defined() && (result.requires_grad() || base.requires_grad());

@@ -20,8 +20,8 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   for (size_t i = 0; i < parts.size(); ++i) {
     const Tensor& t = parts[i];
     check_same_device(ref, t, "cat");
-    EMBER_CHECK(t.dim() == ref.dim(), "cat: tensor ", i, " has shape ", t.sizes(),
-                " but tensor 0 has shape ", ref.sizes(), " (different number of dims)");
+    EMBER_CHECK(t.dim() == ref.dim(), "cat: tensor ", i, " has shape ", t.sizes(), " but tensor 0 has shape ",
+                ref.sizes(), " (different number of dims)");
     for (int64_t j = 0; j < ref.dim(); ++j)
       EMBER_CHECK(j == d || t.size(j) == ref.size(j), "cat: sizes must match except in dim ", d,
                   "; tensor 0 has shape ", ref.sizes(), ", tensor ", i, " has shape ", t.sizes());
@@ -37,8 +37,8 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
       Tensor src = cast_if_needed(t, dt);
       Tensor dst = out.narrow(d, offset, t.size(d));
       if (src.numel() > 0)
-        backend_of(out).strided_copy(dt, src.data_ptr(), src.strides(), dst.data_ptr(),
-                                     dst.strides(), dst.sizes());
+        backend_of(out).strided_copy(dt, src.data_ptr(), src.strides(), dst.data_ptr(), dst.strides(),
+                                     dst.sizes());
       offset += t.size(d);
       lengths.push_back(t.size(d));
     }
@@ -48,8 +48,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
                      variable_list grads;
                      int64_t offset = 0;
                      for (size_t i = 0; i < lengths.size(); ++i) {
-                       grads.push_back(n.needs_input_grad(i) ? g[0].narrow(d, offset, lengths[i])
-                                                             : Tensor());
+                       grads.push_back(n.needs_input_grad(i) ? g[0].narrow(d, offset, lengths[i]) : Tensor());
                        offset += lengths[i];
                      }
                      return grads;
@@ -62,9 +61,10 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
   const int64_t d = wrap_dim(dim, tensors[0].dim() + 1, "stack");
   std::vector<Tensor> parts;
   for (size_t i = 0; i < tensors.size(); ++i) {
-    EMBER_CHECK(tensors[i].sizes() == tensors[0].sizes(), "stack: expects each tensor to be the same "
-                "shape, but tensor 0 has shape ", tensors[0].sizes(), " and tensor ", i, " has shape ",
-                tensors[i].sizes());
+    EMBER_CHECK(tensors[i].sizes() == tensors[0].sizes(),
+                "stack: expects each tensor to be the same "
+                "shape, but tensor 0 has shape ",
+                tensors[0].sizes(), " and tensor ", i, " has shape ", tensors[i].sizes());
     parts.push_back(tensors[i].unsqueeze(d));
   }
   return cat(parts, d);

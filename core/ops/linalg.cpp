@@ -75,35 +75,40 @@ void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, int64_t batch, dou
 
 Tensor mm(const Tensor& a, const Tensor& b) {
   if (autocast::should_lower(a, b)) return mm(autocast::lower(a), autocast::lower(b));
-  EMBER_CHECK(a.dim() == 2 && b.dim() == 2, "mm: expected 2-D matrices, got shapes ", a.sizes(),
-              " and ", b.sizes());
-  EMBER_CHECK(a.size(1) == b.size(0), "mm: shapes ", a.sizes(), " and ", b.sizes(),
-              " cannot be multiplied (", a.size(1), " != ", b.size(0), ")");
+  EMBER_CHECK(a.dim() == 2 && b.dim() == 2, "mm: expected 2-D matrices, got shapes ", a.sizes(), " and ",
+              b.sizes());
+  EMBER_CHECK(a.size(1) == b.size(0), "mm: shapes ", a.sizes(), " and ", b.sizes(), " cannot be multiplied (",
+              a.size(1), " != ", b.size(0), ")");
   const DType dt = check_matmul_dtypes(a, b, "mm");
   Tensor out = make_empty({a.size(0), b.size(1)}, gemm_dtype(a), a.device());
   gemm_into(a, b, out, 1, 0.0);
-  if (out.dtype() != dt) { autograd::NoGradGuard g; out = out.to(dt); }
-  autograd::record("mm", {a, b}, {out}, {a, b},
-                   [](FunctionNode& n, const variable_list& g) -> variable_list {
-                     Tensor ga, gb;
-                     if (n.needs_input_grad(0)) ga = mm(g[0], n.saved(1).t());
-                     if (n.needs_input_grad(1)) gb = mm(n.saved(0).t(), g[0]);
-                     return {ga, gb};
-                   });
+  if (out.dtype() != dt) {
+    autograd::NoGradGuard g;
+    out = out.to(dt);
+  }
+  autograd::record("mm", {a, b}, {out}, {a, b}, [](FunctionNode& n, const variable_list& g) -> variable_list {
+    Tensor ga, gb;
+    if (n.needs_input_grad(0)) ga = mm(g[0], n.saved(1).t());
+    if (n.needs_input_grad(1)) gb = mm(n.saved(0).t(), g[0]);
+    return {ga, gb};
+  });
   return out;
 }
 
 Tensor bmm(const Tensor& a, const Tensor& b) {
   if (autocast::should_lower(a, b)) return bmm(autocast::lower(a), autocast::lower(b));
-  EMBER_CHECK(a.dim() == 3 && b.dim() == 3, "bmm: expected 3-D tensors, got shapes ", a.sizes(),
-              " and ", b.sizes());
-  EMBER_CHECK(a.size(0) == b.size(0) && a.size(2) == b.size(1), "bmm: shapes ", a.sizes(), " and ",
-              b.sizes(), " cannot be multiplied (batch ", a.size(0), " vs ", b.size(0), ", inner ",
-              a.size(2), " vs ", b.size(1), ")");
+  EMBER_CHECK(a.dim() == 3 && b.dim() == 3, "bmm: expected 3-D tensors, got shapes ", a.sizes(), " and ",
+              b.sizes());
+  EMBER_CHECK(a.size(0) == b.size(0) && a.size(2) == b.size(1), "bmm: shapes ", a.sizes(), " and ", b.sizes(),
+              " cannot be multiplied (batch ", a.size(0), " vs ", b.size(0), ", inner ", a.size(2), " vs ",
+              b.size(1), ")");
   const DType dt = check_matmul_dtypes(a, b, "bmm");
   Tensor out = make_empty({a.size(0), a.size(1), b.size(2)}, gemm_dtype(a), a.device());
   gemm_into(a, b, out, a.size(0), 0.0);
-  if (out.dtype() != dt) { autograd::NoGradGuard g; out = out.to(dt); }
+  if (out.dtype() != dt) {
+    autograd::NoGradGuard g;
+    out = out.to(dt);
+  }
   autograd::record("bmm", {a, b}, {out}, {a, b},
                    [](FunctionNode& n, const variable_list& g) -> variable_list {
                      Tensor ga, gb;
@@ -118,8 +123,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   EMBER_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both arguments need at least 1 dim, got shapes ",
               a.sizes(), " and ", b.sizes());
   const int64_t ka = a.size(-1), kb = b.dim() == 1 ? b.size(0) : b.size(-2);
-  EMBER_CHECK(ka == kb, "matmul: shapes ", a.sizes(), " and ", b.sizes(), " cannot be multiplied (",
-              ka, " != ", kb, ")");
+  EMBER_CHECK(ka == kb, "matmul: shapes ", a.sizes(), " and ", b.sizes(), " cannot be multiplied (", ka,
+              " != ", kb, ")");
   if (a.dim() == 1 && b.dim() == 1) return mm(a.unsqueeze(0), b.unsqueeze(1)).reshape({});
   if (a.dim() == 2 && b.dim() == 1) return mm(a, b.unsqueeze(1)).squeeze(1);
   if (a.dim() == 1 && b.dim() == 2) return mm(a.unsqueeze(0), b).squeeze(0);
@@ -155,7 +160,8 @@ Tensor addmm(const Tensor& input, const Tensor& m1, const Tensor& m2, Scalar bet
               " and mat2 of shape ", m2.sizes(), " cannot be multiplied");
   Shape product{m1.size(0), m2.size(1)};
   EMBER_CHECK(input.dim() <= 2 && broadcast_shapes(input.sizes(), product, "addmm") == product,
-              "addmm: input of shape ", input.sizes(), " does not broadcast to the product's shape ", product);
+              "addmm: input of shape ", input.sizes(), " does not broadcast to the product's shape ",
+              product);
   Tensor prod_ = mm(m1, m2);
   if (alpha.to_double() != 1.0) prod_ = prod_ * alpha;
   Tensor base = beta.to_double() == 1.0 ? input : input * beta;
@@ -171,8 +177,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
               " does not match weight of shape ", weight.sizes(), " (", x.dim() ? x.size(-1) : 0,
               " != ", weight.size(1), ")");
   if (bias.defined())
-    EMBER_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "linear: bias of shape ",
-                bias.sizes(), " does not match weight of shape ", weight.sizes());
+    EMBER_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "linear: bias of shape ", bias.sizes(),
+                " does not match weight of shape ", weight.sizes());
   if (x.dim() != 2) {
     Shape lead(x.sizes().begin(), x.sizes().end() - 1);
     lead.push_back(weight.size(0));
@@ -188,8 +194,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   {
     autograd::NoGradGuard guard;
     Tensor b2 = bias.expand(out.sizes());
-    backend_of(out).strided_copy(dt, b2.data_ptr(), b2.strides(), out.data_ptr(), out.strides(),
-                                 out.sizes());
+    backend_of(out).strided_copy(dt, b2.data_ptr(), b2.strides(), out.data_ptr(), out.strides(), out.sizes());
     gemm_into(x, weight.t(), out, 1, 1.0);
   }
   autograd::record("linear", {x, weight, bias}, {out}, {x, weight},

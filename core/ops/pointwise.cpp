@@ -17,8 +17,8 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
     const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
     const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
     if (da != db && da != 1 && db != 1)
-      fail(op, ": shapes ", a, " and ", b, " cannot be broadcast together (", da, " vs ", db,
-           " at dim ", i, ")");
+      fail(op, ": shapes ", a, " and ", b, " cannot be broadcast together (", da, " vs ", db, " at dim ", i,
+           ")");
     out[i] = da == 1 ? db : da;
   }
   return out;
@@ -85,14 +85,13 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, DType dtype
 // result dtype, and no graph needs recording. Returns false when those conditions do not hold.
 bool binary_into(BinaryOp op, Tensor& out, const Tensor& a, const Tensor& b) {
   if (autograd::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad())) return false;
-  if (!out.is_contiguous() || is_half(out.dtype()) || a.dtype() != out.dtype() ||
-      b.dtype() != out.dtype() || a.device() != out.device() || b.device() != out.device())
+  if (!out.is_contiguous() || is_half(out.dtype()) || a.dtype() != out.dtype() || b.dtype() != out.dtype() ||
+      a.device() != out.device() || b.device() != out.device())
     return false;
   if (broadcast_shapes(a.sizes(), b.sizes(), "binary") != out.sizes()) return false;
   if (out.numel() > 0)
-    backend_of(out).binary(op, out.dtype(), a.data_ptr(), broadcast_strides(a, out.sizes()),
-                           b.data_ptr(), broadcast_strides(b, out.sizes()), out.data_ptr(),
-                           out.sizes());
+    backend_of(out).binary(op, out.dtype(), a.data_ptr(), broadcast_strides(a, out.sizes()), b.data_ptr(),
+                           broadcast_strides(b, out.sizes()), out.data_ptr(), out.sizes());
   out.impl()->storage->bump_version();
   return true;
 }
@@ -126,8 +125,9 @@ Tensor scalar_map(UnaryOp op, const Tensor& x, double v, const char* name) {
 Tensor add(const Tensor& a, const Tensor& b, Scalar alpha) {
   if (alpha.to_double() != 1.0) return add(a, mul(b, alpha));
   Tensor out = binary_forward(BinaryOp::Add, a, b, result_type(a, b), "add");
-  autograd::record("add", {a, b}, {out}, {},
-                   [](FunctionNode&, const variable_list& g) -> variable_list { return {g[0], g[0]}; });
+  autograd::record("add", {a, b}, {out}, {}, [](FunctionNode&, const variable_list& g) -> variable_list {
+    return {g[0], g[0]};
+  });
   return out;
 }
 
@@ -136,10 +136,9 @@ Tensor sub(const Tensor& a, const Tensor& b, Scalar alpha) {
   EMBER_CHECK(a.dtype() != kBool || b.dtype() != kBool,
               "sub: subtracting two bool tensors is not supported; use logical_xor");
   Tensor out = binary_forward(BinaryOp::Sub, a, b, result_type(a, b), "sub");
-  autograd::record("sub", {a, b}, {out}, {},
-                   [](FunctionNode& n, const variable_list& g) -> variable_list {
-                     return {g[0], n.needs_input_grad(1) ? neg(g[0]) : Tensor()};
-                   });
+  autograd::record("sub", {a, b}, {out}, {}, [](FunctionNode& n, const variable_list& g) -> variable_list {
+    return {g[0], n.needs_input_grad(1) ? neg(g[0]) : Tensor()};
+  });
   return out;
 }
 
@@ -179,20 +178,18 @@ Tensor pow(const Tensor& a, const Tensor& e) {
                 dtype_name(a.dtype()), ", exponent ", e.sizes(), " ", dtype_name(e.dtype()), ")");
   }
   Tensor out = binary_forward(BinaryOp::Pow, a, e, dt, "pow");
-  autograd::record("pow", {a, e}, {out}, {a, e, out},
-                   [](FunctionNode& n, const variable_list& g) -> variable_list {
-                     Tensor a = n.saved(0), e = n.saved(1);
-                     Tensor ga, ge;
-                     if (n.needs_input_grad(0))
-                       ga = where(e == 0.0, zeros_like(g[0]), g[0] * e * pow(a, e - 1.0));
-                     if (n.needs_input_grad(1)) {
-                       // d/de a^e = a^e log a; taken as 0 where a == 0 and e >= 0 (PyTorch's rule).
-                       Tensor safe = where(logical_and(a == 0.0, e >= 0.0), zeros_like(g[0]),
-                                           g[0] * n.saved(2) * log(a));
-                       ge = safe;
-                     }
-                     return {ga, ge};
-                   });
+  autograd::record(
+      "pow", {a, e}, {out}, {a, e, out}, [](FunctionNode& n, const variable_list& g) -> variable_list {
+        Tensor a = n.saved(0), e = n.saved(1);
+        Tensor ga, ge;
+        if (n.needs_input_grad(0)) ga = where(e == 0.0, zeros_like(g[0]), g[0] * e * pow(a, e - 1.0));
+        if (n.needs_input_grad(1)) {
+          // d/de a^e = a^e log a; taken as 0 where a == 0 and e >= 0 (PyTorch's rule).
+          Tensor safe = where(logical_and(a == 0.0, e >= 0.0), zeros_like(g[0]), g[0] * n.saved(2) * log(a));
+          ge = safe;
+        }
+        return {ga, ge};
+      });
   return out;
 }
 
@@ -282,29 +279,29 @@ Tensor pow(const Tensor& x, Scalar exponent) {
     return binary_forward(BinaryOp::Pow, x, scalar_like(x, exponent), x.dtype(), "pow");
   }
   Tensor out = unary_forward(UnaryOp::PowScalar, x, "pow", p);
-  autograd::record("pow", {x}, {out}, {x},
-                   [p](FunctionNode& n, const variable_list& g) -> variable_list {
-                     if (p == 0) return {zeros_like(g[0])};
-                     if (p == 1) return {g[0]};
-                     return {g[0] * (pow(n.saved(0), p - 1) * p)};
-                   });
+  autograd::record("pow", {x}, {out}, {x}, [p](FunctionNode& n, const variable_list& g) -> variable_list {
+    if (p == 0) return {zeros_like(g[0])};
+    if (p == 1) return {g[0]};
+    return {g[0] * (pow(n.saved(0), p - 1) * p)};
+  });
   return out;
 }
 
 Tensor pow(Scalar base, const Tensor& exponent) {
-  Tensor b = full_like(exponent, base, TensorOptions(promote_with_scalar(exponent.dtype(), base))
-                                           .set_device(exponent.device()));
+  Tensor b =
+      full_like(exponent, base,
+                TensorOptions(promote_with_scalar(exponent.dtype(), base)).set_device(exponent.device()));
   return pow(b, exponent);
 }
 
 // ---- unary ------------------------------------------------------------------------------------
 
-#define EMBER_UNARY(fn, OP, SAVE, ...)                                                          \
-  Tensor fn(const Tensor& x) {                                                                  \
-    Tensor out = unary_forward(UnaryOp::OP, x, #fn);                                            \
-    autograd::record(#fn, {x}, {out}, SAVE,                                                     \
-                     [](FunctionNode& n, const variable_list& g) -> variable_list __VA_ARGS__); \
-    return out;                                                                                 \
+#define EMBER_UNARY(fn, OP, SAVE, ...)                                                           \
+  Tensor fn(const Tensor& x) {                                                                   \
+    Tensor out = unary_forward(UnaryOp::OP, x, #fn);                                             \
+    autograd::record(#fn, {x}, {out}, SAVE,                                                      \
+                     [](FunctionNode & n, const variable_list& g) -> variable_list __VA_ARGS__); \
+    return out;                                                                                  \
   }
 
 // The saved list is {x} or {out}; n.saved(0) is that tensor.
@@ -315,9 +312,18 @@ EMBER_UNARY(sqrt, Sqrt, {out}, { return {g[0] / (n.saved(0) * 2.0)}; })
 EMBER_UNARY(rsqrt, Rsqrt, {out}, { return {g[0] * pow(n.saved(0), 3) * -0.5}; })
 EMBER_UNARY(sin, Sin, {x}, { return {g[0] * cos(n.saved(0))}; })
 EMBER_UNARY(cos, Cos, {x}, { return {neg(g[0] * sin(n.saved(0)))}; })
-EMBER_UNARY(tanh, Tanh, {out}, { Tensor y = n.saved(0); return {g[0] * (1.0 - y * y)}; })
-EMBER_UNARY(sigmoid, Sigmoid, {out}, { Tensor y = n.saved(0); return {g[0] * (y * (1.0 - y))}; })
-EMBER_UNARY(reciprocal, Reciprocal, {out}, { Tensor y = n.saved(0); return {neg(g[0] * y * y)}; })
+EMBER_UNARY(tanh, Tanh, {out}, {
+  Tensor y = n.saved(0);
+  return {g[0] * (1.0 - y * y)};
+})
+EMBER_UNARY(sigmoid, Sigmoid, {out}, {
+  Tensor y = n.saved(0);
+  return {g[0] * (y * (1.0 - y))};
+})
+EMBER_UNARY(reciprocal, Reciprocal, {out}, {
+  Tensor y = n.saved(0);
+  return {neg(g[0] * y * y)};
+})
 EMBER_UNARY(square, Square, {x}, { return {g[0] * (n.saved(0) * 2.0)}; })
 EMBER_UNARY(erf, Erf, {x}, {
   Tensor x = n.saved(0);
@@ -340,28 +346,24 @@ Tensor neg(const Tensor& x) {
 
 Tensor abs(const Tensor& x) {
   Tensor out = unary_forward(UnaryOp::Abs, x, "abs", 0, 0, false);
-  autograd::record("abs", {x}, {out}, {x},
-                   [](FunctionNode& n, const variable_list& g) -> variable_list {
-                     return {g[0] * sign(n.saved(0))};
-                   });
+  autograd::record("abs", {x}, {out}, {x}, [](FunctionNode& n, const variable_list& g) -> variable_list {
+    return {g[0] * sign(n.saved(0))};
+  });
   return out;
 }
 
 Tensor sign(const Tensor& x) {
   Tensor out = unary_forward(UnaryOp::Sign, x, "sign", 0, 0, false);
   autograd::record("sign", {x}, {out}, {},
-                   [](FunctionNode&, const variable_list& g) -> variable_list {
-                     return {zeros_like(g[0])};
-                   });
+                   [](FunctionNode&, const variable_list& g) -> variable_list { return {zeros_like(g[0])}; });
   return out;
 }
 
 Tensor relu(const Tensor& x) {
   Tensor out = unary_forward(UnaryOp::Relu, x, "relu", 0, 0, false);
-  autograd::record("relu", {x}, {out}, {out},
-                   [](FunctionNode& n, const variable_list& g) -> variable_list {
-                     return {g[0] * (n.saved(0) > 0)};
-                   });
+  autograd::record("relu", {x}, {out}, {out}, [](FunctionNode& n, const variable_list& g) -> variable_list {
+    return {g[0] * (n.saved(0) > 0)};
+  });
   return out;
 }
 
@@ -426,9 +428,9 @@ Tensor clamp(const Tensor& x, std::optional<Scalar> min, std::optional<Scalar> m
 
 // ---- comparisons and logic (bool results, no gradient) ------------------------------------------
 
-#define EMBER_COMPARE(fn, OP)                                                              \
-  Tensor fn(const Tensor& a, const Tensor& b) {                                            \
-    return binary_forward(BinaryOp::OP, a, b, result_type(a, b), #fn);                     \
+#define EMBER_COMPARE(fn, OP)                                          \
+  Tensor fn(const Tensor& a, const Tensor& b) {                        \
+    return binary_forward(BinaryOp::OP, a, b, result_type(a, b), #fn); \
   }
 EMBER_COMPARE(eq, Eq)
 EMBER_COMPARE(ne, Ne)
@@ -461,8 +463,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
               dtype_name(cond.dtype()));
   check_same_device(a, b, "where");
   check_same_device(cond, a, "where");
-  const Shape shape = broadcast_shapes(cond.sizes(), broadcast_shapes(a.sizes(), b.sizes(), "where"),
-                                       "where");
+  const Shape shape =
+      broadcast_shapes(cond.sizes(), broadcast_shapes(a.sizes(), b.sizes(), "where"), "where");
   const DType dt = result_type(a, b);
   Tensor ac = as_compute(a, dt), bc = as_compute(b, dt);
   Tensor out = make_empty(shape, dt, a.device());
@@ -501,8 +503,7 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, const Tensor& value) {
 
 Tensor floor_divide(const Tensor& a, Scalar b) {
   EMBER_CHECK(!is_floating(a.dtype()) && !b.is_floating(),
-              "floor_divide: only integer tensors and divisors are supported, got ",
-              dtype_name(a.dtype()));
+              "floor_divide: only integer tensors and divisors are supported, got ", dtype_name(a.dtype()));
   EMBER_CHECK(b.to_int() != 0, "floor_divide: division by zero");
   return binary_forward(BinaryOp::Div, a, scalar_like(a, b), a.dtype(), "floor_divide");
 }

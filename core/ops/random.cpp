@@ -38,12 +38,14 @@ static Tensor draw(const Shape& shape, TensorOptions opts, bool normal, double p
 Tensor rand(const Shape& shape, TensorOptions opts) { return draw(shape, opts, false, 0, 1, "rand"); }
 Tensor randn(const Shape& shape, TensorOptions opts) { return draw(shape, opts, true, 0, 1, "randn"); }
 Tensor rand_like(const Tensor& t) { return rand(t.sizes(), TensorOptions(t.dtype()).set_device(t.device())); }
-Tensor randn_like(const Tensor& t) { return randn(t.sizes(), TensorOptions(t.dtype()).set_device(t.device())); }
+Tensor randn_like(const Tensor& t) {
+  return randn(t.sizes(), TensorOptions(t.dtype()).set_device(t.device()));
+}
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions opts) {
   EMBER_CHECK(low < high, "randint: low (", low, ") must be less than high (", high, ")");
-  Tensor u = draw(shape, TensorOptions(kFloat64).set_device(opts.device), false,
-                  static_cast<double>(low), static_cast<double>(high), "randint");
+  Tensor u = draw(shape, TensorOptions(kFloat64).set_device(opts.device), false, static_cast<double>(low),
+                  static_cast<double>(high), "randint");
   // floor of a uniform double in [low, high): every integer equally likely (53-bit resolution).
   Tensor r = u.to(kInt64);
   Tensor neg = lt(u, scalar_tensor(0.0, kFloat64));  // truncation rounds negatives up: fix those
@@ -51,9 +53,7 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions opts
   return r.to(opts.dtype);
 }
 
-Tensor randint(int64_t high, const Shape& shape, TensorOptions opts) {
-  return randint(0, high, shape, opts);
-}
+Tensor randint(int64_t high, const Shape& shape, TensorOptions opts) { return randint(0, high, shape, opts); }
 
 Tensor randperm(int64_t n, TensorOptions opts) {
   EMBER_CHECK(n >= 0, "randperm: n must be non-negative, got ", n);
@@ -79,23 +79,25 @@ Tensor dropout(const Tensor& input, double p, bool train) {
   if (p == 1) return input * 0;
   // Keep each element with probability 1-p and scale by 1/(1-p) so the expectation is unchanged;
   // the mask is a constant, so the gradient is grad * mask / (1-p) with no extra node.
-  Tensor mask = bernoulli(input.sizes(), 1 - p, TensorOptions(compute_dtype(input.dtype()))
-                                                    .set_device(input.device()));
+  Tensor mask =
+      bernoulli(input.sizes(), 1 - p, TensorOptions(compute_dtype(input.dtype())).set_device(input.device()));
   return input * mask.mul_(1.0 / (1 - p));
 }
 
 Tensor& Tensor::uniform_(double from, double to) {
   detail::check_inplace(*this, "uniform_");
   autograd::NoGradGuard guard;
-  return commit_inplace(*this, draw(sizes(), TensorOptions(dtype()).set_device(device()), false,
-                                    from, to, "uniform_"), "uniform_");
+  return commit_inplace(
+      *this, draw(sizes(), TensorOptions(dtype()).set_device(device()), false, from, to, "uniform_"),
+      "uniform_");
 }
 
 Tensor& Tensor::normal_(double mean, double std) {
   detail::check_inplace(*this, "normal_");
   autograd::NoGradGuard guard;
-  return commit_inplace(*this, draw(sizes(), TensorOptions(dtype()).set_device(device()), true,
-                                    mean, std, "normal_"), "normal_");
+  return commit_inplace(
+      *this, draw(sizes(), TensorOptions(dtype()).set_device(device()), true, mean, std, "normal_"),
+      "normal_");
 }
 
 Tensor& Tensor::bernoulli_(double p) {

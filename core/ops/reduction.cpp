@@ -15,10 +15,10 @@ using kernels::ReduceOp;
 namespace {
 
 struct Layout {
-  Tensor in;                   // compact input in the order the kernel reads it
+  Tensor in;  // compact input in the order the kernel reads it
   int64_t outer = 1, r = 1, inner = 1;
-  Shape kept_shape;            // output shape with keepdim=true
-  Shape out_shape;             // output shape with keepdim=false
+  Shape kept_shape;  // output shape with keepdim=true
+  Shape out_shape;   // output shape with keepdim=false
 };
 
 Layout layout_for(const Tensor& x, const Shape& dims_in, const char* op) {
@@ -49,21 +49,26 @@ Layout layout_for(const Tensor& x, const Shape& dims_in, const char* op) {
   }
   Shape order;
   for (int64_t d = 0; d < x.dim(); ++d)
-    if (!reduced[d]) { order.push_back(d); L.outer *= x.size(d); }
-  for (auto d : dims) { order.push_back(d); L.r *= x.size(d); }
+    if (!reduced[d]) {
+      order.push_back(d);
+      L.outer *= x.size(d);
+    }
+  for (auto d : dims) {
+    order.push_back(d);
+    L.r *= x.size(d);
+  }
   L.in = x.permute(order).contiguous();
   return L;
 }
 
-Tensor reduce_kernel(ReduceOp op, const Layout& L, DType out_dtype, Device device,
-                     const char* name) {
+Tensor reduce_kernel(ReduceOp op, const Layout& L, DType out_dtype, Device device, const char* name) {
   const bool arg = op == ReduceOp::ArgMax || op == ReduceOp::ArgMin;
   if ((op == ReduceOp::Max || op == ReduceOp::Min || arg) && L.r == 0)
     fail(name, ": cannot reduce over an empty dimension (the input has 0 elements there)");
   Tensor out = make_empty({L.outer * L.inner}, arg ? kInt64 : out_dtype, device);
   if (L.outer * L.inner > 0)
-    kernels::backend_for(device).reduce(op, L.in.dtype(), L.in.data_ptr(), out.data_ptr(),
-                                        L.outer, L.r, L.inner);
+    kernels::backend_for(device).reduce(op, L.in.dtype(), L.in.data_ptr(), out.data_ptr(), L.outer, L.r,
+                                        L.inner);
   return out;
 }
 
@@ -98,7 +103,10 @@ DType sum_dtype(DType t) { return is_floating(t) ? compute_dtype(t) : kInt64; }
 Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) {
   const DType acc = sum_dtype(x.dtype());
   Tensor out = reduce_values(ReduceOp::Sum, x, dims, keepdim, acc, "sum");
-  if (is_half(x.dtype())) { autograd::NoGradGuard g; out = out.to(x.dtype()); }
+  if (is_half(x.dtype())) {
+    autograd::NoGradGuard g;
+    out = out.to(x.dtype());
+  }
   Shape in_shape = x.sizes();
   autograd::record("sum", {x}, {out}, {},
                    [in_shape, dims, keepdim](FunctionNode&, const variable_list& g) -> variable_list {
@@ -110,8 +118,8 @@ Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) {
 Tensor sum(const Tensor& x) { return sum(x, {}, false); }
 
 Tensor mean(const Tensor& x, const Shape& dims, bool keepdim) {
-  EMBER_CHECK(is_floating(x.dtype()), "mean: input dtype must be floating point, got ",
-              dtype_name(x.dtype()), "; convert with .to(kFloat32) first");
+  EMBER_CHECK(is_floating(x.dtype()), "mean: input dtype must be floating point, got ", dtype_name(x.dtype()),
+              "; convert with .to(kFloat32) first");
   int64_t count = 1;
   if (dims.empty()) count = x.numel();
   else
@@ -148,9 +156,12 @@ namespace {
 
 // max()/min()/amax/amin: the gradient is shared evenly by all positions that hold the extreme.
 Tensor extreme(const Tensor& x, const Shape& dims, bool keepdim, bool is_max, const char* name) {
-  Tensor out = reduce_values(is_max ? ReduceOp::Max : ReduceOp::Min, x,
-                             dims, keepdim, compute_dtype(x.dtype()), name);
-  if (is_half(x.dtype())) { autograd::NoGradGuard g; out = out.to(x.dtype()); }
+  Tensor out =
+      reduce_values(is_max ? ReduceOp::Max : ReduceOp::Min, x, dims, keepdim, compute_dtype(x.dtype()), name);
+  if (is_half(x.dtype())) {
+    autograd::NoGradGuard g;
+    out = out.to(x.dtype());
+  }
   Shape in_shape = x.sizes();
   autograd::record(name, {x}, {out}, {x, out},
                    [dims, keepdim, in_shape](FunctionNode& n, const variable_list& g) -> variable_list {
@@ -178,8 +189,12 @@ std::pair<Tensor, Tensor> extreme_dim(const Tensor& x, int64_t dim, bool keepdim
 
 Tensor max(const Tensor& x) { return extreme(x, {}, false, true, "max"); }
 Tensor min(const Tensor& x) { return extreme(x, {}, false, false, "min"); }
-Tensor amax(const Tensor& x, const Shape& dims, bool keepdim) { return extreme(x, dims, keepdim, true, "amax"); }
-Tensor amin(const Tensor& x, const Shape& dims, bool keepdim) { return extreme(x, dims, keepdim, false, "amin"); }
+Tensor amax(const Tensor& x, const Shape& dims, bool keepdim) {
+  return extreme(x, dims, keepdim, true, "amax");
+}
+Tensor amin(const Tensor& x, const Shape& dims, bool keepdim) {
+  return extreme(x, dims, keepdim, false, "amin");
+}
 std::pair<Tensor, Tensor> max(const Tensor& x, int64_t dim, bool keepdim) {
   return extreme_dim(x, dim, keepdim, true, "max");
 }
@@ -188,18 +203,19 @@ std::pair<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim) {
 }
 
 Tensor argmax(const Tensor& x, std::optional<int64_t> dim, bool keepdim) {
-  if (!dim) return reduce_values(ReduceOp::ArgMax, x.reshape({-1}), {0}, false, compute_dtype(x.dtype()), "argmax");
+  if (!dim)
+    return reduce_values(ReduceOp::ArgMax, x.reshape({-1}), {0}, false, compute_dtype(x.dtype()), "argmax");
   return extreme_dim(x, *dim, keepdim, true, "argmax").second;
 }
 
 Tensor argmin(const Tensor& x, std::optional<int64_t> dim, bool keepdim) {
-  if (!dim) return reduce_values(ReduceOp::ArgMin, x.reshape({-1}), {0}, false, compute_dtype(x.dtype()), "argmin");
+  if (!dim)
+    return reduce_values(ReduceOp::ArgMin, x.reshape({-1}), {0}, false, compute_dtype(x.dtype()), "argmin");
   return extreme_dim(x, *dim, keepdim, false, "argmin").second;
 }
 
 Tensor var(const Tensor& x, std::optional<Shape> dims, int64_t correction, bool keepdim) {
-  EMBER_CHECK(is_floating(x.dtype()), "var: input dtype must be floating point, got ",
-              dtype_name(x.dtype()));
+  EMBER_CHECK(is_floating(x.dtype()), "var: input dtype must be floating point, got ", dtype_name(x.dtype()));
   Shape ds = dims.value_or(Shape{});
   int64_t count = 1;
   if (ds.empty()) count = x.numel();
@@ -275,11 +291,10 @@ Tensor cumsum(const Tensor& x, int64_t dim) {
     if (out.numel() > 0)
       backend_of(x).cumsum(acc, xc.data_ptr(), out.data_ptr(), outer, x.dim() ? x.size(d) : 1, inner);
   }
-  autograd::record("cumsum", {x}, {out}, {},
-                   [d](FunctionNode&, const variable_list& g) -> variable_list {
-                     // Reverse cumulative sum: total - prefix + self.
-                     return {sum(g[0], {d}, true) - cumsum(g[0], d) + g[0]};
-                   });
+  autograd::record("cumsum", {x}, {out}, {}, [d](FunctionNode&, const variable_list& g) -> variable_list {
+    // Reverse cumulative sum: total - prefix + self.
+    return {sum(g[0], {d}, true) - cumsum(g[0], d) + g[0]};
+  });
   return out;
 }
 

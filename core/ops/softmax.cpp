@@ -30,7 +30,8 @@ Tensor softmax_forward(const Tensor& x, int64_t d, bool log, const char* name) {
   if (auto* fused = fused_of(x, kernels::FusedOp::Softmax, work)) {
     out = make_empty(moved.sizes(), work, x.device());
     const int64_t cols = x.dim() ? moved.size(-1) : 1;
-    if (out.numel() > 0) fused->softmax(work, moved.data_ptr(), out.data_ptr(), out.numel() / cols, cols, log);
+    if (out.numel() > 0)
+      fused->softmax(work, moved.data_ptr(), out.data_ptr(), out.numel() / cols, cols, log);
   } else {
     out = softmax_composed(x.dim() ? moved : moved.reshape({1}), log).reshape(moved.sizes());
   }

@@ -19,14 +19,12 @@ Tensor embed(const Tensor& g, const Shape& shape, ViewFn view_fn) {
   Tensor out = zeros(shape, TensorOptions(g.dtype()).set_device(g.device()));
   {
     Tensor target = view_fn(out.detach());
-    backend_of(out).strided_copy(g.dtype(), g.contiguous().data_ptr(),
-                                 contiguous_strides(g.sizes()), target.data_ptr(),
-                                 target.strides(), target.sizes());
+    backend_of(out).strided_copy(g.dtype(), g.contiguous().data_ptr(), contiguous_strides(g.sizes()),
+                                 target.data_ptr(), target.strides(), target.sizes());
   }
-  autograd::record("embed", {g}, {out}, {},
-                   [view_fn](FunctionNode&, const variable_list& gr) -> variable_list {
-                     return {view_fn(gr[0])};
-                   });
+  autograd::record(
+      "embed", {g}, {out}, {},
+      [view_fn](FunctionNode&, const variable_list& gr) -> variable_list { return {view_fn(gr[0])}; });
   return out;
 }
 
@@ -42,17 +40,15 @@ Tensor record_embedding_view(const Tensor& x, Tensor out, const char* name, View
 
 Tensor record_reshape_view(const Tensor& x, Tensor out, const char* name) {
   Shape in_shape = x.sizes();
-  autograd::record(name, {x}, {out}, {},
-                   [in_shape](FunctionNode&, const variable_list& g) -> variable_list {
-                     return {g[0].reshape(in_shape)};
-                   });
+  autograd::record(name, {x}, {out}, {}, [in_shape](FunctionNode&, const variable_list& g) -> variable_list {
+    return {g[0].reshape(in_shape)};
+  });
   return out;
 }
 
 // Strides for viewing a tensor with `strides` as `shape` without copying, if possible (the
 // algorithm of PyTorch's computeStride: split and merge runs of dims that are contiguous).
-std::optional<Shape> view_strides(const Shape& old_shape, const Shape& old_strides,
-                                  const Shape& shape) {
+std::optional<Shape> view_strides(const Shape& old_shape, const Shape& old_strides, const Shape& shape) {
   if (old_shape.empty()) return Shape(shape.size(), 1);
   const int64_t numel = numel_of(old_shape, "view");
   if (numel == 0) return contiguous_strides(shape);
@@ -99,8 +95,8 @@ Shape infer_shape(const Shape& requested, int64_t numel, const char* op, const S
                 " is invalid for an input of shape ", from, " (", numel, " elements)");
     shape[infer_at] = numel / known;
   } else {
-    EMBER_CHECK(known == numel, op, ": shape ", requested, " is invalid for an input of shape ",
-                from, " (", numel, " elements)");
+    EMBER_CHECK(known == numel, op, ": shape ", requested, " is invalid for an input of shape ", from, " (",
+                numel, " elements)");
   }
   return shape;
 }
@@ -134,8 +130,8 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
 }
 
 Tensor permute(const Tensor& x, const Shape& dims) {
-  EMBER_CHECK(static_cast<int64_t>(dims.size()) == x.dim(), "permute: got ", dims.size(),
-              " dims ", dims, " for a tensor with ", x.dim(), " dims");
+  EMBER_CHECK(static_cast<int64_t>(dims.size()) == x.dim(), "permute: got ", dims.size(), " dims ", dims,
+              " for a tensor with ", x.dim(), " dims");
   Shape d = wrap_dims(dims, x.dim(), "permute");
   Shape sizes(d.size()), strides(d.size()), inverse(d.size());
   for (size_t i = 0; i < d.size(); ++i) {
@@ -144,10 +140,9 @@ Tensor permute(const Tensor& x, const Shape& dims) {
     inverse[d[i]] = static_cast<int64_t>(i);
   }
   Tensor out = alias_with(x, sizes, strides, x.storage_offset());
-  autograd::record("permute", {x}, {out}, {},
-                   [inverse](FunctionNode&, const variable_list& g) -> variable_list {
-                     return {g[0].permute(inverse)};
-                   });
+  autograd::record(
+      "permute", {x}, {out}, {},
+      [inverse](FunctionNode&, const variable_list& g) -> variable_list { return {g[0].permute(inverse)}; });
   return out;
 }
 
@@ -197,8 +192,8 @@ Tensor expand(const Tensor& x, const Shape& target) {
     const int64_t have = x.sizes()[i - lead];
     const int64_t want = target[i] == -1 ? have : target[i];
     EMBER_CHECK(have == want || have == 1, "expand: the expanded size (", want,
-                ") must match the existing size (", have, ") at dim ", i,
-                "; shapes: tensor ", x.sizes(), ", target ", target);
+                ") must match the existing size (", have, ") at dim ", i, "; shapes: tensor ", x.sizes(),
+                ", target ", target);
     sizes[i] = want;
     strides[i] = have == want ? x.strides()[i - lead] : 0;
   }
@@ -225,17 +220,16 @@ Tensor slice(const Tensor& x, int64_t dim, std::optional<int64_t> start_, std::o
   sizes[d] = (end - start + step - 1) / step;
   strides[d] *= step;
   Tensor out = alias_with(x, sizes, strides, x.storage_offset() + start * x.stride(d));
-  return record_embedding_view(x, out, "slice", [d, start, end, step](const Tensor& t) {
-    return slice(t, d, start, end, step);
-  });
+  return record_embedding_view(
+      x, out, "slice", [d, start, end, step](const Tensor& t) { return slice(t, d, start, end, step); });
 }
 
 Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
   const int64_t d = wrap_dim(dim, x.dim(), "narrow");
   const int64_t n = x.size(d);
   if (start < 0) start += n;
-  EMBER_CHECK(start >= 0 && length >= 0 && start + length <= n, "narrow: start ", start,
-              " + length ", length, " exceeds dim ", d, " of size ", n, " (shape ", x.sizes(), ")");
+  EMBER_CHECK(start >= 0 && length >= 0 && start + length <= n, "narrow: start ", start, " + length ", length,
+              " exceeds dim ", d, " of size ", n, " (shape ", x.sizes(), ")");
   return slice(x, d, start, start + length, 1);
 }
 
@@ -250,8 +244,7 @@ Tensor select(const Tensor& x, int64_t dim, int64_t index) {
   sizes.erase(sizes.begin() + d);
   strides.erase(strides.begin() + d);
   Tensor out = alias_with(x, sizes, strides, x.storage_offset() + index * x.stride(d));
-  return record_embedding_view(x, out, "select",
-                               [d, index](const Tensor& t) { return select(t, d, index); });
+  return record_embedding_view(x, out, "select", [d, index](const Tensor& t) { return select(t, d, index); });
 }
 
 Tensor diagonal(const Tensor& x, int64_t offset, int64_t dim1, int64_t dim2) {
@@ -274,20 +267,19 @@ Tensor diagonal(const Tensor& x, int64_t offset, int64_t dim1, int64_t dim2) {
   sizes.push_back(len);
   strides.push_back(x.stride(a) + x.stride(b));
   Tensor out = alias_with(x, sizes, strides, start);
-  return record_embedding_view(x, out, "diagonal", [offset, a, b](const Tensor& t) {
-    return diagonal(t, offset, a, b);
-  });
+  return record_embedding_view(x, out, "diagonal",
+                               [offset, a, b](const Tensor& t) { return diagonal(t, offset, a, b); });
 }
 
 Tensor as_strided(const Tensor& x, const Shape& sizes, const Shape& strides,
                   std::optional<int64_t> storage_offset) {
-  EMBER_CHECK(sizes.size() == strides.size(), "as_strided: ", sizes.size(), " sizes but ",
-              strides.size(), " strides");
+  EMBER_CHECK(sizes.size() == strides.size(), "as_strided: ", sizes.size(), " sizes but ", strides.size(),
+              " strides");
   const int64_t off = storage_offset.value_or(x.storage_offset());
   EMBER_CHECK(off >= 0, "as_strided: negative storage offset ", off);
   for (size_t i = 0; i < sizes.size(); ++i)
-    EMBER_CHECK(sizes[i] >= 0 && strides[i] >= 0, "as_strided: negative size or stride in ", sizes,
-                " / ", strides);
+    EMBER_CHECK(sizes[i] >= 0 && strides[i] >= 0, "as_strided: negative size or stride in ", sizes, " / ",
+                strides);
   const int64_t capacity = static_cast<int64_t>(x.impl()->storage->nbytes() / x.element_size());
   if (checked_numel(sizes, "as_strided") > 0) {
     // The furthest element the view reaches; a sum that overflows is as out of range as a large one.
@@ -298,8 +290,8 @@ Tensor as_strided(const Tensor& x, const Shape& sizes, const Shape& strides,
       overflow = overflow || __builtin_mul_overflow(sizes[i] - 1, strides[i], &step) ||
                  __builtin_add_overflow(last, step, &last);
     }
-    EMBER_CHECK(!overflow && last < capacity, "as_strided: sizes ", sizes, " strides ", strides,
-                " offset ", off, " reach beyond a storage of ", capacity, " elements");
+    EMBER_CHECK(!overflow && last < capacity, "as_strided: sizes ", sizes, " strides ", strides, " offset ",
+                off, " reach beyond a storage of ", capacity, " elements");
   }
   Tensor out = alias_with(x, sizes, strides, off);
   // The gradient view is taken relative to a compact copy of x, so it is exact when x is compact
@@ -313,8 +305,7 @@ Tensor as_strided(const Tensor& x, const Shape& sizes, const Shape& strides,
 Tensor contiguous(const Tensor& x) {
   if (x.is_contiguous()) return x;
   Tensor out = make_empty(x.sizes(), x.dtype(), x.device());
-  backend_of(x).strided_copy(x.dtype(), x.data_ptr(), x.strides(), out.data_ptr(), out.strides(),
-                             x.sizes());
+  backend_of(x).strided_copy(x.dtype(), x.data_ptr(), x.strides(), out.data_ptr(), out.strides(), x.sizes());
   autograd::record("contiguous", {x}, {out}, {},
                    [](FunctionNode&, const variable_list& g) -> variable_list { return {g[0]}; });
   return out;
@@ -331,8 +322,8 @@ std::vector<Tensor> split(const Tensor& x, const Shape& split_sizes, int64_t dim
   const int64_t d = wrap_dim(dim, x.dim(), "split");
   int64_t total = 0;
   for (auto s : split_sizes) total += s;
-  EMBER_CHECK(total == x.size(d), "split: sizes ", split_sizes, " add up to ", total,
-              " but dim ", d, " has size ", x.size(d));
+  EMBER_CHECK(total == x.size(d), "split: sizes ", split_sizes, " add up to ", total, " but dim ", d,
+              " has size ", x.size(d));
   std::vector<Tensor> out;
   int64_t start = 0;
   for (auto s : split_sizes) {

@@ -1,5 +1,6 @@
 // Sliding windows: unfold (im2col) and fold (col2im), each the other's gradient, and constant
-// padding. unfold and fold run the backend's fused kernels or, without them, a composed form. Convolution and pooling in nn are built from these plus matmul and reductions.
+// padding. unfold and fold run the backend's fused kernels or, without them, a composed form. Convolution and
+// pooling in nn are built from these plus matmul and reductions.
 #include "ember/core/ops/internal.h"
 
 namespace ember {
@@ -31,8 +32,8 @@ namespace {
 kernels::WindowGeometry geometry(const Shape& x, Pair kernel, Pair dilation, Pair padding, Pair stride,
                                  const char* op) {
   const Pair out = window_output_size(x, kernel, dilation, padding, stride, op);
-  return {x[1], x[2], x[3], kernel[0], kernel[1], padding[0], padding[1], stride[0],
-          stride[1], dilation[0], dilation[1], out[0], out[1]};
+  return {x[1],      x[2],      x[3],        kernel[0],   kernel[1], padding[0], padding[1],
+          stride[0], stride[1], dilation[0], dilation[1], out[0],    out[1]};
 }
 
 // im2col from the primitives: pad, view the padded images as [N, C, kh, kw, oh, ow] through strides
@@ -73,8 +74,8 @@ Tensor unfold(const Tensor& x, Pair kernel, Pair dilation, Pair padding, Pair st
     autograd::NoGradGuard guard;
     Tensor in = cast_if_needed(x, work).contiguous();
     if (auto* fused = fused_of(x, kernels::FusedOp::Im2Col, work)) {
-      out = make_empty({x.size(0), g.channels * g.kernel_h * g.kernel_w, g.out_h * g.out_w}, work,
-                       x.device());
+      out =
+          make_empty({x.size(0), g.channels * g.kernel_h * g.kernel_w, g.out_h * g.out_w}, work, x.device());
       if (out.numel() > 0) fused->im2col(work, in.data_ptr(), out.data_ptr(), g, x.size(0));
     } else {
       out = im2col_composed(in, g);
@@ -82,15 +83,13 @@ Tensor unfold(const Tensor& x, Pair kernel, Pair dilation, Pair padding, Pair st
     out = cast_if_needed(out, x.dtype());
   }
   const Pair size = {x.size(2), x.size(3)};
-  autograd::record("unfold", {x}, {out}, {},
-                   [=](FunctionNode&, const variable_list& gr) -> variable_list {
-                     return {fold(gr[0], size, kernel, dilation, padding, stride)};
-                   });
+  autograd::record("unfold", {x}, {out}, {}, [=](FunctionNode&, const variable_list& gr) -> variable_list {
+    return {fold(gr[0], size, kernel, dilation, padding, stride)};
+  });
   return out;
 }
 
-Tensor fold(const Tensor& cols, Pair output_size, Pair kernel, Pair dilation, Pair padding,
-            Pair stride) {
+Tensor fold(const Tensor& cols, Pair output_size, Pair kernel, Pair dilation, Pair padding, Pair stride) {
   EMBER_CHECK(cols.dim() == 3, "fold: expected a 3-D input [N, C*kh*kw, L], got shape ", cols.sizes());
   const int64_t k = kernel[0] * kernel[1];
   EMBER_CHECK(k > 0 && cols.size(1) % k == 0, "fold: dim 1 of the input (", cols.size(1),
@@ -113,17 +112,16 @@ Tensor fold(const Tensor& cols, Pair output_size, Pair kernel, Pair dilation, Pa
     }
     out = cast_if_needed(out, cols.dtype());
   }
-  autograd::record("fold", {cols}, {out}, {},
-                   [=](FunctionNode&, const variable_list& gr) -> variable_list {
-                     return {unfold(gr[0], kernel, dilation, padding, stride)};
-                   });
+  autograd::record("fold", {cols}, {out}, {}, [=](FunctionNode&, const variable_list& gr) -> variable_list {
+    return {unfold(gr[0], kernel, dilation, padding, stride)};
+  });
   return out;
 }
 
 Tensor pad(const Tensor& x, const Shape& pads, Scalar value) {
   EMBER_CHECK(pads.size() % 2 == 0 && static_cast<int64_t>(pads.size()) <= 2 * x.dim(),
-              "pad: expected an even number of pads, at most two per dim, got ", pads.size(),
-              " for shape ", x.sizes());
+              "pad: expected an even number of pads, at most two per dim, got ", pads.size(), " for shape ",
+              x.sizes());
   Shape shape = x.sizes();
   Shape starts(x.dim(), 0);
   for (size_t i = 0; i < pads.size() / 2; ++i) {
@@ -139,8 +137,8 @@ Tensor pad(const Tensor& x, const Shape& pads, Scalar value) {
     Tensor region = out;
     for (int64_t d = 0; d < x.dim(); ++d) region = region.narrow(d, starts[d], x.size(d));
     if (x.numel() > 0)
-      backend_of(x).strided_copy(x.dtype(), x.data_ptr(), x.strides(), region.data_ptr(),
-                                 region.strides(), region.sizes());
+      backend_of(x).strided_copy(x.dtype(), x.data_ptr(), x.strides(), region.data_ptr(), region.strides(),
+                                 region.sizes());
   }
   const Shape in_shape = x.sizes();
   autograd::record("pad", {x}, {out}, {},

@@ -45,7 +45,8 @@ std::vector<int64_t> CharVocab::encode(const std::string& text) const {
 std::string CharVocab::decode(const std::vector<int64_t>& tokens) const {
   std::string text;
   for (int64_t t : tokens) {
-    EMBER_CHECK(t >= 0 && t < size(), "CharVocab::decode: token ", t, " is outside the vocabulary of ", size());
+    EMBER_CHECK(t >= 0 && t < size(), "CharVocab::decode: token ", t, " is outside the vocabulary of ",
+                size());
     text.push_back(chars_[t]);
   }
   return text;

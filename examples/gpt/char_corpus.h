@@ -29,7 +29,7 @@ class CharVocab {
 
 struct FortuneCorpus {
   CharVocab vocab;
-  std::vector<int64_t> train, val;                 // token ids
+  std::vector<int64_t> train, val;                  // token ids
   std::vector<std::string> train_files, val_files;  // the files each split was read from
 };
 
@@ -43,7 +43,8 @@ FortuneCorpus load_fortunes(const std::string& dir = "/usr/share/games/fortunes"
 // (seed, i), so a run is repeatable and any index is valid. `count` is the dataset's nominal size.
 class RandomWindows : public ember::data::Dataset<std::array<ember::Tensor, 2>> {
  public:
-  RandomWindows(std::shared_ptr<const std::vector<int64_t>> tokens, int64_t block, int64_t count, uint64_t seed);
+  RandomWindows(std::shared_ptr<const std::vector<int64_t>> tokens, int64_t block, int64_t count,
+                uint64_t seed);
   int64_t size() const override { return count_; }
   std::array<ember::Tensor, 2> get(int64_t index) const override;
 

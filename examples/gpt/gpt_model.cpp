@@ -12,7 +12,8 @@ using namespace ember;
 
 // ---- KVCache ----------------------------------------------------------------------------------
 
-KVCache::KVCache(const GPTConfig& config, int64_t batch, TensorOptions options) : capacity_(config.block_size) {
+KVCache::KVCache(const GPTConfig& config, int64_t batch, TensorOptions options)
+    : capacity_(config.block_size) {
   const int64_t hd = config.d_model / config.n_head;
   for (int64_t l = 0; l < config.n_layer; ++l)
     layers_.push_back(zeros({2, batch, config.n_head, config.block_size, hd}, options));
@@ -52,7 +53,8 @@ Tensor CausalSelfAttention::forward(const Tensor& x, KVCache* cache) {
     }
   }
   const double p = is_training() ? dropout_ : 0.0;
-  Tensor y = nn::functional::scaled_dot_product_attention(q, kv.select(0, 0), kv.select(0, 1), mask, p, causal);
+  Tensor y =
+      nn::functional::scaled_dot_product_attention(q, kv.select(0, 0), kv.select(0, 1), mask, p, causal);
   y = (*c_proj)(y.transpose(1, 2).reshape({B, T, C}));  // heads side by side again
   return p > 0 ? nn::functional::dropout(y, p, true) : y;
 }
@@ -97,7 +99,8 @@ GPT::GPT(const GPTConfig& config) : Module("GPT"), config_(config) {
   for (auto& [name, p] : named_parameters()) {
     if (name.ends_with(".bias")) nn::init::zeros_(p);
     else if (name.starts_with("ln") || name.find(".ln_") != std::string::npos) continue;
-    else if (name.ends_with("c_proj.weight")) nn::init::normal_(p, 0.0, 0.02 / std::sqrt(2.0 * config.n_layer));
+    else if (name.ends_with("c_proj.weight"))
+      nn::init::normal_(p, 0.0, 0.02 / std::sqrt(2.0 * config.n_layer));
     else nn::init::normal_(p, 0.0, 0.02);
   }
 }
@@ -188,7 +191,8 @@ std::vector<int64_t> GPT::generate(const std::vector<int64_t>& prompt, int64_t m
   auto feed = [&](std::vector<int64_t> tokens) {
     const int64_t n = static_cast<int64_t>(tokens.size());
     Tensor ids = tensor(tokens, {1, n}, TensorOptions(kInt64).set_device(where.device));
-    Tensor logits = forward(ids, &cache).select(1, n - 1).reshape({-1}).to(kFloat32).to(Device::cpu()).contiguous();
+    Tensor logits =
+        forward(ids, &cache).select(1, n - 1).reshape({-1}).to(kFloat32).to(Device::cpu()).contiguous();
     const float* p = logits.data_ptr<float>();
     return std::vector<float>(p, p + logits.numel());
   };

@@ -49,11 +49,13 @@ int main() {
   std::set<autograd::Node*> seen;
   print_graph(loss.grad_fn(), 0, seen);
   loss.backward();
-  expect(w.grad().sizes() == Shape{3, 2} && bias.grad().sizes() == Shape{2}, "gradients have their leaves' shapes");
+  expect(w.grad().sizes() == Shape{3, 2} && bias.grad().sizes() == Shape{2},
+         "gradients have their leaves' shapes");
 
   autograd::GradcheckOptions twice;
   twice.check_double_backward = true;
-  auto check = autograd::gradcheck(neuron, {w.detach().requires_grad_(), bias.detach().requires_grad_()}, twice);
+  auto check =
+      autograd::gradcheck(neuron, {w.detach().requires_grad_(), bias.detach().requires_grad_()}, twice);
   expect(check.ok, "gradcheck (finite differences, float64, double backward): " +
                        (check.ok ? std::string("agrees") : check.message));
   return failures == 0 ? 0 : 1;

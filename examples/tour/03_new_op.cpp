@@ -78,7 +78,7 @@ int main() {
     softplus_cpu(x.data(), cpu.data(), n);
     expect(close(cpu, ref), "CPU kernel = reference, n = " + std::to_string(n));
     expect(close(tour::softplus_cuda(x), ref), std::string(cuda::built_for_gpu() ? "GPU" : "simulated CUDA") +
-                                             " kernel = reference, n = " + std::to_string(n));
+                                                   " kernel = reference, n = " + std::to_string(n));
   }
   Tensor x = randn({5, 3});
   expect(allclose(Softplus::apply(x), softplus(x)), "the op agrees with ember's own softplus");

@@ -11,7 +11,8 @@ namespace tour {
 
 // A grid-stride loop, so any grid covers any n.
 __global__ void softplus_kernel(const float* x, float* y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
     y[i] = x[i] > 20.0f ? x[i] : log1pf(expf(x[i]));
 }
 

@@ -36,7 +36,8 @@ struct Residual : nn::Module {
 
 int main() {
   manual_seed(0);
-  nn::Sequential net({std::make_shared<Residual>(4), std::make_shared<nn::ReLU>(), std::make_shared<Residual>(4)});
+  nn::Sequential net(
+      {std::make_shared<Residual>(4), std::make_shared<nn::ReLU>(), std::make_shared<Residual>(4)});
   std::cout << net << "\n";
   std::vector<std::string> names;
   for (const auto& [name, p] : net.named_parameters()) names.push_back(name);

@@ -18,7 +18,9 @@ namespace {
 // Linear regression: the step logs its loss; the Trainer reduces it per epoch.
 class Regression : public LightningModule<Batch> {
  public:
-  Regression() : LightningModule("Regression") { fc = register_module("fc", std::make_shared<nn::Linear>(3, 1)); }
+  Regression() : LightningModule("Regression") {
+    fc = register_module("fc", std::make_shared<nn::Linear>(3, 1));
+  }
   Tensor forward(const Tensor& x) override { return (*fc)(x); }
   Tensor training_step(const Batch& batch, int64_t) override {
     Tensor loss = nn::functional::mse_loss(forward(batch[0]), batch[1]);
@@ -44,7 +46,9 @@ class Recorder : public Callback {
   void on_train_batch_end(Trainer& t, LightningModuleBase&, const Tensor&, int64_t) override {
     note(t, "on_train_batch_end");
   }
-  void on_validation_epoch_end(Trainer& t, LightningModuleBase&) override { note(t, "on_validation_epoch_end"); }
+  void on_validation_epoch_end(Trainer& t, LightningModuleBase&) override {
+    note(t, "on_validation_epoch_end");
+  }
   // The epoch's reduced metrics reach callback_metrics once the validation epoch has ended, so they
   // are read here (ModelCheckpoint and EarlyStopping read them at this point too).
   void on_validation_end(Trainer& t, LightningModuleBase&) override {
@@ -73,21 +77,26 @@ int main() {
   data::DataLoader val_loader(val, {.batch_size = 64});
   auto recorder = std::make_shared<Recorder>();
   Regression model;
-  Trainer trainer({.max_epochs = 5, .num_sanity_val_steps = 0, .enable_progress_bar = false,
-                   .enable_checkpointing = false, .enable_model_summary = false, .callbacks = {recorder},
+  Trainer trainer({.max_epochs = 5,
+                   .num_sanity_val_steps = 0,
+                   .enable_progress_bar = false,
+                   .enable_checkpointing = false,
+                   .enable_model_summary = false,
+                   .callbacks = {recorder},
                    .logger = false});
   trainer.fit(model, train_loader, val_loader);
 
   std::cout << "hooks of epoch 0, in order:\n";
   for (const auto& h : recorder->hooks) std::cout << "  " << h << "\n";
-  const std::vector<std::string> expected = {"on_fit_start", "on_train_epoch_start", "on_train_batch_end",
-                                             "on_validation_epoch_end", "on_validation_end", "on_train_epoch_end",
-                                             "on_fit_end"};
+  const std::vector<std::string> expected = {
+      "on_fit_start",      "on_train_epoch_start", "on_train_batch_end", "on_validation_epoch_end",
+      "on_validation_end", "on_train_epoch_end",   "on_fit_end"};
   std::cout << "val_loss per epoch:";
   for (double v : recorder->val_losses) std::cout << " " << v;
   std::cout << "\n";
   const bool order_ok = recorder->hooks == expected;
-  const bool learned = recorder->val_losses.size() == 5 && recorder->val_losses.back() < 0.1 * recorder->val_losses.front();
+  const bool learned =
+      recorder->val_losses.size() == 5 && recorder->val_losses.back() < 0.1 * recorder->val_losses.front();
   std::cout << (order_ok ? "  ok    " : "  WRONG ") << "the hooks ran in Lightning's order\n";
   std::cout << (learned ? "  ok    " : "  WRONG ") << "val_loss fell tenfold in five epochs\n";
   return order_ok && learned ? 0 : 1;

@@ -99,8 +99,7 @@ void collapse_dims(Dims sizes, const std::array<Dims, N>& strides, std::vector<i
 // tight loop over columns [c0, c1) of that row. Work is split across threads by rows, and when there
 // are too few rows (a long 1-D tensor is one row), by column blocks too.
 template <size_t N, class F>
-void for_each_row(const std::vector<int64_t>& sizes, const std::array<std::vector<int64_t>, N>& st,
-                  F&& f) {
+void for_each_row(const std::vector<int64_t>& sizes, const std::array<std::vector<int64_t>, N>& st, F&& f) {
   const size_t nd = sizes.size();
   const int64_t cols = sizes[nd - 1];
   int64_t rows = 1;
@@ -158,8 +157,8 @@ void CpuBackend::cast(DType from, const void* in, DType to, void* out, int64_t n
   });
 }
 
-void CpuBackend::strided_copy(DType dt, const void* src, Dims src_strides, void* dst,
-                              Dims dst_strides, Dims sizes) {
+void CpuBackend::strided_copy(DType dt, const void* src, Dims src_strides, void* dst, Dims dst_strides,
+                              Dims sizes) {
   std::vector<int64_t> cs;
   std::array<std::vector<int64_t>, 2> st;
   collapse_dims<2>(sizes, {src_strides, dst_strides}, cs, st);
@@ -171,13 +170,13 @@ void CpuBackend::strided_copy(DType dt, const void* src, Dims src_strides, void*
       const T* sp = s + off[0];
       T* dp = d + off[1];
       if (ss == 1 && ds == 1) std::memcpy(dp + c0, sp + c0, sizeof(T) * (c1 - c0));
-      else for (int64_t i = c0; i < c1; ++i) dp[i * ds] = sp[i * ss];
+      else
+        for (int64_t i = c0; i < c1; ++i) dp[i * ds] = sp[i * ss];
     });
   });
 }
 
-void CpuBackend::unary(UnaryOp op, DType dt, const void* in, void* out, int64_t n, double a,
-                       double b) {
+void CpuBackend::unary(UnaryOp op, DType dt, const void* in, void* out, int64_t n, double a, double b) {
   dispatch_numeric(dt, "unary", [&]<class T>() {
     const T* x = static_cast<const T*>(in);
     T* y = static_cast<T*>(out);
@@ -212,8 +211,8 @@ void CpuBackend::unary(UnaryOp op, DType dt, const void* in, void* out, int64_t 
   });
 }
 
-void CpuBackend::binary(BinaryOp op, DType dt, const void* a, Dims a_strides, const void* b,
-                        Dims b_strides, void* out, Dims sizes) {
+void CpuBackend::binary(BinaryOp op, DType dt, const void* a, Dims a_strides, const void* b, Dims b_strides,
+                        void* out, Dims sizes) {
   const std::vector<int64_t> out_strides = compact_strides(sizes);
   int64_t step = 1;
   for (auto s : sizes) step *= s;
@@ -388,8 +387,8 @@ void CpuBackend::gemm(const GemmArgs& g, const void* a, const void* b, void* c) 
           return;
         }
       }
-      eigen_gemm<T>(trans_a, trans_b, m, n, k, static_cast<T>(alpha), A, lda, B, ldb,
-                    static_cast<T>(beta), C, ldc);
+      eigen_gemm<T>(trans_a, trans_b, m, n, k, static_cast<T>(alpha), A, lda, B, ldb, static_cast<T>(beta), C,
+                    ldc);
     };
     // Many small matrices: one per thread. One big matrix: the kernel splits it across threads.
     if (batch > 1 && worth_parallel(batch * m * n * k / 8)) {
@@ -402,8 +401,9 @@ void CpuBackend::gemm(const GemmArgs& g, const void* a, const void* b, void* c) 
 }
 
 // Cross-entropy rows, float32: the softmax row loop's vectorised max and exp, rows over threads.
-void CpuBackend::cross_entropy_forward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
-                                       int64_t rows, int64_t classes, void* loss, void* lse) {
+void CpuBackend::cross_entropy_forward(DType dt, const void* logits, const int64_t* target,
+                                       const void* row_weight, int64_t rows, int64_t classes, void* loss,
+                                       void* lse) {
   EMBER_CHECK(dt == kFloat32, "cpu cross_entropy_forward: float32 only (supports() says so)");
   const float* x = static_cast<const float*>(logits);
   const float* w = static_cast<const float*>(row_weight);
@@ -421,9 +421,9 @@ void CpuBackend::cross_entropy_forward(DType dt, const void* logits, const int64
   });
 }
 
-void CpuBackend::cross_entropy_backward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
-                                        const void* lse, const void* grad_loss, int64_t rows, int64_t classes,
-                                        void* grad_logits) {
+void CpuBackend::cross_entropy_backward(DType dt, const void* logits, const int64_t* target,
+                                        const void* row_weight, const void* lse, const void* grad_loss,
+                                        int64_t rows, int64_t classes, void* grad_logits) {
   EMBER_CHECK(dt == kFloat32, "cpu cross_entropy_backward: float32 only (supports() says so)");
   const float* x = static_cast<const float*>(logits);
   const float* w = static_cast<const float*>(row_weight);
@@ -436,14 +436,14 @@ void CpuBackend::cross_entropy_backward(DType dt, const void* logits, const int6
       const float* xr = x + i * classes;
       float* yr = out + i * classes;
 #pragma omp simd
-      for (int64_t c = 0; c < classes; ++c) yr[c] = coef * fast_expf_nonpositive(std::min(xr[c] - shift, 0.0f));
+      for (int64_t c = 0; c < classes; ++c)
+        yr[c] = coef * fast_expf_nonpositive(std::min(xr[c] - shift, 0.0f));
       yr[target[i]] -= coef;
     }
   });
 }
 
-void CpuBackend::softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols,
-                         bool log) {
+void CpuBackend::softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols, bool log) {
   EMBER_CHECK(dt == kFloat32, "cpu softmax: float32 only (supports() says so)");
   const float* x = static_cast<const float*>(in);
   float* y = static_cast<float*>(out);
@@ -477,8 +477,8 @@ void CpuBackend::softmax(DType dt, const void* in, void* out, int64_t rows, int6
   });
 }
 
-void CpuBackend::index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k,
-                              void* out, int64_t outer, int64_t inner) {
+void CpuBackend::index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out,
+                              int64_t outer, int64_t inner) {
   dispatch_by_size(dt, [&]<class T>() {
     const T* x = static_cast<const T*>(in);
     T* y = static_cast<T*>(out);
@@ -493,9 +493,8 @@ void CpuBackend::index_select(DType dt, const void* in, int64_t n, const int64_t
 
 // Rows go to threads; in backward each thread sums its rows' dw/db privately, then the partial sums
 // are added in thread order (deterministic).
-void CpuBackend::layer_norm_forward(DType dt, const void* x, const void* w, const void* b,
-                                    int64_t rows, int64_t cols, double eps, void* y, void* mean,
-                                    void* rstd) {
+void CpuBackend::layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows,
+                                    int64_t cols, double eps, void* y, void* mean, void* rstd) {
   dispatch_floating(dt, "layer_norm", [&]<class T>() {
     parallel_for(rows, cols * 4, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r)
@@ -507,8 +506,8 @@ void CpuBackend::layer_norm_forward(DType dt, const void* x, const void* w, cons
 }
 
 void CpuBackend::layer_norm_backward(DType dt, const void* x, const void* w, const void* mean,
-                                     const void* rstd, const void* dy, int64_t rows, int64_t cols,
-                                     void* dx, void* dw, void* db) {
+                                     const void* rstd, const void* dy, int64_t rows, int64_t cols, void* dx,
+                                     void* dw, void* db) {
   dispatch_floating(dt, "layer_norm_backward", [&]<class T>() {
     const int threads = worth_parallel(rows * cols * 6) ? omp_get_max_threads() : 1;
     std::vector<std::vector<T>> pw(threads), pb(threads);
@@ -520,9 +519,8 @@ void CpuBackend::layer_norm_backward(DType dt, const void* x, const void* w, con
       for (int64_t r = r0; r < r1; ++r)
         layer_norm_row_backward<T>(static_cast<const T*>(x) + r * cols, static_cast<const T*>(w),
                                    static_cast<const T*>(mean)[r], static_cast<const T*>(rstd)[r],
-                                   static_cast<const T*>(dy) + r * cols, cols,
-                                   static_cast<T*>(dx) + r * cols, dw ? pw[t].data() : nullptr,
-                                   db ? pb[t].data() : nullptr);
+                                   static_cast<const T*>(dy) + r * cols, cols, static_cast<T*>(dx) + r * cols,
+                                   dw ? pw[t].data() : nullptr, db ? pb[t].data() : nullptr);
     };
     if (threads == 1) {
       work(0);
@@ -539,8 +537,8 @@ void CpuBackend::layer_norm_backward(DType dt, const void* x, const void* w, con
   });
 }
 
-void CpuBackend::optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param,
-                                  const void* grad, void* state0, void* state1, void* state2) {
+void CpuBackend::optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param, const void* grad,
+                                  void* state0, void* state1, void* state2) {
   dispatch_floating(dt, "optimizer_update", [&]<class T>() {
     // Counted as one unit per element: a streaming update is memory-bound, and waking the second
     // thread for a mid-size parameter costs more than it saves (bench mlp_step_b8).
@@ -576,28 +574,28 @@ void for_each_window_row(const WindowGeometry& g, int64_t batch, OnTask&& on_tas
 
 }  // namespace
 
-void CpuBackend::im2col(DType dt, const void* in, void* out, const WindowGeometry& g,
-                        int64_t batch) {
+void CpuBackend::im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch) {
   dispatch_numeric(dt, "im2col", [&]<class T>() {
     const T* x = static_cast<const T*>(in);
     T* o = static_cast<T*>(out);
-    for_each_window_row(g, batch, [](int64_t) {}, [&](int64_t plane, int64_t col, int64_t iy, int64_t j) {
-      T* dst = o + col;
-      if (iy < 0 || iy >= g.height) {
-        std::fill(dst, dst + g.out_w, T(0));
-        return;
-      }
-      const T* src = x + plane + iy * g.width;
-      for (int64_t xo = 0; xo < g.out_w; ++xo) {
-        const int64_t ix = xo * g.stride_w - g.pad_w + j * g.dilation_w;
-        dst[xo] = (ix >= 0 && ix < g.width) ? src[ix] : T(0);
-      }
-    });
+    for_each_window_row(
+        g, batch, [](int64_t) {},
+        [&](int64_t plane, int64_t col, int64_t iy, int64_t j) {
+          T* dst = o + col;
+          if (iy < 0 || iy >= g.height) {
+            std::fill(dst, dst + g.out_w, T(0));
+            return;
+          }
+          const T* src = x + plane + iy * g.width;
+          for (int64_t xo = 0; xo < g.out_w; ++xo) {
+            const int64_t ix = xo * g.stride_w - g.pad_w + j * g.dilation_w;
+            dst[xo] = (ix >= 0 && ix < g.width) ? src[ix] : T(0);
+          }
+        });
   });
 }
 
-void CpuBackend::col2im(DType dt, const void* cols, void* out, const WindowGeometry& g,
-                        int64_t batch) {
+void CpuBackend::col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch) {
   dispatch_numeric(dt, "col2im", [&]<class T>() {
     const T* c = static_cast<const T*>(cols);
     T* x = static_cast<T*>(out);
@@ -671,13 +669,12 @@ struct AttentionTile {
   }
 };
 
-
 // C = alpha A B (B transposed when trans_b) for the forward's two products. `direct` marks a few
 // query rows (generation: one new token against the cached keys): float goes straight to the skinny
 // SGEMM, double to plain loops, where the backend's GEMM dispatch would cost more than the arithmetic.
 template <class T>
-void attention_product(Backend& backend, bool direct, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-                       const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc) {
+void attention_product(Backend& backend, bool direct, bool trans_b, int64_t m, int64_t n, int64_t k,
+                       double alpha, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc) {
   if (!direct) {
     tile_gemm<T>(backend, false, trans_b, m, n, k, alpha, a, lda, b, ldb, 0.0, c, ldc);
   } else if constexpr (std::is_same_v<T, float>) {
@@ -694,8 +691,7 @@ void attention_product(Backend& backend, bool direct, bool trans_b, int64_t m, i
 
 template <class T>
 void attention_forward_tiles(Backend& backend, const AttentionShape& a, const void* q, const void* k,
-                                   const void* v, const void* mask, Dims mask_strides, void* out,
-                                   void* lse) {
+                             const void* v, const void* mask, Dims mask_strides, void* out, void* lse) {
   const T* Q = static_cast<const T*>(q);
   const T* K = static_cast<const T*>(k);
   const T* V = static_cast<const T*>(v);
@@ -706,42 +702,41 @@ void attention_forward_tiles(Backend& backend, const AttentionShape& a, const vo
   const bool direct = a.q_len < 4;
   parallel_for(a.batch * blocks, std::min(kAttentionRows, a.q_len) * a.kv_len * (a.head_dim + a.v_dim),
                [&](int64_t t0, int64_t t1) {
-    std::vector<T> scores(std::min(kAttentionRows, a.q_len) * a.kv_len);
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / blocks, i0 = (t % blocks) * kAttentionRows;
-      const int64_t rows = std::min(kAttentionRows, a.q_len - i0);
-      const T* Qb = Q + (b * a.q_len + i0) * a.head_dim;
-      const T* Kb = K + b * a.k_step();
-      const T* Vb = V + b * a.v_step();
-      T* Ob = O + (b * a.q_len + i0) * a.v_dim;
-      attention_product<T>(backend, direct, true, rows, a.kv_len, a.head_dim, a.scale, Qb, a.head_dim, Kb, a.head_dim,
-                           scores.data(), a.kv_len);
-      tile.mask_scores(scores.data(), b, i0, rows);
-      for (int64_t r = 0; r < rows; ++r) {
-        T* row = scores.data() + r * a.kv_len;
-        const T mx = row_max<T>(row, a.kv_len);
-        T sum = 0;
+                 std::vector<T> scores(std::min(kAttentionRows, a.q_len) * a.kv_len);
+                 for (int64_t t = t0; t < t1; ++t) {
+                   const int64_t b = t / blocks, i0 = (t % blocks) * kAttentionRows;
+                   const int64_t rows = std::min(kAttentionRows, a.q_len - i0);
+                   const T* Qb = Q + (b * a.q_len + i0) * a.head_dim;
+                   const T* Kb = K + b * a.k_step();
+                   const T* Vb = V + b * a.v_step();
+                   T* Ob = O + (b * a.q_len + i0) * a.v_dim;
+                   attention_product<T>(backend, direct, true, rows, a.kv_len, a.head_dim, a.scale, Qb,
+                                        a.head_dim, Kb, a.head_dim, scores.data(), a.kv_len);
+                   tile.mask_scores(scores.data(), b, i0, rows);
+                   for (int64_t r = 0; r < rows; ++r) {
+                     T* row = scores.data() + r * a.kv_len;
+                     const T mx = row_max<T>(row, a.kv_len);
+                     T sum = 0;
 #pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < a.kv_len; ++j) {
-          const T e = exp_nonpositive<T>(row[j] - mx);
-          row[j] = e;
-          sum += e;
-        }
-        const T inv = T(1) / sum;
-        for (int64_t j = 0; j < a.kv_len; ++j) row[j] *= inv;
-        LSE[b * a.q_len + i0 + r] = mx + std::log(sum);  // nan/-inf rows stay nan, like softmax
-      }
-      attention_product<T>(backend, direct, false, rows, a.v_dim, a.kv_len, 1.0, scores.data(), a.kv_len, Vb, a.v_dim,
-                           Ob, a.v_dim);
-    }
-  });
+                     for (int64_t j = 0; j < a.kv_len; ++j) {
+                       const T e = exp_nonpositive<T>(row[j] - mx);
+                       row[j] = e;
+                       sum += e;
+                     }
+                     const T inv = T(1) / sum;
+                     for (int64_t j = 0; j < a.kv_len; ++j) row[j] *= inv;
+                     LSE[b * a.q_len + i0 + r] = mx + std::log(sum);  // nan/-inf rows stay nan, like softmax
+                   }
+                   attention_product<T>(backend, direct, false, rows, a.v_dim, a.kv_len, 1.0, scores.data(),
+                                        a.kv_len, Vb, a.v_dim, Ob, a.v_dim);
+                 }
+               });
 }
 
 template <class T>
 void attention_backward_tiles(Backend& backend, const AttentionShape& a, const void* q, const void* k,
-                                    const void* v, const void* mask, Dims mask_strides,
-                                    const void* out, const void* grad_out, const void* lse,
-                                    void* gq, void* gk, void* gv) {
+                              const void* v, const void* mask, Dims mask_strides, const void* out,
+                              const void* grad_out, const void* lse, void* gq, void* gk, void* gv) {
   const T* Q = static_cast<const T*>(q);
   const T* K = static_cast<const T*>(k);
   const T* V = static_cast<const T*>(v);
@@ -767,7 +762,8 @@ void attention_backward_tiles(Backend& backend, const AttentionShape& a, const v
         const T* Oi = O + (b * a.q_len + i0) * a.v_dim;
         const T* Gi = GO + (b * a.q_len + i0) * a.v_dim;
         // P = exp(scale * Q K^T + mask - lse)
-        tile_gemm<T>(backend, false, true, rows, a.kv_len, a.head_dim, a.scale, Qi, a.head_dim, Kb, a.head_dim, 0.0, p.data(), a.kv_len);
+        tile_gemm<T>(backend, false, true, rows, a.kv_len, a.head_dim, a.scale, Qi, a.head_dim, Kb,
+                     a.head_dim, 0.0, p.data(), a.kv_len);
         tile.mask_scores(p.data(), b, i0, rows);
         for (int64_t r = 0; r < rows; ++r) {
           T* row = p.data() + r * a.kv_len;
@@ -780,8 +776,10 @@ void attention_backward_tiles(Backend& backend, const AttentionShape& a, const v
           for (int64_t j = 0; j < a.kv_len; ++j) row[j] = exp_nonpositive<T>(std::min(row[j] - l, T(0)));
         }
         // dV += P^T dO;  dP = dO V^T
-        tile_gemm<T>(backend, true, false, a.kv_len, a.v_dim, rows, 1.0, p.data(), a.kv_len, Gi, a.v_dim, 1.0, GVb, a.v_dim);
-        tile_gemm<T>(backend, false, true, rows, a.kv_len, a.v_dim, 1.0, Gi, a.v_dim, Vb, a.v_dim, 0.0, dp.data(), a.kv_len);
+        tile_gemm<T>(backend, true, false, a.kv_len, a.v_dim, rows, 1.0, p.data(), a.kv_len, Gi, a.v_dim, 1.0,
+                     GVb, a.v_dim);
+        tile_gemm<T>(backend, false, true, rows, a.kv_len, a.v_dim, 1.0, Gi, a.v_dim, Vb, a.v_dim, 0.0,
+                     dp.data(), a.kv_len);
         // dS = P * (dP - rowsum(dO * O)) * scale, written over dP
         for (int64_t r = 0; r < rows; ++r) {
           T* dr = dp.data() + r * a.kv_len;
@@ -797,8 +795,10 @@ void attention_backward_tiles(Backend& backend, const AttentionShape& a, const v
           for (int64_t j = 0; j < a.kv_len; ++j) dr[j] = pr[j] * (dr[j] - d) * sc;
         }
         // dQ = dS K;  dK += dS^T Q
-        tile_gemm<T>(backend, false, false, rows, a.head_dim, a.kv_len, 1.0, dp.data(), a.kv_len, Kb, a.head_dim, 0.0, GQ + (b * a.q_len + i0) * a.head_dim, a.head_dim);
-        tile_gemm<T>(backend, true, false, a.kv_len, a.head_dim, rows, 1.0, dp.data(), a.kv_len, Qi, a.head_dim, 1.0, GKb, a.head_dim);
+        tile_gemm<T>(backend, false, false, rows, a.head_dim, a.kv_len, 1.0, dp.data(), a.kv_len, Kb,
+                     a.head_dim, 0.0, GQ + (b * a.q_len + i0) * a.head_dim, a.head_dim);
+        tile_gemm<T>(backend, true, false, a.kv_len, a.head_dim, rows, 1.0, dp.data(), a.kv_len, Qi,
+                     a.head_dim, 1.0, GKb, a.head_dim);
       }
     }
   });
@@ -807,17 +807,15 @@ void attention_backward_tiles(Backend& backend, const AttentionShape& a, const v
 }  // namespace
 
 void CpuBackend::attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k,
-                                   const void* v, const void* mask, Dims mask_strides, void* out,
-                                   void* lse) {
+                                   const void* v, const void* mask, Dims mask_strides, void* out, void* lse) {
   dispatch_floating(dt, "attention_forward", [&]<class T>() {
     attention_forward_tiles<T>(*this, a, q, k, v, mask, mask_strides, out, lse);
   });
 }
 
 void CpuBackend::attention_backward(DType dt, const AttentionShape& a, const void* q, const void* k,
-                                    const void* v, const void* mask, Dims mask_strides,
-                                    const void* out, const void* grad_out, const void* lse,
-                                    void* gq, void* gk, void* gv) {
+                                    const void* v, const void* mask, Dims mask_strides, const void* out,
+                                    const void* grad_out, const void* lse, void* gq, void* gk, void* gv) {
   dispatch_floating(dt, "attention_backward", [&]<class T>() {
     attention_backward_tiles<T>(*this, a, q, k, v, mask, mask_strides, out, grad_out, lse, gq, gk, gv);
   });

@@ -19,9 +19,15 @@ inline constexpr int64_t kParallelGrain = 262144;
 // The CPU backend compiled for `capability`; an ember::Error when this CPU or build lacks it.
 Backend& cpu_backend_for(CpuCapability capability);
 
-namespace isa_default { Backend& cpu_backend_instance(); }
-namespace isa_avx2 { Backend& cpu_backend_instance(); }
-namespace isa_avx512 { Backend& cpu_backend_instance(); }
+namespace isa_default {
+Backend& cpu_backend_instance();
+}
+namespace isa_avx2 {
+Backend& cpu_backend_instance();
+}
+namespace isa_avx512 {
+Backend& cpu_backend_instance();
+}
 
 #if defined(EMBER_CPU_ISA_NS)
 namespace EMBER_CPU_ISA_NS {
@@ -43,10 +49,9 @@ class CpuBackend : public Backend, public FusedKernels {
   void cast(DType from, const void* in, DType to, void* out, int64_t n) override;
   void strided_copy(DType dt, const void* src, Dims src_strides, void* dst, Dims dst_strides,
                     Dims sizes) override;
-  void unary(UnaryOp op, DType dt, const void* in, void* out, int64_t n, double a,
-             double b) override;
-  void binary(BinaryOp op, DType dt, const void* a, Dims a_strides, const void* b, Dims b_strides,
-              void* out, Dims sizes) override;
+  void unary(UnaryOp op, DType dt, const void* in, void* out, int64_t n, double a, double b) override;
+  void binary(BinaryOp op, DType dt, const void* a, Dims a_strides, const void* b, Dims b_strides, void* out,
+              Dims sizes) override;
   void where(DType dt, const void* cond, Dims c_strides, const void* a, Dims a_strides, const void* b,
              Dims b_strides, void* out, Dims sizes) override;
   void reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int64_t r,
@@ -57,13 +62,12 @@ class CpuBackend : public Backend, public FusedKernels {
                     int64_t outer, int64_t inner) override;
   void index_add(DType dt, void* out, int64_t n, const int64_t* idx, int64_t k, const void* src,
                  int64_t outer, int64_t inner, double alpha) override;
-  void gather(DType dt, const void* in, int64_t n, const int64_t* idx, void* out, int64_t outer,
-              int64_t k, int64_t inner) override;
-  void scatter(DType dt, void* out, int64_t n, const int64_t* idx, const void* src, int64_t outer,
-               int64_t k, int64_t inner, bool accumulate) override;
+  void gather(DType dt, const void* in, int64_t n, const int64_t* idx, void* out, int64_t outer, int64_t k,
+              int64_t inner) override;
+  void scatter(DType dt, void* out, int64_t n, const int64_t* idx, const void* src, int64_t outer, int64_t k,
+               int64_t inner, bool accumulate) override;
   int64_t nonzero(const void* mask, int64_t n, int64_t* out) override;
-  void sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols,
-            bool descending) override;
+  void sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols, bool descending) override;
   void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo,
                       double hi) override;
   void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean,
@@ -76,11 +80,10 @@ class CpuBackend : public Backend, public FusedKernels {
   void cross_entropy_backward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
                               const void* lse, const void* grad_loss, int64_t rows, int64_t classes,
                               void* grad_logits) override;
-  void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows,
-                          int64_t cols, double eps, void* y, void* mean, void* rstd) override;
+  void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows, int64_t cols,
+                          double eps, void* y, void* mean, void* rstd) override;
   void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd,
-                           const void* dy, int64_t rows, int64_t cols, void* dx, void* dw,
-                           void* db) override;
+                           const void* dy, int64_t rows, int64_t cols, void* dx, void* dw, void* db) override;
   void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param, const void* grad,
                         void* state0, void* state1, void* state2) override;
   void batch_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t n, int64_t c,
@@ -94,13 +97,11 @@ class CpuBackend : public Backend, public FusedKernels {
                            int64_t planes, void* grad_in) override;
   void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch) override;
   void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch) override;
-  void attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k,
-                         const void* v, const void* mask, Dims mask_strides, void* out,
-                         void* lse) override;
-  void attention_backward(DType dt, const AttentionShape& a, const void* q, const void* k,
-                          const void* v, const void* mask, Dims mask_strides, const void* out,
-                          const void* grad_out, const void* lse, void* gq, void* gk,
-                          void* gv) override;
+  void attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k, const void* v,
+                         const void* mask, Dims mask_strides, void* out, void* lse) override;
+  void attention_backward(DType dt, const AttentionShape& a, const void* q, const void* k, const void* v,
+                          const void* mask, Dims mask_strides, const void* out, const void* grad_out,
+                          const void* lse, void* gq, void* gk, void* gv) override;
 
  private:
   // Max, min, their indices, products and integer sums (cpu_general.cpp).

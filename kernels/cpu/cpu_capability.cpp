@@ -81,8 +81,8 @@ const char* cpu_capability_name(CpuCapability capability) {
 }
 
 CpuCapability cpu_supported_capability() {
-  static const CpuCapability supported = static_cast<CpuCapability>(
-      std::min(static_cast<int>(detect()), EMBER_CPU_ISA_LEVELS));
+  static const CpuCapability supported =
+      static_cast<CpuCapability>(std::min(static_cast<int>(detect()), EMBER_CPU_ISA_LEVELS));
   return supported;
 }
 

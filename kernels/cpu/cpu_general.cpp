@@ -23,13 +23,17 @@ namespace ember::kernels::EMBER_CPU_ISA_NS {
 
 bool CpuBackend::supports(Op op, DType dt) const {
   switch (op) {
-    case Op::Fill: case Op::Cast: case Op::StridedCopy: case Op::IndexSelect: case Op::Gather:
-    case Op::Nonzero: case Op::Where:
-      return true;
-    case Op::Gemm: case Op::RandomUniform: case Op::RandomNormal:
-      return dt == kFloat32 || dt == kFloat64;
-    default:
-      return !is_half(dt);
+    case Op::Fill:
+    case Op::Cast:
+    case Op::StridedCopy:
+    case Op::IndexSelect:
+    case Op::Gather:
+    case Op::Nonzero:
+    case Op::Where: return true;
+    case Op::Gemm:
+    case Op::RandomUniform:
+    case Op::RandomNormal: return dt == kFloat32 || dt == kFloat64;
+    default: return !is_half(dt);
   }
 }
 
@@ -38,12 +42,11 @@ bool CpuBackend::supports(Op op, DType dt) const {
 // float types for the rest.
 bool CpuBackend::supports(FusedOp op, DType dt) const {
   switch (op) {
-    case FusedOp::Softmax: case FusedOp::CrossEntropy:
-      return dt == kFloat32;
-    case FusedOp::Im2Col: case FusedOp::Col2Im:
-      return !is_half(dt);
-    default:
-      return dt == kFloat32 || dt == kFloat64;
+    case FusedOp::Softmax:
+    case FusedOp::CrossEntropy: return dt == kFloat32;
+    case FusedOp::Im2Col:
+    case FusedOp::Col2Im: return !is_half(dt);
+    default: return dt == kFloat32 || dt == kFloat64;
   }
 }
 
@@ -64,7 +67,8 @@ void CpuBackend::general_reduce(ReduceOp op, DType dt, const void* in, void* out
       const T* row = x + (p / inner) * r * inner + p % inner;  // the r values, `inner` apart
       if (op == ReduceOp::Sum || op == ReduceOp::Prod) {
         acc_t<T> acc = op == ReduceOp::Sum ? 0 : 1;
-        for (int64_t j = 0; j < r; ++j) acc = op == ReduceOp::Sum ? acc + row[j * inner] : acc * row[j * inner];
+        for (int64_t j = 0; j < r; ++j)
+          acc = op == ReduceOp::Sum ? acc + row[j * inner] : acc * row[j * inner];
         static_cast<T*>(out)[p] = static_cast<T>(acc);
         continue;
       }
@@ -115,8 +119,8 @@ WhereLayout merge_where_dims(Dims sizes, const std::array<Dims, 3>& strides) {
 // Element ranges over the merged layout (so one long row splits across threads too): an odometer
 // over the outer dims, a plain loop along the innermost one, written out for the stride patterns
 // that vectorise (everything compact, or one side a broadcast scalar).
-void CpuBackend::where(DType dt, const void* cond, Dims c_strides, const void* a, Dims a_strides, const void* b,
-                       Dims b_strides, void* out, Dims sizes) {
+void CpuBackend::where(DType dt, const void* cond, Dims c_strides, const void* a, Dims a_strides,
+                       const void* b, Dims b_strides, void* out, Dims sizes) {
   const WhereLayout l = merge_where_dims(sizes, {c_strides, a_strides, b_strides});
   const int64_t outer_dims = static_cast<int64_t>(l.sizes.size()) - 1, inner = l.sizes.back();
   int64_t total = inner;
@@ -262,7 +266,8 @@ int64_t CpuBackend::nonzero(const void* mask, int64_t n, int64_t* out) {
   return ends[chunks];
 }
 
-void CpuBackend::sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols, bool descending) {
+void CpuBackend::sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols,
+                      bool descending) {
   dispatch_numeric(dt, "sort", [&]<class T>() {
     // Locals, not the enclosing function's names: the comparator is a lambda inside an OpenMP region.
     const T* values = static_cast<const T*>(in);

@@ -21,10 +21,10 @@
 
 #if EMBER_CPU_ISA == 2
 #define EMBER_CPU_ISA_NS isa_avx512
-#define EMBER_CPU_ISA_BEGIN                                                                   \
-  _Pragma("GCC push_options")                                                                 \
-  _Pragma("GCC target(\"avx512f,avx512cd,avx512bw,avx512dq,avx512vl,avx2,fma,f16c,bmi,bmi2,lzcnt,popcnt\")") \
-  _Pragma("GCC target(\"prefer-vector-width=512\")")
+#define EMBER_CPU_ISA_BEGIN                                                                              \
+  _Pragma("GCC push_options") _Pragma(                                                                   \
+      "GCC target(\"avx512f,avx512cd,avx512bw,avx512dq,avx512vl,avx2,fma,f16c,bmi,bmi2,lzcnt,popcnt\")") \
+      _Pragma("GCC target(\"prefer-vector-width=512\")")
 #define EMBER_CPU_ISA_END _Pragma("GCC pop_options")
 #elif EMBER_CPU_ISA == 1
 #define EMBER_CPU_ISA_NS isa_avx2

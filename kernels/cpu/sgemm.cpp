@@ -168,8 +168,8 @@ inline void micro_kernel(int64_t kc, const float* __restrict A, const float* __r
 }
 
 // Adds the tile into C: C = alpha*acc + (first ? beta*C : C), for the h x w valid part.
-inline void store_tile(const float* acc, float* c, int64_t ldc, int64_t h, int64_t w, float alpha,
-                       float beta, bool first) {
+inline void store_tile(const float* acc, float* c, int64_t ldc, int64_t h, int64_t w, float alpha, float beta,
+                       bool first) {
   for (int64_t i = 0; i < h; ++i) {
     float* row = c + i * ldc;
     const float* t = acc + i * NR;
@@ -186,9 +186,8 @@ inline void store_tile(const float* acc, float* c, int64_t ldc, int64_t h, int64
 
 bool packed_sgemm_available() { return true; }
 
-void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-                  int64_t ldc) {
+void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                  int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   const int64_t KC = blocking().kc, MC = blocking().mc;
   const int threads = (m * n * k >= (int64_t{1} << 21)) ? omp_get_max_threads() : 1;
   // Each thread takes a contiguous share of the rows, a whole number of MR panels.
@@ -209,8 +208,7 @@ void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
         // Pack B together: each thread packs a share of the NR-panels.
         const int64_t bpanels = (nc + NR - 1) / NR;
         for (int64_t q = t; q < bpanels; q += nt)
-          pack_b(trans_b, b, ldb, pc, kc, jc + q * NR, std::min(NR, nc - q * NR),
-                 bpack + q * NR * kc);
+          pack_b(trans_b, b, ldb, pc, kc, jc + q * NR, std::min(NR, nc - q * NR), bpack + q * NR * kc);
         if (nt > 1) {
 #pragma omp barrier
         }
@@ -249,8 +247,8 @@ void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
 #else  // the portable level: the CPU backend uses Eigen for large GEMMs
 
 bool packed_sgemm_available() { return false; }
-void packed_sgemm(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
-                  int64_t, float, float*, int64_t) {}
+void packed_sgemm(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                  float, float*, int64_t) {}
 
 #endif
 
@@ -378,9 +376,8 @@ inline void skinny_entry(const SkinnyArgs& s, bool b_rows_are_n, int64_t i, int6
 
 }  // namespace
 
-void small_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                 const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-                 int64_t ldc) {
+void small_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   SkinnyArgs s{k, a, trans_a ? 1 : lda, trans_a ? lda : 1, b, ldb, alpha, beta, c, ldc};
   if (trans_b) {
     // B is stored [n, k]: every C entry is a dot product of a row of A and a row of B; A's rows are
@@ -399,7 +396,8 @@ void small_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
     // threads split its rows, which is also where the memory bandwidth of more cores helps.
     const int threads = (n * k >= (int64_t{1} << 17) && n4 >= 64) ? omp_get_max_threads() : 1;
     if (threads == 1) {
-      skinny_nt_columns(s, m, 0, n4);  // no parallel region at all: even a one-thread team costs a microsecond
+      skinny_nt_columns(s, m, 0,
+                        n4);  // no parallel region at all: even a one-thread team costs a microsecond
     } else {
 #pragma omp parallel num_threads(threads)
       {

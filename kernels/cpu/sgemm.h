@@ -13,16 +13,14 @@ namespace ember::kernels::EMBER_CPU_ISA_NS {
 bool packed_sgemm_available();
 
 // Row-major C = alpha * op(A) * op(B) + beta * C for one matrix (beta == 0 ignores C's contents).
-void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-                  int64_t ldc);
+void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                  int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 // GEMMs with few rows (m <= 16) or a short inner dim (k <= 16), the shapes of small-batch training:
 // packing a 784 x 256 weight to multiply 8 rows by it costs as much as the multiply. These loops
 // read the big operand once and keep the small one in L1. Same contract as packed_sgemm.
 bool small_sgemm_applies(int64_t m, int64_t n, int64_t k);
-void small_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                 const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-                 int64_t ldc);
+void small_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 }  // namespace ember::kernels::EMBER_CPU_ISA_NS

@@ -15,20 +15,20 @@
 // one warp; a lane owns the columns lane, lane+8, lane+16, ... of its row's vectors, and a row's
 // maximum and sums are combined with xor-shuffles inside the 8-lane group. The CPU reference is
 // kernels/reference/attention_rows.h (one query row at a time).
-#include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
 #include "ember/kernels/cuda/grid.h"
+#include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/dispatch.h"
 #include "ember/kernels/host_device.h"
 
 namespace ember::kernels::cuda {
 namespace {
 
-constexpr int kTile = 16;                     // query rows and key rows per tile
-constexpr int kLanes = 8;                     // threads per tile row
-constexpr int kThreads = kTile * kLanes;      // 128
-constexpr int kMaxDim = 256;                  // head and value dims this kernel takes
-constexpr int kPerLane = kMaxDim / kLanes;    // accumulators per thread
+constexpr int kTile = 16;                       // query rows and key rows per tile
+constexpr int kLanes = 8;                       // threads per tile row
+constexpr int kThreads = kTile * kLanes;        // 128
+constexpr int kMaxDim = 256;                    // head and value dims this kernel takes
+constexpr int kPerLane = kMaxDim / kLanes;      // accumulators per thread
 constexpr int kScoresPerLane = kTile / kLanes;  // score columns per thread
 
 struct MaskView {
@@ -149,16 +149,17 @@ __global__ void flash_forward_kernel(Problem<T> p, T* out, T* lse) {
 
 // dK and dV for one tile of keys, streaming every query tile that can see it.
 template <class T>
-__global__ void flash_backward_dkdv_kernel(Problem<T> p, const T* out, const T* go, const T* lse, T* gk, T* gv) {
+__global__ void flash_backward_dkdv_kernel(Problem<T> p, const T* out, const T* go, const T* lse, T* gk,
+                                           T* gv) {
   const int64_t D = p.a.head_dim, Dv = p.a.v_dim, L = p.a.q_len, S = p.a.kv_len;
-  T* Ks = ember_dynamic_shared<T>();  // [kTile, D]
-  T* Vs = Ks + kTile * D;             // [kTile, Dv]
-  T* Qs = Vs + kTile * Dv;            // [kTile, D]
-  T* dOs = Qs + kTile * D;            // [kTile, Dv]
-  T* Ps = dOs + kTile * Dv;           // [query row, key row]
-  T* dSs = Ps + kTile * kTile;        // [query row, key row]
-  T* row_lse = dSs + kTile * kTile;   // [kTile]
-  T* row_D = row_lse + kTile;         // [kTile]
+  T* Ks = ember_dynamic_shared<T>();                                // [kTile, D]
+  T* Vs = Ks + kTile * D;                                           // [kTile, Dv]
+  T* Qs = Vs + kTile * Dv;                                          // [kTile, D]
+  T* dOs = Qs + kTile * D;                                          // [kTile, Dv]
+  T* Ps = dOs + kTile * Dv;                                         // [query row, key row]
+  T* dSs = Ps + kTile * kTile;                                      // [query row, key row]
+  T* row_lse = dSs + kTile * kTile;                                 // [kTile]
+  T* row_D = row_lse + kTile;                                       // [kTile]
   const int c = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;  // this thread's key row
   for (int64_t tile = blockIdx.x; tile < p.a.batch * p.k_tiles(); tile += gridDim.x) {
     const int64_t b = tile / p.k_tiles(), j0 = tile % p.k_tiles() * kTile, j = j0 + c;
@@ -260,8 +261,12 @@ Problem<T> problem_of(const AttentionShape& a, const void* q, const void* k, con
                       Dims mask_strides) {
   EMBER_CHECK(a.head_dim <= kMaxDim && a.v_dim <= kMaxDim, "cuda attention: head dim ", a.head_dim,
               " and value dim ", a.v_dim, " must be at most ", kMaxDim);
-  Problem<T> p{a, static_cast<const T*>(q), static_cast<const T*>(k), static_cast<const T*>(v),
-               static_cast<const T*>(mask), {}};
+  Problem<T> p{a,
+               static_cast<const T*>(q),
+               static_cast<const T*>(k),
+               static_cast<const T*>(v),
+               static_cast<const T*>(mask),
+               {}};
   for (size_t d = 0; d < 3 && d < mask_strides.size(); ++d) p.ms.stride[d] = mask_strides[d];
   return p;
 }
@@ -282,14 +287,14 @@ void attention_forward(DType dt, const AttentionShape& a, const void* q, const v
     }
     const size_t smem = sizeof(T) * (kTile * (2 * a.head_dim + a.v_dim) + kTile * kTile);
     EMBER_ALLOW_DYNAMIC_SHARED((flash_forward_kernel<T>), smem);
-    EMBER_LAUNCH((flash_forward_kernel<T>), tiles_grid(a.batch * p.q_tiles()), kThreads, smem, gpu::stream(), p,
-                 static_cast<T*>(out), static_cast<T*>(lse));
+    EMBER_LAUNCH((flash_forward_kernel<T>), tiles_grid(a.batch * p.q_tiles()), kThreads, smem, gpu::stream(),
+                 p, static_cast<T*>(out), static_cast<T*>(lse));
   });
 }
 
 void attention_backward(DType dt, const AttentionShape& a, const void* q, const void* k, const void* v,
-                        const void* mask, Dims mask_strides, const void* out, const void* grad_out, const void* lse,
-                        void* gq, void* gk, void* gv) {
+                        const void* mask, Dims mask_strides, const void* out, const void* grad_out,
+                        const void* lse, void* gq, void* gk, void* gv) {
   dispatch_floating(dt, "cuda attention_backward", [&]<class T>() {
     const auto p = problem_of<T>(a, q, k, v, mask, mask_strides);
     const auto* o = static_cast<const T*>(out);
@@ -298,14 +303,14 @@ void attention_backward(DType dt, const AttentionShape& a, const void* q, const 
     if (a.batch * a.kv_len > 0) {
       const size_t smem = sizeof(T) * (2 * kTile * (a.head_dim + a.v_dim) + 2 * kTile * kTile + 2 * kTile);
       EMBER_ALLOW_DYNAMIC_SHARED((flash_backward_dkdv_kernel<T>), smem);
-      EMBER_LAUNCH((flash_backward_dkdv_kernel<T>), tiles_grid(a.batch * p.k_tiles()), kThreads, smem, gpu::stream(), p, o, g,
-                   l, static_cast<T*>(gk), static_cast<T*>(gv));
+      EMBER_LAUNCH((flash_backward_dkdv_kernel<T>), tiles_grid(a.batch * p.k_tiles()), kThreads, smem,
+                   gpu::stream(), p, o, g, l, static_cast<T*>(gk), static_cast<T*>(gv));
     }
     if (a.batch * a.q_len > 0) {
       const size_t smem = sizeof(T) * (2 * kTile * (a.head_dim + a.v_dim) + kTile * kTile);
       EMBER_ALLOW_DYNAMIC_SHARED((flash_backward_dq_kernel<T>), smem);
-      EMBER_LAUNCH((flash_backward_dq_kernel<T>), tiles_grid(a.batch * p.q_tiles()), kThreads, smem, gpu::stream(), p, o, g, l,
-                   static_cast<T*>(gq));
+      EMBER_LAUNCH((flash_backward_dq_kernel<T>), tiles_grid(a.batch * p.q_tiles()), kThreads, smem,
+                   gpu::stream(), p, o, g, l, static_cast<T*>(gq));
     }
   });
 }

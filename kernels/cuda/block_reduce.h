@@ -8,20 +8,27 @@ namespace ember::kernels::cuda {
 
 struct Sum {
   template <class A>
-  __device__ A operator()(A a, A b) const { return a + b; }
+  __device__ A operator()(A a, A b) const {
+    return a + b;
+  }
 };
 struct Product {
   template <class A>
-  __device__ A operator()(A a, A b) const { return a * b; }
+  __device__ A operator()(A a, A b) const {
+    return a * b;
+  }
 };
 struct Maximum {
   template <class A>
-  __device__ A operator()(A a, A b) const { return b > a ? b : a; }
+  __device__ A operator()(A a, A b) const {
+    return b > a ? b : a;
+  }
 };
 
 template <class A, class F>
 __device__ A warp_reduce(A v, F f) {
-  for (int offset = ember::cuda::kWarpSize / 2; offset > 0; offset /= 2) v = f(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  for (int offset = ember::cuda::kWarpSize / 2; offset > 0; offset /= 2)
+    v = f(v, __shfl_xor_sync(0xffffffffu, v, offset));
   return v;
 }
 

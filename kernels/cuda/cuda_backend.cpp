@@ -18,21 +18,26 @@ class CudaBackend : public Backend, public FusedKernels {
   const char* name() const override { return cuda::runtime::name(); }
 
   bool supports(Op op, DType dtype) const override {
-    const bool numeric = dtype == kFloat32 || dtype == kFloat64 || dtype == kInt64 || dtype == kInt32 ||
-                         dtype == kBool;
+    const bool numeric =
+        dtype == kFloat32 || dtype == kFloat64 || dtype == kInt64 || dtype == kInt32 || dtype == kBool;
     switch (op) {
-      case Op::Fill: case Op::Cast: case Op::StridedCopy: case Op::Where: case Op::IndexSelect: case Op::Gather:
-        return numeric || is_half(dtype);
-      case Op::Unary: case Op::Binary:
-      case Op::Reduce: case Op::Cumsum: case Op::Scatter: case Op::Nonzero:
-      case Op::Sort:
-        return numeric;
-      case Op::IndexAdd:
-        return dtype == kFloat32 || dtype == kFloat64 || dtype == kInt32;
-      case Op::Gemm:
-        return is_floating(dtype);
-      case Op::RandomUniform: case Op::RandomNormal:
-        return dtype == kFloat32 || dtype == kFloat64;
+      case Op::Fill:
+      case Op::Cast:
+      case Op::StridedCopy:
+      case Op::Where:
+      case Op::IndexSelect:
+      case Op::Gather: return numeric || is_half(dtype);
+      case Op::Unary:
+      case Op::Binary:
+      case Op::Reduce:
+      case Op::Cumsum:
+      case Op::Scatter:
+      case Op::Nonzero:
+      case Op::Sort: return numeric;
+      case Op::IndexAdd: return dtype == kFloat32 || dtype == kFloat64 || dtype == kInt32;
+      case Op::Gemm: return is_floating(dtype);
+      case Op::RandomUniform:
+      case Op::RandomNormal: return dtype == kFloat32 || dtype == kFloat64;
     }
     return false;
   }
@@ -55,8 +60,11 @@ class CudaBackend : public Backend, public FusedKernels {
   void synchronize() override { cuda::runtime::synchronize(); }
 
   void fill(DType dt, void* out, int64_t n, Scalar value) override { cuda::fill(dt, out, n, value); }
-  void cast(DType from, const void* in, DType to, void* out, int64_t n) override { cuda::cast(from, in, to, out, n); }
-  void strided_copy(DType dt, const void* src, Dims src_strides, void* dst, Dims dst_strides, Dims sizes) override {
+  void cast(DType from, const void* in, DType to, void* out, int64_t n) override {
+    cuda::cast(from, in, to, out, n);
+  }
+  void strided_copy(DType dt, const void* src, Dims src_strides, void* dst, Dims dst_strides,
+                    Dims sizes) override {
     cuda::strided_copy(dt, src, dst, cuda::make_strided(sizes, src_strides, dst_strides));
   }
   void unary(UnaryOp op, DType dt, const void* in, void* out, int64_t n, double a, double b) override {
@@ -70,7 +78,8 @@ class CudaBackend : public Backend, public FusedKernels {
              Dims b_strides, void* out, Dims sizes) override {
     cuda::where(dt, cond, a, b, out, cuda::make_strided(sizes, c_strides, a_strides, b_strides));
   }
-  void reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int64_t r, int64_t inner) override {
+  void reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int64_t r,
+              int64_t inner) override {
     cuda::reduce(op, dt, in, out, outer, r, inner);
   }
   void softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols, bool log) override {
@@ -85,12 +94,12 @@ class CudaBackend : public Backend, public FusedKernels {
   void cumsum(DType dt, const void* in, void* out, int64_t outer, int64_t r, int64_t inner) override {
     cuda::cumsum(dt, in, out, outer, r, inner);
   }
-  void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out, int64_t outer,
-                    int64_t inner) override {
+  void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out,
+                    int64_t outer, int64_t inner) override {
     cuda::index_select(dt, in, n, idx, k, out, outer, inner);
   }
-  void index_add(DType dt, void* out, int64_t n, const int64_t* idx, int64_t k, const void* src, int64_t outer,
-                 int64_t inner, double alpha) override {
+  void index_add(DType dt, void* out, int64_t n, const int64_t* idx, int64_t k, const void* src,
+                 int64_t outer, int64_t inner, double alpha) override {
     cuda::index_add(dt, out, n, idx, k, src, outer, inner, alpha);
   }
   void gather(DType dt, const void* in, int64_t n, const int64_t* idx, void* out, int64_t outer, int64_t k,
@@ -102,7 +111,8 @@ class CudaBackend : public Backend, public FusedKernels {
     cuda::scatter(dt, out, n, idx, src, outer, k, inner, accumulate);
   }
   int64_t nonzero(const void* mask, int64_t n, int64_t* out) override { return cuda::nonzero(mask, n, out); }
-  void sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols, bool descending) override {
+  void sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols,
+            bool descending) override {
     cuda::sort(dt, in, out_idx, rows, cols, descending);
   }
   void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch) override {
@@ -134,7 +144,8 @@ class CudaBackend : public Backend, public FusedKernels {
     cuda::layer_norm_forward(dt, x, w, b, rows, cols, eps, y, mean, rstd);
   }
   void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd,
-                           const void* dy, int64_t rows, int64_t cols, void* dx, void* dw, void* db) override {
+                           const void* dy, int64_t rows, int64_t cols, void* dx, void* dw,
+                           void* db) override {
     cuda::layer_norm_backward(dt, x, w, mean, rstd, dy, rows, cols, dx, dw, db);
   }
   void batch_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t n, int64_t c,
@@ -158,7 +169,8 @@ class CudaBackend : public Backend, public FusedKernels {
                         void* s1, void* s2) override {
     cuda::optimizer_update(dt, spec, n, param, grad, s0, s1, s2);
   }
-  void optimizer_update_multi(DType dt, const UpdateSpec& spec, std::span<const UpdateTensor> tensors) override {
+  void optimizer_update_multi(DType dt, const UpdateSpec& spec,
+                              std::span<const UpdateTensor> tensors) override {
     cuda::optimizer_update_multi(dt, spec, tensors);
   }
   void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo,

@@ -30,8 +30,8 @@ void reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int
 void softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols, bool log);
 
 // index.cu
-void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out, int64_t outer,
-                  int64_t inner);
+void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out,
+                  int64_t outer, int64_t inner);
 void index_add(DType dt, void* out, int64_t n, const int64_t* idx, int64_t k, const void* src, int64_t outer,
                int64_t inner, double alpha);
 void gather(DType dt, const void* in, int64_t n, const int64_t* idx, void* out, int64_t outer, int64_t k,
@@ -43,16 +43,17 @@ int64_t nonzero(const void* mask, int64_t n, int64_t* out);
 void sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols, bool descending);
 
 // training.cu
-void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param, const void* grad,
-                      void* s0, void* s1, void* s2);
+void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param, const void* grad, void* s0,
+                      void* s1, void* s2);
 // Many parameters under one spec in as few launches as possible (32 per launch).
 void optimizer_update_multi(DType dt, const UpdateSpec& spec, std::span<const UpdateTensor> tensors);
 void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi);
-void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double stddev);
-void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows, int64_t cols, double eps,
-                        void* y, void* mean, void* rstd);
-void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd, const void* dy,
-                         int64_t rows, int64_t cols, void* dx, void* dw, void* db);
+void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean,
+                   double stddev);
+void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows, int64_t cols,
+                        double eps, void* y, void* mean, void* rstd);
+void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd,
+                         const void* dy, int64_t rows, int64_t cols, void* dx, void* dw, void* db);
 void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch);
 void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch);
 
@@ -67,16 +68,17 @@ void max_pool2d_backward(DType dt, const void* grad_out, const int64_t* index, c
                          int64_t planes, void* grad_in);
 
 // loss.cu
-void cross_entropy_forward(DType dt, const void* logits, const int64_t* target, const void* row_weight, int64_t rows,
-                           int64_t classes, void* loss, void* lse);
+void cross_entropy_forward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
+                           int64_t rows, int64_t classes, void* loss, void* lse);
 void cross_entropy_backward(DType dt, const void* logits, const int64_t* target, const void* row_weight,
-                            const void* lse, const void* grad_loss, int64_t rows, int64_t classes, void* grad_logits);
+                            const void* lse, const void* grad_loss, int64_t rows, int64_t classes,
+                            void* grad_logits);
 
 // attention.cu
 void attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k, const void* v,
                        const void* mask, Dims mask_strides, void* out, void* lse);
 void attention_backward(DType dt, const AttentionShape& a, const void* q, const void* k, const void* v,
-                        const void* mask, Dims mask_strides, const void* out, const void* grad_out, const void* lse,
-                        void* gq, void* gk, void* gv);
+                        const void* mask, Dims mask_strides, const void* out, const void* grad_out,
+                        const void* lse, void* gq, void* gk, void* gv);
 
 }  // namespace ember::kernels::cuda

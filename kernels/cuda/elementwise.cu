@@ -1,9 +1,9 @@
 // Elementwise kernels: fill, cast, strided copy, unary maps, broadcasting binary ops and where. Every
 // kernel is a grid-stride loop; the op's formula is the lambda from kernels/elementwise_ops.h (the
 // same one the CPU backends use), passed as a template argument.
-#include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
 #include "ember/kernels/cuda/grid.h"
+#include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/elementwise_ops.h"
 
 namespace ember::kernels::cuda {
@@ -77,7 +77,8 @@ Strided make_strided(Dims sizes, Dims s0, Dims s1, Dims s2) {
 void fill(DType dt, void* out, int64_t n, Scalar value) {
   if (n == 0) return;
   dispatch_all(dt, "cuda fill", [&]<class T>() {
-    constexpr bool floating = std::is_floating_point_v<T> || std::is_same_v<T, BFloat16> || std::is_same_v<T, Half>;
+    constexpr bool floating =
+        std::is_floating_point_v<T> || std::is_same_v<T, BFloat16> || std::is_same_v<T, Half>;
     const T v = floating ? T(static_cast<float>(value.to_double())) : static_cast<T>(value.to_int());
     EMBER_LAUNCH((fill_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<T*>(out), n, v);
   });
@@ -88,7 +89,8 @@ void cast(DType from, const void* in, DType to, void* out, int64_t n) {
   // Every pair, the 16-bit floats included (their conversions are EMBER_HD, core/half_bits.h).
   dispatch_all(from, "cuda cast", [&]<class A>() {
     dispatch_all(to, "cuda cast", [&]<class B>() {
-      EMBER_LAUNCH((cast_kernel<A, B>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<const A*>(in), static_cast<B*>(out), n);
+      EMBER_LAUNCH((cast_kernel<A, B>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<const A*>(in),
+                   static_cast<B*>(out), n);
     });
   });
 }
@@ -97,8 +99,8 @@ void strided_copy(DType dt, const void* src, void* dst, const Strided& s) {
   const int64_t n = numel_of(s);
   if (n == 0) return;
   dispatch_by_size(dt, [&]<class T>() {  // a copy needs only the element width
-    EMBER_LAUNCH((strided_copy_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<const T*>(src),
-                 static_cast<T*>(dst), s, n);
+    EMBER_LAUNCH((strided_copy_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(),
+                 static_cast<const T*>(src), static_cast<T*>(dst), s, n);
   });
 }
 
@@ -111,7 +113,8 @@ struct LaunchUnary {
   int64_t n;
   template <class F>
   void operator()(F f) const {
-    EMBER_LAUNCH((unary_kernel<T, F>), grid_for(n), kThreads, 0, gpu::stream(), f, static_cast<const T*>(in), static_cast<T*>(out), n);
+    EMBER_LAUNCH((unary_kernel<T, F>), grid_for(n), kThreads, 0, gpu::stream(), f, static_cast<const T*>(in),
+                 static_cast<T*>(out), n);
   }
 };
 
@@ -124,20 +127,24 @@ struct LaunchBinary {
   template <class F>
   void operator()(F f) const {
     using R = std::conditional_t<std::is_same_v<decltype(f(T(), T())), bool>, bool, T>;
-    EMBER_LAUNCH((binary_kernel<T, R, F>), grid_for(n), kThreads, 0, gpu::stream(), f, static_cast<const T*>(a),
-                 static_cast<const T*>(b), static_cast<R*>(out), *s, n);
+    EMBER_LAUNCH((binary_kernel<T, R, F>), grid_for(n), kThreads, 0, gpu::stream(), f,
+                 static_cast<const T*>(a), static_cast<const T*>(b), static_cast<R*>(out), *s, n);
   }
 };
 
 void unary(UnaryOp op, DType dt, const void* in, void* out, int64_t n, double a, double b) {
   if (n == 0) return;
-  dispatch_numeric(dt, "cuda unary", [&]<class T>() { visit_unary<T>(op, a, b, LaunchUnary<T>{in, out, n}); });
+  dispatch_numeric(dt, "cuda unary", [&]<class T>() {
+    visit_unary<T>(op, a, b, LaunchUnary<T>{in, out, n});
+  });
 }
 
 void binary(BinaryOp op, DType dt, const void* a, const void* b, void* out, const Strided& s) {
   const int64_t n = numel_of(s);
   if (n == 0) return;
-  dispatch_numeric(dt, "cuda binary", [&]<class T>() { visit_binary<T>(op, LaunchBinary<T>{a, b, out, &s, n}); });
+  dispatch_numeric(dt, "cuda binary", [&]<class T>() {
+    visit_binary<T>(op, LaunchBinary<T>{a, b, out, &s, n});
+  });
 }
 
 void where(DType dt, const void* cond, const void* a, const void* b, void* out, const Strided& s) {

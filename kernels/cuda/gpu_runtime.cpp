@@ -6,8 +6,8 @@
 // host memory at once, and the next use of the staging buffer waits on an event for the last
 // transfer out of it. A copy to the host waits for the stream, since the caller reads the result.
 // Errors from the runtime and cuBLAS become ember::Error naming the call.
-#include <cuda_runtime.h>
 #include <cublas_v2.h>
+#include <cuda_runtime.h>
 
 #include <algorithm>
 #include <climits>
@@ -25,7 +25,8 @@ void check(cudaError_t status, const char* call) {
   if (status != cudaSuccess) fail("cuda: ", call, " failed: ", cudaGetErrorString(status));
 }
 void check(cublasStatus_t status, const char* call) {
-  if (status != CUBLAS_STATUS_SUCCESS) fail("cuda: ", call, " failed: cuBLAS status ", static_cast<int>(status));
+  if (status != CUBLAS_STATUS_SUCCESS)
+    fail("cuda: ", call, " failed: cuBLAS status ", static_cast<int>(status));
 }
 
 // The count and, when it is zero, why. Any error here (no driver, no device) means "no GPU"; the
@@ -56,7 +57,7 @@ struct Device {
   cublasHandle_t blas = nullptr;
   bool allow_tf32 = false;
   std::mutex staging_mu;
-  void* staging = nullptr;       // pinned host memory, kStagingBytes
+  void* staging = nullptr;             // pinned host memory, kStagingBytes
   cudaEvent_t staging_free = nullptr;  // recorded after the last transfer out of `staging`
 
   Device() {
@@ -95,14 +96,17 @@ int as_int(int64_t v, const char* what) {
 const char* name() { return "cuda"; }
 bool available() { return probe().count > 0; }
 std::string unavailable_reason() {
-  return "no usable GPU (" + probe().reason + "); this build (EMBER_CUDA=ON) runs ember's kernels on the GPU, a "
+  return "no usable GPU (" + probe().reason +
+         "); this build (EMBER_CUDA=ON) runs ember's kernels on the GPU, a "
          "build with -DEMBER_CUDA=OFF has the simulated device (EMBER_CUDA_SIM=1) instead";
 }
 int device_count() { return probe().count; }
 bool built_for_gpu() { return true; }
 void enable_simulated_device() {
-  fail("cuda::enable_simulated_device: this build runs ember's kernels on the GPU (EMBER_CUDA=ON); the simulated "
-       "device is in builds configured with -DEMBER_CUDA=OFF");
+  fail(
+      "cuda::enable_simulated_device: this build runs ember's kernels on the GPU (EMBER_CUDA=ON); the "
+      "simulated "
+      "device is in builds configured with -DEMBER_CUDA=OFF");
 }
 
 void* device_malloc(size_t bytes) {
@@ -134,7 +138,8 @@ void copy_to_host(void* host_dst, const void* src, size_t bytes) {
   std::lock_guard<std::mutex> lock(d.staging_mu);
   for (size_t done = 0; done < bytes; done += kStagingBytes) {
     const size_t chunk = std::min(kStagingBytes, bytes - done);
-    check(cudaMemcpyAsync(d.staging, static_cast<const char*>(src) + done, chunk, cudaMemcpyDeviceToHost, d.stream),
+    check(cudaMemcpyAsync(d.staging, static_cast<const char*>(src) + done, chunk, cudaMemcpyDeviceToHost,
+                          d.stream),
           "cudaMemcpyAsync (device to host)");
     check(cudaStreamSynchronize(d.stream), "cudaStreamSynchronize (device to host copy)");
     std::memcpy(static_cast<char*>(host_dst) + done, d.staging, chunk);
@@ -150,7 +155,8 @@ void* stream_handle() { return device().stream; }
 void set_allow_tf32(bool on) {
   Device& d = device();
   d.allow_tf32 = on;
-  check(cublasSetMathMode(d.blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+  check(cublasSetMathMode(d.blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
+        "cublasSetMathMode");
 }
 bool allow_tf32() { return available() && device().allow_tf32; }
 
@@ -164,7 +170,8 @@ void gemm(const GemmArgs& g, const void* a, const void* b, void* c) {
   const double alpha = g.alpha, beta = g.beta;
   if (m == 0 || n == 0 || batch == 0) return;
   Device& d = device();
-  const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                          op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   const int M = as_int(n, "n"), N = as_int(m, "m"), K = as_int(k, "k"), count = as_int(batch, "batch");
   // With k == 0 the operands are never read, but cuBLAS still wants leading dimensions of at least 1.
   const int LDB = as_int(std::max<int64_t>(1, ldb), "ldb"), LDA = as_int(std::max<int64_t>(1, lda), "lda"),
@@ -172,8 +179,9 @@ void gemm(const GemmArgs& g, const void* a, const void* b, void* c) {
   if (is_half(dt)) {  // 16-bit operands and result, float32 accumulation (tensor cores)
     const cudaDataType_t type = dt == kBFloat16 ? CUDA_R_16BF : CUDA_R_16F;
     const float fa = static_cast<float>(alpha), fb = static_cast<float>(beta);
-    check(cublasGemmStridedBatchedEx(d.blas, op_b, op_a, M, N, K, &fa, b, type, LDB, stride_b, a, type, LDA, stride_a,
-                                     &fb, c, type, LDC, stride_c, count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+    check(cublasGemmStridedBatchedEx(d.blas, op_b, op_a, M, N, K, &fa, b, type, LDB, stride_b, a, type, LDA,
+                                     stride_a, &fb, c, type, LDC, stride_c, count, CUBLAS_COMPUTE_32F,
+                                     CUBLAS_GEMM_DEFAULT),
           "cublasGemmStridedBatchedEx (16-bit)");
   } else if (dt == kFloat64) {
     check(cublasDgemmStridedBatched(d.blas, op_b, op_a, M, N, K, &alpha, static_cast<const double*>(b), LDB,
@@ -182,9 +190,9 @@ void gemm(const GemmArgs& g, const void* a, const void* b, void* c) {
           "cublasDgemmStridedBatched");
   } else {
     const float fa = static_cast<float>(alpha), fb = static_cast<float>(beta);
-    check(cublasSgemmStridedBatched(d.blas, op_b, op_a, M, N, K, &fa, static_cast<const float*>(b), LDB, stride_b,
-                                    static_cast<const float*>(a), LDA, stride_a, &fb, static_cast<float*>(c), LDC,
-                                    stride_c, count),
+    check(cublasSgemmStridedBatched(d.blas, op_b, op_a, M, N, K, &fa, static_cast<const float*>(b), LDB,
+                                    stride_b, static_cast<const float*>(a), LDA, stride_a, &fb,
+                                    static_cast<float*>(c), LDC, stride_c, count),
           "cublasSgemmStridedBatched");
   }
 }

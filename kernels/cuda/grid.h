@@ -15,5 +15,6 @@ inline dim3 grid_for(int64_t n, int threads = 256) {
 }  // namespace ember::kernels::cuda
 
 // for (int64_t i = <this thread's first element>; i < n; i += <threads in the grid>)
-#define EMBER_GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
+#define EMBER_GRID_STRIDE(i, n)                                             \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); \
+       i += int64_t(gridDim.x) * blockDim.x)

@@ -3,9 +3,9 @@
 // shared destination use atomicAdd (sums then come in another order than the reference's, inside
 // its rounding). nonzero and sort are simple first versions: one thread scans the mask; one thread
 // per row insertion-sorts its indices (stable), fine for the row lengths ember sorts today.
-#include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
 #include "ember/kernels/cuda/grid.h"
+#include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/elementwise_ops.h"
 
 namespace ember::kernels::cuda {
@@ -107,12 +107,12 @@ void dispatch_atomic(DType dt, const char* op, F&& f) {
 
 }  // namespace
 
-void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out, int64_t outer,
-                  int64_t inner) {
+void index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k, void* out,
+                  int64_t outer, int64_t inner) {
   if (outer * k * inner == 0) return;
   dispatch_by_size(dt, [&]<class T>() {
-    EMBER_LAUNCH((index_select_kernel<T>), grid_for(outer * k * inner), kThreads, 0, gpu::stream(), static_cast<const T*>(in), n,
-                 idx, k, static_cast<T*>(out), outer, inner);
+    EMBER_LAUNCH((index_select_kernel<T>), grid_for(outer * k * inner), kThreads, 0, gpu::stream(),
+                 static_cast<const T*>(in), n, idx, k, static_cast<T*>(out), outer, inner);
   });
 }
 
@@ -120,8 +120,9 @@ void index_add(DType dt, void* out, int64_t n, const int64_t* idx, int64_t k, co
                int64_t inner, double alpha) {
   if (outer * k * inner == 0) return;
   dispatch_atomic(dt, "cuda index_add", [&]<class T>() {
-    EMBER_LAUNCH((index_add_kernel<T>), grid_for(outer * k * inner), kThreads, 0, gpu::stream(), static_cast<T*>(out), n, idx, k,
-                 static_cast<const T*>(src), outer, inner, static_cast<T>(alpha));
+    EMBER_LAUNCH((index_add_kernel<T>), grid_for(outer * k * inner), kThreads, 0, gpu::stream(),
+                 static_cast<T*>(out), n, idx, k, static_cast<const T*>(src), outer, inner,
+                 static_cast<T>(alpha));
   });
 }
 
@@ -129,8 +130,8 @@ void gather(DType dt, const void* in, int64_t n, const int64_t* idx, void* out, 
             int64_t inner) {
   if (outer * k * inner == 0) return;
   dispatch_by_size(dt, [&]<class T>() {
-    EMBER_LAUNCH((gather_kernel<T>), grid_for(outer * k * inner), kThreads, 0, gpu::stream(), static_cast<const T*>(in), n, idx,
-                 static_cast<T*>(out), outer, k, inner);
+    EMBER_LAUNCH((gather_kernel<T>), grid_for(outer * k * inner), kThreads, 0, gpu::stream(),
+                 static_cast<const T*>(in), n, idx, static_cast<T*>(out), outer, k, inner);
   });
 }
 
@@ -140,13 +141,13 @@ void scatter(DType dt, void* out, int64_t n, const int64_t* idx, const void* src
   const int64_t total = outer * k * inner;
   if (accumulate) {
     dispatch_atomic(dt, "cuda scatter_add", [&]<class T>() {
-      EMBER_LAUNCH((scatter_kernel<T, true>), grid_for(total), kThreads, 0, gpu::stream(), static_cast<T*>(out), n, idx,
-                   static_cast<const T*>(src), outer, k, inner);
+      EMBER_LAUNCH((scatter_kernel<T, true>), grid_for(total), kThreads, 0, gpu::stream(),
+                   static_cast<T*>(out), n, idx, static_cast<const T*>(src), outer, k, inner);
     });
   } else {
     dispatch_by_size(dt, [&]<class T>() {  // a plain scatter only moves elements
-      EMBER_LAUNCH((scatter_kernel<T, false>), grid_for(total), kThreads, 0, gpu::stream(), static_cast<T*>(out), n, idx,
-                   static_cast<const T*>(src), outer, k, inner);
+      EMBER_LAUNCH((scatter_kernel<T, false>), grid_for(total), kThreads, 0, gpu::stream(),
+                   static_cast<T*>(out), n, idx, static_cast<const T*>(src), outer, k, inner);
     });
   }
 }
@@ -154,14 +155,15 @@ void scatter(DType dt, void* out, int64_t n, const int64_t* idx, const void* src
 void cumsum(DType dt, const void* in, void* out, int64_t outer, int64_t r, int64_t inner) {
   if (outer * r * inner == 0) return;
   dispatch_numeric(dt, "cuda cumsum", [&]<class T>() {
-    EMBER_LAUNCH((cumsum_kernel<T>), grid_for(outer * inner), kThreads, 0, gpu::stream(), static_cast<const T*>(in),
-                 static_cast<T*>(out), outer, r, inner);
+    EMBER_LAUNCH((cumsum_kernel<T>), grid_for(outer * inner), kThreads, 0, gpu::stream(),
+                 static_cast<const T*>(in), static_cast<T*>(out), outer, r, inner);
   });
 }
 
 int64_t nonzero(const void* mask, int64_t n, int64_t* out) {
   auto* count = static_cast<int64_t*>(gpu::malloc(sizeof(int64_t)));
-  EMBER_LAUNCH(nonzero_kernel, dim3(1), dim3(1), 0, gpu::stream(), static_cast<const bool*>(mask), n, out, count);
+  EMBER_LAUNCH(nonzero_kernel, dim3(1), dim3(1), 0, gpu::stream(), static_cast<const bool*>(mask), n, out,
+               count);
   int64_t host = 0;
   gpu::copy_to_host(&host, count, sizeof(int64_t));
   gpu::free(count);
@@ -171,8 +173,8 @@ int64_t nonzero(const void* mask, int64_t n, int64_t* out) {
 void sort(DType dt, const void* in, int64_t* out_idx, int64_t rows, int64_t cols, bool descending) {
   if (rows * cols == 0) return;
   dispatch_numeric(dt, "cuda sort", [&]<class T>() {
-    EMBER_LAUNCH((sort_rows_kernel<T>), grid_for(rows), kThreads, 0, gpu::stream(), static_cast<const T*>(in), out_idx, rows,
-                 cols, descending);
+    EMBER_LAUNCH((sort_rows_kernel<T>), grid_for(rows), kThreads, 0, gpu::stream(), static_cast<const T*>(in),
+                 out_idx, rows, cols, descending);
   });
 }
 

@@ -23,17 +23,17 @@ void check_launch(const char* kernel);
 }  // namespace ember::gpu
 
 // kernel<<<grid, block, shared_bytes, stream>>>(args...), then the launch's error check.
-#define EMBER_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)      \
-  do {                                                                   \
-    kernel<<<(grid), (block), (shared_bytes), (stream)>>>(__VA_ARGS__);  \
-    ::ember::gpu::check_launch(#kernel);                                 \
+#define EMBER_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)    \
+  do {                                                                  \
+    kernel<<<(grid), (block), (shared_bytes), (stream)>>>(__VA_ARGS__); \
+    ::ember::gpu::check_launch(#kernel);                                \
   } while (0)
 
 // Lets `kernel` take more than the default 48 KiB of dynamic shared memory (up to the device's
 // limit, 227 KiB on sm_90). The simulator has no such default.
-#define EMBER_ALLOW_DYNAMIC_SHARED(kernel, bytes)                                                     \
-  do {                                                                                               \
-    if ((bytes) > (48u << 10))                                                                       \
+#define EMBER_ALLOW_DYNAMIC_SHARED(kernel, bytes)                                                         \
+  do {                                                                                                    \
+    if ((bytes) > (48u << 10))                                                                            \
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)); \
   } while (0)
 

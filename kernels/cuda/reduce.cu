@@ -5,10 +5,10 @@
 // everything, then the extreme, then the lower index - so the first extreme wins, as on the CPU.
 // Strided runs (inner > 1) use a thread per output reading along r, which keeps neighbouring threads
 // on neighbouring addresses. Softmax uses a block per row: block maximum, block sum, then the map.
-#include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/cuda/block_reduce.h"
 #include "ember/kernels/cuda/cuda_kernels.h"
 #include "ember/kernels/cuda/grid.h"
+#include "ember/kernels/cuda/portability.h"
 #include "ember/kernels/elementwise_ops.h"
 
 namespace ember::kernels::cuda {
@@ -76,7 +76,8 @@ __global__ void extreme_rows_kernel(ReduceOp op, const T* in, void* out, int64_t
 }
 
 template <class T>
-__global__ void reduce_columns_kernel(ReduceOp op, const T* in, void* out, int64_t outer, int64_t r, int64_t inner) {
+__global__ void reduce_columns_kernel(ReduceOp op, const T* in, void* out, int64_t outer, int64_t r,
+                                      int64_t inner) {
   EMBER_GRID_STRIDE(dst, outer * inner) {
     const int64_t o = dst / inner, i = dst % inner;
     const T* x = in + o * r * inner + i;
@@ -129,8 +130,8 @@ void reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int
       return;
     }
     if (inner == 1 && r > 1) {
-      EMBER_LAUNCH((extreme_rows_kernel<T>), row_blocks, kThreads, 0, gpu::stream(), op, static_cast<const T*>(in),
-                   out, outer, r);
+      EMBER_LAUNCH((extreme_rows_kernel<T>), row_blocks, kThreads, 0, gpu::stream(), op,
+                   static_cast<const T*>(in), out, outer, r);
       return;
     }
     EMBER_LAUNCH((reduce_columns_kernel<T>), grid_for(outer * inner), kThreads, 0, gpu::stream(), op,

@@ -21,8 +21,8 @@ constexpr int kThreads = 256;
 template <class T>
 __global__ void optimizer_kernel(UpdateSpec spec, UpdateConstants c, int64_t n, T* p, const T* g, T* s0,
                                  T* s1, T* s2) {
-  EMBER_GRID_STRIDE(i, n) update_element<T>(spec, c, p[i], g[i], s0 ? s0 + i : nullptr, s1 ? s1 + i : nullptr,
-                                           s2 ? s2 + i : nullptr);
+  EMBER_GRID_STRIDE(i, n)
+  update_element<T>(spec, c, p[i], g[i], s0 ? s0 + i : nullptr, s1 ? s1 + i : nullptr, s2 ? s2 + i : nullptr);
 }
 
 // Up to kMultiMax parameters in one launch, passed by value (the argument block stays under 4 KiB).
@@ -53,7 +53,8 @@ __global__ void optimizer_multi_kernel(UpdateSpec spec, UpdateConstants c, Multi
     const int64_t first = (blk - u.block_start[t]) * kChunk;
     const int64_t end = first + kChunk < u.n[t] ? first + kChunk : u.n[t];
     for (int64_t i = first + threadIdx.x; i < end; i += blockDim.x)
-      update_element<T>(spec, c, p[i], g[i], s0 ? s0 + i : nullptr, s1 ? s1 + i : nullptr, s2 ? s2 + i : nullptr);
+      update_element<T>(spec, c, p[i], g[i], s0 ? s0 + i : nullptr, s1 ? s1 + i : nullptr,
+                        s2 ? s2 + i : nullptr);
   }
 }
 
@@ -68,16 +69,18 @@ __global__ void normal_kernel(T* y, int64_t n, uint64_t seed, uint64_t offset, d
 }
 
 template <class T>
-__global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, int64_t rows, int64_t cols, double eps,
-                                          T* y, T* mean, T* rstd) {
-  EMBER_GRID_STRIDE(r, rows) layer_norm_row_forward<T>(x + r * cols, w, b, cols, eps, y + r * cols, mean + r, rstd + r);
+__global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, int64_t rows, int64_t cols,
+                                          double eps, T* y, T* mean, T* rstd) {
+  EMBER_GRID_STRIDE(r, rows)
+  layer_norm_row_forward<T>(x + r * cols, w, b, cols, eps, y + r * cols, mean + r, rstd + r);
 }
 
 template <class T>
-__global__ void layer_norm_dx_kernel(const T* x, const T* w, const T* mean, const T* rstd, const T* dy, int64_t rows,
-                                     int64_t cols, T* dx) {
+__global__ void layer_norm_dx_kernel(const T* x, const T* w, const T* mean, const T* rstd, const T* dy,
+                                     int64_t rows, int64_t cols, T* dx) {
   EMBER_GRID_STRIDE(r, rows)
-  layer_norm_row_backward<T>(x + r * cols, w, mean[r], rstd[r], dy + r * cols, cols, dx + r * cols, nullptr, nullptr);
+  layer_norm_row_backward<T>(x + r * cols, w, mean[r], rstd[r], dy + r * cols, cols, dx + r * cols, nullptr,
+                             nullptr);
 }
 
 template <class T>
@@ -100,9 +103,11 @@ __global__ void im2col_kernel(const T* in, T* out, WindowGeometry g, int64_t bat
   const int64_t L = g.out_h * g.out_w, rows = g.channels * g.kernel_h * g.kernel_w;
   EMBER_GRID_STRIDE(p, batch * rows * L) {
     const int64_t pos = p % L, row = p / L % rows, n = p / (L * rows);
-    const int64_t j = row % g.kernel_w, i = row / g.kernel_w % g.kernel_h, c = row / (g.kernel_w * g.kernel_h);
+    const int64_t j = row % g.kernel_w, i = row / g.kernel_w % g.kernel_h,
+                  c = row / (g.kernel_w * g.kernel_h);
     const int64_t y = pos / g.out_w, x = pos % g.out_w;
-    const int64_t iy = y * g.stride_h - g.pad_h + i * g.dilation_h, ix = x * g.stride_w - g.pad_w + j * g.dilation_w;
+    const int64_t iy = y * g.stride_h - g.pad_h + i * g.dilation_h,
+                  ix = x * g.stride_w - g.pad_w + j * g.dilation_w;
     const bool inside = iy >= 0 && iy < g.height && ix >= 0 && ix < g.width;
     out[p] = inside ? in[((n * g.channels + c) * g.height + iy) * g.width + ix] : T(0);
   }
@@ -126,18 +131,18 @@ __global__ void col2im_kernel(const T* cols, T* out, WindowGeometry g, int64_t b
 
 }  // namespace
 
-void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param, const void* grad,
-                      void* s0, void* s1, void* s2) {
+void optimizer_update(DType dt, const UpdateSpec& spec, int64_t n, void* param, const void* grad, void* s0,
+                      void* s1, void* s2) {
   if (n == 0) return;
   const UpdateConstants constants(spec);
   dispatch_floating(dt, "cuda optimizer_update", [&]<class T>() {
-    EMBER_LAUNCH((optimizer_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), spec, constants, n, static_cast<T*>(param),
-                 static_cast<const T*>(grad), static_cast<T*>(s0), static_cast<T*>(s1), static_cast<T*>(s2));
+    EMBER_LAUNCH((optimizer_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), spec, constants, n,
+                 static_cast<T*>(param), static_cast<const T*>(grad), static_cast<T*>(s0),
+                 static_cast<T*>(s1), static_cast<T*>(s2));
   });
 }
 
-void optimizer_update_multi(DType dt, const UpdateSpec& spec,
-                            std::span<const UpdateTensor> tensors) {
+void optimizer_update_multi(DType dt, const UpdateSpec& spec, std::span<const UpdateTensor> tensors) {
   const UpdateConstants constants(spec);
   dispatch_floating(dt, "cuda optimizer_update_multi", [&]<class T>() {
     for (size_t first = 0; first < tensors.size(); first += kMultiMax) {
@@ -153,8 +158,8 @@ void optimizer_update_multi(DType dt, const UpdateSpec& spec,
       }
       const int64_t blocks = u.block_start[u.count];
       if (blocks == 0) continue;
-      EMBER_LAUNCH((optimizer_multi_kernel<T>), dim3(static_cast<unsigned>(blocks < 4096 ? blocks : 4096)), kThreads,
-                   0, gpu::stream(), spec, constants, u);
+      EMBER_LAUNCH((optimizer_multi_kernel<T>), dim3(static_cast<unsigned>(blocks < 4096 ? blocks : 4096)),
+                   kThreads, 0, gpu::stream(), spec, constants, u);
     }
   });
 }
@@ -162,38 +167,41 @@ void optimizer_update_multi(DType dt, const UpdateSpec& spec,
 void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi) {
   if (n == 0) return;
   dispatch_floating(dt, "cuda random_uniform", [&]<class T>() {
-    EMBER_LAUNCH((uniform_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<T*>(out), n, seed, offset, lo, hi);
+    EMBER_LAUNCH((uniform_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<T*>(out), n, seed,
+                 offset, lo, hi);
   });
 }
 
-void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double stddev) {
+void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean,
+                   double stddev) {
   if (n == 0) return;
   dispatch_floating(dt, "cuda random_normal", [&]<class T>() {
-    EMBER_LAUNCH((normal_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<T*>(out), n, seed, offset, mean, stddev);
+    EMBER_LAUNCH((normal_kernel<T>), grid_for(n), kThreads, 0, gpu::stream(), static_cast<T*>(out), n, seed,
+                 offset, mean, stddev);
   });
 }
 
-void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows, int64_t cols, double eps,
-                        void* y, void* mean, void* rstd) {
+void layer_norm_forward(DType dt, const void* x, const void* w, const void* b, int64_t rows, int64_t cols,
+                        double eps, void* y, void* mean, void* rstd) {
   if (rows == 0) return;
   dispatch_floating(dt, "cuda layer_norm_forward", [&]<class T>() {
-    EMBER_LAUNCH((layer_norm_forward_kernel<T>), grid_for(rows), kThreads, 0, gpu::stream(), static_cast<const T*>(x),
-                 static_cast<const T*>(w), static_cast<const T*>(b), rows, cols, eps, static_cast<T*>(y),
-                 static_cast<T*>(mean), static_cast<T*>(rstd));
+    EMBER_LAUNCH((layer_norm_forward_kernel<T>), grid_for(rows), kThreads, 0, gpu::stream(),
+                 static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(b), rows, cols,
+                 eps, static_cast<T*>(y), static_cast<T*>(mean), static_cast<T*>(rstd));
   });
 }
 
-void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd, const void* dy,
-                         int64_t rows, int64_t cols, void* dx, void* dw, void* db) {
+void layer_norm_backward(DType dt, const void* x, const void* w, const void* mean, const void* rstd,
+                         const void* dy, int64_t rows, int64_t cols, void* dx, void* dw, void* db) {
   dispatch_floating(dt, "cuda layer_norm_backward", [&]<class T>() {
     if (rows > 0)
-      EMBER_LAUNCH((layer_norm_dx_kernel<T>), grid_for(rows), kThreads, 0, gpu::stream(), static_cast<const T*>(x),
-                   static_cast<const T*>(w), static_cast<const T*>(mean), static_cast<const T*>(rstd),
-                   static_cast<const T*>(dy), rows, cols, static_cast<T*>(dx));
+      EMBER_LAUNCH((layer_norm_dx_kernel<T>), grid_for(rows), kThreads, 0, gpu::stream(),
+                   static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(mean),
+                   static_cast<const T*>(rstd), static_cast<const T*>(dy), rows, cols, static_cast<T*>(dx));
     if (dw || db)
-      EMBER_LAUNCH((layer_norm_dwdb_kernel<T>), grid_for(cols), kThreads, 0, gpu::stream(), static_cast<const T*>(x),
-                   static_cast<const T*>(mean), static_cast<const T*>(rstd), static_cast<const T*>(dy), rows, cols,
-                   static_cast<T*>(dw), static_cast<T*>(db));
+      EMBER_LAUNCH((layer_norm_dwdb_kernel<T>), grid_for(cols), kThreads, 0, gpu::stream(),
+                   static_cast<const T*>(x), static_cast<const T*>(mean), static_cast<const T*>(rstd),
+                   static_cast<const T*>(dy), rows, cols, static_cast<T*>(dw), static_cast<T*>(db));
   });
 }
 
@@ -201,8 +209,8 @@ void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_
   const int64_t total = batch * g.channels * g.kernel_h * g.kernel_w * g.out_h * g.out_w;
   if (total == 0) return;
   dispatch_numeric(dt, "cuda im2col", [&]<class T>() {
-    EMBER_LAUNCH((im2col_kernel<T>), grid_for(total), kThreads, 0, gpu::stream(), static_cast<const T*>(in), static_cast<T*>(out),
-                 g, batch);
+    EMBER_LAUNCH((im2col_kernel<T>), grid_for(total), kThreads, 0, gpu::stream(), static_cast<const T*>(in),
+                 static_cast<T*>(out), g, batch);
   });
 }
 

@@ -46,13 +46,16 @@ void for_each_strided(Dims sizes, const std::array<Dims, N>& strides, F&& f) {
 
 bool ReferenceBackend::supports(Op op, DType dt) const {
   switch (op) {
-    case Op::Fill: case Op::Cast: case Op::StridedCopy: case Op::IndexSelect: case Op::Gather:
-    case Op::Nonzero:
-      return true;
-    case Op::Gemm: case Op::RandomUniform: case Op::RandomNormal:
-      return dt == kFloat32 || dt == kFloat64;
-    default:
-      return !is_half(dt);
+    case Op::Fill:
+    case Op::Cast:
+    case Op::StridedCopy:
+    case Op::IndexSelect:
+    case Op::Gather:
+    case Op::Nonzero: return true;
+    case Op::Gemm:
+    case Op::RandomUniform:
+    case Op::RandomNormal: return dt == kFloat32 || dt == kFloat64;
+    default: return !is_half(dt);
   }
 }
 
@@ -94,8 +97,8 @@ void ReferenceBackend::cast(DType from, const void* in, DType to, void* out, int
   });
 }
 
-void ReferenceBackend::strided_copy(DType dt, const void* src, Dims src_strides, void* dst,
-                                    Dims dst_strides, Dims sizes) {
+void ReferenceBackend::strided_copy(DType dt, const void* src, Dims src_strides, void* dst, Dims dst_strides,
+                                    Dims sizes) {
   dispatch_by_size(dt, [&]<class T>() {
     const T* s = static_cast<const T*>(src);
     T* d = static_cast<T*>(dst);
@@ -104,8 +107,7 @@ void ReferenceBackend::strided_copy(DType dt, const void* src, Dims src_strides,
   });
 }
 
-void ReferenceBackend::unary(UnaryOp op, DType dt, const void* in, void* out, int64_t n, double a,
-                             double b) {
+void ReferenceBackend::unary(UnaryOp op, DType dt, const void* in, void* out, int64_t n, double a, double b) {
   dispatch_numeric(dt, "unary", [&]<class T>() {
     const T* x = static_cast<const T*>(in);
     T* y = static_cast<T*>(out);
@@ -119,30 +121,31 @@ void ReferenceBackend::binary(BinaryOp op, DType dt, const void* a, Dims a_strid
   dispatch_numeric(dt, "binary", [&]<class T>() {
     const T* x = static_cast<const T*>(a);
     const T* y = static_cast<const T*>(b);
-    for_each_strided<3>(sizes, {a_strides, b_strides, Dims(out_strides)}, [&](const std::array<int64_t, 3>& off) {
-      if (is_comparison(op)) static_cast<bool*>(out)[off[2]] = reference::predicate_value<T>(op, x[off[0]], y[off[1]]);
-      else static_cast<T*>(out)[off[2]] = reference::arithmetic_value<T>(op, x[off[0]], y[off[1]]);
-    });
+    for_each_strided<3>(
+        sizes, {a_strides, b_strides, Dims(out_strides)}, [&](const std::array<int64_t, 3>& off) {
+          if (is_comparison(op))
+            static_cast<bool*>(out)[off[2]] = reference::predicate_value<T>(op, x[off[0]], y[off[1]]);
+          else static_cast<T*>(out)[off[2]] = reference::arithmetic_value<T>(op, x[off[0]], y[off[1]]);
+        });
   });
 }
 
-void ReferenceBackend::where(DType dt, const void* cond, Dims c_strides, const void* a,
-                             Dims a_strides, const void* b, Dims b_strides, void* out, Dims sizes) {
+void ReferenceBackend::where(DType dt, const void* cond, Dims c_strides, const void* a, Dims a_strides,
+                             const void* b, Dims b_strides, void* out, Dims sizes) {
   const std::vector<int64_t> out_strides = compact_strides(sizes);
   dispatch_by_size(dt, [&]<class T>() {
     const bool* c = static_cast<const bool*>(cond);
     const T* x = static_cast<const T*>(a);
     const T* y = static_cast<const T*>(b);
     T* o = static_cast<T*>(out);
-    for_each_strided<4>(sizes, {c_strides, a_strides, b_strides, Dims(out_strides)},
-                        [&](const std::array<int64_t, 4>& off) {
-                          o[off[3]] = c[off[0]] ? x[off[1]] : y[off[2]];
-                        });
+    for_each_strided<4>(
+        sizes, {c_strides, a_strides, b_strides, Dims(out_strides)},
+        [&](const std::array<int64_t, 4>& off) { o[off[3]] = c[off[0]] ? x[off[1]] : y[off[2]]; });
   });
 }
 
-void ReferenceBackend::reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer,
-                              int64_t r, int64_t inner) {
+void ReferenceBackend::reduce(ReduceOp op, DType dt, const void* in, void* out, int64_t outer, int64_t r,
+                              int64_t inner) {
   dispatch_numeric(dt, "reduce", [&]<class T>() {
     const T* x = static_cast<const T*>(in);
     for (int64_t o = 0; o < outer; ++o) {
@@ -162,18 +165,15 @@ void ReferenceBackend::reduce(ReduceOp op, DType dt, const void* in, void* out, 
             T v = at(j);
             if (is_nan(v) || (want_max ? v > at(best) : v < at(best))) best = j;
           }
-          if (op == ReduceOp::ArgMax || op == ReduceOp::ArgMin)
-            static_cast<int64_t*>(out)[dst] = best;
-          else
-            static_cast<T*>(out)[dst] = at(best);
+          if (op == ReduceOp::ArgMax || op == ReduceOp::ArgMin) static_cast<int64_t*>(out)[dst] = best;
+          else static_cast<T*>(out)[dst] = at(best);
         }
       }
     }
   });
 }
 
-void ReferenceBackend::cumsum(DType dt, const void* in, void* out, int64_t outer, int64_t r,
-                              int64_t inner) {
+void ReferenceBackend::cumsum(DType dt, const void* in, void* out, int64_t outer, int64_t r, int64_t inner) {
   dispatch_numeric(dt, "cumsum", [&]<class T>() {
     const T* x = static_cast<const T*>(in);
     T* y = static_cast<T*>(out);
@@ -210,8 +210,7 @@ void ReferenceBackend::gemm(const GemmArgs& g, const void* a, const void* b, voi
   });
 }
 
-void ReferenceBackend::softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols,
-                               bool log) {
+void ReferenceBackend::softmax(DType dt, const void* in, void* out, int64_t rows, int64_t cols, bool log) {
   dispatch_floating(dt, "softmax", [&]<class T>() {
     for (int64_t row = 0; row < rows; ++row) {
       const T* x = static_cast<const T*>(in) + row * cols;
@@ -228,15 +227,14 @@ void ReferenceBackend::softmax(DType dt, const void* in, void* out, int64_t rows
   });
 }
 
-void ReferenceBackend::index_select(DType dt, const void* in, int64_t n, const int64_t* idx,
-                                    int64_t k, void* out, int64_t outer, int64_t inner) {
+void ReferenceBackend::index_select(DType dt, const void* in, int64_t n, const int64_t* idx, int64_t k,
+                                    void* out, int64_t outer, int64_t inner) {
   dispatch_by_size(dt, [&]<class T>() {
     const T* x = static_cast<const T*>(in);
     T* y = static_cast<T*>(out);
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t j = 0; j < k; ++j)
-        for (int64_t i = 0; i < inner; ++i)
-          y[(o * k + j) * inner + i] = x[(o * n + idx[j]) * inner + i];
+        for (int64_t i = 0; i < inner; ++i) y[(o * k + j) * inner + i] = x[(o * n + idx[j]) * inner + i];
   });
 }
 
@@ -326,8 +324,7 @@ static void for_each_window_entry(const WindowGeometry& g, F&& f) {
       }
 }
 
-void ReferenceBackend::im2col(DType dt, const void* in, void* out, const WindowGeometry& g,
-                              int64_t batch) {
+void ReferenceBackend::im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch) {
   dispatch_numeric(dt, "im2col", [&]<class T>() {
     const int64_t image = g.channels * g.height * g.width;
     const int64_t cols = g.channels * g.kernel_h * g.kernel_w * g.out_h * g.out_w;
@@ -355,12 +352,24 @@ void ReferenceBackend::col2im(DType dt, const void* cols_in, void* out, const Wi
   });
 }
 
-void ReferenceBackend::attention_forward(DType dt, const AttentionShape& a, const void* q,
-                                         const void* k, const void* v, const void* mask,
-                                         Dims mask_strides, void* out, void* lse) {
+namespace {
+template <class T>
+AttentionRows<T> attention_rows(const AttentionShape& a, const void* q, const void* k, const void* v,
+                                const void* mask, Dims mask_strides) {
+  return {a,
+          static_cast<const T*>(q),
+          static_cast<const T*>(k),
+          static_cast<const T*>(v),
+          static_cast<const T*>(mask),
+          mask_strides};
+}
+}  // namespace
+
+void ReferenceBackend::attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k,
+                                         const void* v, const void* mask, Dims mask_strides, void* out,
+                                         void* lse) {
   dispatch_floating(dt, "attention_forward", [&]<class T>() {
-    AttentionRows<T> rows{a, static_cast<const T*>(q), static_cast<const T*>(k),
-                          static_cast<const T*>(v), static_cast<const T*>(mask), mask_strides};
+    const auto rows = attention_rows<T>(a, q, k, v, mask, mask_strides);
     std::vector<double> scratch(a.kv_len);
     for (int64_t b = 0; b < a.batch; ++b)
       for (int64_t i = 0; i < a.q_len; ++i)
@@ -368,13 +377,12 @@ void ReferenceBackend::attention_forward(DType dt, const AttentionShape& a, cons
   });
 }
 
-void ReferenceBackend::attention_backward(DType dt, const AttentionShape& a, const void* q,
-                                          const void* k, const void* v, const void* mask,
-                                          Dims mask_strides, const void* out, const void* grad_out,
-                                          const void* lse, void* gq, void* gk, void* gv) {
+void ReferenceBackend::attention_backward(DType dt, const AttentionShape& a, const void* q, const void* k,
+                                          const void* v, const void* mask, Dims mask_strides, const void* out,
+                                          const void* grad_out, const void* lse, void* gq, void* gk,
+                                          void* gv) {
   dispatch_floating(dt, "attention_backward", [&]<class T>() {
-    AttentionRows<T> rows{a, static_cast<const T*>(q), static_cast<const T*>(k),
-                          static_cast<const T*>(v), static_cast<const T*>(mask), mask_strides};
+    const auto rows = attention_rows<T>(a, q, k, v, mask, mask_strides);
     std::fill_n(static_cast<T*>(gk), a.batch * a.kv_len * a.head_dim, T(0));
     std::fill_n(static_cast<T*>(gv), a.batch * a.kv_len * a.v_dim, T(0));
     for (int64_t b = 0; b < a.batch; ++b)
@@ -389,8 +397,8 @@ void ReferenceBackend::attention_backward(DType dt, const AttentionShape& a, con
 // xhat = (x - mean) * rstd and g = dy * w: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),
 // dw = sum over rows of dy * xhat, db = sum of dy.
 void ReferenceBackend::layer_norm_forward(DType dt, const void* x_in, const void* w_in, const void* b_in,
-                                          int64_t rows, int64_t cols, double eps, void* y_out,
-                                          void* mean_out, void* rstd_out) {
+                                          int64_t rows, int64_t cols, double eps, void* y_out, void* mean_out,
+                                          void* rstd_out) {
   dispatch_floating(dt, "layer_norm", [&]<class T>() {
     const T *w = static_cast<const T*>(w_in), *b = static_cast<const T*>(b_in);
     for (int64_t r = 0; r < rows; ++r) {
@@ -410,8 +418,8 @@ void ReferenceBackend::layer_norm_forward(DType dt, const void* x_in, const void
 }
 
 void ReferenceBackend::layer_norm_backward(DType dt, const void* x_in, const void* w_in, const void* mean_in,
-                                           const void* rstd_in, const void* dy_in, int64_t rows,
-                                           int64_t cols, void* dx_out, void* dw_out, void* db_out) {
+                                           const void* rstd_in, const void* dy_in, int64_t rows, int64_t cols,
+                                           void* dx_out, void* dw_out, void* db_out) {
   dispatch_floating(dt, "layer_norm_backward", [&]<class T>() {
     const T* w = static_cast<const T*>(w_in);
     std::vector<double> dw(cols, 0.0), db(cols, 0.0);
@@ -540,8 +548,8 @@ void ReferenceBackend::max_pool2d_backward(DType dt, const void* grad_out, const
 }
 
 void ReferenceBackend::cross_entropy_forward(DType dt, const void* logits, const int64_t* target,
-                                             const void* row_weight, int64_t rows, int64_t classes, void* loss,
-                                             void* lse) {
+                                             const void* row_weight, int64_t rows, int64_t classes,
+                                             void* loss, void* lse) {
   dispatch_floating(dt, "cross_entropy", [&]<class T>() {
     const T* x = static_cast<const T*>(logits);
     const T* w = static_cast<const T*>(row_weight);
@@ -570,8 +578,8 @@ void ReferenceBackend::cross_entropy_backward(DType dt, const void* logits, cons
     for (int64_t i = 0; i < rows; ++i) {
       const double coef = static_cast<double>(g[i]) * w[i];
       for (int64_t c = 0; c < classes; ++c)
-        out[i * classes + c] = static_cast<T>(coef * (std::exp(x[i * classes + c] - static_cast<double>(l[i])) -
-                                                      (c == target[i] ? 1.0 : 0.0)));
+        out[i * classes + c] = static_cast<T>(
+            coef * (std::exp(x[i * classes + c] - static_cast<double>(l[i])) - (c == target[i] ? 1.0 : 0.0)));
     }
   });
 }
@@ -588,21 +596,19 @@ void ReferenceBackend::optimizer_update(DType dt, const UpdateSpec& spec, int64_
   });
 }
 
-void ReferenceBackend::random_uniform(DType dt, void* out, int64_t n, uint64_t seed,
-                                      uint64_t offset, double lo, double hi) {
+void ReferenceBackend::random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,
+                                      double lo, double hi) {
   dispatch_floating(dt, "random_uniform", [&]<class T>() {
     T* y = static_cast<T*>(out);
-    for (int64_t i = 0; i < n; ++i)
-      y[i] = static_cast<T>(lo + (hi - lo) * philox_uniform(seed, offset + i));
+    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(lo + (hi - lo) * philox_uniform(seed, offset + i));
   });
 }
 
-void ReferenceBackend::random_normal(DType dt, void* out, int64_t n, uint64_t seed,
-                                     uint64_t offset, double mean, double stddev) {
+void ReferenceBackend::random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,
+                                     double mean, double stddev) {
   dispatch_floating(dt, "random_normal", [&]<class T>() {
     T* y = static_cast<T*>(out);
-    for (int64_t i = 0; i < n; ++i)
-      y[i] = static_cast<T>(mean + stddev * philox_normal(seed, offset + i));
+    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(mean + stddev * philox_normal(seed, offset + i));
   });
 }
 

@@ -33,12 +33,18 @@ int main() {
   auto data = ember::randn({8, 3});
   std::vector<std::array<ember::Tensor, 2>> batches = {{data, data.sum({1}, true)}};
   auto tb = std::make_shared<ember::trainer::TensorBoardLogger>("consumer-logs");
-  ember::trainer::Trainer first({.max_epochs = 1, .enable_progress_bar = false, .enable_checkpointing = false,
-                                 .enable_model_summary = false, .loggers = {tb}});
+  ember::trainer::Trainer first({.max_epochs = 1,
+                                 .enable_progress_bar = false,
+                                 .enable_checkpointing = false,
+                                 .enable_model_summary = false,
+                                 .loggers = {tb}});
   first.fit(model, batches);
   const double before = first.callback_metrics().at("loss_epoch");
-  ember::trainer::Trainer more({.max_epochs = 30, .enable_progress_bar = false, .enable_checkpointing = false,
-                                .enable_model_summary = false, .logger = false});
+  ember::trainer::Trainer more({.max_epochs = 30,
+                                .enable_progress_bar = false,
+                                .enable_checkpointing = false,
+                                .enable_model_summary = false,
+                                .logger = false});
   more.fit(model, batches);
   const double after = more.callback_metrics().at("loss_epoch");
   std::cout << "loss " << before << " -> " << after << "\n";

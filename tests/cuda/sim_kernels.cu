@@ -31,7 +31,8 @@ void tiled_sgemm(const float* a, const float* b, float* c, int m, int n, int k) 
 }
 
 __device__ float warp_sum(float v) {
-  for (int offset = cuda::kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_down_sync(0xffffffffu, v, offset);
+  for (int offset = cuda::kWarpSize / 2; offset > 0; offset /= 2)
+    v += __shfl_down_sync(0xffffffffu, v, offset);
   return v;
 }
 

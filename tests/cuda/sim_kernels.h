@@ -18,9 +18,9 @@ void block_scan(const float* x, float* out, int n);
 
 // Planted bugs the simulator must report or expose.
 void bug_missing_barrier(const float* x, float* out, int n);  // reads a neighbour's shared slot unfenced
-void bug_divergent_barrier(float* out, int n);                 // __syncthreads inside a branch
-void bug_early_return(float* out, int n);                      // return before a barrier
-void bug_out_of_bounds(float* out, int n);                     // writes out[n]
-void bug_shuffle_exited_lane(float* out);                      // shuffles with a lane that returned
+void bug_divergent_barrier(float* out, int n);                // __syncthreads inside a branch
+void bug_early_return(float* out, int n);                     // return before a barrier
+void bug_out_of_bounds(float* out, int n);                    // writes out[n]
+void bug_shuffle_exited_lane(float* out);                     // shuffles with a lane that returned
 
 }  // namespace ember::simtest

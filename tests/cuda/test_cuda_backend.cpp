@@ -66,10 +66,11 @@ TEST_CASE("cuda: tensors move to the device and back, in every dtype") {
     CHECK(g.device() == kCuda);
     CHECK(equal(g.to(Device::cpu()), x));
     check_same(g.t().contiguous(), x.t().contiguous());  // strided copy on the device
-    check_same(g.to(kFloat64), x.to(kFloat64));           // cast on the device
+    check_same(g.to(kFloat64), x.to(kFloat64));          // cast on the device
   }
   check_same(full({5, 3}, 2.5, TensorOptions(kCuda)), full({5, 3}, 2.5));
-  check_same(full({4}, int64_t(1) << 60, TensorOptions(kInt64).set_device(kCuda)), full({4}, int64_t(1) << 60, kInt64));
+  check_same(full({4}, int64_t(1) << 60, TensorOptions(kInt64).set_device(kCuda)),
+             full({4}, int64_t(1) << 60, kInt64));
 }
 
 TEST_CASE("cuda: bfloat16 and float16 casts give the CPU's bits; half tensors compute on the device") {
@@ -77,8 +78,9 @@ TEST_CASE("cuda: bfloat16 and float16 casts give the CPU's bits; half tensors co
   manual_seed(3);
   const float inf = std::numeric_limits<float>::infinity();
   // Ties, subnormals, overflow, signed zero, NaN and infinities, plus odd-sized random data.
-  const std::vector<float> values = {0.0f, -0.0f, 1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, 65519.0f, 65520.0f, 1e-7f,
-                                     -2.98e-8f, 3e-8f, inf, -inf, std::nanf(""), 1.0f + 1.0f / 256, 3.0e38f};
+  const std::vector<float> values = {
+      0.0f, -0.0f, 1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, 65519.0f, 65520.0f, 1e-7f, -2.98e-8f, 3e-8f,
+      inf,  -inf,  std::nanf(""),      1.0f + 1.0f / 256,  3.0e38f};
   Tensor special = tensor(values, {static_cast<int64_t>(values.size())});
   for (const Tensor& x : {special, randn({1023}) * 100, randn({7, 33}).t()}) {
     for (DType half : {kBFloat16, kFloat16}) {
@@ -172,8 +174,10 @@ TEST_CASE("cuda: reductions over every dim, softmax and matmul") {
     Tensor idx = empty({x.numel() / x.size(d)}, TensorOptions(kInt64).set_device(kCuda));
     Tensor ref = empty({x.numel() / x.size(d)}, kInt64);
     const int64_t outer = d == 0 ? 1 : (d == 1 ? 6 : 6 * 33), r = x.size(d), inner = x.numel() / outer / r;
-    kernels::backend_for(kCuda).reduce(kernels::ReduceOp::ArgMax, kFloat32, g.data_ptr(), idx.data_ptr(), outer, r, inner);
-    kernels::reference_backend().reduce(kernels::ReduceOp::ArgMax, kFloat32, x.data_ptr(), ref.data_ptr(), outer, r, inner);
+    kernels::backend_for(kCuda).reduce(kernels::ReduceOp::ArgMax, kFloat32, g.data_ptr(), idx.data_ptr(),
+                                       outer, r, inner);
+    kernels::reference_backend().reduce(kernels::ReduceOp::ArgMax, kFloat32, x.data_ptr(), ref.data_ptr(),
+                                        outer, r, inner);
     check_same(idx, ref);
   }
   check_same(g.slice(2, 0, 4).prod({1}), x.slice(2, 0, 4).prod({1}), 1e-4, 1e-6);
@@ -213,7 +217,8 @@ TEST_CASE("cuda: max/min and argmax/argmin of rows: ties, NaN, every dtype, rows
 TEST_CASE("cuda: fused cross-entropy with class weights and ignored targets, forward and backward") {
   if (!use_cuda()) return;
   manual_seed(15);
-  for (auto [rows, classes] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 33}, {300, 7}, {5, 1023}}) {
+  for (auto [rows, classes] :
+       std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 33}, {300, 7}, {5, 1023}}) {
     CAPTURE(rows);
     CAPTURE(classes);
     Tensor x = randn({rows, classes}) * 3, t = randint(0, classes, {rows}), w = rand({classes}) + 0.5;
@@ -253,10 +258,12 @@ TEST_CASE("cuda: one launch updates many parameters (multi-tensor SGD, Adam, Ada
       on_cpu.step();
       on_cuda.step();
     }
-    for (size_t i = 0; i < cpu_params.size(); ++i) check_same(cuda_params[i].detach(), cpu_params[i].detach(), 1e-5, 1e-6);
+    for (size_t i = 0; i < cpu_params.size(); ++i)
+      check_same(cuda_params[i].detach(), cpu_params[i].detach(), 1e-5, 1e-6);
   };
   {
-    optim::SGD a(cpu_params, {.lr = 0.1, .momentum = 0.9, .nesterov = true}), b(cuda_params, {.lr = 0.1, .momentum = 0.9, .nesterov = true});
+    optim::SGD a(cpu_params, {.lr = 0.1, .momentum = 0.9, .nesterov = true}),
+        b(cuda_params, {.lr = 0.1, .momentum = 0.9, .nesterov = true});
     run(a, b);
   }
   {
@@ -337,13 +344,14 @@ TEST_CASE("cuda: layers and a training step on the device match the CPU") {
   auto cuda_ln = std::make_shared<nn::LayerNorm>(17);
   cuda_ln->load_state_dict(ln.state_dict());
   cuda_ln->to(kCuda);
-  ((*cuda_ln)(gx) * dy.to(kCuda)).sum().backward();
+  ((*cuda_ln)(gx)*dy.to(kCuda)).sum().backward();
   (ln(cx) * dy).sum().backward();
   check_same(gx.grad(), cx.grad(), 1e-5, 1e-5);
   check_same(cuda_ln->weight.grad(), ln.weight.grad(), 1e-5, 1e-5);
   // Conv2d forward and backward (im2col / col2im).
   nn::Conv2d conv(3, 4, 3, nn::Conv2dOptions{.stride = {2, 1}, .padding = {1, 1}});
-  auto cuda_conv = std::make_shared<nn::Conv2d>(3, 4, 3, nn::Conv2dOptions{.stride = {2, 1}, .padding = {1, 1}});
+  auto cuda_conv =
+      std::make_shared<nn::Conv2d>(3, 4, 3, nn::Conv2dOptions{.stride = {2, 1}, .padding = {1, 1}});
   cuda_conv->load_state_dict(conv.state_dict());
   cuda_conv->to(kCuda);
   Tensor img = randn({2, 3, 7, 5});
@@ -358,7 +366,8 @@ TEST_CASE("cuda: layers and a training step on the device match the CPU") {
   auto make = [] {
     manual_seed(15);
     return std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
-        std::make_shared<nn::Linear>(8, 16), std::make_shared<nn::ReLU>(), std::make_shared<nn::Linear>(16, 4)});
+        std::make_shared<nn::Linear>(8, 16), std::make_shared<nn::ReLU>(),
+        std::make_shared<nn::Linear>(16, 4)});
   };
   auto on_cuda = make(), on_cpu = make();
   on_cuda->to(kCuda);
@@ -428,11 +437,12 @@ TEST_CASE("cuda: attention without a graph reads keys and values where they lie 
       if (queries > len) continue;
       Tensor q = randn({2, 3, queries, 8});
       Tensor mask = tril(ones({queries, len}, kBool), len - queries);
-      check_same(nn::functional::scaled_dot_product_attention(q.to(kCuda), keys.to(kCuda).narrow(2, 0, len),
-                                                              values.to(kCuda).narrow(2, 0, len), mask.to(kCuda)),
-                 nn::functional::scaled_dot_product_attention(q, keys.narrow(2, 0, len).contiguous(),
-                                                              values.narrow(2, 0, len).contiguous(), mask),
-                 1e-5, 1e-6);
+      check_same(
+          nn::functional::scaled_dot_product_attention(q.to(kCuda), keys.to(kCuda).narrow(2, 0, len),
+                                                       values.to(kCuda).narrow(2, 0, len), mask.to(kCuda)),
+          nn::functional::scaled_dot_product_attention(q, keys.narrow(2, 0, len).contiguous(),
+                                                       values.narrow(2, 0, len).contiguous(), mask),
+          1e-5, 1e-6);
     }
 }
 
@@ -441,17 +451,21 @@ TEST_CASE("cuda: fused attention forward and backward, with causal and padding m
   manual_seed(16);
   Tensor q = randn({2, 3, 5, 8}), k = randn({2, 3, 7, 8}), v = randn({2, 3, 7, 6});
   // The last two keys are padding in batch 0, none in batch 1.
-  Tensor float_mask = tensor(std::vector<float>{0, 0, 0, 0, 0, -1e30f, -1e30f, 0, 0, 0, 0, 0, 0, 0}, {2, 1, 1, 7});
+  Tensor float_mask =
+      tensor(std::vector<float>{0, 0, 0, 0, 0, -1e30f, -1e30f, 0, 0, 0, 0, 0, 0, 0}, {2, 1, 1, 7});
   for (int variant = 0; variant < 3; ++variant) {
-    Tensor gq = q.to(kCuda).requires_grad_(), gk = k.to(kCuda).requires_grad_(), gv = v.to(kCuda).requires_grad_();
+    Tensor gq = q.to(kCuda).requires_grad_(), gk = k.to(kCuda).requires_grad_(),
+           gv = v.to(kCuda).requires_grad_();
     Tensor cq = q.clone().requires_grad_(), ck = k.clone().requires_grad_(), cv = v.clone().requires_grad_();
     Tensor go, co;
     if (variant == 0) {
       go = nn::functional::scaled_dot_product_attention(gq, gk, gv);
       co = nn::functional::scaled_dot_product_attention(cq, ck, cv);
     } else if (variant == 1) {
-      go = nn::functional::scaled_dot_product_attention(gq, gk.narrow(2, 0, 5), gv.narrow(2, 0, 5), {}, 0.0, true);
-      co = nn::functional::scaled_dot_product_attention(cq, ck.narrow(2, 0, 5), cv.narrow(2, 0, 5), {}, 0.0, true);
+      go = nn::functional::scaled_dot_product_attention(gq, gk.narrow(2, 0, 5), gv.narrow(2, 0, 5), {}, 0.0,
+                                                        true);
+      co = nn::functional::scaled_dot_product_attention(cq, ck.narrow(2, 0, 5), cv.narrow(2, 0, 5), {}, 0.0,
+                                                        true);
     } else {
       go = nn::functional::scaled_dot_product_attention(gq, gk, gv, float_mask.to(kCuda));
       co = nn::functional::scaled_dot_product_attention(cq, ck, cv, float_mask);
@@ -476,8 +490,8 @@ TEST_CASE("cuda: tiled attention over lengths and dims around the 16-row tiles")
   };
   // Lengths 1, 7, 16, 17, 33 put rows in partial tiles and keys in several tiles; dims 1 and 33 give
   // lanes with no columns and lanes with one more column than the rest.
-  const std::vector<Case> cases = {{1, 1, 1, 1, false, kFloat32},  {7, 33, 8, 5, false, kFloat32},
-                                   {33, 17, 33, 7, true, kFloat32}, {17, 33, 16, 16, true, kFloat64},
+  const std::vector<Case> cases = {{1, 1, 1, 1, false, kFloat32},    {7, 33, 8, 5, false, kFloat32},
+                                   {33, 17, 33, 7, true, kFloat32},  {17, 33, 16, 16, true, kFloat64},
                                    {16, 16, 64, 64, true, kFloat32}, {40, 9, 3, 33, false, kFloat64}};
   for (const Case& c : cases) {
     CAPTURE(c.L);
@@ -491,11 +505,13 @@ TEST_CASE("cuda: tiled attention over lengths and dims around the 16-row tiles")
     // A padding mask that hides every key from query row 0 of batch 1 (when not causal): NaN row.
     Tensor mask = zeros({2, c.L, c.S}, c.dt);
     if (!c.causal) mask.select(0, 1).select(0, 0).fill_(-std::numeric_limits<double>::infinity());
-    Tensor gq = q.to(kCuda).requires_grad_(), gk = k.to(kCuda).requires_grad_(), gv = v.to(kCuda).requires_grad_();
+    Tensor gq = q.to(kCuda).requires_grad_(), gk = k.to(kCuda).requires_grad_(),
+           gv = v.to(kCuda).requires_grad_();
     Tensor cq = q.detach().requires_grad_(), ck = k.clone().requires_grad_(), cv = v.clone().requires_grad_();
-    Tensor go = nn::functional::scaled_dot_product_attention(gq, gk, gv, c.causal ? Tensor() : mask.to(kCuda), 0.0,
-                                                             c.causal);
-    Tensor co = nn::functional::scaled_dot_product_attention(cq, ck, cv, c.causal ? Tensor() : mask, 0.0, c.causal);
+    Tensor go = nn::functional::scaled_dot_product_attention(gq, gk, gv, c.causal ? Tensor() : mask.to(kCuda),
+                                                             0.0, c.causal);
+    Tensor co =
+        nn::functional::scaled_dot_product_attention(cq, ck, cv, c.causal ? Tensor() : mask, 0.0, c.causal);
     check_same(go, co, tol, tol);
     if (!c.causal) {
       const double first = go.select(0, 1).select(0, 0).select(0, 0).to(Device::cpu()).item<double>();

@@ -25,7 +25,8 @@ TEST_CASE("races: the simulator's test kernels") {
   const int m = 19, n = 21, kk = 35;
   DeviceBuffer<float> a(random_floats(m * kk, 1)), b(random_floats(kk * n, 2)), c{std::vector<float>(m * n)};
   simtest::tiled_sgemm(a.p, b.p, c.p, m, n, kk);
-  DeviceBuffer<float> x(random_floats(300, 3)), sum{std::vector<float>(1, 0.0f)}, scanned{std::vector<float>(300)};
+  DeviceBuffer<float> x(random_floats(300, 3)), sum{std::vector<float>(1, 0.0f)},
+      scanned{std::vector<float>(300)};
   simtest::warp_reduce_sum(x.p, sum.p, 300);
   simtest::block_scan(x.p, scanned.p, 300);
   std::vector<int> values(500);
@@ -102,8 +103,8 @@ TEST_CASE("races: layer norm, optimizer, random, im2col and attention kernels") 
   const k::AttentionShape a{2, 33, 20, 12, 7, 0.3, true};
   DeviceBuffer<float> q(random_floats(2 * 33 * 12, 11)), kk(random_floats(2 * 20 * 12, 12)),
       v(random_floats(2 * 20 * 7, 13)), o{std::vector<float>(2 * 33 * 7)}, lse{std::vector<float>(2 * 33)},
-      go(random_floats(2 * 33 * 7, 14)), gq{std::vector<float>(2 * 33 * 12)}, gk{std::vector<float>(2 * 20 * 12)},
-      gv{std::vector<float>(2 * 20 * 7)};
+      go(random_floats(2 * 33 * 7, 14)), gq{std::vector<float>(2 * 33 * 12)},
+      gk{std::vector<float>(2 * 20 * 12)}, gv{std::vector<float>(2 * 20 * 7)};
   kc::attention_forward(kFloat32, a, q.p, kk.p, v.p, nullptr, {}, o.p, lse.p);
   kc::attention_backward(kFloat32, a, q.p, kk.p, v.p, nullptr, {}, o.p, go.p, lse.p, gq.p, gk.p, gv.p);
   for (float value : gv.get()) CHECK(std::isfinite(value));

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "device_buffer.h"
 #include "ember/core/error.h"
 #include "ember/kernels/cuda/portability.h"
-#include "device_buffer.h"
 #include "sim_kernels.h"
 
 using namespace ember;

@@ -82,7 +82,8 @@ int equivalence(int64_t bucket_mb) {
   auto ds = dataset(32);
   Model ddp;
   data::DataLoader loader(ds, {.batch_size = 16, .shuffle = true, .seed = 3});
-  Trainer t(quiet({.max_epochs = 5, .enable_checkpointing = false, .logger = false, .ddp_bucket_mb = bucket_mb}));
+  Trainer t(
+      quiet({.max_epochs = 5, .enable_checkpointing = false, .logger = false, .ddp_bucket_mb = bucket_mb}));
   expect(t.world_size() == 2, "two ranks");
   t.fit(ddp, loader);
   // The same 5 steps in one process on the whole batch of 32.
@@ -106,13 +107,18 @@ int syncbn() {
   struct BnModel : LightningModule<Batch> {
     BnModel() : LightningModule("BnModel") {
       seed_everything(21);
-      body = register_module("body", std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
-          std::make_shared<nn::Linear>(4, 6), std::make_shared<nn::BatchNorm1d>(6), std::make_shared<nn::Tanh>(),
-          std::make_shared<nn::Linear>(6, 1)}));
+      body = register_module("body",
+                             std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
+                                 std::make_shared<nn::Linear>(4, 6), std::make_shared<nn::BatchNorm1d>(6),
+                                 std::make_shared<nn::Tanh>(), std::make_shared<nn::Linear>(6, 1)}));
     }
     Tensor forward(const Tensor& x) override { return (*body)(x); }
-    Tensor training_step(const Batch& b, int64_t) override { return nn::functional::mse_loss(forward(b[0]), b[1]); }
-    Optimizers configure_optimizers() override { return std::make_shared<optim::SGD>(parameters(), optim::SGDOptions{.lr = 0.2}); }
+    Tensor training_step(const Batch& b, int64_t) override {
+      return nn::functional::mse_loss(forward(b[0]), b[1]);
+    }
+    Optimizers configure_optimizers() override {
+      return std::make_shared<optim::SGD>(parameters(), optim::SGDOptions{.lr = 0.2});
+    }
     std::shared_ptr<nn::Sequential> body;
   };
   auto ds = dataset(16);
@@ -128,7 +134,8 @@ int syncbn() {
   }
   auto a = ddp.state_dict(), b = single.state_dict();
   for (size_t i = 0; i < a.size(); ++i)
-    expect(allclose(a[i].second.to(kFloat64), b[i].second.to(kFloat64), 1e-4, 1e-5), "sync batchnorm: " + a[i].first);
+    expect(allclose(a[i].second.to(kFloat64), b[i].second.to(kFloat64), 1e-4, 1e-5),
+           "sync batchnorm: " + a[i].first);
   return failures;
 }
 
@@ -137,20 +144,23 @@ int coverage() {
   Model m;
   data::DataLoader train(ds, {.batch_size = 4, .shuffle = true});
   data::DataLoader val(ds, {.batch_size = 10});
-  Trainer t(quiet({.max_epochs = 1, .num_sanity_val_steps = 0, .enable_checkpointing = false, .logger = false}));
+  Trainer t(
+      quiet({.max_epochs = 1, .num_sanity_val_steps = 0, .enable_checkpointing = false, .logger = false}));
   t.fit(m, train, val);
   Tensor mine = tensor(m.seen, {static_cast<int64_t>(m.seen.size())});
   Tensor all = t.all_gather(mine).flatten().contiguous();
   std::multiset<int64_t> ids(all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + all.numel());
   expect(ids.size() == 40, "40 examples per epoch over both ranks, got " + std::to_string(ids.size()));
   for (int64_t k = 0; k < 40; ++k) expect(ids.count(k) == 1, "example " + std::to_string(k) + " seen once");
-  expect(std::fabs(t.callback_metrics().at("rank_mean") - 0.5) < 1e-12, "sync_dist mean of ranks 0 and 1 is 0.5");
+  expect(std::fabs(t.callback_metrics().at("rank_mean") - 0.5) < 1e-12,
+         "sync_dist mean of ranks 0 and 1 is 0.5");
   // Validation metrics equal one process's (40 examples split 20 / 20).
   const double val_loss = t.callback_metrics().at("val_loss");
   autograd::NoGradGuard g;
   m.eval();
   const double single = nn::functional::mse_loss(m.forward(ds->tensors()[0]), ds->tensors()[1]).item<float>();
-  expect(std::fabs(val_loss - single) < 1e-5, "val_loss " + std::to_string(val_loss) + " == single-process " + std::to_string(single));
+  expect(std::fabs(val_loss - single) < 1e-5,
+         "val_loss " + std::to_string(val_loss) + " == single-process " + std::to_string(single));
   return failures;
 }
 
@@ -158,7 +168,8 @@ int checkpoint(const std::string& dir) {
   auto ds = dataset(32);
   Model m;
   data::DataLoader loader(ds, {.batch_size = 8, .shuffle = true, .seed = 1});
-  auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpoint::Options{.dirpath = dir, .save_top_k = 0, .save_last = true});
+  auto ckpt = std::make_shared<ModelCheckpoint>(
+      ModelCheckpoint::Options{.dirpath = dir, .save_top_k = 0, .save_last = true});
   Trainer t(quiet({.max_epochs = 2, .default_root_dir = dir + "/root", .callbacks = {ckpt}}));
   t.fit(m, loader);
   t.barrier();
@@ -182,7 +193,8 @@ int resume(const std::string& dir) {
   t.fit(m, loader, nullptr, dir + "/last.ckpt");  // max_epochs reached: restores, trains nothing
   auto a = m.state_dict(), b = saved.state_dict();
   for (size_t i = 0; i < a.size(); ++i) expect(equal(a[i].second, b[i].second), "restored " + a[i].first);
-  expect(t.global_step() == 4, "global_step 4 (2 epochs x 2 batches of 8 per rank), got " + std::to_string(t.global_step()));
+  expect(t.global_step() == 4,
+         "global_step 4 (2 epochs x 2 batches of 8 per rank), got " + std::to_string(t.global_step()));
   Trainer more(quiet({.max_epochs = 3, .enable_checkpointing = false, .logger = false}));
   more.fit(m, loader, nullptr, dir + "/last.ckpt");
   expect(more.global_step() == 4 + 4, "one more epoch of 4 steps (32 examples, batch 8) in one process");

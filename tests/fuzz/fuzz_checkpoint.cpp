@@ -11,16 +11,30 @@ void load_states(const ember::trainer::CheckpointContents& c) {
   EarlyStopping stopping({.monitor = "val_loss"});
   Timer timer(3600.0);
   for (auto& [key, state] : c.callbacks) {
-    try { checkpoint.load_state_dict(state); } catch (const ember::Error&) {}
-    try { stopping.load_state_dict(state); } catch (const ember::Error&) {}
-    try { timer.load_state_dict(state); } catch (const ember::Error&) {}
+    try {
+      checkpoint.load_state_dict(state);
+    } catch (const ember::Error&) {
+    }
+    try {
+      stopping.load_state_dict(state);
+    } catch (const ember::Error&) {
+    }
+    try {
+      timer.load_state_dict(state);
+    } catch (const ember::Error&) {
+    }
   }
   // The model and its optimizer, as Trainer::restore loads them.
   ember::nn::Linear model(4, 2);
-  try { model.load_state_dict(c.state_dict, /*strict=*/false); } catch (const ember::Error&) {}
+  try {
+    model.load_state_dict(c.state_dict, /*strict=*/false);
+  } catch (const ember::Error&) {
+  }
   ember::optim::Adam adam(model.parameters());
-  for (auto& s : c.optimizers)
-    try { adam.load_state_dict(s); } catch (const ember::Error&) {}
+  for (auto& s : c.optimizers) try {
+      adam.load_state_dict(s);
+    } catch (const ember::Error&) {
+    }
 }
 
 }  // namespace

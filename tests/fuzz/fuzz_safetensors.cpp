@@ -8,7 +8,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     ember::nn::Metadata metadata;
     size_t bytes = 0;
-    for (auto& [name, t] : ember::nn::load_safetensors(path, &metadata)) bytes += t.numel() * t.element_size();
+    for (auto& [name, t] : ember::nn::load_safetensors(path, &metadata))
+      bytes += t.numel() * t.element_size();
     if (bytes > size) __builtin_trap();  // more tensor data than the file holds: the reader invented it
   } catch (const ember::Error&) {
   }

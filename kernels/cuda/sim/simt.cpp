@@ -139,7 +139,7 @@ struct Block {
   int running = -1;
   const std::function<void()>* body = nullptr;
   std::vector<unsigned char> dynamic_shared;
-  std::vector<Fiber*> fibers;  // every fiber this block used
+  std::vector<Fiber*> fibers;   // every fiber this block used
   std::vector<Fiber*> retired;  // EMBER_SIM_TSAN: fibers whose one thread finished, idle after the block
   std::string error;
   void* scheduler_sp = nullptr;
@@ -284,14 +284,16 @@ bool try_complete_warp(Block& b, int thread) {
     if (!(me.mask >> lane & 1u)) continue;
     const int t = warp * 32 + lane;
     if (t >= n) {
-      fail_block(b, "warp collective at line " + std::to_string(me.line) + " names lane " + std::to_string(lane) +
-                        " in its mask, which does not exist in a block of " + std::to_string(n) + " threads");
+      fail_block(b, "warp collective at line " + std::to_string(me.line) + " names lane " +
+                        std::to_string(lane) + " in its mask, which does not exist in a block of " +
+                        std::to_string(n) + " threads");
       return false;
     }
     const SimThread& other = b.threads[t];
     if (other.finished) {
-      fail_block(b, "warp collective at line " + std::to_string(me.line) + " waits for lane " + std::to_string(lane) +
-                        " (thread " + std::to_string(t) + "), which has exited: a deadlock on a GPU");
+      fail_block(b, "warp collective at line " + std::to_string(me.line) + " waits for lane " +
+                        std::to_string(lane) + " (thread " + std::to_string(t) +
+                        "), which has exited: a deadlock on a GPU");
       return false;
     }
     if (other.wait != Wait::Warp || other.line != me.line || other.mask != me.mask) return false;
@@ -324,7 +326,8 @@ bool try_complete_warp(Block& b, int thread) {
     if (!(me.mask >> lane & 1u)) continue;
     for (int from = 0; from < 32; ++from)
       if (me.mask >> from & 1u)
-        tsan_acquire_for(b.threads[warp * 32 + lane], &b.threads[warp * 32 + from].tsan_sync, b.scheduler_tsan);
+        tsan_acquire_for(b.threads[warp * 32 + lane], &b.threads[warp * 32 + from].tsan_sync,
+                         b.scheduler_tsan);
   }
 #endif
   for (int lane = 0; lane < 32; ++lane) {
@@ -366,7 +369,8 @@ void resolve(Block& b) {
   }
   if (at_line.size() > 1) {
     os << "divergent __syncthreads: threads of one block wait at different barriers:";
-    for (auto& [line, ts] : at_line) os << " line " << line << " (" << ts.size() << " threads, first " << ts[0] << ")";
+    for (auto& [line, ts] : at_line)
+      os << " line " << line << " (" << ts.size() << " threads, first " << ts[0] << ")";
     fail_block(b, os.str());
     return;
   }
@@ -416,7 +420,8 @@ void run_block(Block& b) {
       if (std::find(t_idle.begin(), t_idle.end(), f) == t_idle.end()) free_fiber(f);
   }
   EMBER_SIM_TSAN_ONLY(__tsan_acquire(&b.sync_end);
-                      for (SimThread& s : b.threads) if (s.tsan) __tsan_destroy_fiber(s.tsan));
+                      for (SimThread& s
+                           : b.threads) if (s.tsan) __tsan_destroy_fiber(s.tsan));
   t_block = nullptr;
   g_current = nullptr;
 }
@@ -509,7 +514,8 @@ void launch(const char* kernel_name, dim3 grid, dim3 block, size_t dynamic_share
     b.order.resize(threads);
     std::iota(b.order.begin(), b.order.end(), 0);
     if (order == "reverse") std::reverse(b.order.begin(), b.order.end());
-    else if (order == "random") std::shuffle(b.order.begin(), b.order.end(), std::mt19937_64(static_cast<uint64_t>(blk) * 7919 + 1));
+    else if (order == "random")
+      std::shuffle(b.order.begin(), b.order.end(), std::mt19937_64(static_cast<uint64_t>(blk) * 7919 + 1));
     b.live = threads;
     b.dynamic_shared.assign(dynamic_shared_bytes, 0xFF);  // NaN bytes: reading before writing shows
     run_block(b);
@@ -548,8 +554,8 @@ static uint64_t collective(int kind, unsigned mask, uint64_t value, int arg, int
   EMBER_SIM_TSAN_ONLY(__tsan_release(&me.tsan_sync);
                       __tsan_switch_to_fiber(b.scheduler_tsan, __tsan_switch_to_fiber_no_sync));
   if (!(mask >> lane & 1u)) {
-    fail_block(b, "warp collective at line " + std::to_string(line) + " called by lane " + std::to_string(lane) +
-                      ", which its mask does not include");
+    fail_block(b, "warp collective at line " + std::to_string(line) + " called by lane " +
+                      std::to_string(lane) + ", which its mask does not include");
     yield(me.fiber);
   }
   if (width < 1 || width > 32 || (width & (width - 1))) {

@@ -40,7 +40,7 @@ namespace ember::sim {
 // What one simulated thread sees. The scheduler points `current()` at it before it runs.
 struct ThreadContext {
   dim3 thread_idx, block_idx, block_dim, grid_dim;  // threadIdx, blockIdx, blockDim, gridDim
-  int linear = 0;   // thread index within the block
+  int linear = 0;                                   // thread index within the block
 };
 extern thread_local ThreadContext* g_current;
 inline ThreadContext& current() { return *g_current; }
@@ -92,7 +92,7 @@ T shuffle_as(unsigned mask, T v, int kind, int arg, int width, int line) {
 
 #define __syncthreads() ::ember::sim::syncthreads(__LINE__)
 #define __syncwarp(...) ::ember::sim::syncwarp(EMBER_SIM_MASK_OR_ALL(__VA_ARGS__), __LINE__)
-#define EMBER_SIM_MASK_OR_ALL(...) (0xffffffffu __VA_OPT__(& (__VA_ARGS__)))
+#define EMBER_SIM_MASK_OR_ALL(...) (0xffffffffu __VA_OPT__(&(__VA_ARGS__)))
 #define __shfl_sync(mask, v, src, ...) \
   ::ember::sim::shuffle_as((mask), (v), 0, (src), EMBER_SIM_WIDTH(__VA_ARGS__), __LINE__)
 #define __shfl_up_sync(mask, v, delta, ...) \
@@ -101,12 +101,12 @@ T shuffle_as(unsigned mask, T v, int kind, int arg, int width, int line) {
   ::ember::sim::shuffle_as((mask), (v), 2, (delta), EMBER_SIM_WIDTH(__VA_ARGS__), __LINE__)
 #define __shfl_xor_sync(mask, v, lane_mask, ...) \
   ::ember::sim::shuffle_as((mask), (v), 3, (lane_mask), EMBER_SIM_WIDTH(__VA_ARGS__), __LINE__)
-#define EMBER_SIM_WIDTH(...) (32 __VA_OPT__(* 0 + (__VA_ARGS__)))
+#define EMBER_SIM_WIDTH(...) (32 __VA_OPT__(*0 + (__VA_ARGS__)))
 #define __ballot_sync(mask, pred) ::ember::sim::ballot((mask), (pred), __LINE__)
 #define __any_sync(mask, pred) (::ember::sim::ballot((mask), (pred), __LINE__) != 0)
 #define __all_sync(mask, pred) (::ember::sim::ballot((mask), (pred), __LINE__) == (mask))
 
-#define EMBER_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                             \
+#define EMBER_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
   ::ember::sim::launch(#kernel, dim3(grid), dim3(block), (shared_bytes), [&] { kernel(__VA_ARGS__); })
 
 #define EMBER_ALLOW_DYNAMIC_SHARED(kernel, bytes) ((void)(bytes))
@@ -121,7 +121,8 @@ inline T* ember_dynamic_shared() {
 // which ThreadSanitizer takes for plain accesses (false races in the kernel race tests).
 namespace ember::sim {
 template <class T>
-using AtomicBits = std::conditional_t<sizeof(T) == 4, uint32_t, std::conditional_t<sizeof(T) == 8, uint64_t, void>>;
+using AtomicBits =
+    std::conditional_t<sizeof(T) == 4, uint32_t, std::conditional_t<sizeof(T) == 8, uint64_t, void>>;
 
 // Replaces *address by update(old) atomically unless keep(old); returns old.
 template <class T, class Update, class Keep>
@@ -142,27 +143,33 @@ inline T atomic_update(T* address, Update update, Keep keep) {
 
 template <class T>
 inline T atomicAdd(T* address, T value) {
-  return ::ember::sim::atomic_update(address, [&](T v) { return v + value; }, [](T) { return false; });
+  return ::ember::sim::atomic_update(
+      address, [&](T v) { return v + value; }, [](T) { return false; });
 }
 template <class T>
 inline T atomicSub(T* address, T value) {
-  return ::ember::sim::atomic_update(address, [&](T v) { return v - value; }, [](T) { return false; });
+  return ::ember::sim::atomic_update(
+      address, [&](T v) { return v - value; }, [](T) { return false; });
 }
 template <class T>
 inline T atomicExch(T* address, T value) {
-  return ::ember::sim::atomic_update(address, [&](T) { return value; }, [](T) { return false; });
+  return ::ember::sim::atomic_update(
+      address, [&](T) { return value; }, [](T) { return false; });
 }
 template <class T>
 inline T atomicCAS(T* address, T compare, T value) {
-  return ::ember::sim::atomic_update(address, [&](T) { return value; }, [&](T v) { return v != compare; });
+  return ::ember::sim::atomic_update(
+      address, [&](T) { return value; }, [&](T v) { return v != compare; });
 }
 template <class T>
 inline T atomicMax(T* address, T value) {
-  return ::ember::sim::atomic_update(address, [&](T) { return value; }, [&](T v) { return !(v < value); });
+  return ::ember::sim::atomic_update(
+      address, [&](T) { return value; }, [&](T v) { return !(v < value); });
 }
 template <class T>
 inline T atomicMin(T* address, T value) {
-  return ::ember::sim::atomic_update(address, [&](T) { return value; }, [&](T v) { return !(v > value); });
+  return ::ember::sim::atomic_update(
+      address, [&](T) { return value; }, [&](T v) { return !(v > value); });
 }
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 
