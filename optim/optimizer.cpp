@@ -172,6 +172,19 @@ OptimizerState Optimizer::state_dict() const {
   return out;
 }
 
+void Optimizer::check_loaded_options(const GroupOptions& loaded, size_t group) const {
+  // Exactly this optimizer's options (a state saved by another optimizer, or a hand-edited one, is
+  // refused here rather than at the next step); the schedulers' entries may be there or not.
+  for_each_option([&](const char* key, auto member, bool scheduler_entry) {
+    if (scheduler_entry) return;
+    const bool has = (loaded.*member).has_value(), wanted = (defaults_.*member).has_value();
+    EMBER_CHECK(has == wanted, name_, ".load_state_dict: group ", group,
+                has ? " has the option \"" : " lacks the option \"", key, "\"",
+                has ? (", which " + name_ + " does not have") : std::string(),
+                " (a state saved by another optimizer?)");
+  });
+}
+
 void Optimizer::load_state_dict(const OptimizerState& s) {
   EMBER_CHECK(s.groups.size() == groups_.size() && s.group_params.size() == groups_.size(), name_,
               ": loaded state has ", s.groups.size(), " parameter groups, the optimizer has ",
@@ -179,6 +192,7 @@ void Optimizer::load_state_dict(const OptimizerState& s) {
   for (size_t g = 0; g < groups_.size(); ++g)
     EMBER_CHECK(s.group_params[g].size() == groups_[g].params.size(), name_, ": group ", g, " has ",
                 groups_[g].params.size(), " parameters but the loaded state has ", s.group_params[g].size());
+  for (size_t g = 0; g < groups_.size(); ++g) check_loaded_options(s.groups[g], g);
   autograd::NoGradGuard guard;
   state_.clear();
   for (size_t g = 0; g < groups_.size(); ++g) {

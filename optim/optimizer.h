@@ -91,6 +91,8 @@ class Optimizer {
   GroupOptions defaults_;
   std::string name_;
   std::map<const TensorImpl*, std::map<std::string, Tensor>> state_;
+
+  void check_loaded_options(const GroupOptions& loaded, size_t group) const;
 };
 
 // Builds the groups for the common case: one group of these parameters with the defaults.

@@ -129,6 +129,14 @@ TEST_CASE("errors: an optimizer refuses a gradient whose shape differs from its 
     }
     check_error([&] { fresh.step(); }, {"Adam", "exp_avg"});
   }
+  // A state saved by another optimizer: its options are not this one's.
+  optim::SGD other({w}, {.lr = 0.1, .momentum = 0.9});
+  check_error([&] { other.load_state_dict(adam.state_dict()); },
+              {"SGD.load_state_dict", "group 0", "lacks the option \"momentum\"", "another optimizer"});
+  optim::OptimizerState extra = other.state_dict();
+  extra.groups[0].beta1 = 0.9;
+  check_error([&] { other.load_state_dict(extra); },
+              {"SGD.load_state_dict", "has the option \"beta1\"", "SGD does not have"});
   optim::OptimizerState st = adam.state_dict();
   st.state.begin()->second["step"] = scalar_tensor(NAN);
   optim::Adam fresh({w});
