@@ -44,7 +44,10 @@ std::vector<std::pair<std::string, double>> GroupOptions::named() const {
 GroupOptions GroupOptions::from_named(const std::vector<std::pair<std::string, double>>& entries,
                                       const std::string& what) {
   GroupOptions out;
-  for (const auto& [key, value] : entries) {
+  for (const auto& entry : entries) {
+    // (Not a structured binding: clang 14 cannot capture one in the lambda below.)
+    const std::string& key = entry.first;
+    const double value = entry.second;
     bool known = false;
     for_each_option([&](const char* name, auto member, bool) {
       if (key != name) return;
