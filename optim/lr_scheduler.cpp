@@ -323,7 +323,8 @@ std::vector<double> OneCycleLR::get_lr() {
       const Phase& ph = phases_[i];
       if (step <= ph.end_step || i + 1 == phases_.size()) {
         const double pct = (step - start_step) / (ph.end_step - start_step);
-        lrs.push_back(anneal(o_.anneal_strategy, *(g.options.*ph.start_lr), *(g.options.*ph.end_lr), pct));
+        lrs.push_back(anneal(o_.anneal_strategy, ParamGroup::value(g.options.*ph.start_lr, "OneCycleLR's lr"),
+                             ParamGroup::value(g.options.*ph.end_lr, "OneCycleLR's lr"), pct));
         if (o_.cycle_momentum) g.options.*momentum_ = anneal(o_.anneal_strategy, ph.start_m, ph.end_m, pct);
         break;
       }
