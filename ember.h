@@ -14,5 +14,6 @@
 #include "ember/core/ops.h"
 #include "ember/core/tensor.h"
 #include "ember/nn/nn.h"
+#include "ember/onnx.h"
 #include "ember/optim/optim.h"
 #include "ember/trainer/trainer_all.h"

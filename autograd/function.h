@@ -19,10 +19,12 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <unordered_map>
 
 #include "ember/autograd/grad_mode.h"
 #include "ember/autograd/node.h"
+#include "ember/core/trace.h"
 
 namespace ember::autograd {
 
@@ -50,6 +52,9 @@ inline variable_list as_list(const Tensor& t) { return {t}; }
 inline variable_list as_list(const variable_list& v) { return v; }
 }  // namespace detail
 
+// "autograd::Function <class name>", demangled: how errors and tracers name a custom function.
+std::string function_name(const std::type_info& type);
+
 template <class Derived>
 struct Function {
   template <class... Args>
@@ -57,6 +62,8 @@ struct Function {
     variable_list inputs;
     (detail::collect(inputs, args), ...);
     auto ctx = std::make_shared<AutogradContext>();
+    // A tracer sees the function as one op (its forward is opaque C++), under its class name.
+    trace::OpScope scope;
     using Result = decltype(Derived::forward(ctx.get(), std::forward<Args>(args)...));
     Result result = [&] {
       AutoGradMode off(false);
@@ -73,6 +80,7 @@ struct Function {
                          return Derived::backward(ctx.get(), g);
                        });
     if (node) ctx->node_ = node.get();
+    if (scope.recording()) scope.record(function_name(typeid(Derived)).c_str(), inputs, outputs);
     if constexpr (std::is_same_v<Result, Tensor>) return outputs[0];
     else return outputs;
   }

@@ -5,6 +5,7 @@
 
 #include "ember/autograd/grad_mode.h"
 #include "ember/core/ops.h"
+#include "ember/core/trace.h"
 
 namespace ember::autograd {
 namespace {
@@ -131,6 +132,9 @@ void save_tensors(FunctionNode& node, const std::vector<Tensor>& outputs,
 std::shared_ptr<FunctionNode> record(const char* name, const std::vector<Tensor>& inputs,
                                      const std::vector<Tensor>& outputs, const std::vector<Tensor>& to_save,
                                      FunctionNode::BackwardFn fn) {
+  // An op that reports itself to a tracer has an OpScope open; one that does not is reported here
+  // by its autograd name, which the exporter either maps or names in its error.
+  trace::on_autograd_record(name, inputs, outputs);
   if (!should_record(inputs)) return nullptr;
   auto node = std::make_shared<FunctionNode>(name, std::move(fn));
   record_inputs(*node, inputs);

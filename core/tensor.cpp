@@ -5,6 +5,7 @@
 #include "ember/autograd/engine.h"
 #include "ember/core/ops.h"
 #include "ember/core/ops/internal.h"
+#include "ember/core/trace.h"
 #include "ember/kernels/dispatch.h"
 
 namespace ember {
@@ -78,6 +79,9 @@ bool* Tensor::data_ptr<bool>() const {
 
 Tensor Tensor::to(Device device, DType dt) const {
   if (device == this->device() && dt == dtype()) return *this;
+  if (trace::recording())
+    return trace::traced("to", {*this}, {.ints = {{"dtype", {static_cast<int64_t>(dt)}}}},
+                         [&] { return to(device, dt); });
   Tensor src = contiguous();
   Tensor out;
   {

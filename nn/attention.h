@@ -19,9 +19,9 @@ struct MultiheadAttentionOptions {
 };
 
 struct AttentionForward {
-  Tensor key_padding_mask;  // [N, S]: bool (true = ignore that key) or float (added)
+  Tensor key_padding_mask{};  // [N, S]: bool (true = ignore that key) or float (added)
   bool need_weights = true;
-  Tensor attn_mask;  // [L, S] or [N*H, L, S]: bool (true = not allowed) or float
+  Tensor attn_mask{};  // [L, S] or [N*H, L, S]: bool (true = not allowed) or float
   bool average_attn_weights = true;
   bool is_causal = false;  // with no attn_mask: mask keys after each query position
 };

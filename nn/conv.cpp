@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "ember/core/trace.h"
 #include "ember/nn/init.h"
 
 namespace ember::nn {
@@ -28,6 +29,13 @@ void check_conv_args(const char* op, const Tensor& x, const Tensor& weight, cons
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Pair padding,
               Pair dilation, int64_t groups) {
+  if (trace::recording())
+    return trace::traced("conv2d", {x, weight, bias},
+                         {.ints = {{"stride", {stride[0], stride[1]}},
+                                   {"padding", {padding[0], padding[1]}},
+                                   {"dilation", {dilation[0], dilation[1]}},
+                                   {"groups", {groups}}}},
+                         [&] { return conv2d(x, weight, bias, stride, padding, dilation, groups); });
   EMBER_CHECK(x.dim() == 4, "conv2d: expected a 4-D input [N, C, H, W], got shape ", x.sizes());
   EMBER_CHECK(weight.dim() == 4, "conv2d: expected a 4-D weight [out, in/groups, kh, kw], got ",
               weight.sizes());

@@ -6,6 +6,7 @@
 #include "ember/autograd/node.h"
 #include "ember/core/autocast.h"
 #include "ember/core/fused_ops.h"
+#include "ember/core/trace.h"
 
 namespace ember::nn::functional {
 
@@ -113,6 +114,12 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
   const int64_t c = x.size(1);
   Shape affine(x.dim(), 1);
   affine[1] = c;
+  if (trace::recording()) {
+    const char* op = training ? "batch_norm(training=true)" : "batch_norm";
+    return trace::traced(op, {x, weight, bias, running_mean, running_var}, {.floats = {{"eps", eps}}}, [&] {
+      return batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps);
+    });
+  }
   if (!training) {
     EMBER_CHECK(running_mean.defined() && running_var.defined(),
                 "batch_norm: evaluation without running statistics needs training=true");

@@ -7,6 +7,7 @@
 
 #include "ember/autograd/grad_mode.h"
 #include "ember/core/fused_ops.h"
+#include "ember/core/trace.h"
 
 namespace ember::nn {
 
@@ -27,6 +28,16 @@ std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, Pair kernel, 
 
 Tensor max_pool2d(const Tensor& x, Pair kernel, std::optional<Pair> stride, Pair padding, Pair dilation,
                   bool ceil_mode) {
+  if (trace::recording()) {
+    const Pair s = stride.value_or(kernel);
+    return trace::traced("max_pool2d", {x},
+                         {.ints = {{"kernel", {kernel[0], kernel[1]}},
+                                   {"stride", {s[0], s[1]}},
+                                   {"padding", {padding[0], padding[1]}},
+                                   {"dilation", {dilation[0], dilation[1]}},
+                                   {"ceil_mode", {ceil_mode}}}},
+                         [&] { return max_pool2d(x, kernel, stride, padding, dilation, ceil_mode); });
+  }
   return max_pool2d_with_indices(x, kernel, stride, padding, dilation, ceil_mode).first;
 }
 
@@ -35,6 +46,17 @@ Tensor max_pool2d(const Tensor& x, Pair kernel, std::optional<Pair> stride, Pair
 // as asked and on the right/bottom as far as the last ceil_mode window reaches.
 Tensor avg_pool2d(const Tensor& x, Pair kernel, std::optional<Pair> stride_, Pair padding, bool ceil_mode,
                   bool count_include_pad) {
+  if (trace::recording()) {
+    const Pair s = stride_.value_or(kernel);
+    return trace::traced(
+        "avg_pool2d", {x},
+        {.ints = {{"kernel", {kernel[0], kernel[1]}},
+                  {"stride", {s[0], s[1]}},
+                  {"padding", {padding[0], padding[1]}},
+                  {"ceil_mode", {ceil_mode}},
+                  {"count_include_pad", {count_include_pad}}}},
+        [&] { return avg_pool2d(x, kernel, stride_, padding, ceil_mode, count_include_pad); });
+  }
   const Pair stride = stride_.value_or(kernel);
   const auto [oh, ow] =
       window_output_size(x.sizes(), kernel, {1, 1}, padding, stride, "avg_pool2d", ceil_mode);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks that ember's includes follow its layers, lowest first:
-#   kernels  <-  core + autograd  <-  nn  <-  optim  <-  trainer
+#   kernels  <-  core + autograd  <-  nn  <-  optim, onnx  <-  trainer
 # A folder may include its own headers and those of the layers below it, never those above. core
 # and autograd are one layer: every op records its own graph node. Two refinements: kernels see only
 # core's plain-type headers (dtypes, devices, errors), and nn and optim do not include kernels at
@@ -16,12 +16,13 @@ allowed() {  # allowed <folder> <included folder> <included header path>
     core|autograd) [[ $to == kernels || $to == core || $to == autograd ]] ;;
     nn) [[ $to == core || $to == autograd || $to == nn ]] ;;
     optim) [[ $to == core || $to == autograd || $to == nn || $to == optim ]] ;;
+    onnx) [[ $to == core || $to == autograd || $to == nn || $to == onnx ]] ;;
     trainer) true ;;
   esac
 }
 
 bad=0
-for folder in kernels core autograd nn optim trainer; do
+for folder in kernels core autograd nn optim onnx trainer; do
   while IFS=: read -r file line text; do
     header=$(sed -E 's/.*#include [<"]ember\/([^">]+)[">].*/\1/' <<<"$text")
     to=${header%%/*}

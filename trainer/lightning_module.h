@@ -28,6 +28,7 @@
 #include <type_traits>
 
 #include "ember/nn/module.h"
+#include "ember/onnx/export.h"
 #include "ember/trainer/hparams.h"
 #include "ember/trainer/optimizer_config.h"
 
@@ -142,6 +143,11 @@ class LightningModuleBase : public nn::Module {
 
   // ---- hyperparameters ---------------------------------------------------------------------
   void save_hyperparameters(const HParams& hparams) { hparams_ = hparams; }
+  // Lightning's to_onnx: exports forward(input_sample) in eval mode (modes restored after); see
+  // onnx/export.h. (Lightning's to_torchscript has no C++ counterpart: ONNX is the deployment format.)
+  void to_onnx(const std::string& path, const Tensor& input_sample, const onnx::ExportOptions& options = {}) {
+    onnx::export_model(*this, input_sample, path, options);
+  }
   const HParams& hparams() const { return hparams_; }
   HParams& hparams() { return hparams_; }
 

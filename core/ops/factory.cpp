@@ -4,6 +4,7 @@
 
 #include "ember/core/ops/internal.h"
 #include "ember/core/shape_check.h"
+#include "ember/core/trace.h"
 #include "ember/kernels/dispatch.h"
 
 namespace ember {
@@ -19,6 +20,9 @@ Tensor empty(const Shape& shape, TensorOptions opts) {
 }
 
 Tensor full(const Shape& shape, Scalar value, std::optional<TensorOptions> opts) {
+  if (trace::recording())
+    return trace::traced("full", {}, {.ints = {{"shape", shape}}, .floats = {{"value", value.to_double()}}},
+                         [&] { return full(shape, value, opts); });
   TensorOptions o = opts.value_or(TensorOptions(value.default_dtype()));
   Tensor t = make_empty(shape, o.dtype, o.device);
   backend_of(t).fill(o.dtype, t.data_ptr(), t.numel(), value);
@@ -48,6 +52,11 @@ Tensor arange(Scalar end, std::optional<TensorOptions> opts) { return arange(0, 
 
 Tensor arange(Scalar start, Scalar end, Scalar step, std::optional<TensorOptions> opts) {
   const bool floating = start.is_floating() || end.is_floating() || step.is_floating();
+  if (trace::recording() && !floating)  // integer ranges follow sizes: their bounds may be symbolic
+    return trace::traced(
+        "arange", {},
+        {.ints = {{"start", {start.to_int()}}, {"end", {end.to_int()}}, {"step", {step.to_int()}}}},
+        [&] { return arange(start, end, step, opts); });
   TensorOptions o = opts.value_or(TensorOptions(floating ? kFloat32 : kInt64));
   const double s = start.to_double(), e = end.to_double(), st = step.to_double();
   EMBER_CHECK(st != 0, "arange: step must be non-zero");

@@ -7,6 +7,7 @@
 #include "ember/autograd/engine.h"
 #include "ember/core/fused_ops.h"
 #include "ember/core/ops/internal.h"
+#include "ember/core/trace.h"
 
 namespace ember::fused {
 using namespace detail;
@@ -21,6 +22,10 @@ Tensor attention_composed(const Tensor& q, const Tensor& k, const Tensor& v, con
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double scale,
                  bool is_causal) {
+  if (trace::recording())
+    return trace::traced("attention", {q, k, v, mask},
+                         {.ints = {{"is_causal", {is_causal}}}, .floats = {{"scale", scale}}},
+                         [&] { return attention(q, k, v, mask, scale, is_causal); });
   auto* fused = fused_of(q, kernels::FusedOp::Attention, q.dtype());
   const bool fusable = fused && k.dtype() == q.dtype() && v.dtype() == q.dtype() &&
                        (!mask.defined() || mask.dtype() == q.dtype());

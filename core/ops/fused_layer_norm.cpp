@@ -5,6 +5,7 @@
 #include "ember/autograd/engine.h"
 #include "ember/core/fused_ops.h"
 #include "ember/core/ops/internal.h"
+#include "ember/core/trace.h"
 
 namespace ember::fused {
 using namespace detail;
@@ -22,6 +23,10 @@ Tensor layer_norm_composed(const Tensor& x, int64_t k, const Tensor& weight, con
 }
 
 Tensor layer_norm(const Tensor& x, int64_t k, const Tensor& weight, const Tensor& bias, double eps) {
+  if (trace::recording())
+    return trace::traced("layer_norm", {x, weight, bias},
+                         {.ints = {{"normalized_dims", {k}}}, .floats = {{"eps", eps}}},
+                         [&] { return layer_norm(x, k, weight, bias, eps); });
   int64_t cols = 1;
   for (int64_t i = x.dim() - k; i < x.dim(); ++i) cols *= x.size(i);
   auto* fused = fused_of(x, kernels::FusedOp::LayerNorm, x.dtype());

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "ember/core/ops/internal.h"
+#include "ember/core/trace.h"
 
 namespace ember {
 using namespace detail;
@@ -82,6 +83,10 @@ Tensor index_select_as(const Tensor& x, int64_t dim, const Tensor& index, const 
 }  // namespace
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+  if (trace::recording())
+    return trace::traced("index_select", {x, index},
+                         {.ints = {{"dim", {wrap_dim(dim, x.dim(), "index_select")}}}},
+                         [&] { return index_select(x, dim, index); });
   return index_select_as(x, dim, index, "index_select");
 }
 
@@ -117,6 +122,9 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
 }
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
+  if (trace::recording())
+    return trace::traced("gather", {x, index}, {.ints = {{"dim", {wrap_dim(dim, x.dim(), "gather")}}}},
+                         [&] { return gather(x, dim, index); });
   const int64_t d = wrap_dim(dim, x.dim(), "gather");
   EMBER_CHECK(index.dim() == x.dim(), "gather: index has ", index.dim(), " dims but the input has ", x.dim(),
               " (shapes ", index.sizes(), " and ", x.sizes(), ")");
@@ -261,6 +269,8 @@ Tensor masked_select(const Tensor& x, const Tensor& mask) {
 }
 
 Tensor embedding(const Tensor& weight, const Tensor& indices) {
+  if (trace::recording())
+    return trace::traced("embedding", {weight, indices}, {}, [&] { return embedding(weight, indices); });
   EMBER_CHECK(weight.dim() == 2, "embedding: weight must be 2-D [num_embeddings, dim], got ", weight.sizes());
   Shape shape = indices.sizes();
   shape.push_back(weight.size(1));

@@ -1,5 +1,6 @@
 // Implementation of the op helpers in internal.h.
 #include "ember/core/ops/internal.h"
+#include "ember/core/trace.h"
 
 #include "ember/core/shape_check.h"
 
@@ -118,6 +119,7 @@ void record_copy_slices(Tensor& self, Tensor base, const Tensor& result) {
 }  // namespace
 
 Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
+  trace::OpScope scope;
   if (result.sizes() != self.sizes())
     fail(op, ": the result of shape ", result.sizes(), " does not fit the in-place target of shape ",
          self.sizes(), " (in-place ops cannot broadcast their target)");
@@ -150,6 +152,7 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
   } else if (grad_mode && self.requires_grad() && !self.is_leaf()) {
     record_overwrite(self, op);
   }
+  if (scope.recording()) scope.record_inplace(self, result);
   return self;
 }
 

@@ -1,5 +1,6 @@
 // Joining and triangular masks: cat, stack, tril, triu.
 #include "ember/core/ops/internal.h"
+#include "ember/core/trace.h"
 
 namespace ember {
 using namespace detail;
@@ -28,6 +29,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     shape[d] += t.size(d);
     dt = promote_types(dt, t.dtype());
   }
+  trace::OpScope scope;
   Tensor out = make_empty(shape, dt, ref.device());
   std::vector<int64_t> lengths;
   {
@@ -53,6 +55,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
                      }
                      return grads;
                    });
+  if (scope.recording()) scope.record("cat", parts, {out}, {.ints = {{"dim", {d}}}});
   return out;
 }
 
@@ -83,7 +86,17 @@ Tensor triangle(const Tensor& x, int64_t diagonal, bool lower, const char* name)
 }
 }  // namespace
 
-Tensor tril(const Tensor& x, int64_t diagonal) { return triangle(x, diagonal, true, "tril"); }
-Tensor triu(const Tensor& x, int64_t diagonal) { return triangle(x, diagonal, false, "triu"); }
+Tensor tril(const Tensor& x, int64_t diagonal) {
+  if (trace::recording())
+    return trace::traced("tril", {x}, {.ints = {{"diagonal", {diagonal}}}},
+                         [&] { return tril(x, diagonal); });
+  return triangle(x, diagonal, true, "tril");
+}
+Tensor triu(const Tensor& x, int64_t diagonal) {
+  if (trace::recording())
+    return trace::traced("triu", {x}, {.ints = {{"diagonal", {diagonal}}}},
+                         [&] { return triu(x, diagonal); });
+  return triangle(x, diagonal, false, "triu");
+}
 
 }  // namespace ember

@@ -3,6 +3,7 @@
 // copied only otherwise. matmul reduces PyTorch's 1-D/2-D/batched cases to mm or bmm.
 #include "ember/core/autocast.h"
 #include "ember/core/ops/internal.h"
+#include "ember/core/trace.h"
 
 namespace ember {
 using namespace detail;
@@ -120,6 +121,12 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (trace::recording()) {  // one op for a tracer, whatever the ranks
+    trace::OpScope scope;
+    Tensor out = matmul(a, b);
+    scope.record("matmul", {a, b}, {out});
+    return out;
+  }
   EMBER_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both arguments need at least 1 dim, got shapes ",
               a.sizes(), " and ", b.sizes());
   const int64_t ka = a.size(-1), kb = b.dim() == 1 ? b.size(0) : b.size(-2);
@@ -169,6 +176,12 @@ Tensor addmm(const Tensor& input, const Tensor& m1, const Tensor& m2, Scalar bet
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (trace::recording()) {
+    trace::OpScope scope;
+    Tensor out = linear(x, weight, bias);
+    scope.record("linear", {x, weight, bias}, {out});
+    return out;
+  }
   if (autocast::should_lower(x, weight, bias))
     return linear(autocast::lower(x), autocast::lower(weight), autocast::lower(bias));
   EMBER_CHECK(weight.dim() == 2, "linear: weight must be 2-D [out_features, in_features], got ",

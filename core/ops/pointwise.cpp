@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "ember/core/ops/internal.h"
+#include "ember/core/trace.h"
 
 namespace ember {
 using namespace detail;
@@ -234,6 +235,7 @@ bool detail::try_binary_inplace(kernels::BinaryOp op, Tensor& self, const Tensor
   // `other` reading memory that self is writing (other than elementwise) would be a race in the loop.
   if (other.impl()->storage == self.impl()->storage && !other.is_same(self)) return false;
   if (op == BinaryOp::Div && !is_floating(self.dtype())) return false;  // true division
+  if (trace::recording()) return false;  // the out-of-place op and commit_inplace report themselves
   return binary_into(op, self, self, other);
 }
 
@@ -241,9 +243,11 @@ bool detail::try_binary_inplace(kernels::BinaryOp op, Tensor& self, const Tensor
 
 Tensor add(const Tensor& a, Scalar b) {
   if (is_floating(a.dtype())) {
+    trace::OpScope scope;
     Tensor out = scalar_map(UnaryOp::AddScalar, a, b.to_double(), "add");
     autograd::record("add", {a}, {out}, {},
                      [](FunctionNode&, const variable_list& g) -> variable_list { return {g[0]}; });
+    if (scope.recording()) scope.record("add", {a, scalar_like(a, b)}, {out});
     return out;
   }
   return add(a, scalar_like(a, b));
@@ -255,9 +259,11 @@ Tensor sub(const Tensor& a, Scalar b) {
 Tensor mul(const Tensor& a, Scalar b) {
   if (is_floating(a.dtype())) {
     const double v = b.to_double();
+    trace::OpScope scope;
     Tensor out = scalar_map(UnaryOp::MulScalar, a, v, "mul");
     autograd::record("mul", {a}, {out}, {},
                      [v](FunctionNode&, const variable_list& g) -> variable_list { return {g[0] * v}; });
+    if (scope.recording()) scope.record("mul", {a, scalar_like(a, b)}, {out});
     return out;
   }
   return mul(a, scalar_like(a, b));
@@ -278,12 +284,14 @@ Tensor pow(const Tensor& x, Scalar exponent) {
                 " tensor of shape ", x.sizes(), " to the power ", p, ")");
     return binary_forward(BinaryOp::Pow, x, scalar_like(x, exponent), x.dtype(), "pow");
   }
+  trace::OpScope scope;
   Tensor out = unary_forward(UnaryOp::PowScalar, x, "pow", p);
   autograd::record("pow", {x}, {out}, {x}, [p](FunctionNode& n, const variable_list& g) -> variable_list {
     if (p == 0) return {zeros_like(g[0])};
     if (p == 1) return {g[0]};
     return {g[0] * (pow(n.saved(0), p - 1) * p)};
   });
+  if (scope.recording()) scope.record("pow", {x, scalar_like(out, exponent)}, {out});
   return out;
 }
 
@@ -368,11 +376,13 @@ Tensor relu(const Tensor& x) {
 }
 
 Tensor leaky_relu(const Tensor& x, double slope) {
+  trace::OpScope scope;
   Tensor out = unary_forward(UnaryOp::LeakyRelu, x, "leaky_relu", slope);
   autograd::record("leaky_relu", {x}, {out}, {x},
                    [slope](FunctionNode& n, const variable_list& g) -> variable_list {
                      return {where(n.saved(0) > 0, g[0], g[0] * slope)};
                    });
+  if (scope.recording()) scope.record("leaky_relu", {x}, {out}, {.floats = {{"negative_slope", slope}}});
   return out;
 }
 
@@ -380,6 +390,7 @@ Tensor gelu(const Tensor& x, const std::string& approximate) {
   EMBER_CHECK(approximate == "none" || approximate == "tanh",
               "gelu: approximate must be \"none\" or \"tanh\", got \"", approximate, "\"");
   const bool tanh_form = approximate == "tanh";
+  trace::OpScope scope;
   Tensor out = unary_forward(tanh_form ? UnaryOp::GeluTanh : UnaryOp::Gelu, x, "gelu");
   autograd::record("gelu", {x}, {out}, {x},
                    [tanh_form](FunctionNode& n, const variable_list& g) -> variable_list {
@@ -398,16 +409,20 @@ Tensor gelu(const Tensor& x, const std::string& approximate) {
                      Tensor dinner = (x * x * (3 * c) + 1.0) * k;
                      return {g[0] * ((t + 1.0) * 0.5 + x * 0.5 * (1.0 - t * t) * dinner)};
                    });
+  if (scope.recording()) scope.record("gelu", {x}, {out}, {.strings = {{"approximate", approximate}}});
   return out;
 }
 
 Tensor softplus(const Tensor& x, double beta, double threshold) {
+  trace::OpScope scope;
   Tensor out = unary_forward(UnaryOp::Softplus, x, "softplus", beta, threshold);
   autograd::record("softplus", {x}, {out}, {x},
                    [beta, threshold](FunctionNode& n, const variable_list& g) -> variable_list {
                      Tensor bx = n.saved(0) * beta;
                      return {where(bx > threshold, g[0], g[0] * sigmoid(bx))};
                    });
+  if (scope.recording())
+    scope.record("softplus", {x}, {out}, {.floats = {{"beta", beta}, {"threshold", threshold}}});
   return out;
 }
 
@@ -416,6 +431,7 @@ Tensor clamp(const Tensor& x, std::optional<Scalar> min, std::optional<Scalar> m
   const double lo = min ? min->to_double() : -INFINITY, hi = max ? max->to_double() : INFINITY;
   DType dt = x.dtype();
   if ((min && min->is_floating()) || (max && max->is_floating())) dt = promote_with_scalar(dt, 0.5);
+  trace::OpScope scope;
   Tensor in = is_floating(dt) && !is_floating(x.dtype()) ? x.to(dt) : x;
   Tensor out = unary_forward(UnaryOp::Clamp, in, "clamp", lo, hi, false);
   autograd::record("clamp", {x}, {out}, {x},
@@ -423,14 +439,23 @@ Tensor clamp(const Tensor& x, std::optional<Scalar> min, std::optional<Scalar> m
                      Tensor x = n.saved(0);
                      return {g[0] * logical_and(x >= lo, x <= hi)};
                    });
+  if (scope.recording()) {
+    Tensor bounds[2];
+    if (min) bounds[0] = scalar_like(out, *min).to(out.dtype());
+    if (max) bounds[1] = scalar_like(out, *max).to(out.dtype());
+    scope.record("clamp", {in, bounds[0], bounds[1]}, {out});
+  }
   return out;
 }
 
 // ---- comparisons and logic (bool results, no gradient) ------------------------------------------
 
-#define EMBER_COMPARE(fn, OP)                                          \
-  Tensor fn(const Tensor& a, const Tensor& b) {                        \
-    return binary_forward(BinaryOp::OP, a, b, result_type(a, b), #fn); \
+#define EMBER_COMPARE(fn, OP)                                                \
+  Tensor fn(const Tensor& a, const Tensor& b) {                              \
+    trace::OpScope scope;                                                    \
+    Tensor out = binary_forward(BinaryOp::OP, a, b, result_type(a, b), #fn); \
+    if (scope.recording()) scope.record(#fn, {a, b}, {out});                 \
+    return out;                                                              \
   }
 EMBER_COMPARE(eq, Eq)
 EMBER_COMPARE(ne, Ne)
@@ -451,9 +476,12 @@ Tensor operator>(const Tensor& a, Scalar b) { return gt(a, scalar_like(a, b)); }
 Tensor operator>=(const Tensor& a, Scalar b) { return ge(a, scalar_like(a, b)); }
 
 Tensor logical_not(const Tensor& x) {
+  trace::OpScope scope;
   Tensor out = unary_forward(UnaryOp::LogicalNot, x, "logical_not", 0, 0, false);
   autograd::NoGradGuard guard;
-  return out.to(kBool);
+  out = out.to(kBool);
+  if (scope.recording()) scope.record("logical_not", {x}, {out});
+  return out;
 }
 
 // ---- selection ---------------------------------------------------------------------------------
@@ -463,6 +491,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
               dtype_name(cond.dtype()));
   check_same_device(a, b, "where");
   check_same_device(cond, a, "where");
+  trace::OpScope scope;
   const Shape shape =
       broadcast_shapes(cond.sizes(), broadcast_shapes(a.sizes(), b.sizes(), "where"), "where");
   const DType dt = result_type(a, b);
@@ -479,6 +508,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
                      return {n.needs_input_grad(0) ? where(c, g[0], z) : Tensor(),
                              n.needs_input_grad(1) ? where(c, z, g[0]) : Tensor()};
                    });
+  if (scope.recording()) scope.record("where", {cond, a, b}, {out});
   return out;
 }
 

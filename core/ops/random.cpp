@@ -2,6 +2,7 @@
 
 #include "ember/core/generator.h"
 #include "ember/core/ops/internal.h"
+#include "ember/core/trace.h"
 
 namespace ember {
 using namespace detail;
@@ -76,6 +77,9 @@ Tensor bernoulli(const Shape& shape, double p, TensorOptions opts) {
 Tensor dropout(const Tensor& input, double p, bool train) {
   EMBER_CHECK(p >= 0 && p <= 1, "dropout: probability has to be between 0 and 1, got ", p);
   if (!train || p == 0) return input;
+  // A random mask has no place in an exported graph: the exporter reports this op as unmappable.
+  if (trace::recording())
+    return trace::traced("dropout(train=true)", {input}, {}, [&] { return dropout(input, p, train); });
   if (p == 1) return input * 0;
   // Keep each element with probability 1-p and scale by 1/(1-p) so the expectation is unchanged;
   // the mask is a constant, so the gradient is grad * mask / (1-p) with no extra node.

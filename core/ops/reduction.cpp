@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "ember/core/ops/internal.h"
+#include "ember/core/trace.h"
 
 namespace ember {
 using namespace detail;
@@ -101,6 +102,7 @@ DType sum_dtype(DType t) { return is_floating(t) ? compute_dtype(t) : kInt64; }
 }  // namespace
 
 Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) {
+  trace::OpScope scope;
   const DType acc = sum_dtype(x.dtype());
   Tensor out = reduce_values(ReduceOp::Sum, x, dims, keepdim, acc, "sum");
   if (is_half(x.dtype())) {
@@ -112,6 +114,9 @@ Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) {
                    [in_shape, dims, keepdim](FunctionNode&, const variable_list& g) -> variable_list {
                      return {grad_to_input(g[0], in_shape, dims, keepdim)};
                    });
+  if (scope.recording())
+    scope.record("sum", {x}, {out},
+                 {.ints = {{"dims", wrap_dims(dims, x.dim(), "sum")}, {"keepdim", {keepdim}}}});
   return out;
 }
 
@@ -124,7 +129,12 @@ Tensor mean(const Tensor& x, const Shape& dims, bool keepdim) {
   if (dims.empty()) count = x.numel();
   else
     for (auto d : wrap_dims(dims, x.dim(), "mean")) count *= x.size(d);
-  return sum(x, dims, keepdim) / static_cast<double>(count);
+  trace::OpScope scope;
+  Tensor out = sum(x, dims, keepdim) / static_cast<double>(count);
+  if (scope.recording())
+    scope.record("mean", {x}, {out},
+                 {.ints = {{"dims", wrap_dims(dims, x.dim(), "mean")}, {"keepdim", {keepdim}}}});
+  return out;
 }
 
 Tensor mean(const Tensor& x) { return mean(x, {}, false); }
@@ -156,6 +166,7 @@ namespace {
 
 // max()/min()/amax/amin: the gradient is shared evenly by all positions that hold the extreme.
 Tensor extreme(const Tensor& x, const Shape& dims, bool keepdim, bool is_max, const char* name) {
+  trace::OpScope scope;
   Tensor out =
       reduce_values(is_max ? ReduceOp::Max : ReduceOp::Min, x, dims, keepdim, compute_dtype(x.dtype()), name);
   if (is_half(x.dtype())) {
@@ -171,12 +182,28 @@ Tensor extreme(const Tensor& x, const Shape& dims, bool keepdim, bool is_max, co
                      Tensor count = grad_to_input(sum(mask, dims, keepdim), in_shape, dims, keepdim);
                      return {grad_to_input(g[0], in_shape, dims, keepdim) * mask / count};
                    });
+  if (scope.recording())
+    scope.record(is_max ? "amax" : "amin", {x}, {out},
+                 {.ints = {{"dims", wrap_dims(dims, x.dim(), name)}, {"keepdim", {keepdim}}}});
   return out;
+}
+
+// The index of the extreme along d, reported to a tracer as one op.
+Tensor arg_extreme(const Tensor& x, int64_t d, bool keepdim, bool is_max) {
+  trace::OpScope scope;
+  Tensor idx = reduce_values(is_max ? ReduceOp::ArgMax : ReduceOp::ArgMin, x, {d}, true,
+                             compute_dtype(x.dtype()), is_max ? "argmax" : "argmin");
+  if (!keepdim) idx = idx.squeeze(d);
+  if (scope.recording())
+    scope.record(is_max ? "argmax" : "argmin", {x}, {idx}, {.ints = {{"dim", {d}}, {"keepdim", {keepdim}}}});
+  return idx;
 }
 
 std::pair<Tensor, Tensor> extreme_dim(const Tensor& x, int64_t dim, bool keepdim, bool is_max,
                                       const char* name) {
   const int64_t d = wrap_dim(dim, x.dim(), name);
+  // Traced as two ops (values, then indices), the way ONNX computes them.
+  if (trace::recording()) return {extreme(x, {d}, keepdim, is_max, name), arg_extreme(x, d, keepdim, is_max)};
   Tensor idx = reduce_values(is_max ? ReduceOp::ArgMax : ReduceOp::ArgMin, x, {d}, true,
                              compute_dtype(x.dtype()), name);
   if (x.dim() == 0) return {x, zeros({}, kInt64)};
@@ -203,12 +230,14 @@ std::pair<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim) {
 }
 
 Tensor argmax(const Tensor& x, std::optional<int64_t> dim, bool keepdim) {
+  if (dim && trace::recording()) return arg_extreme(x, wrap_dim(*dim, x.dim(), "argmax"), keepdim, true);
   if (!dim)
     return reduce_values(ReduceOp::ArgMax, x.reshape({-1}), {0}, false, compute_dtype(x.dtype()), "argmax");
   return extreme_dim(x, *dim, keepdim, true, "argmax").second;
 }
 
 Tensor argmin(const Tensor& x, std::optional<int64_t> dim, bool keepdim) {
+  if (dim && trace::recording()) return arg_extreme(x, wrap_dim(*dim, x.dim(), "argmin"), keepdim, false);
   if (!dim)
     return reduce_values(ReduceOp::ArgMin, x.reshape({-1}), {0}, false, compute_dtype(x.dtype()), "argmin");
   return extreme_dim(x, *dim, keepdim, false, "argmin").second;

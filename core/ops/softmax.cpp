@@ -5,6 +5,7 @@
 //   log_softmax: dx = g - exp(y) * sum(g)
 #include "ember/core/autocast.h"
 #include "ember/core/ops/internal.h"
+#include "ember/core/trace.h"
 
 namespace ember {
 using namespace detail;
@@ -44,6 +45,7 @@ Tensor softmax_forward(const Tensor& x, int64_t d, bool log, const char* name) {
 Tensor softmax(const Tensor& x, int64_t dim) {
   if (autocast::should_raise(x)) return softmax(autocast::raise(x), dim);
   const int64_t d = wrap_dim(dim, x.dim(), "softmax");
+  trace::OpScope scope;
   Tensor out = softmax_forward(x, d, false, "softmax");
   autograd::record("softmax", {x}, {out}, {out},
                    [d](FunctionNode& n, const variable_list& g) -> variable_list {
@@ -51,17 +53,20 @@ Tensor softmax(const Tensor& x, int64_t dim) {
                      Tensor gy = g[0] * y;
                      return {gy - y * sum(gy, {d}, true)};
                    });
+  if (scope.recording()) scope.record("softmax", {x}, {out}, {.ints = {{"dim", {d}}}});
   return out;
 }
 
 Tensor log_softmax(const Tensor& x, int64_t dim) {
   if (autocast::should_raise(x)) return log_softmax(autocast::raise(x), dim);
   const int64_t d = wrap_dim(dim, x.dim(), "log_softmax");
+  trace::OpScope scope;
   Tensor out = softmax_forward(x, d, true, "log_softmax");
   autograd::record("log_softmax", {x}, {out}, {out},
                    [d](FunctionNode& n, const variable_list& g) -> variable_list {
                      return {g[0] - exp(n.saved(0)) * sum(g[0], {d}, true)};
                    });
+  if (scope.recording()) scope.record("log_softmax", {x}, {out}, {.ints = {{"dim", {d}}}});
   return out;
 }
 

@@ -5,6 +5,7 @@
 
 #include "ember/core/ops/internal.h"
 #include "ember/core/shape_check.h"
+#include "ember/core/trace.h"
 
 namespace ember {
 using namespace detail;
@@ -39,10 +40,12 @@ Tensor record_embedding_view(const Tensor& x, Tensor out, const char* name, View
 }
 
 Tensor record_reshape_view(const Tensor& x, Tensor out, const char* name) {
+  trace::OpScope scope;
   Shape in_shape = x.sizes();
   autograd::record(name, {x}, {out}, {}, [in_shape](FunctionNode&, const variable_list& g) -> variable_list {
     return {g[0].reshape(in_shape)};
   });
+  if (scope.recording()) scope.record("reshape", {x}, {out}, {.ints = {{"shape", out.sizes()}}});
   return out;
 }
 
@@ -139,10 +142,12 @@ Tensor permute(const Tensor& x, const Shape& dims) {
     strides[i] = x.stride(d[i]);
     inverse[d[i]] = static_cast<int64_t>(i);
   }
+  trace::OpScope scope;
   Tensor out = alias_with(x, sizes, strides, x.storage_offset());
   autograd::record(
       "permute", {x}, {out}, {},
       [inverse](FunctionNode&, const variable_list& g) -> variable_list { return {g[0].permute(inverse)}; });
+  if (scope.recording()) scope.record("permute", {x}, {out}, {.ints = {{"perm", d}}});
   return out;
 }
 
@@ -198,10 +203,12 @@ Tensor expand(const Tensor& x, const Shape& target) {
     strides[i] = have == want ? x.strides()[i - lead] : 0;
   }
   checked_numel(sizes, "expand");
+  trace::OpScope scope;
   Tensor out = alias_with(x, sizes, strides, x.storage_offset());
   // Broadcasting's gradient is a sum back to the input shape, which FunctionNode does itself.
   autograd::record("expand", {x}, {out}, {},
                    [](FunctionNode&, const variable_list& g) -> variable_list { return {g[0]}; });
+  if (scope.recording()) scope.record("expand", {x}, {out}, {.ints = {{"shape", sizes}}});
   return out;
 }
 
@@ -220,8 +227,13 @@ Tensor slice(const Tensor& x, int64_t dim, std::optional<int64_t> start_, std::o
   sizes[d] = (end - start + step - 1) / step;
   strides[d] *= step;
   Tensor out = alias_with(x, sizes, strides, x.storage_offset() + start * x.stride(d));
-  return record_embedding_view(
-      x, out, "slice", [d, start, end, step](const Tensor& t) { return slice(t, d, start, end, step); });
+  trace::OpScope scope;
+  record_embedding_view(x, out, "slice",
+                        [d, start, end, step](const Tensor& t) { return slice(t, d, start, end, step); });
+  if (scope.recording())
+    scope.record("slice", {x}, {out},
+                 {.ints = {{"dim", {d}}, {"start", {start}}, {"end", {end}}, {"step", {step}}}});
+  return out;
 }
 
 Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
@@ -244,7 +256,10 @@ Tensor select(const Tensor& x, int64_t dim, int64_t index) {
   sizes.erase(sizes.begin() + d);
   strides.erase(strides.begin() + d);
   Tensor out = alias_with(x, sizes, strides, x.storage_offset() + index * x.stride(d));
-  return record_embedding_view(x, out, "select", [d, index](const Tensor& t) { return select(t, d, index); });
+  trace::OpScope scope;
+  record_embedding_view(x, out, "select", [d, index](const Tensor& t) { return select(t, d, index); });
+  if (scope.recording()) scope.record("select", {x}, {out}, {.ints = {{"dim", {d}}, {"index", {index}}}});
+  return out;
 }
 
 Tensor diagonal(const Tensor& x, int64_t offset, int64_t dim1, int64_t dim2) {

@@ -2,6 +2,7 @@
 // padding. unfold and fold run the backend's fused kernels or, without them, a composed form. Convolution and
 // pooling in nn are built from these plus matmul and reductions.
 #include "ember/core/ops/internal.h"
+#include "ember/core/trace.h"
 
 namespace ember {
 using namespace detail;
@@ -119,6 +120,9 @@ Tensor fold(const Tensor& cols, Pair output_size, Pair kernel, Pair dilation, Pa
 }
 
 Tensor pad(const Tensor& x, const Shape& pads, Scalar value) {
+  if (trace::recording())
+    return trace::traced("pad", {x}, {.ints = {{"pads", pads}}, .floats = {{"value", value.to_double()}}},
+                         [&] { return pad(x, pads, value); });
   EMBER_CHECK(pads.size() % 2 == 0 && static_cast<int64_t>(pads.size()) <= 2 * x.dim(),
               "pad: expected an even number of pads, at most two per dim, got ", pads.size(), " for shape ",
               x.sizes());
