@@ -89,6 +89,7 @@ class LitCNN : public LightningModule<Batch> {
 // held-out digits and ember's predictions for them beside it (raw float32 / int64 files), so that
 // scripts/onnx_agrees.js can show ONNX Runtime predicting the same digit for every one.
 void export_for_deployment(LitCNN& model, const Tensor& images, const std::string& dir) {
+  model.to(Device::cpu());  // deployment starts from host memory, wherever training ran
   model.to_onnx(dir + "/model.onnx", images.slice(0, 0, 2),
                 {.input_names = {"images"}, .output_names = {"logits"}, .dynamic_axes = {{"images", {0}}}});
   Tensor predictions;

@@ -7,9 +7,11 @@
 
 #include <onnx/checker.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ostream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "ember/autograd/grad_mode.h"
 #include "ember/core/atomic_file.h"
@@ -85,11 +87,14 @@ std::vector<Symbol> find_symbols(const std::vector<Tensor>& inputs, const std::v
   std::vector<Symbol> symbols;
   group_of.assign(inputs.size(), {});
   for (size_t i = 0; i < inputs.size(); ++i) group_of[i].assign(static_cast<size_t>(inputs[i].dim()), -1);
-  for (const auto& [name, axes] : options.dynamic_axes) {
-    size_t i = 0;
-    while (i < names.size() && names[i] != name) ++i;
-    EMBER_CHECK(i < names.size(), "onnx export: dynamic_axes names \"", name, "\", which is not an input name");
-    for (int64_t axis : axes) {
+  for (const auto& entry : options.dynamic_axes)
+    EMBER_CHECK(std::find(names.begin(), names.end(), entry.first) != names.end(), "onnx export: dynamic_axes names \"",
+                entry.first, "\", which is not an input name");
+  for (size_t i = 0; i < names.size(); ++i) {  // in input order: the first input names a shared dimension
+    auto found = options.dynamic_axes.find(names[i]);
+    if (found == options.dynamic_axes.end()) continue;
+    const std::string& name = names[i];
+    for (int64_t axis : found->second) {
       const int64_t rank = inputs[i].dim();
       EMBER_CHECK(axis >= -rank && axis < rank, "onnx export: dynamic axis ", axis, " of input \"", name,
                   "\" is out of range for its shape ", shape_str(inputs[i].sizes()));
@@ -199,6 +204,30 @@ class GraphWriter {
   std::unordered_map<const TensorImpl*, std::string> names_, params_;
 };
 
+// Drops the nodes whose results no output needs (checks a forward makes on the side, the parts of a
+// tensor an op computed but nothing read) and the initializers only they read.
+void prune_unused(::onnx::GraphProto* graph) {
+  std::unordered_set<std::string> needed;
+  for (const auto& o : graph->output()) needed.insert(o.name());
+  std::vector<bool> keep(static_cast<size_t>(graph->node_size()), false);
+  for (int i = graph->node_size() - 1; i >= 0; --i) {  // nodes are in topological order
+    const auto& n = graph->node(i);
+    for (const auto& out : n.output())
+      if (needed.count(out)) keep[static_cast<size_t>(i)] = true;
+    if (keep[static_cast<size_t>(i)])
+      for (const auto& in : n.input()) needed.insert(in);
+  }
+  ::onnx::GraphProto pruned;
+  for (int i = 0; i < graph->node_size(); ++i)
+    if (keep[static_cast<size_t>(i)]) *pruned.add_node() = graph->node(i);
+  for (const auto& init : graph->initializer())
+    if (needed.count(init.name())) *pruned.add_initializer() = init;
+  graph->clear_node();
+  graph->clear_initializer();
+  graph->mutable_node()->Swap(pruned.mutable_node());
+  graph->mutable_initializer()->Swap(pruned.mutable_initializer());
+}
+
 std::vector<std::string> names_or_default(const std::vector<std::string>& given, size_t n, const char* prefix,
                                           const char* what) {
   EMBER_CHECK(given.empty() || given.size() == n, "onnx export: ", given.size(), " ", what, " names for ", n, " ",
@@ -274,6 +303,7 @@ void export_function(const Forward& forward, const std::vector<Tensor>& example_
     for (const auto& t : traces) per_trace.push_back(t.outputs[o]);
     set_value_info(graph->add_output(), output_names[o], per_trace, g);
   }
+  prune_unused(graph);
   try {
     ::onnx::checker::check_model(model);
   } catch (const std::exception& e) {

@@ -163,3 +163,46 @@ TEST_CASE("onnx export: bad options are clear errors") {
       doctest::Contains("cannot compute"), Error);
   CHECK_FALSE(fs::exists(path));
 }
+
+namespace {
+using Pair2 = std::array<Tensor, 2>;
+// A LightningModule inside a LightningModule, as Lightning users nest them (a backbone and a head).
+struct Backbone : trainer::LightningModule<Pair2> {
+  std::shared_ptr<nn::Sequential> net;
+  Backbone() : LightningModule("Backbone") {
+    net = register_module("net", std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
+                                     std::make_shared<nn::Linear>(5, 8), std::make_shared<nn::Dropout>(0.3),
+                                     std::make_shared<nn::GELU>("tanh")}));
+  }
+  Tensor forward(const Tensor& x) override { return (*net)(x); }
+  Tensor training_step(const Pair2& b, int64_t) override { return forward(b[0]).sum(); }
+};
+struct Classifier : trainer::LightningModule<Pair2> {
+  std::shared_ptr<Backbone> backbone;
+  std::shared_ptr<nn::Linear> head;
+  Classifier() : LightningModule("Classifier") {
+    backbone = register_module("backbone", std::make_shared<Backbone>());
+    head = register_module("head", std::make_shared<nn::Linear>(8, 3));
+  }
+  Tensor forward(const Tensor& x) override { return softmax((*head)((*backbone)(x)), -1); }
+  Tensor training_step(const Pair2& b, int64_t) override { return forward(b[0]).sum(); }
+};
+}  // namespace
+
+TEST_CASE("LightningModule::to_onnx exports nested modules in eval mode and restores the modes") {
+  Classifier model;
+  model.train();
+  const std::string path = scratch("lightning.onnx");
+  model.to_onnx(path, randn({2, 5}), {.input_names = {"x"}, .dynamic_axes = {{"x", {0}}}});
+  CHECK(model.is_training());
+  CHECK(model.backbone->net->is_training());
+  auto m = read_model(path);
+  std::vector<std::string> inits;
+  for (const auto& t : m.graph().initializer()) inits.push_back(t.name());
+  CHECK(has(inits, "backbone.net.0.weight"));
+  CHECK(has(inits, "head.bias"));
+  const auto ops = op_types(m);
+  CHECK(has(ops, "Tanh"));  // GELU's tanh form
+  CHECK(has(ops, "Softmax"));
+  CHECK_FALSE(has(ops, "Dropout"));
+}

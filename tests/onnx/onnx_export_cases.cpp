@@ -11,6 +11,7 @@
 
 #include "ember/core/atomic_file.h"
 #include "ember/ember.h"
+#include "gpt_model.h"
 
 using namespace ember;
 using json = nlohmann::json;
@@ -101,6 +102,38 @@ struct Seq2Seq : nn::Module {
   }
 };
 
+// The layers the other cases leave out: dilated convolution, average and adaptive pooling with
+// padding, Conv1d, BatchNorm1d with trained statistics, and the remaining activations.
+struct Layers : nn::Module {
+  std::shared_ptr<nn::Conv2d> conv;
+  std::shared_ptr<nn::AvgPool2d> avg;
+  std::shared_ptr<nn::Conv1d> conv1d;
+  std::shared_ptr<nn::AdaptiveAvgPool2d> adaptive;
+  std::shared_ptr<nn::Linear> fc1, fc2;
+  std::shared_ptr<nn::BatchNorm1d> bn;
+  Layers() : nn::Module("Layers") {
+    conv = register_module("conv", std::make_shared<nn::Conv2d>(
+                                       3, 8, 3, nn::Conv2dOptions{.padding = {2, 2}, .dilation = {2, 2}}));
+    avg = register_module(
+        "avg", std::make_shared<nn::AvgPool2d>(Pair{2, 2}, std::nullopt, Pair{1, 1}, false, false));
+    conv1d =
+        register_module("conv1d", std::make_shared<nn::Conv1d>(8, 4, 3, nn::Conv1dOptions{.padding = 1}));
+    adaptive = register_module("adaptive", std::make_shared<nn::AdaptiveAvgPool2d>(3));
+    fc1 = register_module("fc1", std::make_shared<nn::Linear>(36, 16));
+    bn = register_module("bn", std::make_shared<nn::BatchNorm1d>(16));
+    fc2 = register_module("fc2", std::make_shared<nn::Linear>(16, 16));
+  }
+  Tensor forward(const Tensor& x) override {
+    Tensor h = leaky_relu((*avg)((*conv)(x)), 0.1);  // [N, 8, 9, 9]
+    const int64_t n = h.size(0);
+    h = (*conv1d)(h.reshape({n, 8, 81})).reshape({n, 4, 9, 9});
+    h = (*adaptive)(h).flatten(1);  // [N, 36]
+    h = silu((*bn)((*fc1)(h)));
+    h = softplus(gelu((*fc2)(h), "tanh"), 2.0, 5.0);
+    return softmax(clamp(h, -1.0, 3.0), 1);
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -141,6 +174,31 @@ int main(int argc, char** argv) try {
               {{randn({4, 1, 28, 28})}, {randn({3, 1, 28, 28})}},
               {{"images", {0}}},
               cnn.get()},
+             dir);
+
+  auto layers = std::make_shared<Layers>();
+  for (int i = 0; i < 3; ++i) (*layers)(randn({6, 3, 16, 16}) + 0.3);
+  layers->eval();
+  write_case({"layers",
+              [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{(*layers)(in[0])}; },
+              {"x"},
+              {"probs"},
+              {{randn({4, 3, 16, 16})}, {randn({5, 3, 16, 16})}},
+              {{"x", {0}}},
+              layers.get()},
+             dir);
+
+  // The GPT of examples/gpt: causal fused attention, learned positions, the head tied to the embedding.
+  auto gpt = std::make_shared<gpt::GPT>(
+      gpt::GPTConfig{.vocab_size = 30, .block_size = 32, .n_layer = 2, .n_head = 4, .d_model = 32});
+  gpt->eval();
+  write_case({"gpt",
+              [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{(*gpt)(in[0])}; },
+              {"tokens"},
+              {"logits"},
+              {{tokens(2, 12, 30)}, {tokens(3, 7, 30)}},
+              {{"tokens", {0, 1}}},
+              gpt.get()},
              dir);
 
   nn::TransformerLayerOptions lo;
