@@ -166,11 +166,16 @@ class GraphWriter {
     if (!t.defined()) return "";
     if (auto it = names_.find(t.impl()); it != names_.end()) return it->second;
     if (auto it = params_.find(t.impl()); it != params_.end()) return names_[t.impl()] = g_.initializer(it->second, t);
-    for (size_t k = 1; k < traces_.size(); ++k)
-      EMBER_CHECK(same_bytes(t, at(k)), "onnx export: ", where, " reads a ", dtype_name(t.dtype()), " tensor of shape ",
-                  shape_str(t.sizes()),
+    for (size_t k = 1; k < traces_.size(); ++k) {
+      const Tensor other = at(k);
+      EMBER_CHECK(other.defined() && other.sizes() == t.sizes(), "onnx export: ", where, " reads a tensor of shape ",
+                  shape_str(t.sizes()), " whose shape follows the inputs' sizes but that no recorded op made ",
+                  "(a tensor built from sizes by an op ONNX export does not record, e.g. a float arange)");
+      EMBER_CHECK(same_bytes(t, other), "onnx export: ", where, " reads a ", dtype_name(t.dtype()),
+                  " tensor of shape ", shape_str(t.sizes()),
                   " that no recorded op produced and that changes with the inputs: it was computed by an op "
                   "ONNX export does not record (an untraced kernel call, a value read with item())");
+    }
     return names_[t.impl()] = g_.constant(t);
   }
 
