@@ -49,7 +49,6 @@ class GraphBuilder {
   // The dim_param of a dimension seen as `per_trace` (its size in each trace), or "" if it is not
   // one symbol.
   std::string dim_param(const std::vector<int64_t>& per_trace) const;
-  size_t trace_count() const { return symbols_.size() + 2; }  // base, one per symbol, perturbed
 
  private:
   std::string symbol_value(size_t g);

@@ -218,28 +218,23 @@ void add_creation_ops(std::map<std::string, Mapping>& m) {
 }
 
 void add_math_ops(std::map<std::string, Mapping>& m) {
-  m["add"] = elementwise("Add");
-  m["sub"] = elementwise("Sub");
-  m["mul"] = elementwise("Mul");
-  m["div"] = elementwise("Div");
-  m["pow"] = elementwise("Pow");
-  m["maximum"] = elementwise("Max");
-  m["minimum"] = elementwise("Min");
+  const std::pair<const char*, const char*> binary[] = {{"add", "Add"}, {"sub", "Sub"},         {"mul", "Mul"},
+                                                         {"div", "Div"}, {"pow", "Pow"},         {"maximum", "Max"},
+                                                         {"minimum", "Min"}, {"mm", "MatMul"},   {"bmm", "MatMul"},
+                                                         {"matmul", "MatMul"}};
+  for (auto [ember_name, onnx_name] : binary) m[ember_name] = elementwise(onnx_name);
+  const std::pair<const char*, const char*> compare[] = {
+      {"eq", "Equal"}, {"lt", "Less"}, {"le", "LessOrEqual"}, {"gt", "Greater"}, {"ge", "GreaterOrEqual"}};
+  for (auto [ember_name, onnx_name] : compare) m[ember_name] = comparison(onnx_name);
+  m["ne"] = comparison("Equal", true);
+  const std::pair<const char*, const char*> logic[] = {
+      {"logical_and", "And"}, {"logical_or", "Or"}, {"logical_xor", "Xor"}, {"logical_not", "Not"}};
+  for (auto [ember_name, onnx_name] : logic) m[ember_name] = logical(onnx_name);
   m["where"] = [](OpContext& c) -> Names {
     const DType dt = c.out_dtype();
     return {out0(c.g.node("Where", {c.input_as(0, kBool), c.input_as(1, dt), c.input_as(2, dt)}))};
   };
   m["clamp"] = [](OpContext& c) -> Names { return {out0(c.g.node("Clip", {c.in[0], c.in[1], c.in[2]}))}; };
-  m["eq"] = comparison("Equal");
-  m["ne"] = comparison("Equal", true);
-  m["lt"] = comparison("Less");
-  m["le"] = comparison("LessOrEqual");
-  m["gt"] = comparison("Greater");
-  m["ge"] = comparison("GreaterOrEqual");
-  m["logical_and"] = logical("And");
-  m["logical_or"] = logical("Or");
-  m["logical_xor"] = logical("Xor");
-  m["logical_not"] = logical("Not");
   m["sum"] = [](OpContext& c) -> Names { return {reduce(c, "ReduceSum", true)}; };
   m["mean"] = [](OpContext& c) -> Names { return {reduce(c, "ReduceMean", false)}; };
   m["amax"] = [](OpContext& c) -> Names { return {reduce(c, "ReduceMax", false)}; };
@@ -252,7 +247,6 @@ void add_math_ops(std::map<std::string, Mapping>& m) {
       return {out0(n)};
     };
   }
-  for (const char* op : {"mm", "bmm", "matmul"}) m[op] = elementwise("MatMul");
   m["linear"] = [](OpContext& c) -> Names {
     if (c.input(0).dim() == 2) {
       Names ins{c.in[0], c.in[1]};

@@ -121,12 +121,8 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
-  if (trace::recording()) {  // one op for a tracer, whatever the ranks
-    trace::OpScope scope;
-    Tensor out = matmul(a, b);
-    scope.record("matmul", {a, b}, {out});
-    return out;
-  }
+  if (trace::recording())  // one op for a tracer, whatever the ranks
+    return trace::traced("matmul", {a, b}, {}, [&] { return matmul(a, b); });
   EMBER_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both arguments need at least 1 dim, got shapes ",
               a.sizes(), " and ", b.sizes());
   const int64_t ka = a.size(-1), kb = b.dim() == 1 ? b.size(0) : b.size(-2);
@@ -176,12 +172,8 @@ Tensor addmm(const Tensor& input, const Tensor& m1, const Tensor& m2, Scalar bet
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  if (trace::recording()) {
-    trace::OpScope scope;
-    Tensor out = linear(x, weight, bias);
-    scope.record("linear", {x, weight, bias}, {out});
-    return out;
-  }
+  if (trace::recording())
+    return trace::traced("linear", {x, weight, bias}, {}, [&] { return linear(x, weight, bias); });
   if (autocast::should_lower(x, weight, bias))
     return linear(autocast::lower(x), autocast::lower(weight), autocast::lower(bias));
   EMBER_CHECK(weight.dim() == 2, "linear: weight must be 2-D [out_features, in_features], got ",
