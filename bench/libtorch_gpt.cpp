@@ -55,7 +55,8 @@ struct LtGPT : tn::Module {
     wte = register_module("wte", tn::Embedding(vocab, d));
     wpe = register_module("wpe", tn::Embedding(block, d));
     for (int64_t l = 0; l < layers; ++l)
-      blocks.push_back(register_module("h" + std::to_string(l), std::make_shared<LtBlock>(d, heads)));
+      blocks.push_back(
+          register_module(std::string("h").append(std::to_string(l)), std::make_shared<LtBlock>(d, heads)));
     ln_f = register_module("ln_f", tn::LayerNorm(tn::LayerNormOptions({d})));
     torch::NoGradGuard no_grad;
     for (auto& item : named_parameters()) {

@@ -5,7 +5,10 @@
 //     for each block of MC rows of A (split across threads):
 //       pack A[mc x kc] into MR-tall row panels (contiguous, zero-padded)          -> stays in L2
 //       for each NR-panel of B and MR-panel of A: the micro-kernel computes an MR x NR tile of C in
-//       registers, streaming the two panels from cache.
+//       registers, streaming the two panels from cache, and adds it into C.
+// Threads split the rows and share the packed B; a product with few rows whose column panels
+// divide evenly among the threads is split by columns instead (each thread packs its own B panels
+// and all of A: no barrier, and no thread left with one panel more than the other).
 // Packing makes every micro-kernel read contiguous and handles transposed inputs for free. The
 // micro-kernel's shape comes from the register file of the level (AVX-512: 14 x 32, 28 of its 32
 // zmm registers hold C; AVX2: 6 x 16, 12 of 16 ymm); KC and MC come from the cache sizes this CPU
@@ -23,9 +26,10 @@
 #include <immintrin.h>
 #endif
 
-// GCC 12 reports its own intrinsics' deliberately undefined upper halves (_mm256_undefined_ps, used
-// by the 512->256 casts) as uninitialised once they are inlined here.
+// GCC 12 reports its own intrinsics' deliberately undefined values (_mm256_undefined_ps in the
+// 512->256 casts, _mm512_undefined_pd in the shuffles) as uninitialised once they are inlined here.
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 EMBER_CPU_ISA_BEGIN
 #include "ember/kernels/cpu/sgemm.h"
@@ -102,6 +106,14 @@ const Blocking& blocking() {
   return b;
 }
 
+// Rows per block when `rows` are cut into blocks of at most `limit` (a multiple of MR): equal blocks
+// of whole MR panels, so no block is a sliver that streams all of B for a panel or two.
+int64_t balanced_block(int64_t rows, int64_t limit) {
+  const int64_t blocks = std::max<int64_t>(1, (rows + limit - 1) / limit);
+  const int64_t panels = (rows + MR - 1) / MR;
+  return (panels + blocks - 1) / blocks * MR;
+}
+
 // Packing buffers live as long as their thread and only grow: allocating them per call costs page
 // faults that were measured at several milliseconds per sgemm_512.
 float* scratch(std::vector<float>& buf, size_t n) {
@@ -110,75 +122,151 @@ float* scratch(std::vector<float>& buf, size_t n) {
   return reinterpret_cast<float*>((addr + 63) & ~uintptr_t{63});  // 64-byte aligned
 }
 
+// Both packers transpose: rows of the stored matrix become the interleaved columns of a panel.
+// transpose_block writes, for p < len (<= 16), dst[p * dst_stride + r] = src[r * ld + p] for
+// r < rows (<= 16) and 0 for rows <= r < width. The AVX-512 level does it in registers (a 16 x 16
+// transpose in four rounds of shuffles: 32-bit pairs, 64-bit pairs, 128-bit lanes twice); the
+// AVX2 level with plain loops, which read along the rows and write within a few cache lines.
+#if EMBER_CPU_ISA == 2
+void transpose_block(const float* src, int64_t ld, int rows, int len, float* dst, int64_t dst_stride,
+                     int width) {
+  const __mmask16 load_mask = static_cast<__mmask16>((1u << len) - 1);
+  const __mmask16 store_mask = static_cast<__mmask16>((1u << width) - 1);
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_maskz_loadu_ps(load_mask, src + i * ld) : vzero();
+  for (int i = 0; i < 16; i += 2) {  // t[i] = (a0 b0 a1 b1), t[i+1] = (a2 b2 a3 b3) per 128-bit lane
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int g = 0; g < 4; ++g) {  // r[4g + j]: column 4L + j of rows 4g..4g+3 in lane L
+    const __m512* q = t + 4 * g;
+    r[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(q[0]), _mm512_castps_pd(q[2])));
+    r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(q[0]), _mm512_castps_pd(q[2])));
+    r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(q[1]), _mm512_castps_pd(q[3])));
+    r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(q[1]), _mm512_castps_pd(q[3])));
+  }
+  for (int j = 0; j < 4; ++j) {
+    // Rows 0-7 and 8-15 of columns j, j+8 (even lanes) and j+4, j+12 (odd lanes), then whole columns.
+    const __m512 lo_even = _mm512_shuffle_f32x4(r[j], r[4 + j], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512 lo_odd = _mm512_shuffle_f32x4(r[j], r[4 + j], _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512 hi_even = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512 hi_odd = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], _MM_SHUFFLE(3, 1, 3, 1));
+    t[j] = _mm512_shuffle_f32x4(lo_even, hi_even, _MM_SHUFFLE(2, 0, 2, 0));
+    t[j + 8] = _mm512_shuffle_f32x4(lo_even, hi_even, _MM_SHUFFLE(3, 1, 3, 1));
+    t[j + 4] = _mm512_shuffle_f32x4(lo_odd, hi_odd, _MM_SHUFFLE(2, 0, 2, 0));
+    t[j + 12] = _mm512_shuffle_f32x4(lo_odd, hi_odd, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+  for (int p = 0; p < len; ++p) _mm512_mask_storeu_ps(dst + p * dst_stride, store_mask, t[p]);
+}
+#else
+void transpose_block(const float* src, int64_t ld, int rows, int len, float* dst, int64_t dst_stride,
+                     int width) {
+  for (int i = 0; i < rows; ++i)
+    for (int p = 0; p < len; ++p) dst[p * dst_stride + i] = src[i * ld + p];
+  for (int i = rows; i < width; ++i)
+    for (int p = 0; p < len; ++p) dst[p * dst_stride + i] = 0.0f;
+}
+#endif
+
 // B[pc:pc+kc, jc:jc+nc] -> panels of NR columns: panel p holds, for each k, NR consecutive floats.
+// A transposed B (stored [n, k]) is transposed 16 k at a time (transpose_block).
 void pack_b(bool trans, const float* b, int64_t ldb, int64_t pc, int64_t kc, int64_t jc, int64_t nc,
             float* out) {
+  constexpr int64_t kChunk = 16;
   for (int64_t j0 = 0; j0 < nc; j0 += NR) {
     const int64_t w = std::min(NR, nc - j0);
     float* dst = out + j0 * kc;
+    if (trans) {  // 16 columns of the panel at a time
+      for (int64_t p0 = 0; p0 < kc; p0 += kChunk) {
+        const int len = static_cast<int>(std::min(kChunk, kc - p0));
+        for (int64_t j = 0; j < NR; j += 16)
+          transpose_block(b + (jc + j0 + j) * ldb + pc + p0, ldb,
+                          static_cast<int>(std::clamp<int64_t>(w - j, 0, 16)), len, dst + p0 * NR + j, NR,
+                          16);
+      }
+      continue;
+    }
     for (int64_t p = 0; p < kc; ++p) {
       float* row = dst + p * NR;
-      if (!trans && w == NR) {
-        const float* src = b + (pc + p) * ldb + jc + j0;
+      const float* src = b + (pc + p) * ldb + jc + j0;
+      if (w == NR) {
         for (int64_t j = 0; j < NR; ++j) row[j] = src[j];
-      } else {
-        for (int64_t j = 0; j < w; ++j)
-          row[j] = trans ? b[(jc + j0 + j) * ldb + pc + p] : b[(pc + p) * ldb + jc + j0 + j];
-        for (int64_t j = w; j < NR; ++j) row[j] = 0.0f;
+        continue;
       }
+      for (int64_t j = 0; j < w; ++j) row[j] = src[j];
+      for (int64_t j = w; j < NR; ++j) row[j] = 0.0f;
     }
   }
 }
 
 // A[ic:ic+mc, pc:pc+kc] -> panels of MR rows: panel q holds, for each k, MR consecutive floats.
+// A row-major A is transposed 16 columns at a time (transpose_block).
 void pack_a(bool trans, const float* a, int64_t lda, int64_t ic, int64_t mc, int64_t pc, int64_t kc,
             float* out) {
+  constexpr int64_t kChunk = 16;
   for (int64_t i0 = 0; i0 < mc; i0 += MR) {
     const int64_t h = std::min(MR, mc - i0);
     float* dst = out + i0 * kc;
-    for (int64_t p = 0; p < kc; ++p) {
-      float* col = dst + p * MR;
-      for (int64_t i = 0; i < h; ++i)
-        col[i] = trans ? a[(pc + p) * lda + ic + i0 + i] : a[(ic + i0 + i) * lda + pc + p];
-      for (int64_t i = h; i < MR; ++i) col[i] = 0.0f;
+    if (trans) {
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = a + (pc + p) * lda + ic + i0;
+        float* col = dst + p * MR;
+        for (int64_t i = 0; i < h; ++i) col[i] = src[i];
+        for (int64_t i = h; i < MR; ++i) col[i] = 0.0f;
+      }
+      continue;
     }
+    for (int64_t p0 = 0; p0 < kc; p0 += kChunk)
+      transpose_block(a + (ic + i0) * lda + pc + p0, lda, static_cast<int>(h),
+                      static_cast<int>(std::min(kChunk, kc - p0)), dst + p0 * MR, MR, MR);
   }
 }
 
-// acc[MR x NR] = A_panel (MR x kc) * B_panel (kc x NR).
-inline void micro_kernel(int64_t kc, const float* __restrict A, const float* __restrict B,
-                         float* __restrict acc) {
-  Vec c[MR][2];
-  for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = vzero();
+// The MR x NR tile of A_panel (MR x kc) * B_panel (kc x NR), finished into C in registers:
+// C = alpha * tile + beta * C (beta 0: C is not read). A tile that overhangs C's edge (h < MR or
+// w < NR) goes through a buffer, of which only the h x w valid part is written.
+inline void micro_kernel(int64_t kc, const float* __restrict A, const float* __restrict B, float* c,
+                         int64_t ldc, int64_t h, int64_t w, float alpha, float beta) {
+  // C's rows lie a whole row apart, often in the same cache sets: fetch them while the k loop runs.
+  for (int64_t i = 0; i < h; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + w - 1), _MM_HINT_T0);
+  }
+  Vec acc[MR][2];
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = vzero();
+#pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
     const Vec b0 = vload(B), b1 = vload(B + kLanes);
 #pragma GCC unroll 14
     for (int i = 0; i < MR; ++i) {
       const Vec av = vset1(A[i]);
-      c[i][0] = vfma(av, b0, c[i][0]);
-      c[i][1] = vfma(av, b1, c[i][1]);
+      acc[i][0] = vfma(av, b0, acc[i][0]);
+      acc[i][1] = vfma(av, b1, acc[i][1]);
     }
     A += MR;
     B += NR;
   }
-  for (int i = 0; i < MR; ++i) {
-    vstore(acc + i * NR, c[i][0]);
-    vstore(acc + i * NR + kLanes, c[i][1]);
+  const Vec va = vset1(alpha), vb = vset1(beta);
+  if (h == MR && w == NR) {
+    for (int i = 0; i < MR; ++i) {
+      float* row = c + i * ldc;
+      for (int half = 0; half < 2; ++half) {
+        Vec out = vmul(va, acc[i][half]);
+        if (beta != 0.0f) out = vfma(vb, vloadu(row + half * kLanes), out);
+        vstoreu(row + half * kLanes, out);
+      }
+    }
+    return;
   }
-}
-
-// Adds the tile into C: C = alpha*acc + (first ? beta*C : C), for the h x w valid part.
-inline void store_tile(const float* acc, float* c, int64_t ldc, int64_t h, int64_t w, float alpha, float beta,
-                       bool first) {
+  alignas(64) float tile[MR * NR];
+  for (int i = 0; i < MR; ++i) {
+    vstore(tile + i * NR, acc[i][0]);
+    vstore(tile + i * NR + kLanes, acc[i][1]);
+  }
   for (int64_t i = 0; i < h; ++i) {
     float* row = c + i * ldc;
-    const float* t = acc + i * NR;
-    if (first && beta == 0.0f) {
-      for (int64_t j = 0; j < w; ++j) row[j] = alpha * t[j];
-    } else {
-      const float scale = first ? beta : 1.0f;
-      for (int64_t j = 0; j < w; ++j) row[j] = alpha * t[j] + scale * row[j];
-    }
+    const float* t = tile + i * NR;
+    for (int64_t j = 0; j < w; ++j) row[j] = beta == 0.0f ? alpha * t[j] : alpha * t[j] + beta * row[j];
   }
 }
 
@@ -190,49 +278,61 @@ void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
                   int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   const int64_t KC = blocking().kc, MC = blocking().mc;
   const int threads = (m * n * k >= (int64_t{1} << 21)) ? omp_get_max_threads() : 1;
-  // Each thread takes a contiguous share of the rows, a whole number of MR panels.
-  const int64_t panels = (m + MR - 1) / MR;
-  const int64_t mc = ((panels + threads - 1) / threads) * MR;
   static thread_local std::vector<float> bbuf;
   float* bpack = scratch(bbuf, static_cast<size_t>(KC) * ((std::min(n, NC) + NR - 1) / NR * NR));
   for (int64_t jc = 0; jc < n; jc += NC) {
     const int64_t nc = std::min(NC, n - jc);
+    const int64_t bpanels = (nc + NR - 1) / NR;
     for (int64_t pc = 0; pc < k; pc += KC) {
       const int64_t kc = std::min(KC, k - pc);
-      const bool first = pc == 0;
+      const float beta_here = pc == 0 ? beta : 1.0f;  // later depth blocks add to C
+      // C[r0:r1, jc + q0*NR : jc + q1*NR] from this thread's packed A and B panels q0..q1, in
+      // blocks of rows whose packed A stays in L2 while the B panels stream past it.
+      auto multiply = [&](int64_t r0, int64_t r1, int64_t q0, int64_t q1) {
+        static thread_local std::vector<float> abuf;
+        float* apack = scratch(abuf, static_cast<size_t>(kc) * MC);
+        const int64_t block_rows = balanced_block(r1 - r0, MC);
+        for (int64_t ic = r0; ic < r1; ic += block_rows) {
+          const int64_t rows = std::min(block_rows, r1 - ic);
+          pack_a(trans_a, a, lda, ic, rows, pc, kc, apack);
+          for (int64_t q = q0; q < q1; ++q) {
+            const int64_t j0 = q * NR, w = std::min(NR, nc - j0);
+            for (int64_t i0 = 0; i0 < rows; i0 += MR)
+              micro_kernel(kc, apack + i0 * kc, bpack + j0 * kc, c + (ic + i0) * ldc + jc + j0, ldc,
+                           std::min(MR, rows - i0), w, alpha, beta_here);
+          }
+        }
+      };
+      auto pack_b_panels = [&](int64_t q0, int64_t q1, int64_t step) {
+        for (int64_t q = q0; q < q1; q += step)
+          pack_b(trans_b, b, ldb, pc, kc, jc + q * NR, std::min(NR, nc - q * NR), bpack + q * NR * kc);
+      };
       // Thread t of nt's part of the block. With one thread it runs here, outside any parallel
       // region of its own (a one-thread team costs about a microsecond per block): then it may be
       // inside the caller's region (a batched product gives each thread whole matrices), so it
       // neither asks OpenMP who it is nor meets a barrier.
-      auto block = [&](int t, int nt) {
-        // Pack B together: each thread packs a share of the NR-panels.
-        const int64_t bpanels = (nc + NR - 1) / NR;
-        for (int64_t q = t; q < bpanels; q += nt)
-          pack_b(trans_b, b, ldb, pc, kc, jc + q * NR, std::min(NR, nc - q * NR), bpack + q * NR * kc);
-        if (nt > 1) {
+      auto block = [&](int64_t t, int64_t nt) {
+        if (nt == 1) {
+          pack_b_panels(0, bpanels, 1);
+          multiply(0, m, 0, bpanels);
+          return;
+        }
+        const int64_t row_panels = (m + MR - 1) / MR;
+        if (bpanels % nt == 0 && row_panels * MR <= 2 * MC) {
+          // Few rows, columns that divide evenly: each thread packs and multiplies its own columns
+          // with all of A (packing A twice costs less than a barrier and an uneven row split).
+          const int64_t share = bpanels / nt;
+          pack_b_panels(t * share, (t + 1) * share, 1);
+          multiply(0, m, t * share, (t + 1) * share);
+          return;
+        }
+        // Otherwise the threads pack B together and split the rows, a whole number of MR panels
+        // each; the barrier after keeps the next depth block from repacking B under a slow thread.
+        pack_b_panels(t, bpanels, nt);
 #pragma omp barrier
-        }
-        // This thread's rows, in blocks of MC whose packed A stays in L2 while every B panel
-        // streams past it.
-        const int64_t row_begin = t * mc, row_end = std::min(m, row_begin + mc);
-        static thread_local std::vector<float> abuf;
-        float* apack = scratch(abuf, static_cast<size_t>(kc) * MC);
-        alignas(64) float acc[MR * NR];
-        for (int64_t ic = row_begin; ic < row_end; ic += MC) {
-          const int64_t my_m = std::min(MC, row_end - ic);
-          pack_a(trans_a, a, lda, ic, my_m, pc, kc, apack);
-          for (int64_t j0 = 0; j0 < nc; j0 += NR) {
-            const int64_t w = std::min(NR, nc - j0);
-            for (int64_t i0 = 0; i0 < my_m; i0 += MR) {
-              const int64_t h = std::min(MR, my_m - i0);
-              micro_kernel(kc, apack + i0 * kc, bpack + j0 * kc, acc);
-              store_tile(acc, c + (ic + i0) * ldc + jc + j0, ldc, h, w, alpha, beta, first);
-            }
-          }
-        }
-        if (nt > 1) {
+        const int64_t share = (row_panels + nt - 1) / nt * MR;
+        multiply(std::min(m, t * share), std::min(m, (t + 1) * share), 0, bpanels);
 #pragma omp barrier
-        }
       };
       if (threads > 1) {
 #pragma omp parallel num_threads(threads)
