@@ -63,6 +63,7 @@ enum class BinaryOp {
   Minimum,
   GeluBackward,
   GeluTanhBackward,  // a * gelu'(b): GELU's backward, a the incoming gradient, b its input
+  ReluBackward,      // b <= 0 ? 0 : a: ReLU's backward, a the incoming gradient, b ReLU's output
   Eq,
   Ne,
   Lt,

@@ -122,6 +122,8 @@ void visit_binary(BinaryOp op, Body&& body) {
       } else {
         return body([] EMBER_HD(T, T) { return T(0); });  // core sends floating dtypes only
       }
+    case BinaryOp::ReluBackward:  // PyTorch's threshold_backward: a NaN output passes the gradient
+      return body([] EMBER_HD(T g, T y) { return y <= T(0) ? T(0) : g; });
     case BinaryOp::Eq: return body([] EMBER_HD(T x, T y) { return x == y; });
     case BinaryOp::Ne: return body([] EMBER_HD(T x, T y) { return x != y; });
     case BinaryOp::Lt: return body([] EMBER_HD(T x, T y) { return x < y; });

@@ -85,6 +85,32 @@ TEST_CASE("backends: GELU's backward, both forms, over odd sizes, strides, dtype
   }
 }
 
+TEST_CASE("backends: ReLU's one-pass backward over odd sizes, strides and dtypes, NaN as PyTorch") {
+  manual_seed(32);
+  auto grad_of = [](const Tensor& x, const Tensor& g) {
+    Tensor leaf = x.detach().requires_grad_();
+    relu(leaf).backward(g);
+    return leaf.grad();
+  };
+  for (DType dt : {kFloat32, kFloat64}) {
+    for (int64_t n : kOddSizes) {
+      INFO("n=" << n << " " << dtype_name(dt));
+      Tensor x = randn({n}, dt), g = randn({n}, dt);
+      check_against_reference([&] { return grad_of(x, g); });
+      Tensor nc = non_contiguous_randn({n, 3}, dt), gnc = non_contiguous_randn({n, 3}, dt);
+      check_against_reference([&] { return grad_of(nc, gnc); });
+    }
+  }
+  // PyTorch's threshold_backward: zero where the output is <= 0 (an infinite gradient included),
+  // the gradient where it is NaN or positive.
+  Tensor x = tensor({-1.0f, 0.0f, NAN, 2.0f}), g = tensor({INFINITY, 5.0f, 3.0f, NAN});
+  Tensor got = check_against_reference([&] { return grad_of(x, g); });  // NaNs compare equal there
+  CHECK(got[0].item<float>() == 0.0f);
+  CHECK(got[1].item<float>() == 0.0f);
+  CHECK(got[2].item<float>() == 3.0f);
+  CHECK(std::isnan(got[3].item<float>()));
+}
+
 TEST_CASE("backends: binary ops with broadcasting, mixed dtypes and strides") {
   manual_seed(4);
   std::vector<std::pair<Shape, Shape>> shapes = {

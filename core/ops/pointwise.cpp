@@ -370,6 +370,9 @@ Tensor sign(const Tensor& x) {
 Tensor relu(const Tensor& x) {
   Tensor out = unary_forward(UnaryOp::Relu, x, "relu", 0, 0, false);
   autograd::record("relu", {x}, {out}, {out}, [](FunctionNode& n, const variable_list& g) -> variable_list {
+    if (!autograd::GradMode::is_enabled())  // one pass; create_graph needs the formula
+      return {binary_forward(BinaryOp::ReluBackward, g[0], n.saved(0), result_type(g[0], n.saved(0)),
+                             "relu_backward")};
     return {g[0] * (n.saved(0) > 0)};
   });
   return out;

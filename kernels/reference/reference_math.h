@@ -139,6 +139,7 @@ T arithmetic_value(BinaryOp op, T x, T y) {
       case BinaryOp::Minimum: return std::isnan(u) || std::isnan(v) ? static_cast<T>(NAN) : (u < v ? x : y);
       case BinaryOp::GeluBackward: return static_cast<T>(u * gelu_grad(v));
       case BinaryOp::GeluTanhBackward: return static_cast<T>(u * gelu_tanh_grad(v));
+      case BinaryOp::ReluBackward: return v <= 0 ? T(0) : x;
       default: return T(0);
     }
   }

@@ -136,6 +136,12 @@ TEST_CASE("cuda: unary ops over odd sizes and non-contiguous inputs") {
       (gelu(cl, approximate) * x).sum().backward();
       check_same(gl.grad(), cl.grad());
     }
+    {  // ReLU's one-pass backward kernel
+      Tensor gl = g.detach().requires_grad_(), cl = x.detach().requires_grad_();
+      (gl.relu() * g).sum().backward();
+      (cl.relu() * x).sum().backward();
+      check_same(gl.grad(), cl.grad());
+    }
     check_same(g.abs().sqrt(), x.abs().sqrt());
     check_same(g.clamp(-0.5, 0.5), x.clamp(-0.5, 0.5));
     check_same(g.to(kFloat64).log1p().to(kFloat32), x.to(kFloat64).log1p().to(kFloat32));
