@@ -248,7 +248,10 @@ TEST_CASE("backends: im2col and col2im over odd geometries") {
   std::vector<Geo> cases = {{{2, 3, 7, 5}, {3, 3}, {1, 1}, {1, 1}, {1, 1}},
                             {{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0}, {1, 1}},
                             {{3, 2, 9, 8}, {2, 3}, {2, 1}, {0, 2}, {2, 3}},
-                            {{2, 33, 5, 6}, {5, 1}, {1, 1}, {2, 0}, {1, 1}}};
+                            {{2, 33, 5, 6}, {5, 1}, {1, 1}, {2, 0}, {1, 1}},
+                            // padding wider than the image: whole rows and columns of padding
+                            {{1, 2, 3, 2}, {3, 3}, {2, 2}, {3, 4}, {2, 3}},
+                            {{2, 3, 6, 11}, {2, 4}, {1, 3}, {1, 5}, {1, 2}}};
   for (auto& g : cases) {
     INFO(shape_str(g.in));
     Tensor x = randn(g.in);
@@ -287,7 +290,8 @@ TEST_CASE("backends: batch norm and max pooling over odd shapes, on one thread a
   for (const Pool& g : {Pool{{2, 3, 7, 5}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true},
                         Pool{{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0}, {1, 1}, false},
                         Pool{{3, 2, 9, 8}, {2, 3}, {2, 3}, {1, 0}, {2, 1}, false},
-                        Pool{{16, 32, 28, 28}, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false}}) {
+                        Pool{{16, 32, 28, 28}, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false},
+                        Pool{{2, 3, 7, 9}, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false}}) {  // odd: edges left out
     INFO(shape_str(g.in));
     Tensor x = non_contiguous_randn(g.in);
     auto pool = [&](bool grad) {

@@ -572,6 +572,19 @@ void for_each_window_row(const WindowGeometry& g, int64_t batch, OnTask&& on_tas
   });
 }
 
+// The output columns [lo, hi) whose input column ix = xo * stride + offset (offset = j * dilation -
+// pad for kernel column j) lies inside the image; the others read the padding. Knowing the range
+// keeps the bounds test out of the copy loops, which then vectorise (stride 1: a plain copy).
+struct ColumnRange {
+  int64_t lo, hi, offset;
+};
+ColumnRange valid_columns(const WindowGeometry& g, int64_t j) {
+  const int64_t s = g.stride_w, offset = j * g.dilation_w - g.pad_w;
+  const int64_t lo = std::min(g.out_w, offset >= 0 ? int64_t{0} : (-offset + s - 1) / s);
+  const int64_t hi = g.width - offset <= 0 ? int64_t{0} : std::min(g.out_w, (g.width - offset + s - 1) / s);
+  return {lo, std::max(lo, hi), offset};
+}
+
 }  // namespace
 
 void CpuBackend::im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch) {
@@ -587,10 +600,14 @@ void CpuBackend::im2col(DType dt, const void* in, void* out, const WindowGeometr
             return;
           }
           const T* src = x + plane + iy * g.width;
-          for (int64_t xo = 0; xo < g.out_w; ++xo) {
-            const int64_t ix = xo * g.stride_w - g.pad_w + j * g.dilation_w;
-            dst[xo] = (ix >= 0 && ix < g.width) ? src[ix] : T(0);
+          const auto [lo, hi, offset] = valid_columns(g, j);
+          std::fill(dst, dst + lo, T(0));
+          if (g.stride_w == 1) {
+            std::copy(src + lo + offset, src + hi + offset, dst + lo);
+          } else {
+            for (int64_t xo = lo; xo < hi; ++xo) dst[xo] = src[xo * g.stride_w + offset];
           }
+          std::fill(dst + hi, dst + g.out_w, T(0));
         });
   });
 }
@@ -604,11 +621,18 @@ void CpuBackend::col2im(DType dt, const void* cols, void* out, const WindowGeome
         g, batch, [&](int64_t plane) { std::fill(x + plane, x + plane + plane_size, T(0)); },
         [&](int64_t plane, int64_t col, int64_t iy, int64_t j) {
           if (iy < 0 || iy >= g.height) return;
+          const auto [lo, hi, offset] = valid_columns(g, j);
           T* dst = x + plane + iy * g.width;
           const T* src = c + col;
-          for (int64_t xo = 0; xo < g.out_w; ++xo) {
-            const int64_t ix = xo * g.stride_w - g.pad_w + j * g.dilation_w;
-            if (ix >= 0 && ix < g.width) dst[ix] = static_cast<T>(dst[ix] + src[xo]);
+          if (g.stride_w == 1) {
+#pragma omp simd
+            for (int64_t xo = lo; xo < hi; ++xo)
+              dst[xo + offset] = static_cast<T>(dst[xo + offset] + src[xo]);
+          } else {
+            for (int64_t xo = lo; xo < hi; ++xo) {
+              T& d = dst[xo * g.stride_w + offset];
+              d = static_cast<T>(d + src[xo]);
+            }
           }
         });
   });
