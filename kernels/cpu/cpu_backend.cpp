@@ -600,7 +600,9 @@ void CpuBackend::im2col(DType dt, const void* in, void* out, const WindowGeometr
             return;
           }
           const T* src = x + plane + iy * g.width;
-          const auto [lo, hi, offset] = valid_columns(g, j);
+          // Plain copies, not a structured binding: clang's OpenMP regions cannot name a binding.
+          const ColumnRange r = valid_columns(g, j);
+          const int64_t lo = r.lo, hi = r.hi, offset = r.offset;
           std::fill(dst, dst + lo, T(0));
           if (g.stride_w == 1) {
             std::copy(src + lo + offset, src + hi + offset, dst + lo);
@@ -621,7 +623,8 @@ void CpuBackend::col2im(DType dt, const void* cols, void* out, const WindowGeome
         g, batch, [&](int64_t plane) { std::fill(x + plane, x + plane + plane_size, T(0)); },
         [&](int64_t plane, int64_t col, int64_t iy, int64_t j) {
           if (iy < 0 || iy >= g.height) return;
-          const auto [lo, hi, offset] = valid_columns(g, j);
+          const ColumnRange r = valid_columns(g, j);
+          const int64_t lo = r.lo, hi = r.hi, offset = r.offset;
           T* dst = x + plane + iy * g.width;
           const T* src = c + col;
           if (g.stride_w == 1) {
