@@ -109,6 +109,10 @@ TEST_CASE("backends: ReLU's one-pass backward over odd sizes, strides and dtypes
   CHECK(got[1].item<float>() == 0.0f);
   CHECK(got[2].item<float>() == 3.0f);
   CHECK(std::isnan(got[3].item<float>()));
+  // With create_graph the differentiable formula runs instead: the same values.
+  Tensor leaf = x.detach().requires_grad_();
+  relu(leaf).backward(g, false, true);
+  CHECK(allclose(leaf.grad().detach(), got, 0.0, 0.0, /*equal_nan=*/true));
 }
 
 TEST_CASE("backends: binary ops with broadcasting, mixed dtypes and strides") {

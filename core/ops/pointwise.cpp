@@ -373,7 +373,7 @@ Tensor relu(const Tensor& x) {
     if (!autograd::GradMode::is_enabled())  // one pass; create_graph needs the formula
       return {binary_forward(BinaryOp::ReluBackward, g[0], n.saved(0), result_type(g[0], n.saved(0)),
                              "relu_backward")};
-    return {g[0] * (n.saved(0) > 0)};
+    return {where(n.saved(0) <= 0, Scalar(0.0), g[0])};  // the same values, differentiable in g
   });
   return out;
 }

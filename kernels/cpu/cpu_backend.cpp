@@ -579,17 +579,22 @@ void for_each_window_row(const WindowGeometry& g, int64_t batch, OnTask&& on_tas
   });
 }
 
-// The output columns [lo, hi) whose input column ix = xo * stride + offset (offset = j * dilation -
-// pad for kernel column j) lies inside the image; the others read the padding. Knowing the range
+// For each kernel column j, the output columns [lo, hi) whose input column ix = xo * stride + offset
+// (offset = j * dilation - pad) lies inside the image; the others read the padding. Knowing the range
 // keeps the bounds test out of the copy loops, which then vectorise (stride 1: a plain copy).
 struct ColumnRange {
   int64_t lo, hi, offset;
 };
-ColumnRange valid_columns(const WindowGeometry& g, int64_t j) {
-  const int64_t s = g.stride_w, offset = j * g.dilation_w - g.pad_w;
-  const int64_t lo = std::min(g.out_w, offset >= 0 ? int64_t{0} : (-offset + s - 1) / s);
-  const int64_t hi = g.width - offset <= 0 ? int64_t{0} : std::min(g.out_w, (g.width - offset + s - 1) / s);
-  return {lo, std::max(lo, hi), offset};
+std::vector<ColumnRange> valid_columns(const WindowGeometry& g) {
+  std::vector<ColumnRange> ranges;
+  const int64_t s = g.stride_w;
+  for (int64_t j = 0; j < g.kernel_w; ++j) {
+    const int64_t offset = j * g.dilation_w - g.pad_w;
+    const int64_t lo = std::min(g.out_w, offset >= 0 ? int64_t{0} : (-offset + s - 1) / s);
+    const int64_t hi = g.width - offset <= 0 ? int64_t{0} : std::min(g.out_w, (g.width - offset + s - 1) / s);
+    ranges.push_back({lo, std::max(lo, hi), offset});
+  }
+  return ranges;
 }
 
 }  // namespace
@@ -598,6 +603,7 @@ void CpuBackend::im2col(DType dt, const void* in, void* out, const WindowGeometr
   dispatch_numeric(dt, "im2col", [&]<class T>() {
     const T* x = static_cast<const T*>(in);
     T* o = static_cast<T*>(out);
+    const std::vector<ColumnRange> ranges = valid_columns(g);
     for_each_window_row(
         g, batch, [](int64_t) {},
         [&](int64_t plane, int64_t col, int64_t iy, int64_t j) {
@@ -608,8 +614,7 @@ void CpuBackend::im2col(DType dt, const void* in, void* out, const WindowGeometr
           }
           const T* src = x + plane + iy * g.width;
           // Plain copies, not a structured binding: clang's OpenMP regions cannot name a binding.
-          const ColumnRange r = valid_columns(g, j);
-          const int64_t lo = r.lo, hi = r.hi, offset = r.offset;
+          const int64_t lo = ranges[j].lo, hi = ranges[j].hi, offset = ranges[j].offset;
           std::fill(dst, dst + lo, T(0));
           if (g.stride_w == 1) {
             std::copy(src + lo + offset, src + hi + offset, dst + lo);
@@ -626,12 +631,12 @@ void CpuBackend::col2im(DType dt, const void* cols, void* out, const WindowGeome
     const T* c = static_cast<const T*>(cols);
     T* x = static_cast<T*>(out);
     const int64_t plane_size = g.height * g.width;
+    const std::vector<ColumnRange> ranges = valid_columns(g);
     for_each_window_row(
         g, batch, [&](int64_t plane) { std::fill(x + plane, x + plane + plane_size, T(0)); },
         [&](int64_t plane, int64_t col, int64_t iy, int64_t j) {
           if (iy < 0 || iy >= g.height) return;
-          const ColumnRange r = valid_columns(g, j);
-          const int64_t lo = r.lo, hi = r.hi, offset = r.offset;
+          const int64_t lo = ranges[j].lo, hi = ranges[j].hi, offset = ranges[j].offset;
           T* dst = x + plane + iy * g.width;
           const T* src = c + col;
           if (g.stride_w == 1) {

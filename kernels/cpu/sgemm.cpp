@@ -127,6 +127,8 @@ float* scratch(std::vector<float>& buf, size_t n) {
 // r < rows (<= 16) and 0 for rows <= r < width. The AVX-512 level does it in registers (a 16 x 16
 // transpose in four rounds of shuffles: 32-bit pairs, 64-bit pairs, 128-bit lanes twice); the
 // AVX2 level with plain loops, which read along the rows and write within a few cache lines.
+constexpr int64_t kTransposeBlock = 16;  // k values per transpose_block call in both packers
+
 #if EMBER_CPU_ISA == 2
 void transpose_block(const float* src, int64_t ld, int rows, int len, float* dst, int64_t dst_stride,
                      int width) {
@@ -172,13 +174,12 @@ void transpose_block(const float* src, int64_t ld, int rows, int len, float* dst
 // A transposed B (stored [n, k]) is transposed 16 k at a time (transpose_block).
 void pack_b(bool trans, const float* b, int64_t ldb, int64_t pc, int64_t kc, int64_t jc, int64_t nc,
             float* out) {
-  constexpr int64_t kChunk = 16;
   for (int64_t j0 = 0; j0 < nc; j0 += NR) {
     const int64_t w = std::min(NR, nc - j0);
     float* dst = out + j0 * kc;
     if (trans) {  // 16 columns of the panel at a time
-      for (int64_t p0 = 0; p0 < kc; p0 += kChunk) {
-        const int len = static_cast<int>(std::min(kChunk, kc - p0));
+      for (int64_t p0 = 0; p0 < kc; p0 += kTransposeBlock) {
+        const int len = static_cast<int>(std::min(kTransposeBlock, kc - p0));
         for (int64_t j = 0; j < NR; j += 16)
           transpose_block(b + (jc + j0 + j) * ldb + pc + p0, ldb,
                           static_cast<int>(std::clamp<int64_t>(w - j, 0, 16)), len, dst + p0 * NR + j, NR,
@@ -203,7 +204,6 @@ void pack_b(bool trans, const float* b, int64_t ldb, int64_t pc, int64_t kc, int
 // A row-major A is transposed 16 columns at a time (transpose_block).
 void pack_a(bool trans, const float* a, int64_t lda, int64_t ic, int64_t mc, int64_t pc, int64_t kc,
             float* out) {
-  constexpr int64_t kChunk = 16;
   for (int64_t i0 = 0; i0 < mc; i0 += MR) {
     const int64_t h = std::min(MR, mc - i0);
     float* dst = out + i0 * kc;
@@ -216,9 +216,9 @@ void pack_a(bool trans, const float* a, int64_t lda, int64_t ic, int64_t mc, int
       }
       continue;
     }
-    for (int64_t p0 = 0; p0 < kc; p0 += kChunk)
+    for (int64_t p0 = 0; p0 < kc; p0 += kTransposeBlock)
       transpose_block(a + (ic + i0) * lda + pc + p0, lda, static_cast<int>(h),
-                      static_cast<int>(std::min(kChunk, kc - p0)), dst + p0 * MR, MR, MR);
+                      static_cast<int>(std::min(kTransposeBlock, kc - p0)), dst + p0 * MR, MR, MR);
   }
 }
 
