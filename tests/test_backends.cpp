@@ -291,11 +291,13 @@ TEST_CASE("backends: batch norm and max pooling over odd shapes, on one thread a
     Pair k, s, p, d;
     bool ceil;
   };
-  for (const Pool& g : {Pool{{2, 3, 7, 5}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true},
-                        Pool{{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0}, {1, 1}, false},
-                        Pool{{3, 2, 9, 8}, {2, 3}, {2, 3}, {1, 0}, {2, 1}, false},
-                        Pool{{16, 32, 28, 28}, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false},
-                        Pool{{2, 3, 7, 9}, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false}}) {  // odd: edges left out
+  for (const Pool& g :
+       {Pool{{2, 3, 7, 5}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true},
+        Pool{{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0}, {1, 1}, false},
+        Pool{{3, 2, 9, 8}, {2, 3}, {2, 3}, {1, 0}, {2, 1}, false},
+        Pool{{16, 32, 28, 28}, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false},
+        Pool{{2, 3, 7, 9}, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false},      // odd: edges left out
+        Pool{{2, 3, 6, 41}, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false}}) {  // rows of 16 and a tail
     INFO(shape_str(g.in));
     Tensor x = non_contiguous_randn(g.in);
     auto pool = [&](bool grad) {
@@ -316,6 +318,13 @@ TEST_CASE("backends: batch norm and max pooling over odd shapes, on one thread a
   CHECK(equal(ti, tensor(std::vector<int64_t>{4, 6}, {1, 1, 1, 2})));
   CHECK(std::isnan(tv.reshape({-1})[0].item<float>()));
   check_against_reference([&] { return nn::functional::max_pool2d_with_indices(ties, {2, 2}).second; });
+  // Wide rows of small integers (ties everywhere) with NaNs and infinities scattered in them.
+  Tensor wide = randint(-2, 3, {2, 3, 4, 38}).to(kFloat32);
+  Tensor flat = wide.view({-1});
+  for (int64_t i = 5; i < flat.numel(); i += 37)
+    flat[i].fill_(i % 3 == 0 ? NAN : (i % 3 == 1 ? INFINITY : -INFINITY));
+  check_against_reference([&] { return nn::functional::max_pool2d_with_indices(wide, {2, 2}).first; });
+  check_against_reference([&] { return nn::functional::max_pool2d_with_indices(wide, {2, 2}).second; });
 }
 
 TEST_CASE("backends: softmax, indexing, sort and copies") {
