@@ -255,7 +255,11 @@ TEST_CASE("backends: im2col and col2im over odd geometries") {
                             {{2, 33, 5, 6}, {5, 1}, {1, 1}, {2, 0}, {1, 1}},
                             // padding wider than the image: whole rows and columns of padding
                             {{1, 2, 3, 2}, {3, 3}, {2, 2}, {3, 4}, {2, 3}},
-                            {{2, 3, 6, 11}, {2, 4}, {1, 3}, {1, 5}, {1, 2}}};
+                            {{2, 3, 6, 11}, {2, 4}, {1, 3}, {1, 5}, {1, 2}},
+                            // stride 1, outputs as wide as the image: the one-loop-per-column-row path
+                            {{2, 2, 6, 7}, {3, 3}, {2, 2}, {2, 2}, {1, 1}},
+                            {{1, 2, 2, 3}, {5, 3}, {1, 1}, {2, 1}, {1, 1}},
+                            {{3, 2, 4, 1}, {3, 1}, {1, 1}, {3, 0}, {1, 1}}};
   for (auto& g : cases) {
     INFO(shape_str(g.in));
     Tensor x = randn(g.in);

@@ -597,12 +597,90 @@ std::vector<ColumnRange> valid_columns(const WindowGeometry& g) {
   return ranges;
 }
 
+// Stride 1 with outputs as wide as the image (the "same" convolutions of most CNNs): column row
+// (c, i, j) is then channel c's plane shifted by a constant, so im2col and col2im can run one long
+// loop per column row instead of a short one per output row (14 or 28 entries in a small CNN, where
+// the per-row work costs more than the copy). A mask per kernel column marks the entries whose
+// input column lies in the padding: in the long loop they would read the neighbouring row's pixel.
+bool slab_layout(const WindowGeometry& g) {
+  return g.stride_h == 1 && g.stride_w == 1 && g.out_w == g.width && g.height > 0 && g.width > 0;
+}
+
+// Column row (i, j) reads plane[q + shift] at its entries q in [begin, end); the others read the
+// padding (rows above or below the image, or columns the mask clears).
+struct Slab {
+  int64_t begin, end, shift;
+};
+Slab slab_of(const WindowGeometry& g, int64_t i, int64_t j) {
+  const int64_t w = g.width, plane = g.height * w;
+  const int64_t dy = i * g.dilation_h - g.pad_h, dx = j * g.dilation_w - g.pad_w;
+  const int64_t y0 = std::clamp<int64_t>(-dy, 0, g.out_h),
+                y1 = std::clamp<int64_t>(g.height - dy, y0, g.out_h);
+  const int64_t shift = dy * w + dx;
+  const int64_t begin = std::clamp(-shift, y0 * w, y1 * w);
+  return {begin, std::clamp(plane - shift, begin, y1 * w), shift};
+}
+
+// inside[j][q]: entry q of a column row for kernel column j reads a column inside the image.
+std::vector<std::vector<uint8_t>> column_masks(const WindowGeometry& g) {
+  const int64_t L = g.out_h * g.out_w;
+  std::vector<std::vector<uint8_t>> masks(g.kernel_w, std::vector<uint8_t>(L));
+  for (int64_t j = 0; j < g.kernel_w; ++j) {
+    const int64_t dx = j * g.dilation_w - g.pad_w;
+    for (int64_t q = 0; q < L; ++q) masks[j][q] = q % g.width + dx >= 0 && q % g.width + dx < g.width;
+  }
+  return masks;
+}
+
+template <class T>
+void im2col_slabs(const T* x, T* out, const WindowGeometry& g, int64_t batch) {
+  const int64_t L = g.out_h * g.out_w, plane = g.height * g.width;
+  const auto masks = column_masks(g);
+  parallel_for(batch * g.channels, g.kernel_h * g.kernel_w * L, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      for (int64_t i = 0; i < g.kernel_h; ++i)
+        for (int64_t j = 0; j < g.kernel_w; ++j) {
+          const Slab s = slab_of(g, i, j);
+          T* d = out + (t * g.kernel_h * g.kernel_w + i * g.kernel_w + j) * L;
+          const T* src = x + t * plane + s.shift;
+          const uint8_t* inside = masks[j].data();
+          std::fill(d, d + s.begin, T(0));
+#pragma omp simd
+          for (int64_t q = s.begin; q < s.end; ++q) d[q] = inside[q] ? src[q] : T(0);
+          std::fill(d + s.end, d + L, T(0));
+        }
+  });
+}
+
+// The adjoint, kernel offsets in the same order as the general loop (each pixel's sum is the same).
+template <class T>
+void col2im_slabs(const T* cols, T* x, const WindowGeometry& g, int64_t batch) {
+  const int64_t L = g.out_h * g.out_w, plane = g.height * g.width;
+  const auto masks = column_masks(g);
+  parallel_for(batch * g.channels, g.kernel_h * g.kernel_w * L, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      std::fill(x + t * plane, x + (t + 1) * plane, T(0));
+      for (int64_t i = 0; i < g.kernel_h; ++i)
+        for (int64_t j = 0; j < g.kernel_w; ++j) {
+          const Slab s = slab_of(g, i, j);
+          const T* c = cols + (t * g.kernel_h * g.kernel_w + i * g.kernel_w + j) * L;
+          T* dst = x + t * plane + s.shift;
+          const uint8_t* inside = masks[j].data();
+#pragma omp simd
+          for (int64_t q = s.begin; q < s.end; ++q)
+            dst[q] = static_cast<T>(dst[q] + (inside[q] ? c[q] : T(0)));
+        }
+    }
+  });
+}
+
 }  // namespace
 
 void CpuBackend::im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch) {
   dispatch_numeric(dt, "im2col", [&]<class T>() {
     const T* x = static_cast<const T*>(in);
     T* o = static_cast<T*>(out);
+    if (slab_layout(g)) return im2col_slabs<T>(x, o, g, batch);
     const std::vector<ColumnRange> ranges = valid_columns(g);
     for_each_window_row(
         g, batch, [](int64_t) {},
@@ -630,6 +708,7 @@ void CpuBackend::col2im(DType dt, const void* cols, void* out, const WindowGeome
   dispatch_numeric(dt, "col2im", [&]<class T>() {
     const T* c = static_cast<const T*>(cols);
     T* x = static_cast<T*>(out);
+    if (slab_layout(g)) return col2im_slabs<T>(c, x, g, batch);
     const int64_t plane_size = g.height * g.width;
     const std::vector<ColumnRange> ranges = valid_columns(g);
     for_each_window_row(
