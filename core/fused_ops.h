@@ -58,6 +58,15 @@ MaxPoolOutput max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding
 MaxPoolOutput max_pool2d_composed(const Tensor& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
                                   bool ceil_mode);
 
+// 2-D convolution of x [N, C, H, W] with weight [O, C/groups, kh, kw] and optional bias [O]
+// (PyTorch's conv2d; the arguments already checked by the caller). The fused kernel takes one
+// group; grouped convolutions always run composed.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Pair padding,
+              Pair dilation, int64_t groups);
+// The same as unfold and a batched matmul.
+Tensor conv2d_composed(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Pair padding,
+                       Pair dilation, int64_t groups);
+
 // One optimizer step over parameters that share a device, a dtype and the settings `spec`
 // (PyTorch's formulas, kernels/optimizer_update.h). Every tensor is compact and shaped like its
 // parameter; the state tensors a kind does not use are undefined. Updates in place, no autograd.

@@ -17,6 +17,7 @@ const char* fused_op_name(FusedOp op) {
     case FusedOp::OptimizerUpdate: return "optimizer_update";
     case FusedOp::BatchNorm: return "batch_norm";
     case FusedOp::MaxPool2d: return "max_pool2d";
+    case FusedOp::Conv2d: return "conv2d";
   }
   return "?";
 }
@@ -66,6 +67,18 @@ void FusedKernels::max_pool2d_forward(DType, const void*, const WindowGeometry&,
 void FusedKernels::max_pool2d_backward(DType, const void*, const int64_t*, const WindowGeometry&, int64_t,
                                        void*) {
   missing(FusedOp::MaxPool2d);
+}
+void FusedKernels::conv2d_forward(DType, const void*, const void*, const void*, const WindowGeometry&,
+                                  int64_t, int64_t, void*) {
+  missing(FusedOp::Conv2d);
+}
+void FusedKernels::conv2d_backward_input(DType, const void*, const void*, const WindowGeometry&, int64_t,
+                                         int64_t, void*) {
+  missing(FusedOp::Conv2d);
+}
+void FusedKernels::conv2d_backward_weight(DType, const void*, const void*, const WindowGeometry&, int64_t,
+                                          int64_t, void*, void*) {
+  missing(FusedOp::Conv2d);
 }
 void FusedKernels::cross_entropy_forward(DType, const void*, const int64_t*, const void*, int64_t, int64_t,
                                          void*, void*) {

@@ -23,6 +23,7 @@ enum class FusedOp {
   OptimizerUpdate,
   BatchNorm,
   MaxPool2d,
+  Conv2d,
 };
 const char* fused_op_name(FusedOp op);
 
@@ -125,6 +126,20 @@ class FusedKernels {
   // window's index.
   virtual void max_pool2d_backward(DType dt, const void* grad_out, const int64_t* index,
                                    const WindowGeometry& g, int64_t planes, void* grad_in);
+
+  // Convolution (one group) of `batch` compact images [C, H, W] (C = g.channels) with a compact
+  // weight [O, C*kh*kw]: out[n, o, l] = bias[o] + sum_k w[o, k] * cols_n[k, l], where cols_n is
+  // image n unfolded as by im2col and l runs over the g.out_h * g.out_w windows. bias is optional;
+  // out ([batch, O, L]) is overwritten.
+  virtual void conv2d_forward(DType dt, const void* x, const void* w, const void* bias,
+                              const WindowGeometry& g, int64_t batch, int64_t out_channels, void* out);
+  // The input gradient: dx[n] = col2im(w^T @ dy[n]); dx ([batch, C, H, W]) is overwritten.
+  virtual void conv2d_backward_input(DType dt, const void* dy, const void* w, const WindowGeometry& g,
+                                     int64_t batch, int64_t out_channels, void* dx);
+  // The parameter gradients: dw = sum_n dy[n] @ cols_n^T ([O, C*kh*kw]) and, when db is not null,
+  // db[o] = sum over n and l of dy[n, o, l]; both overwritten.
+  virtual void conv2d_backward_weight(DType dt, const void* x, const void* dy, const WindowGeometry& g,
+                                      int64_t batch, int64_t out_channels, void* dw, void* db);
 
   // Cross-entropy over the rows of compact [rows, classes] logits: loss[i] = w[i] *
   // (logsumexp(x[i]) - x[i, t[i]]); lse[i] = logsumexp(x[i]) is kept for the backward. t (int64) is

@@ -1,8 +1,10 @@
-// Convolutions as unfold + matmul; see conv.h and functional.h.
+// Convolutions: the argument checks, then core's conv2d (fused per image, or unfold + matmul);
+// conv1d is a conv2d of height 1 and conv_transpose2d a matmul + fold. See conv.h and functional.h.
 #include "ember/nn/conv.h"
 
 #include <cmath>
 
+#include "ember/core/fused_ops.h"
 #include "ember/core/trace.h"
 #include "ember/nn/init.h"
 
@@ -40,20 +42,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair st
   EMBER_CHECK(weight.dim() == 4, "conv2d: expected a 4-D weight [out, in/groups, kh, kw], got ",
               weight.sizes());
   check_conv_args("conv2d", x, weight, bias, groups);
-  const int64_t n = x.size(0), c = x.size(1), o = weight.size(0);
-  const Pair kernel = {weight.size(2), weight.size(3)};
-  const auto [oh, ow] = window_output_size(x.sizes(), kernel, dilation, padding, stride, "conv2d");
-  Tensor cols = unfold(x, kernel, dilation, padding, stride);  // [N, C*kh*kw, L]
-  const int64_t L = cols.size(2), k = c / groups * kernel[0] * kernel[1];
-  Tensor out;
-  if (groups == 1) {
-    out = matmul(weight.reshape({o, k}), cols);  // [N, O, L]
-  } else {
-    out = matmul(weight.reshape({groups, o / groups, k}), cols.view({n, groups, k, L}));
-  }
-  out = out.reshape({n, o, oh, ow});
-  if (bias.defined()) out = out + bias.view({1, o, 1, 1});
-  return out;
+  return fused::conv2d(x, weight, bias, stride, padding, dilation, groups);
 }
 
 Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,

@@ -167,6 +167,31 @@ TEST_CASE("backend contract: unfold and fold (im2col/col2im), fused vs composed"
   }
 }
 
+TEST_CASE("backend contract: conv2d, fused vs composed, with and without bias, 1x1 and strided") {
+  struct Case {
+    Shape x;
+    int64_t out;
+    Pair kernel, stride, padding, dilation;
+    bool bias;
+  };
+  for (const Case& c : {Case{{2, 3, 7, 9}, 4, {3, 3}, {1, 1}, {1, 1}, {1, 1}, true},
+                        Case{{9, 6, 10, 12}, 8, {3, 3}, {1, 1}, {1, 1}, {1, 1}, false},
+                        Case{{3, 6, 5, 4}, 2, {1, 1}, {1, 1}, {0, 0}, {1, 1}, true},
+                        Case{{1, 2, 8, 5}, 3, {2, 3}, {3, 2}, {0, 2}, {2, 1}, true}})
+    for (DType dt : {kFloat32, kFloat64}) {
+      INFO(shape_str(c.x) << " " << dtype_name(dt));
+      std::vector<Tensor> inputs = {test::non_contiguous_randn(c.x, dt),
+                                    randn({c.out, c.x[1], c.kernel[0], c.kernel[1]}, dt)};
+      if (c.bias) inputs.push_back(randn({c.out}, dt));
+      check_fused_matches_composed(
+          [&c](const std::vector<Tensor>& in) {
+            return std::vector<Tensor>{nn::functional::conv2d(in[0], in[1], c.bias ? in[2] : Tensor(),
+                                                              c.stride, c.padding, c.dilation)};
+          },
+          inputs, 1e-4);
+    }
+}
+
 TEST_CASE("backend contract: attention, fused vs composed, with masks, causal and broadcast batches") {
   Tensor q = randn({2, 3, 5, 8}), k = randn({2, 1, 7, 8}), v = randn({1, 3, 7, 6});
   Tensor float_mask = randn({5, 7});

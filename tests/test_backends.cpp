@@ -271,6 +271,38 @@ TEST_CASE("backends: im2col and col2im over odd geometries") {
   }
 }
 
+TEST_CASE("backends: conv2d forward and backward over odd geometries, one image per thread and not") {
+  manual_seed(10);
+  struct Geo {
+    Shape in;
+    int64_t out;
+    Pair k, s, p, d;
+    bool bias;
+  };
+  // {9, 6, 12, 13}: more images than threads and enough work for each thread to take its own; 1x1
+  // stride 1 reads the image as its columns; the rest: strides, dilation, padding wider than the
+  // kernel reach, one image, a single output pixel.
+  for (const Geo& g : {Geo{{2, 3, 7, 5}, 4, {3, 3}, {1, 1}, {1, 1}, {1, 1}, true},
+                       Geo{{9, 6, 12, 13}, 8, {3, 2}, {1, 1}, {1, 0}, {1, 1}, true},
+                       Geo{{3, 4, 6, 5}, 3, {1, 1}, {1, 1}, {0, 0}, {1, 1}, false},
+                       Geo{{1, 2, 9, 8}, 5, {2, 3}, {2, 3}, {0, 2}, {2, 1}, true},
+                       Geo{{2, 3, 3, 2}, 2, {3, 3}, {2, 1}, {3, 2}, {1, 2}, false},
+                       Geo{{4, 3, 3, 3}, 2, {3, 3}, {1, 1}, {0, 0}, {1, 1}, true}})
+    for (DType dt : {kFloat32, kFloat64}) {
+      INFO(shape_str(g.in) << " -> " << g.out << " channels, " << dtype_name(dt));
+      Tensor x = non_contiguous_randn(g.in, dt), w = randn({g.out, g.in[1], g.k[0], g.k[1]}, dt);
+      Tensor b = g.bias ? randn({g.out}, dt) : Tensor();
+      auto run = [&](int which) {
+        Tensor xl = x.detach().requires_grad_(), wl = w.detach().requires_grad_();
+        Tensor bl = b.defined() ? b.detach().requires_grad_() : Tensor();
+        Tensor y = nn::functional::conv2d(xl, wl, bl, g.s, g.p, g.d);
+        (y * sin(arange(0, static_cast<double>(y.numel()), 1, dt).reshape(y.sizes()))).sum().backward();
+        return std::vector<Tensor>{y, xl.grad(), wl.grad(), bl.defined() ? bl.grad() : zeros({1}, dt)}[which];
+      };
+      for (int which = 0; which < 4; ++which) check_against_reference([&] { return run(which); }, 1e-4, 1e-4);
+    }
+}
+
 TEST_CASE("backends: batch norm and max pooling over odd shapes, on one thread and several") {
   manual_seed(12);
   // {33, 5}: one value per row and channel; {16, 8, 33, 31}: enough work for the threaded path.

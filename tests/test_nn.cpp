@@ -328,6 +328,15 @@ TEST_CASE("gradcheck: every layer and loss in float64") {
   strided.groups = 2;
   check_module(as64(std::make_shared<nn::Conv2d>(2, 2, Pair{2, 3}, strided)), {1, 2, 4, 4});
   check_module(as64(std::make_shared<nn::Conv1d>(2, 2, 2)), {2, 2, 4});
+  // One group: the fused kernel's backward, and its double backward through the composed formula.
+  for (Pair stride : {Pair{1, 1}, Pair{2, 1}}) {
+    INFO("conv2d, one group, stride " << stride[0] << "x" << stride[1]);
+    check_gradcheck(
+        [stride](const autograd::variable_list& v) {
+          return nn::functional::conv2d(v[0], v[1], v[2], stride, {1, 0}, {1, 2});
+        },
+        {randn64({2, 3, 5, 6}), randn64({2, 3, 2, 2}), randn64({2})}, {.check_double_backward = true});
+  }
   nn::ConvTranspose2dOptions up;
   up.stride = {2, 2};
   up.output_padding = {1, 0};

@@ -28,7 +28,11 @@ EMBER_CPU_ISA_BEGIN
 namespace ember::kernels::EMBER_CPU_ISA_NS {
 namespace {
 
-bool worth_parallel(int64_t work) { return work >= kParallelGrain && omp_get_max_threads() > 1; }
+// Inside another parallel region (a fused kernel giving each thread its own images) a nested team
+// would have one thread: run inline instead of paying for it.
+bool worth_parallel(int64_t work) {
+  return work >= kParallelGrain && omp_get_max_threads() > 1 && !omp_in_parallel();
+}
 
 // Runs f(begin, end) over [0, n) split into one contiguous chunk per thread, or on this thread alone
 // when the work is small.

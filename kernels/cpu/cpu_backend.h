@@ -1,9 +1,9 @@
 // The CPU backend: ember's packed SGEMM (Eigen for the rest of GEMM), OpenMP and vectorisable loops
 // for maps, reductions and softmax, and its fused kernels (float32 row kernels for softmax,
 // attention and cross-entropy; layer norm, batch norm, max pooling, im2col/col2im and optimizer
-// updates; batch norm and max pooling live in cpu_norm_pool.cpp). It shares no code
-// with the reference backend, which tests check it against. Work below `kParallelGrain` elements
-// stays on the calling thread: forking a team costs microseconds, more than a small op itself.
+// updates; batch norm and max pooling live in cpu_norm_pool.cpp, convolution in cpu_conv.cpp). It shares no
+// code with the reference backend, which tests check it against. Work below `kParallelGrain` elements stays
+// on the calling thread: forking a team costs microseconds, more than a small op itself.
 //
 // The class is compiled once per instruction-set level (cpu_isa.h), each copy in its own namespace;
 // `cpu_backend_for` returns the copy for a level and `cpu_backend()` (backend.h) the one for the
@@ -96,6 +96,12 @@ class CpuBackend : public Backend, public FusedKernels {
   void max_pool2d_backward(DType dt, const void* grad_out, const int64_t* index, const WindowGeometry& g,
                            int64_t planes, void* grad_in) override;
   void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch) override;
+  void conv2d_forward(DType dt, const void* x, const void* w, const void* bias, const WindowGeometry& g,
+                      int64_t batch, int64_t out_channels, void* out) override;
+  void conv2d_backward_input(DType dt, const void* dy, const void* w, const WindowGeometry& g, int64_t batch,
+                             int64_t out_channels, void* dx) override;
+  void conv2d_backward_weight(DType dt, const void* x, const void* dy, const WindowGeometry& g, int64_t batch,
+                              int64_t out_channels, void* dw, void* db) override;
   void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch) override;
   void attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k, const void* v,
                          const void* mask, Dims mask_strides, void* out, void* lse) override;

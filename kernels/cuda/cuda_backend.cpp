@@ -43,6 +43,10 @@ class CudaBackend : public Backend, public FusedKernels {
   }
   FusedKernels* fused() override { return this; }
   bool supports(FusedOp op, DType dtype) const override {
+    // Convolution runs composed here: the batch's columns in one im2col launch, then one batched
+    // cuBLAS GEMM (device memory holds the column matrix easily; the CPU's per-image cache blocking
+    // buys nothing on a GPU).
+    if (op == FusedOp::Conv2d) return false;
     if (op == FusedOp::Im2Col || op == FusedOp::Col2Im)
       return dtype == kFloat32 || dtype == kFloat64 || dtype == kInt64 || dtype == kInt32 || dtype == kBool;
     return dtype == kFloat32 || dtype == kFloat64;

@@ -509,6 +509,77 @@ void ReferenceBackend::batch_norm_backward(DType dt, const void* x_in, const voi
   });
 }
 
+// Convolution by its definition: every (weight column, window) pair that reads a pixel inside the
+// image, summed in double; nothing is unfolded.
+void ReferenceBackend::conv2d_forward(DType dt, const void* x_in, const void* w_in, const void* bias,
+                                      const WindowGeometry& g, int64_t batch, int64_t out_channels,
+                                      void* out) {
+  dispatch_floating(dt, "conv2d", [&]<class T>() {
+    const int64_t L = g.out_h * g.out_w, K = g.channels * g.kernel_h * g.kernel_w;
+    const int64_t image = g.channels * g.height * g.width, O = out_channels;
+    const T* w = static_cast<const T*>(w_in);
+    std::vector<double> acc(O * L);
+    for (int64_t n = 0; n < batch; ++n) {
+      const T* x = static_cast<const T*>(x_in) + n * image;
+      for (int64_t o = 0; o < O; ++o)
+        std::fill_n(acc.begin() + o * L, L, bias ? static_cast<double>(static_cast<const T*>(bias)[o]) : 0.0);
+      for_each_window_entry(g, [&](int64_t entry, int64_t src) {
+        if (src < 0) return;
+        const int64_t k = entry / L, l = entry % L;
+        for (int64_t o = 0; o < O; ++o) acc[o * L + l] += static_cast<double>(w[o * K + k]) * x[src];
+      });
+      T* y = static_cast<T*>(out) + n * O * L;
+      for (int64_t i = 0; i < O * L; ++i) y[i] = static_cast<T>(acc[i]);
+    }
+  });
+}
+
+void ReferenceBackend::conv2d_backward_input(DType dt, const void* dy_in, const void* w_in,
+                                             const WindowGeometry& g, int64_t batch, int64_t out_channels,
+                                             void* dx) {
+  dispatch_floating(dt, "conv2d_backward_input", [&]<class T>() {
+    const int64_t L = g.out_h * g.out_w, K = g.channels * g.kernel_h * g.kernel_w;
+    const int64_t image = g.channels * g.height * g.width, O = out_channels;
+    const T* w = static_cast<const T*>(w_in);
+    std::vector<double> acc(image);
+    for (int64_t n = 0; n < batch; ++n) {
+      const T* dy = static_cast<const T*>(dy_in) + n * O * L;
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for_each_window_entry(g, [&](int64_t entry, int64_t src) {
+        if (src < 0) return;
+        const int64_t k = entry / L, l = entry % L;
+        for (int64_t o = 0; o < O; ++o) acc[src] += static_cast<double>(w[o * K + k]) * dy[o * L + l];
+      });
+      T* d = static_cast<T*>(dx) + n * image;
+      for (int64_t i = 0; i < image; ++i) d[i] = static_cast<T>(acc[i]);
+    }
+  });
+}
+
+void ReferenceBackend::conv2d_backward_weight(DType dt, const void* x_in, const void* dy_in,
+                                              const WindowGeometry& g, int64_t batch, int64_t out_channels,
+                                              void* dw, void* db) {
+  dispatch_floating(dt, "conv2d_backward_weight", [&]<class T>() {
+    const int64_t L = g.out_h * g.out_w, K = g.channels * g.kernel_h * g.kernel_w;
+    const int64_t image = g.channels * g.height * g.width, O = out_channels;
+    std::vector<double> acc_w(O * K, 0.0), acc_b(O, 0.0);
+    for (int64_t n = 0; n < batch; ++n) {
+      const T* x = static_cast<const T*>(x_in) + n * image;
+      const T* dy = static_cast<const T*>(dy_in) + n * O * L;
+      for_each_window_entry(g, [&](int64_t entry, int64_t src) {
+        if (src < 0) return;
+        const int64_t k = entry / L, l = entry % L;
+        for (int64_t o = 0; o < O; ++o) acc_w[o * K + k] += static_cast<double>(dy[o * L + l]) * x[src];
+      });
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t l = 0; l < L; ++l) acc_b[o] += dy[o * L + l];
+    }
+    for (int64_t i = 0; i < O * K; ++i) static_cast<T*>(dw)[i] = static_cast<T>(acc_w[i]);
+    if (db)
+      for (int64_t o = 0; o < O; ++o) static_cast<T*>(db)[o] = static_cast<T>(acc_b[o]);
+  });
+}
+
 // Each plane's windows visited entry by entry in the order of im2col; a window keeps the first
 // largest value it meets, or the last NaN.
 void ReferenceBackend::max_pool2d_forward(DType dt, const void* in, const WindowGeometry& geometry,

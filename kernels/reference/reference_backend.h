@@ -54,6 +54,12 @@ class ReferenceBackend : public Backend, public FusedKernels {
   void max_pool2d_backward(DType dt, const void* grad_out, const int64_t* index, const WindowGeometry& g,
                            int64_t planes, void* grad_in) override;
   void im2col(DType dt, const void* in, void* out, const WindowGeometry& g, int64_t batch) override;
+  void conv2d_forward(DType dt, const void* x, const void* w, const void* bias, const WindowGeometry& g,
+                      int64_t batch, int64_t out_channels, void* out) override;
+  void conv2d_backward_input(DType dt, const void* dy, const void* w, const WindowGeometry& g, int64_t batch,
+                             int64_t out_channels, void* dx) override;
+  void conv2d_backward_weight(DType dt, const void* x, const void* dy, const WindowGeometry& g, int64_t batch,
+                              int64_t out_channels, void* dw, void* db) override;
   void col2im(DType dt, const void* cols, void* out, const WindowGeometry& g, int64_t batch) override;
   void attention_forward(DType dt, const AttentionShape& a, const void* q, const void* k, const void* v,
                          const void* mask, Dims mask_strides, void* out, void* lse) override;
