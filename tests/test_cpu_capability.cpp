@@ -66,12 +66,13 @@ TEST_CASE("cpu capability: GEMM at every level, across cache blocks, edges and t
   // Packed: sizes past one KC (depth) and MC (rows) block and off every micro-tile multiple (6, 14;
   // 16, 32). Skinny (m or k <= 16): row counts off the register blocks (6, 12; 4), columns off the
   // vector tiles, depths off the vector width.
-  // The last two have few rows and an even number of column panels: the threads split the columns
-  // (the last panel partial), each packing all of A.
+  // {150, 64, 300} and {130, 250, 600} have few rows and an even number of column panels: the
+  // threads split the columns (the last panel partial), each packing all of A. The last two have few
+  // columns: with B stored transposed they are dot products, over the threads by rows in the first.
   std::vector<std::array<int64_t, 3>> mnk = {{17, 45, 19},   {100, 70, 1100}, {301, 129, 70}, {1200, 33, 40},
                                              {9, 1000, 17},  {64, 64, 64},    {13, 77, 300},  {200, 70, 9},
                                              {5, 64, 33},    {16, 250, 784},  {8, 256, 784},  {1, 31, 4100},
-                                             {150, 64, 300}, {130, 250, 600}};
+                                             {150, 64, 300}, {130, 250, 600}, {300, 9, 800},  {33, 10, 50}};
   for (auto [m, n, k] : mnk) {
     INFO(m << "x" << k << " @ " << k << "x" << n);
     Tensor a = randn({m, k}), b = randn({k, n}), c = randn({m, n});

@@ -380,7 +380,7 @@ void CpuBackend::gemm(const GemmArgs& g, const void* a, const void* b, void* c) 
       if constexpr (std::is_same_v<T, float>) {
         // Our own kernels beat Eigen from small sizes up (bench: sgemm_*); k == 0 (C = beta * C)
         // is Eigen's.
-        if (small_sgemm_applies(m, n, k)) {
+        if (small_sgemm_applies(trans_a, trans_b, m, n, k)) {
           small_sgemm(trans_a, trans_b, m, n, k, static_cast<float>(alpha), A, lda, B, ldb,
                       static_cast<float>(beta), C, ldc);
           return;
@@ -625,29 +625,37 @@ Slab slab_of(const WindowGeometry& g, int64_t i, int64_t j) {
   return {begin, std::clamp(plane - shift, begin, y1 * w), shift};
 }
 
-// inside[j][q]: entry q of a column row for kernel column j reads a column inside the image.
-std::vector<std::vector<uint8_t>> column_masks(const WindowGeometry& g) {
-  const int64_t L = g.out_h * g.out_w;
-  std::vector<std::vector<uint8_t>> masks(g.kernel_w, std::vector<uint8_t>(L));
-  for (int64_t j = 0; j < g.kernel_w; ++j) {
-    const int64_t dx = j * g.dilation_w - g.pad_w;
-    for (int64_t q = 0; q < L; ++q) masks[j][q] = q % g.width + dx >= 0 && q % g.width + dx < g.width;
+// Everything the slab loops need once per call: the slab of every kernel offset (i, j), and
+// inside[j * L + q]: entry q of a column row of kernel column j reads a column inside the image.
+struct SlabPlan {
+  std::vector<Slab> slabs;
+  std::vector<uint8_t> inside;
+  explicit SlabPlan(const WindowGeometry& g) {
+    const int64_t L = g.out_h * g.out_w;
+    for (int64_t i = 0; i < g.kernel_h; ++i)
+      for (int64_t j = 0; j < g.kernel_w; ++j) slabs.push_back(slab_of(g, i, j));
+    inside.resize(g.kernel_w * L);
+    for (int64_t j = 0; j < g.kernel_w; ++j) {
+      const int64_t dx = j * g.dilation_w - g.pad_w;
+      for (int64_t y = 0; y < g.out_h; ++y)
+        for (int64_t x = 0; x < g.width; ++x)
+          inside[j * L + y * g.width + x] = x + dx >= 0 && x + dx < g.width;
+    }
   }
-  return masks;
-}
+};
 
 template <class T>
 void im2col_slabs(const T* x, T* out, const WindowGeometry& g, int64_t batch) {
   const int64_t L = g.out_h * g.out_w, plane = g.height * g.width;
-  const auto masks = column_masks(g);
+  const SlabPlan plan(g);
   parallel_for(batch * g.channels, g.kernel_h * g.kernel_w * L, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
       for (int64_t i = 0; i < g.kernel_h; ++i)
         for (int64_t j = 0; j < g.kernel_w; ++j) {
-          const Slab s = slab_of(g, i, j);
+          const Slab& s = plan.slabs[i * g.kernel_w + j];
           T* d = out + (t * g.kernel_h * g.kernel_w + i * g.kernel_w + j) * L;
           const T* src = x + t * plane + s.shift;
-          const uint8_t* inside = masks[j].data();
+          const uint8_t* inside = plan.inside.data() + j * L;
           std::fill(d, d + s.begin, T(0));
 #pragma omp simd
           for (int64_t q = s.begin; q < s.end; ++q) d[q] = inside[q] ? src[q] : T(0);
@@ -660,16 +668,16 @@ void im2col_slabs(const T* x, T* out, const WindowGeometry& g, int64_t batch) {
 template <class T>
 void col2im_slabs(const T* cols, T* x, const WindowGeometry& g, int64_t batch) {
   const int64_t L = g.out_h * g.out_w, plane = g.height * g.width;
-  const auto masks = column_masks(g);
+  const SlabPlan plan(g);
   parallel_for(batch * g.channels, g.kernel_h * g.kernel_w * L, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       std::fill(x + t * plane, x + (t + 1) * plane, T(0));
       for (int64_t i = 0; i < g.kernel_h; ++i)
         for (int64_t j = 0; j < g.kernel_w; ++j) {
-          const Slab s = slab_of(g, i, j);
+          const Slab& s = plan.slabs[i * g.kernel_w + j];
           const T* c = cols + (t * g.kernel_h * g.kernel_w + i * g.kernel_w + j) * L;
           T* dst = x + t * plane + s.shift;
-          const uint8_t* inside = masks[j].data();
+          const uint8_t* inside = plan.inside.data() + j * L;
 #pragma omp simd
           for (int64_t q = s.begin; q < s.end; ++q)
             dst[q] = static_cast<T>(dst[q] + (inside[q] ? c[q] : T(0)));

@@ -1,5 +1,5 @@
-// The CPU backend's fused kernels of convolutional networks: batch normalisation (statistics in two
-// passes over each channel, normalisation in a third; backward in two) and max pooling with its
+// The CPU backend's fused kernels of convolutional networks: batch normalisation (statistics in one
+// pass over each channel, normalisation in a second; backward in two) and max pooling with its
 // index (one pass forward; backward adds each gradient at its index). Channels and planes go to
 // OpenMP threads. Compiled once per instruction-set level, like cpu_backend.cpp.
 #include <omp.h>
@@ -54,29 +54,30 @@ struct ChannelRows {
   const T* row(int64_t i) const { return base + (i * c + ch) * s; }
 };
 
+// Mean and biased variance of one channel in one pass over it: sums of d = x - shift and of d * d
+// in double, where the shift (the mean of the channel's first row) lies so close to the mean that
+// sum(d^2) / N - (sum(d) / N)^2 loses nothing to cancellation; x - shift is exact in T for the
+// values near the mean that carry the variance.
+struct Moments {
+  double mean, var;
+};
 template <class T>
-double channel_sum(const ChannelRows<T>& x, int64_t n) {
-  double sum = 0;
+Moments channel_moments(const ChannelRows<T>& x, int64_t n) {
+  double first = 0;
+  for (int64_t j = 0; j < x.s; ++j) first += static_cast<double>(x.row(0)[j]);
+  const T shift = static_cast<T>(x.s > 0 ? first / static_cast<double>(x.s) : 0.0);
+  double s1 = 0, s2 = 0;
   for (int64_t i = 0; i < n; ++i) {
     const T* r = x.row(i);
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < x.s; ++j) sum += static_cast<double>(r[j]);
-  }
-  return sum;
-}
-
-template <class T>
-double channel_squares(const ChannelRows<T>& x, int64_t n, SplitMean<T> m) {
-  double sq = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const T* r = x.row(i);
-#pragma omp simd reduction(+ : sq)
+#pragma omp simd reduction(+ : s1, s2)
     for (int64_t j = 0; j < x.s; ++j) {
-      const double d = static_cast<double>((r[j] - m.hi) - m.lo);
-      sq += d * d;
+      const double d = static_cast<double>(r[j] - shift);
+      s1 += d;
+      s2 += d * d;
     }
   }
-  return sq;
+  const double count = static_cast<double>(n * x.s), m1 = s1 / count;
+  return {static_cast<double>(shift) + m1, std::max(0.0, s2 / count - m1 * m1)};
 }
 
 // Sums of dy and dy * (x - mean) over one channel.
@@ -101,10 +102,9 @@ template <class T>
 void batch_norm_channel_forward(const T* x, const T* w, const T* b, int64_t n, int64_t c, int64_t s,
                                 double eps, int64_t ch, T* y, T* mean, T* var, T* rstd) {
   const ChannelRows<T> rows{x, c, s, ch};
-  const double count = static_cast<double>(n * s);
-  const double mu = channel_sum(rows, n) / count;
+  const Moments moments = channel_moments(rows, n);
+  const double mu = moments.mean, v = moments.var;
   const SplitMean<T> m(mu);
-  const double v = channel_squares(rows, n, m) / count;
   const double r = 1.0 / std::sqrt(v + eps);
   mean[ch] = static_cast<T>(mu);
   var[ch] = static_cast<T>(v);

@@ -277,7 +277,9 @@ bool packed_sgemm_available() { return true; }
 void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                   int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   const int64_t KC = blocking().kc, MC = blocking().mc;
-  const int threads = (m * n * k >= (int64_t{1} << 21)) ? omp_get_max_threads() : 1;
+  // Inside the caller's parallel region (a fused kernel giving each thread its own products) a
+  // nested team would have one thread anyway.
+  const int threads = m * n * k >= (int64_t{1} << 21) && !omp_in_parallel() ? omp_get_max_threads() : 1;
   static thread_local std::vector<float> bbuf;
   float* bpack = scratch(bbuf, static_cast<size_t>(KC) * ((std::min(n, NC) + NR - 1) / NR * NR));
   for (int64_t jc = 0; jc < n; jc += NC) {
@@ -352,8 +354,8 @@ void packed_sgemm(bool, bool, int64_t, int64_t, int64_t, float, const float*, in
 
 #endif
 
-bool small_sgemm_applies(int64_t m, int64_t n, int64_t k) {
-  return (m <= 16 || k <= 16) && m * n * k >= 4096;
+bool small_sgemm_applies(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k) {
+  return (m <= 16 || k <= 16 || (trans_b && !trans_a && n <= 16)) && m * n * k >= 4096;
 }
 
 namespace {
@@ -444,19 +446,6 @@ void skinny_nt_tile(const SkinnyArgs& s, int64_t i0, int64_t j0) {
     }
 }
 
-// Columns [j_begin, j_end) (multiples of 4) of every row, in tiles of 4 rows and then the rest.
-void skinny_nt_columns(const SkinnyArgs& s, int64_t m, int64_t j_begin, int64_t j_end) {
-  const int64_t m4 = m / 4 * 4;
-  for (int64_t j0 = j_begin; j0 < j_end; j0 += 4) {
-    for (int64_t i0 = 0; i0 < m4; i0 += 4) skinny_nt_tile<4>(s, i0, j0);
-    switch (m - m4) {
-      case 1: skinny_nt_tile<1>(s, m4, j0); break;
-      case 2: skinny_nt_tile<2>(s, m4, j0); break;
-      case 3: skinny_nt_tile<3>(s, m4, j0); break;
-      default: break;
-    }
-  }
-}
 #endif
 
 // One C entry by a plain dot product (edges of the tiles, and the portable level).
@@ -474,6 +463,52 @@ inline void skinny_entry(const SkinnyArgs& s, bool b_rows_are_n, int64_t i, int6
   *cij = finish(dot, s, cij);
 }
 
+// C[i0 : i1, j0 : j1] for B stored [n, k]: tiles of 4 x 4 dot products (narrower tiles for the
+// last rows), then the columns past the last multiple of 4 one entry at a time.
+void skinny_nt_block(const SkinnyArgs& s, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  int64_t j4 = j0;
+#if EMBER_CPU_ISA > 0
+  j4 = j0 + (j1 - j0) / 4 * 4;
+  const int64_t i4 = i0 + (i1 - i0) / 4 * 4;
+  for (int64_t j = j0; j < j4; j += 4) {
+    for (int64_t i = i0; i < i4; i += 4) skinny_nt_tile<4>(s, i, j);
+    switch (i1 - i4) {
+      case 1: skinny_nt_tile<1>(s, i4, j); break;
+      case 2: skinny_nt_tile<2>(s, i4, j); break;
+      case 3: skinny_nt_tile<3>(s, i4, j); break;
+      default: break;
+    }
+  }
+#endif
+  for (int64_t i = i0; i < i1; ++i)
+    for (int64_t j = j4; j < j1; ++j) skinny_entry(s, true, i, j);
+}
+
+// The B-stored-[n, k] form over the threads: a few rows against a large B (one token at a time
+// through a layer's weight) split B's rows, which is also where the memory bandwidth of more cores
+// helps; many rows against a few (a classifier's last layer, the weight gradient of a convolution
+// with few taps) split A's rows. Small products stay on this thread: even a one-thread team costs a
+// microsecond.
+void skinny_nt(const SkinnyArgs& s, int64_t m, int64_t n) {
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int64_t n4 = n / 4 * 4;
+  const bool split_columns = EMBER_CPU_ISA > 0 && n * s.k >= (int64_t{1} << 17) && n4 >= 64;
+  const bool split_rows =
+      EMBER_CPU_ISA > 0 && !split_columns && m * n * s.k >= (int64_t{1} << 21) && m >= 16 * threads;
+  if (threads == 1 || !(split_columns || split_rows)) return skinny_nt_block(s, 0, m, 0, n);
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    if (split_columns) {
+      const int64_t share = (n4 / 4 + nt - 1) / nt * 4;
+      skinny_nt_block(s, 0, m, std::min(n4, t * share), t == nt - 1 ? n : std::min(n4, (t + 1) * share));
+    } else {
+      const int64_t share = (m + nt - 1) / nt;
+      skinny_nt_block(s, std::min(m, t * share), std::min(m, (t + 1) * share), 0, n);
+    }
+  }
+}
+
 }  // namespace
 
 void small_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
@@ -489,26 +524,7 @@ void small_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
         for (int64_t p = 0; p < k; ++p) at[i * k + p] = a[p * lda + i];
       s.a = at.data(), s.a_rs = k, s.a_cs = 1;
     }
-    int64_t n4 = 0;
-#if EMBER_CPU_ISA > 0
-    n4 = n / 4 * 4;
-    // A few rows against a large B (a layer's weight, one token at a time) stream B once: the
-    // threads split its rows, which is also where the memory bandwidth of more cores helps.
-    const int threads = (n * k >= (int64_t{1} << 17) && n4 >= 64) ? omp_get_max_threads() : 1;
-    if (threads == 1) {
-      skinny_nt_columns(s, m, 0,
-                        n4);  // no parallel region at all: even a one-thread team costs a microsecond
-    } else {
-#pragma omp parallel num_threads(threads)
-      {
-        const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-        const int64_t tiles = n4 / 4, share = (tiles + nt - 1) / nt;
-        skinny_nt_columns(s, m, std::min(tiles, t * share) * 4, std::min(tiles, (t + 1) * share) * 4);
-      }
-    }
-#endif
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = n4; j < n; ++j) skinny_entry(s, true, i, j);
+    skinny_nt(s, m, n);
     return;
   }
   // B is stored [k, n]: row segments of B against broadcast entries of A.

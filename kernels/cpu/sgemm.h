@@ -16,10 +16,13 @@ bool packed_sgemm_available();
 void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                   int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
-// GEMMs with few rows (m <= 16) or a short inner dim (k <= 16), the shapes of small-batch training:
-// packing a 784 x 256 weight to multiply 8 rows by it costs as much as the multiply. These loops
-// read the big operand once and keep the small one in L1. Same contract as packed_sgemm.
-bool small_sgemm_applies(int64_t m, int64_t n, int64_t k);
+// GEMMs with few rows (m <= 16), a short inner dim (k <= 16) or, with B stored transposed (and A
+// not), few columns (n <= 16): the shapes of small-batch training, where packing a 784 x 256 weight to
+// multiply 8 rows by it costs as much as the multiply, and of a classifier's last layer or a
+// small convolution's weight gradient, where a packed panel of 32 columns would hold 9 or 10.
+// These loops read the big operand where it lies and keep the small one in L1. Same contract as
+// packed_sgemm.
+bool small_sgemm_applies(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k);
 void small_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                  int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
