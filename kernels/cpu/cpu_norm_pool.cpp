@@ -56,8 +56,8 @@ struct ChannelRows {
 
 // Mean and biased variance of one channel in one pass over it: sums of d = x - shift and of d * d
 // in double, where the shift (the mean of the channel's first row) lies so close to the mean that
-// sum(d^2) / N - (sum(d) / N)^2 loses nothing to cancellation; x - shift is exact in T for the
-// values near the mean that carry the variance.
+// sum(d^2) / N - (sum(d) / N)^2 loses nothing to cancellation. d is formed in T: exact for x within
+// a factor of two of the shift, else rounded once.
 struct Moments {
   double mean, var;
 };
