@@ -35,15 +35,12 @@ struct ConvShape {
   int64_t work_per_image() const { return O * K * L; }
 };
 
-// A zero-initialised buffer from the caching allocator for one call (column buffers, partial sums).
+// A buffer from the caching allocator for one call (column buffers, partial sums).
 template <class T>
 class Scratch {
  public:
   explicit Scratch(int64_t n) : bytes_(static_cast<size_t>(n) * sizeof(T)) {
-    if (n > 0) {
-      data_ = static_cast<T*>(cpu_allocate(bytes_));
-      std::fill_n(data_, n, T(0));
-    }
+    if (n > 0) data_ = static_cast<T*>(cpu_allocate(bytes_));
   }
   ~Scratch() {
     if (data_) cpu_deallocate(data_, bytes_);
@@ -140,6 +137,7 @@ void CpuBackend::conv2d_backward_weight(DType dt, const void* x, const void* dy,
     const int threads = image_threads(batch, s.work_per_image());
     const int64_t per_thread = s.O * s.K + s.O;
     Scratch<T> cols(s.direct ? 0 : threads * s.K * s.L), partial(threads * per_thread);
+    std::fill_n(partial.get(), threads * per_thread, T(0));  // the column buffers need no zeros
     for_each_image(batch, threads, [&](int t, int64_t n) {
       const T* xn = static_cast<const T*>(x) + n * s.image;
       const T* dyn = static_cast<const T*>(dy) + n * s.O * s.L;
