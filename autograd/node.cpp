@@ -102,11 +102,15 @@ Edge gradient_edge(const Tensor& t) {
   return {grad_accumulator(t), 0};
 }
 
-bool should_record(const std::vector<Tensor>& inputs) {
+bool should_record(const Tensor* first, const Tensor* last) {
   if (!GradMode::is_enabled()) return false;
-  for (const auto& t : inputs)
-    if (t.defined() && t.requires_grad()) return true;
+  for (const Tensor* t = first; t != last; ++t)
+    if (t->defined() && t->requires_grad()) return true;
   return false;
+}
+
+bool should_record(const std::vector<Tensor>& inputs) {
+  return should_record(inputs.data(), inputs.data() + inputs.size());
 }
 
 void record_inputs(FunctionNode& node, const std::vector<Tensor>& inputs) {

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -136,5 +137,29 @@ std::shared_ptr<FunctionNode> record(const char* name, const std::vector<Tensor>
                                      const std::vector<Tensor>& outputs, const std::vector<Tensor>& to_save,
                                      FunctionNode::BackwardFn fn);
 bool should_record(const std::vector<Tensor>& inputs);
+bool should_record(const Tensor* first, const Tensor* last);
+inline bool should_record(std::initializer_list<Tensor> inputs) {
+  return should_record(inputs.begin(), inputs.end());
+}
+
+}  // namespace ember::autograd
+
+namespace ember::trace {
+bool recording();  // core/trace.h
+}
+
+namespace ember::autograd {
+
+// The form ops use, with braced lists: whether there is anything to record (or a tracer to tell) is
+// decided before the lists become vectors and the formula a std::function, so an op run under
+// NoGradGuard (inference, generation) pays no allocation here.
+template <class Fn>
+std::shared_ptr<FunctionNode> record(const char* name, std::initializer_list<Tensor> inputs,
+                                     std::initializer_list<Tensor> outputs,
+                                     std::initializer_list<Tensor> to_save, Fn&& fn) {
+  if (!trace::recording() && !should_record(inputs.begin(), inputs.end())) return nullptr;
+  return record(name, std::vector<Tensor>(inputs), std::vector<Tensor>(outputs), std::vector<Tensor>(to_save),
+                FunctionNode::BackwardFn(std::forward<Fn>(fn)));
+}
 
 }  // namespace ember::autograd

@@ -25,6 +25,54 @@ TEST_CASE("matmul covers PyTorch's 1-D, 2-D and batched broadcasting cases") {
   check_error([] { matmul(ones({2, 3}, kInt64), ones({3, 2}, kInt64)); }, {"floating"});
 }
 
+// y[..., o] = b[o] + sum_i x[..., i] w[o, i] by plain loops in double, the oracle for linear below.
+static std::vector<double> linear_by_loops(const Tensor& x, const Tensor& w, const Tensor& b) {
+  Tensor xs = x.to(kFloat64).contiguous(), ws = w.to(kFloat64).contiguous(), bs = b.to(kFloat64);
+  const auto xv = xs.to_vector<double>(), wv = ws.to_vector<double>(), bv = bs.to_vector<double>();
+  const int64_t k = w.size(1), n = w.size(0), rows = x.numel() / k;
+  std::vector<double> y;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t o = 0; o < n; ++o) {
+      double acc = bv[o];
+      for (int64_t i = 0; i < k; ++i) acc += xv[r * k + i] * wv[o * k + i];
+      y.push_back(acc);
+    }
+  return y;
+}
+
+TEST_CASE("linear: N-D inputs and every weight layout, with and without a graph") {
+  manual_seed(41);
+  // Weights stored as they are, transposed (a .t() view) and strided both ways (neither: copied).
+  Tensor w_plain = randn({7, 5}), w_transposed = randn({5, 7}).t(),
+         w_strided = randn({14, 15}).slice(0, 0, 14, 2).slice(1, 0, 15, 3);
+  Tensor b = randn({7});
+  Tensor x3 = randn({2, 3, 5}), x3_strided = randn({3, 2, 5}).transpose(0, 1), x4 = randn({2, 1, 3, 5});
+  for (const Tensor& w : {w_plain, w_transposed, w_strided}) {
+    for (const Tensor& x : {x3, x3_strided, x4}) {
+      INFO("w strides " << w.strides() << ", x " << x.sizes() << " strides " << x.strides());
+      Shape expect_shape = x.sizes();
+      expect_shape.back() = 7;
+      const std::vector<double> expect = linear_by_loops(x, w, b);
+      {
+        autograd::NoGradGuard no_grad;  // the compact input is read in place
+        Tensor y = linear(x, w, b);
+        CHECK(y.sizes() == expect_shape);
+        const auto got = y.to(kFloat64).to_vector<double>();
+        REQUIRE(got.size() == expect.size());
+        for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == doctest::Approx(expect[i]).epsilon(1e-5));
+      }
+      Tensor xg = x.detach().requires_grad_(true);  // with a graph: folded by a recorded reshape
+      Tensor y = linear(xg, w, b);
+      CHECK(y.sizes() == expect_shape);
+      y.sum().backward();
+      // d sum(y) / dx[..., i] = sum_o w[o, i], the same for every row.
+      const auto colsum = w.sum(Shape{0}).to_vector<float>();
+      const auto gx = xg.grad().contiguous().to_vector<float>();
+      for (size_t i = 0; i < gx.size(); ++i) CHECK(gx[i] == doctest::Approx(colsum[i % 5]).epsilon(1e-5));
+    }
+  }
+}
+
 TEST_CASE("reductions follow PyTorch's conventions") {
   Tensor x = tensor({{1.0, 2.0, 3.0}, {4.0, 5.0, 6.0}});
   CHECK(x.sum().item<float>() == 21.0f);

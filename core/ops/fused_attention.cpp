@@ -2,6 +2,7 @@
 // [B, L, E] batches of compact matrices: the batch dims of q, k and v are broadcast and flattened to
 // one B first, and a mask that only varies over [L, S] is passed with zero batch strides instead of
 // being copied per batch.
+#include <algorithm>
 #include <cmath>
 
 #include "ember/autograd/engine.h"
@@ -56,11 +57,17 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
     return 0;
   };
   int64_t k_step = 0, v_step = 0;
+  // [batch..., rows, width] -> [B, rows, width]; the expand only where the batch dims broadcast.
+  auto flatten_batch = [&](const Tensor& t, int64_t rows, int64_t width) {
+    const bool full = t.dim() == static_cast<int64_t>(batch.size()) + 2 &&
+                      std::equal(batch.begin(), batch.end(), t.sizes().begin());
+    return (full ? t : t.expand(full_shape(rows, width))).reshape({B, rows, width});
+  };
   {
     autograd::NoGradGuard guard;
-    q3 = q.expand(full_shape(L, E)).reshape({B, L, E}).contiguous();
-    k3 = k.expand(full_shape(S, E)).reshape({B, S, E});
-    v3 = v.expand(full_shape(S, Ev)).reshape({B, S, Ev});
+    q3 = flatten_batch(q, L, E).contiguous();
+    k3 = flatten_batch(k, S, E);
+    v3 = flatten_batch(v, S, Ev);
     k_step = batch_step(k3, S, E);
     v_step = batch_step(v3, S, Ev);
     if (mask.defined()) {

@@ -46,11 +46,11 @@ Shape wrap_dims(const Shape& dims, int64_t ndim, const char* op) {
   return out;
 }
 
-Tensor alias_with(const Tensor& base, const Shape& sizes, const Shape& strides, int64_t offset) {
+Tensor alias_with(const Tensor& base, Shape sizes, Shape strides, int64_t offset) {
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = base.impl()->storage;
-  impl->sizes = sizes;
-  impl->strides = strides;
+  impl->sizes = std::move(sizes);
+  impl->strides = std::move(strides);
   impl->offset = offset;
   impl->dtype = base.dtype();
   impl->is_view = true;

@@ -26,7 +26,7 @@ inline kernels::FusedKernels* fused_of(const Tensor& t, kernels::FusedOp op, DTy
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);
 Shape wrap_dims(const Shape& dims, int64_t ndim, const char* op);
 // An alias of `base`'s storage with new geometry (no autograd: the caller records the view op).
-Tensor alias_with(const Tensor& base, const Shape& sizes, const Shape& strides, int64_t offset);
+Tensor alias_with(const Tensor& base, Shape sizes, Shape strides, int64_t offset);
 void check_same_device(const Tensor& a, const Tensor& b, const char* op);
 // Casts to dtype, or returns t itself when it already has it (no copy, keeps autograd identity).
 Tensor cast_if_needed(const Tensor& t, DType dtype);

@@ -18,11 +18,16 @@ struct MatrixOperand {
   int64_t batch_stride = 0;
 };
 
-MatrixOperand operand(const Tensor& x) {
+// `transposed`: the operand is x's transpose (a 2-D x), described without making the `.t()` view.
+MatrixOperand operand(const Tensor& x, bool transposed = false) {
   autograd::NoGradGuard guard;
   const int64_t nd = x.dim();
-  const int64_t rows = x.size(nd - 2), cols = x.size(nd - 1);
-  const int64_t rs = x.stride(nd - 2), cs = x.stride(nd - 1);
+  int64_t rows = x.size(nd - 2), cols = x.size(nd - 1);
+  int64_t rs = x.stride(nd - 2), cs = x.stride(nd - 1);
+  if (transposed) {
+    std::swap(rows, cols);
+    std::swap(rs, cs);
+  }
   MatrixOperand op;
   op.t = x;
   if (cs == 1 && (rs >= std::max<int64_t>(cols, 1) || rows == 1)) {
@@ -32,7 +37,8 @@ MatrixOperand operand(const Tensor& x) {
     op.ld = std::max<int64_t>({cs, rows, 1});
   } else {
     op.t = x.contiguous();
-    op.ld = std::max<int64_t>(cols, 1);
+    op.trans = transposed;  // the compact copy is x's layout, so its transpose is read transposed
+    op.ld = std::max<int64_t>(transposed ? rows : cols, 1);
   }
   op.batch_stride = nd == 3 ? op.t.stride(0) : 0;
   return op;
@@ -56,6 +62,18 @@ DType gemm_dtype(const Tensor& t) {
 
 // out[b] = beta*out[b] + a[b] @ b[b], a is [B?, m, k], b is [B?, k, n]; out is compact [B?, m, n]
 // in the dtype the GEMM runs in (gemm_dtype).
+// out = beta*out + A @ B for one [m, k] x [k, n] product or a batch of them; out is compact.
+void gemm_matrices(const MatrixOperand& A, const MatrixOperand& B, int64_t m, int64_t n, int64_t k,
+                   Tensor& out, double beta, int64_t batch = 1) {
+  kernels::GemmArgs g;
+  g.dtype = out.dtype();
+  g.trans_a = A.trans, g.trans_b = B.trans;
+  g.m = m, g.n = n, g.k = k, g.beta = beta;
+  g.lda = A.ld, g.ldb = B.ld, g.ldc = std::max<int64_t>(n, 1);
+  g.batch = batch, g.stride_a = A.batch_stride, g.stride_b = B.batch_stride, g.stride_c = m * n;
+  backend_of(out).gemm(g, A.t.data_ptr(), B.t.data_ptr(), out.data_ptr());
+}
+
 void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, int64_t batch, double beta) {
   const DType work = out.dtype();
   autograd::NoGradGuard guard;
@@ -63,13 +81,7 @@ void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, int64_t batch, dou
   const int64_t nd = a.dim();
   const int64_t m = a.size(nd - 2), k = a.size(nd - 1), n = b.size(nd - 1);
   if (out.numel() == 0) return;
-  kernels::GemmArgs g;
-  g.dtype = work;
-  g.trans_a = A.trans, g.trans_b = B.trans;
-  g.m = m, g.n = n, g.k = k, g.beta = beta;
-  g.lda = A.ld, g.ldb = B.ld, g.ldc = std::max<int64_t>(n, 1);
-  g.batch = batch, g.stride_a = A.batch_stride, g.stride_b = B.batch_stride, g.stride_c = m * n;
-  backend_of(out).gemm(g, A.t.data_ptr(), B.t.data_ptr(), out.data_ptr());
+  gemm_matrices(A, B, m, n, k, out, beta, batch);
 }
 
 }  // namespace
@@ -184,23 +196,33 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   if (bias.defined())
     EMBER_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "linear: bias of shape ", bias.sizes(),
                 " does not match weight of shape ", weight.sizes());
-  if (x.dim() != 2) {
-    Shape lead(x.sizes().begin(), x.sizes().end() - 1);
-    lead.push_back(weight.size(0));
-    return linear(x.reshape({-1, x.size(-1)}), weight, bias).reshape(lead);
-  }
   const DType dt = check_matmul_dtypes(x, weight, "linear");
-  if (!bias.defined() || is_half(dt) || bias.dtype() != dt) {
+  const bool fused = bias.defined() && !is_half(dt) && bias.dtype() == dt;
+  const int64_t k = x.size(-1), n = weight.size(0);
+  // A compact [..., k] input under no graph (inference, generation) is read as one [rows, k] matrix
+  // where it lies; otherwise the leading dims are folded by a reshape that autograd records.
+  const bool direct =
+      x.dim() == 2 || (fused && k > 0 && x.is_contiguous() && !autograd::should_record({x, weight, bias}));
+  if (!direct) {
+    Shape lead(x.sizes().begin(), x.sizes().end() - 1);
+    lead.push_back(n);
+    return linear(x.reshape({-1, k}), weight, bias).reshape(lead);
+  }
+  if (!fused) {
     Tensor out = mm(x, weight.t());
     return bias.defined() ? out + bias : out;
   }
   // Fused: copy the bias into every row of the output, then GEMM with beta = 1 accumulates on top.
-  Tensor out = make_empty({x.size(0), weight.size(0)}, dt, x.device());
-  {
+  Shape out_shape = x.sizes();
+  out_shape.back() = n;
+  Tensor out = make_empty(out_shape, dt, x.device());
+  const int64_t m = out.numel() / std::max<int64_t>(n, 1);
+  if (m > 0 && n > 0) {
     autograd::NoGradGuard guard;
-    Tensor b2 = bias.expand(out.sizes());
-    backend_of(out).strided_copy(dt, b2.data_ptr(), b2.strides(), out.data_ptr(), out.strides(), out.sizes());
-    gemm_into(x, weight.t(), out, 1, 1.0);
+    const int64_t bias_strides[2] = {0, bias.stride(0)}, out_strides[2] = {n, 1}, sizes[2] = {m, n};
+    backend_of(out).strided_copy(dt, bias.data_ptr(), bias_strides, out.data_ptr(), out_strides, sizes);
+    gemm_matrices(x.dim() == 2 ? operand(x) : MatrixOperand{x, false, k, 0}, operand(weight, true), m, n, k,
+                  out, 1.0);
   }
   autograd::record("linear", {x, weight, bias}, {out}, {x, weight},
                    [](FunctionNode& n, const variable_list& g) -> variable_list {

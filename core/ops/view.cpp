@@ -30,8 +30,15 @@ Tensor embed(const Tensor& g, const Shape& shape, ViewFn view_fn) {
 }
 
 // Records a view whose backward embeds the gradient back into the input's shape.
-Tensor record_embedding_view(const Tensor& x, Tensor out, const char* name, ViewFn view_fn) {
+// Views are the most frequent ops of all: without a graph to record or a tracer to tell, they keep
+// no backward formula (so copy no shape and build no std::function).
+bool view_needs_record(const Tensor& x) { return trace::recording() || autograd::should_record(&x, &x + 1); }
+
+template <class F>
+Tensor record_embedding_view(const Tensor& x, Tensor out, const char* name, F&& view_fn_) {
+  if (!view_needs_record(x)) return out;
   Shape in_shape = x.sizes();
+  ViewFn view_fn(std::forward<F>(view_fn_));
   autograd::record(name, {x}, {out}, {},
                    [in_shape, view_fn](FunctionNode&, const variable_list& g) -> variable_list {
                      return {embed(g[0], in_shape, view_fn)};
@@ -40,6 +47,7 @@ Tensor record_embedding_view(const Tensor& x, Tensor out, const char* name, View
 }
 
 Tensor record_reshape_view(const Tensor& x, Tensor out, const char* name) {
+  if (!view_needs_record(x)) return out;
   trace::OpScope scope;
   Shape in_shape = x.sizes();
   autograd::record(name, {x}, {out}, {}, [in_shape](FunctionNode&, const variable_list& g) -> variable_list {
@@ -111,12 +119,14 @@ Tensor view(const Tensor& x, const Shape& requested) {
   auto st = view_strides(x.sizes(), x.strides(), shape);
   EMBER_CHECK(st.has_value(), "view: a tensor of shape ", x.sizes(), " and strides ", x.strides(),
               " cannot be viewed as ", shape, " without a copy; use reshape() instead");
-  return record_reshape_view(x, alias_with(x, shape, *st, x.storage_offset()), "view");
+  return record_reshape_view(x, alias_with(x, std::move(shape), std::move(*st), x.storage_offset()), "view");
 }
 
 Tensor reshape(const Tensor& x, const Shape& requested) {
   Shape shape = infer_shape(requested, x.numel(), "reshape", x.sizes());
-  if (view_strides(x.sizes(), x.strides(), shape)) return view(x, shape);
+  if (auto st = view_strides(x.sizes(), x.strides(), shape))
+    return record_reshape_view(x, alias_with(x, std::move(shape), std::move(*st), x.storage_offset()),
+                               "view");
   return view(x.contiguous(), shape);
 }
 
@@ -143,7 +153,7 @@ Tensor permute(const Tensor& x, const Shape& dims) {
     inverse[d[i]] = static_cast<int64_t>(i);
   }
   trace::OpScope scope;
-  Tensor out = alias_with(x, sizes, strides, x.storage_offset());
+  Tensor out = alias_with(x, std::move(sizes), std::move(strides), x.storage_offset());
   autograd::record(
       "permute", {x}, {out}, {},
       [inverse](FunctionNode&, const variable_list& g) -> variable_list { return {g[0].permute(inverse)}; });
@@ -179,7 +189,8 @@ Tensor unsqueeze(const Tensor& x, int64_t dim) {
   const int64_t st = d < x.dim() ? x.stride(d) * x.size(d) : 1;
   sizes.insert(sizes.begin() + d, 1);
   strides.insert(strides.begin() + d, st);
-  return record_reshape_view(x, alias_with(x, sizes, strides, x.storage_offset()), "unsqueeze");
+  return record_reshape_view(x, alias_with(x, std::move(sizes), std::move(strides), x.storage_offset()),
+                             "unsqueeze");
 }
 
 Tensor expand(const Tensor& x, const Shape& target) {
@@ -204,11 +215,11 @@ Tensor expand(const Tensor& x, const Shape& target) {
   }
   checked_numel(sizes, "expand");
   trace::OpScope scope;
-  Tensor out = alias_with(x, sizes, strides, x.storage_offset());
+  Tensor out = alias_with(x, std::move(sizes), std::move(strides), x.storage_offset());
   // Broadcasting's gradient is a sum back to the input shape, which FunctionNode does itself.
   autograd::record("expand", {x}, {out}, {},
                    [](FunctionNode&, const variable_list& g) -> variable_list { return {g[0]}; });
-  if (scope.recording()) scope.record("expand", {x}, {out}, {.ints = {{"shape", sizes}}});
+  if (scope.recording()) scope.record("expand", {x}, {out}, {.ints = {{"shape", out.sizes()}}});
   return out;
 }
 
@@ -226,7 +237,7 @@ Tensor slice(const Tensor& x, int64_t dim, std::optional<int64_t> start_, std::o
   Shape sizes = x.sizes(), strides = x.strides();
   sizes[d] = (end - start + step - 1) / step;
   strides[d] *= step;
-  Tensor out = alias_with(x, sizes, strides, x.storage_offset() + start * x.stride(d));
+  Tensor out = alias_with(x, std::move(sizes), std::move(strides), x.storage_offset() + start * x.stride(d));
   trace::OpScope scope;
   record_embedding_view(x, out, "slice",
                         [d, start, end, step](const Tensor& t) { return slice(t, d, start, end, step); });
@@ -255,7 +266,7 @@ Tensor select(const Tensor& x, int64_t dim, int64_t index) {
   Shape sizes = x.sizes(), strides = x.strides();
   sizes.erase(sizes.begin() + d);
   strides.erase(strides.begin() + d);
-  Tensor out = alias_with(x, sizes, strides, x.storage_offset() + index * x.stride(d));
+  Tensor out = alias_with(x, std::move(sizes), std::move(strides), x.storage_offset() + index * x.stride(d));
   trace::OpScope scope;
   record_embedding_view(x, out, "select", [d, index](const Tensor& t) { return select(t, d, index); });
   if (scope.recording()) scope.record("select", {x}, {out}, {.ints = {{"dim", {d}}, {"index", {index}}}});
@@ -281,7 +292,7 @@ Tensor diagonal(const Tensor& x, int64_t offset, int64_t dim1, int64_t dim2) {
     }
   sizes.push_back(len);
   strides.push_back(x.stride(a) + x.stride(b));
-  Tensor out = alias_with(x, sizes, strides, start);
+  Tensor out = alias_with(x, std::move(sizes), std::move(strides), start);
   return record_embedding_view(x, out, "diagonal",
                                [offset, a, b](const Tensor& t) { return diagonal(t, offset, a, b); });
 }

@@ -492,7 +492,8 @@ void skinny_nt_block(const SkinnyArgs& s, int64_t i0, int64_t i1, int64_t j0, in
 void skinny_nt(const SkinnyArgs& s, int64_t m, int64_t n) {
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   const int64_t n4 = n / 4 * 4;
-  const bool split_columns = EMBER_CPU_ISA > 0 && n * s.k >= (int64_t{1} << 17) && n4 >= 64;
+  const int64_t column_split_from = m == 1 ? int64_t{1} << 16 : int64_t{1} << 17;
+  const bool split_columns = EMBER_CPU_ISA > 0 && n * s.k >= column_split_from && n4 >= 64;
   const bool split_rows =
       EMBER_CPU_ISA > 0 && !split_columns && m * n * s.k >= (int64_t{1} << 21) && m >= 16 * threads;
   if (threads == 1 || !(split_columns || split_rows)) return skinny_nt_block(s, 0, m, 0, n);
