@@ -510,6 +510,53 @@ void skinny_nt(const SkinnyArgs& s, int64_t m, int64_t n) {
   }
 }
 
+// C[r0 : r1, :] for B stored [k, n]: row segments of B against broadcast entries of A, then the
+// columns past the last full tile (all of them at the portable level) as C rows updated by whole B
+// rows, which the compiler vectorises.
+void skinny_nn_block(const SkinnyArgs& s, int64_t r0, int64_t r1, int64_t n) {
+  int64_t nv = 0;
+#if EMBER_CPU_ISA > 0
+  nv = n / NR * NR;
+  for (int64_t i0 = r0; i0 < r1; i0 += kSkinnyRows) {
+    const int rows = static_cast<int>(std::min<int64_t>(kSkinnyRows, r1 - i0));
+    skinny_nn_rows_dispatch(s, i0, rows, n, std::make_integer_sequence<int, kSkinnyRows>{});
+  }
+#endif
+  if (nv == n) return;
+  for (int64_t i = r0; i < r1; ++i) {
+    float* row = s.c + i * s.ldc;
+    if (s.beta == 0.0f) std::fill(row + nv, row + n, 0.0f);
+    else if (s.beta != 1.0f)
+      for (int64_t j = nv; j < n; ++j) row[j] *= s.beta;
+    for (int64_t p = 0; p < s.k; ++p) {
+      const float sc = s.alpha * s.a[i * s.a_rs + p * s.a_cs];
+      const float* bp = s.b + p * s.ldb;
+#pragma omp simd
+      for (int64_t j = nv; j < n; ++j) row[j] += sc * bp[j];
+    }
+  }
+}
+
+// The B-stored-[k, n] form over the threads: a large C (a weight gradient from a small batch: a
+// few k against many rows and columns) is mostly the cost of writing it, so the threads take bands
+// of its rows, in the order the optimizer's update later splits the same matrix.
+void skinny_nn(const SkinnyArgs& s, int64_t m, int64_t n) {
+#if EMBER_CPU_ISA > 0
+  constexpr int64_t band = kSkinnyRows;  // bands of whole register blocks
+#else
+  constexpr int64_t band = 8;
+#endif
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (threads == 1 || m * n < (int64_t{1} << 16) || m < 2 * band * threads)
+    return skinny_nn_block(s, 0, m, n);
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t share = (m / band + nt - 1) / nt * band;
+    skinny_nn_block(s, std::min(m, t * share), t == nt - 1 ? m : std::min(m, (t + 1) * share), n);
+  }
+}
+
 }  // namespace
 
 void small_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
@@ -528,30 +575,7 @@ void small_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
     skinny_nt(s, m, n);
     return;
   }
-  // B is stored [k, n]: row segments of B against broadcast entries of A.
-  int64_t nv = 0;
-#if EMBER_CPU_ISA > 0
-  nv = n / NR * NR;
-  for (int64_t i0 = 0; i0 < m; i0 += kSkinnyRows) {
-    const int rows = static_cast<int>(std::min<int64_t>(kSkinnyRows, m - i0));
-    skinny_nn_rows_dispatch(s, i0, rows, n, std::make_integer_sequence<int, kSkinnyRows>{});
-  }
-#endif
-  if (nv == n) return;
-  // The columns past the last full tile (all of them at the portable level): C rows updated by
-  // whole B rows, which the compiler vectorises.
-  for (int64_t i = 0; i < m; ++i) {
-    float* row = c + i * ldc;
-    if (beta == 0.0f) std::fill(row + nv, row + n, 0.0f);
-    else if (beta != 1.0f)
-      for (int64_t j = nv; j < n; ++j) row[j] *= beta;
-    for (int64_t p = 0; p < k; ++p) {
-      const float sc = alpha * a[i * s.a_rs + p * s.a_cs];
-      const float* bp = b + p * ldb;
-#pragma omp simd
-      for (int64_t j = nv; j < n; ++j) row[j] += sc * bp[j];
-    }
-  }
+  skinny_nn(s, m, n);
 }
 
 }  // namespace ember::kernels::EMBER_CPU_ISA_NS
