@@ -113,8 +113,10 @@ bool should_record(const std::vector<Tensor>& inputs) {
   return should_record(inputs.data(), inputs.data() + inputs.size());
 }
 
-void record_inputs(FunctionNode& node, const std::vector<Tensor>& inputs) {
+void record_inputs(FunctionNode& node, std::span<const Tensor> inputs) {
   node.next_edges.reserve(inputs.size());
+  node.input_shapes_.reserve(inputs.size());
+  node.input_dtypes_.reserve(inputs.size());
   for (const auto& t : inputs) {
     node.next_edges.push_back(t.defined() ? gradient_edge(t) : Edge{});
     node.input_shapes_.push_back(t.defined() ? t.sizes() : Shape{});
@@ -122,8 +124,7 @@ void record_inputs(FunctionNode& node, const std::vector<Tensor>& inputs) {
   }
 }
 
-void save_tensors(FunctionNode& node, const std::vector<Tensor>& outputs,
-                  const std::vector<Tensor>& to_save) {
+void save_tensors(FunctionNode& node, std::span<const Tensor> outputs, std::span<const Tensor> to_save) {
   node.saved_.reserve(to_save.size());
   for (const auto& t : to_save) {
     bool is_output = false;
@@ -133,13 +134,15 @@ void save_tensors(FunctionNode& node, const std::vector<Tensor>& outputs,
   }
 }
 
-std::shared_ptr<FunctionNode> record(const char* name, const std::vector<Tensor>& inputs,
-                                     const std::vector<Tensor>& outputs, const std::vector<Tensor>& to_save,
+std::shared_ptr<FunctionNode> record(const char* name, std::span<const Tensor> inputs,
+                                     std::span<const Tensor> outputs, std::span<const Tensor> to_save,
                                      FunctionNode::BackwardFn fn) {
   // An op that reports itself to a tracer has an OpScope open; one that does not is reported here
   // by its autograd name, which the exporter either maps or names in its error.
-  trace::on_autograd_record(name, inputs, outputs);
-  if (!should_record(inputs)) return nullptr;
+  if (trace::recording())
+    trace::on_autograd_record(name, std::vector<Tensor>(inputs.begin(), inputs.end()),
+                              std::vector<Tensor>(outputs.begin(), outputs.end()));
+  if (!should_record(inputs.data(), inputs.data() + inputs.size())) return nullptr;
   auto node = std::make_shared<FunctionNode>(name, std::move(fn));
   record_inputs(*node, inputs);
   node->output_meta.reserve(outputs.size());
@@ -155,6 +158,13 @@ std::shared_ptr<FunctionNode> record(const char* name, const std::vector<Tensor>
   }
   save_tensors(*node, outputs, to_save);
   return node;
+}
+
+std::shared_ptr<FunctionNode> record(const char* name, const std::vector<Tensor>& inputs,
+                                     const std::vector<Tensor>& outputs, const std::vector<Tensor>& to_save,
+                                     FunctionNode::BackwardFn fn) {
+  return record(name, std::span<const Tensor>(inputs), std::span<const Tensor>(outputs),
+                std::span<const Tensor>(to_save), std::move(fn));
 }
 
 Tensor FunctionNode::saved(size_t i) {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -102,8 +103,8 @@ class FunctionNode : public Node {
   DType input_dtype(size_t i) const { return input_dtypes_[i]; }
 
  private:
-  friend void record_inputs(FunctionNode&, const std::vector<Tensor>&);
-  friend void save_tensors(FunctionNode&, const std::vector<Tensor>&, const std::vector<Tensor>&);
+  friend void record_inputs(FunctionNode&, std::span<const Tensor>);
+  friend void save_tensors(FunctionNode&, std::span<const Tensor>, std::span<const Tensor>);
   BackwardFn fn_;
   std::vector<SavedTensor> saved_;
   std::vector<Shape> input_shapes_;
@@ -136,6 +137,9 @@ std::shared_ptr<Node> grad_accumulator(const Tensor& t);
 std::shared_ptr<FunctionNode> record(const char* name, const std::vector<Tensor>& inputs,
                                      const std::vector<Tensor>& outputs, const std::vector<Tensor>& to_save,
                                      FunctionNode::BackwardFn fn);
+std::shared_ptr<FunctionNode> record(const char* name, std::span<const Tensor> inputs,
+                                     std::span<const Tensor> outputs, std::span<const Tensor> to_save,
+                                     FunctionNode::BackwardFn fn);
 bool should_record(const std::vector<Tensor>& inputs);
 bool should_record(const Tensor* first, const Tensor* last);
 inline bool should_record(std::initializer_list<Tensor> inputs) {
@@ -152,13 +156,16 @@ namespace ember::autograd {
 
 // The form ops use, with braced lists: whether there is anything to record (or a tracer to tell) is
 // decided before the lists become vectors and the formula a std::function, so an op run under
-// NoGradGuard (inference, generation) pays no allocation here.
+// NoGradGuard (inference, generation) pays no allocation here, and a recorded one reads the lists
+// where they lie.
 template <class Fn>
 std::shared_ptr<FunctionNode> record(const char* name, std::initializer_list<Tensor> inputs,
                                      std::initializer_list<Tensor> outputs,
                                      std::initializer_list<Tensor> to_save, Fn&& fn) {
   if (!trace::recording() && !should_record(inputs.begin(), inputs.end())) return nullptr;
-  return record(name, std::vector<Tensor>(inputs), std::vector<Tensor>(outputs), std::vector<Tensor>(to_save),
+  return record(name, std::span<const Tensor>(inputs.begin(), inputs.size()),
+                std::span<const Tensor>(outputs.begin(), outputs.size()),
+                std::span<const Tensor>(to_save.begin(), to_save.size()),
                 FunctionNode::BackwardFn(std::forward<Fn>(fn)));
 }
 

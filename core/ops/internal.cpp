@@ -18,12 +18,12 @@ Shape contiguous_strides(const Shape& shape) {
 
 int64_t numel_of(const Shape& shape, const char* op) { return checked_numel(shape, op); }
 
-Tensor make_empty(const Shape& shape, DType dtype, Device device) {
+Tensor make_empty(Shape shape, DType dtype, Device device) {
   const int64_t nbytes = checked_nbytes(shape, itemsize(dtype), "empty");
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::make_shared<Storage>(static_cast<size_t>(nbytes), device);
-  impl->sizes = shape;
   impl->strides = contiguous_strides(shape);
+  impl->sizes = std::move(shape);
   impl->dtype = dtype;
   return Tensor(std::move(impl));
 }

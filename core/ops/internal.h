@@ -16,7 +16,7 @@ using autograd::variable_list;
 Shape contiguous_strides(const Shape& shape);
 int64_t numel_of(const Shape& shape, const char* op);
 // A new compact tensor with uninitialised data.
-Tensor make_empty(const Shape& shape, DType dtype, Device device);
+Tensor make_empty(Shape shape, DType dtype, Device device);
 inline kernels::Backend& backend_of(const Tensor& t) { return kernels::backend_for(t.device()); }
 // The fused kernels of t's backend when they have `op` for `dt`; null means: run the composed form.
 inline kernels::FusedKernels* fused_of(const Tensor& t, kernels::FusedOp op, DType dt) {
