@@ -60,8 +60,6 @@ DType gemm_dtype(const Tensor& t) {
   return is_half(dt) && backend_of(t).supports(kernels::Op::Gemm, dt) ? dt : compute_dtype(dt);
 }
 
-// out[b] = beta*out[b] + a[b] @ b[b], a is [B?, m, k], b is [B?, k, n]; out is compact [B?, m, n]
-// in the dtype the GEMM runs in (gemm_dtype).
 // out = beta*out + A @ B for one [m, k] x [k, n] product or a batch of them; out is compact.
 void gemm_matrices(const MatrixOperand& A, const MatrixOperand& B, int64_t m, int64_t n, int64_t k,
                    Tensor& out, double beta, int64_t batch = 1) {
@@ -74,6 +72,8 @@ void gemm_matrices(const MatrixOperand& A, const MatrixOperand& B, int64_t m, in
   backend_of(out).gemm(g, A.t.data_ptr(), B.t.data_ptr(), out.data_ptr());
 }
 
+// out[b] = beta*out[b] + a[b] @ b[b], a is [B?, m, k], b is [B?, k, n]; out is compact [B?, m, n]
+// in the dtype the GEMM runs in (gemm_dtype).
 void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, int64_t batch, double beta) {
   const DType work = out.dtype();
   autograd::NoGradGuard guard;

@@ -154,9 +154,10 @@ Tensor permute(const Tensor& x, const Shape& dims) {
   }
   trace::OpScope scope;
   Tensor out = alias_with(x, std::move(sizes), std::move(strides), x.storage_offset());
-  autograd::record(
-      "permute", {x}, {out}, {},
-      [inverse](FunctionNode&, const variable_list& g) -> variable_list { return {g[0].permute(inverse)}; });
+  autograd::record("permute", {x}, {out}, {},
+                   [inverse = std::move(inverse)](FunctionNode&, const variable_list& g) -> variable_list {
+                     return {g[0].permute(inverse)};
+                   });
   if (scope.recording()) scope.record("permute", {x}, {out}, {.ints = {{"perm", d}}});
   return out;
 }
