@@ -158,11 +158,16 @@ namespace ember::autograd {
 // decided before the lists become vectors and the formula a std::function, so an op run under
 // NoGradGuard (inference, generation) pays no allocation here, and a recorded one reads the lists
 // where they lie.
+// Whether an op on [first, last) leaves anything behind: a graph node, or an event for a tracer.
+inline bool records_or_traces(const Tensor* first, const Tensor* last) {
+  return trace::recording() || should_record(first, last);
+}
+
 template <class Fn>
 std::shared_ptr<FunctionNode> record(const char* name, std::initializer_list<Tensor> inputs,
                                      std::initializer_list<Tensor> outputs,
                                      std::initializer_list<Tensor> to_save, Fn&& fn) {
-  if (!trace::recording() && !should_record(inputs.begin(), inputs.end())) return nullptr;
+  if (!records_or_traces(inputs.begin(), inputs.end())) return nullptr;
   return record(name, std::span<const Tensor>(inputs.begin(), inputs.size()),
                 std::span<const Tensor>(outputs.begin(), outputs.size()),
                 std::span<const Tensor>(to_save.begin(), to_save.size()),

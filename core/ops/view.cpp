@@ -32,11 +32,9 @@ Tensor embed(const Tensor& g, const Shape& shape, ViewFn view_fn) {
 // Records a view whose backward embeds the gradient back into the input's shape.
 // Views are the most frequent ops of all: without a graph to record or a tracer to tell, they keep
 // no backward formula (so copy no shape and build no std::function).
-bool view_needs_record(const Tensor& x) { return trace::recording() || autograd::should_record(&x, &x + 1); }
-
 template <class F>
 Tensor record_embedding_view(const Tensor& x, Tensor out, const char* name, F&& view_fn_) {
-  if (!view_needs_record(x)) return out;
+  if (!autograd::records_or_traces(&x, &x + 1)) return out;
   Shape in_shape = x.sizes();
   ViewFn view_fn(std::forward<F>(view_fn_));
   autograd::record(name, {x}, {out}, {},
@@ -47,7 +45,7 @@ Tensor record_embedding_view(const Tensor& x, Tensor out, const char* name, F&& 
 }
 
 Tensor record_reshape_view(const Tensor& x, Tensor out, const char* name) {
-  if (!view_needs_record(x)) return out;
+  if (!autograd::records_or_traces(&x, &x + 1)) return out;
   trace::OpScope scope;
   Shape in_shape = x.sizes();
   autograd::record(name, {x}, {out}, {}, [in_shape](FunctionNode&, const variable_list& g) -> variable_list {
