@@ -63,15 +63,15 @@ TEST_CASE("cpu capability: the level in use follows the CPU and EMBER_CPU_CAPABI
 
 TEST_CASE("cpu capability: GEMM at every level, across cache blocks, edges and transposes") {
   manual_seed(21);
-  // Packed: sizes past one KC (depth) and MC (rows) block and off every micro-tile multiple (6, 14;
-  // 16, 32). Skinny (m or k <= 16): row counts off the register blocks (6, 12; 4), columns off the
-  // vector tiles, depths off the vector width.
-  // {150, 64, 300} and {130, 250, 600} have few rows and an even number of column panels: the
-  // threads split the columns (the last panel partial), each packing all of A. {300, 9, 800} and
-  // {33, 10, 50} have few columns: with B stored transposed they are dot products, over the threads by
-  // rows in the first. {1, 258, 300} is one row against a mid-size B stored transposed: B's rows over
-  // the threads. {300, 260, 9} is a large C from a shallow product (a small batch's weight gradient):
-  // C's rows over the threads in bands of register blocks, the last band short, past the last tile.
+  // Packed: sizes past one KC (depth, cut into equal blocks: 1100 = 368 + 368 + 364 where KC is 512)
+  // and MC (rows) block and off every micro-tile multiple (6, 14; 16, 32). Skinny (m or k <= 16): row counts
+  // off the register blocks (6, 12; 4), columns off the vector tiles, depths off the vector width. {150, 64,
+  // 300} and {130, 250, 600} have few rows and an even number of column panels: the threads split the columns
+  // (the last panel partial), each packing all of A. {300, 9, 800} and {33, 10, 50} have few columns: with B
+  // stored transposed they are dot products, over the threads by rows in the first. {1, 258, 300} is one row
+  // against a mid-size B stored transposed: B's rows over the threads. {300, 260, 9} is a large C from a
+  // shallow product (a small batch's weight gradient): C's rows over the threads in bands of register blocks,
+  // the last band short, past the last tile.
   std::vector<std::array<int64_t, 3>> mnk = {
       {17, 45, 19},   {100, 70, 1100}, {301, 129, 70}, {1200, 33, 40}, {9, 1000, 17}, {64, 64, 64},
       {13, 77, 300},  {200, 70, 9},    {5, 64, 33},    {16, 250, 784}, {8, 256, 784}, {1, 31, 4100},

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -211,6 +212,10 @@ void pack_a(bool trans, const float* a, int64_t lda, int64_t ic, int64_t mc, int
       for (int64_t p = 0; p < kc; ++p) {
         const float* src = a + (pc + p) * lda + ic + i0;
         float* col = dst + p * MR;
+        if (h == MR) {  // a fixed-size copy the compiler turns into a few vector moves
+          std::memcpy(col, src, sizeof(float) * MR);
+          continue;
+        }
         for (int64_t i = 0; i < h; ++i) col[i] = src[i];
         for (int64_t i = h; i < MR; ++i) col[i] = 0.0f;
       }
@@ -276,7 +281,11 @@ bool packed_sgemm_available() { return true; }
 
 void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                   int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  const int64_t KC = blocking().kc, MC = blocking().mc;
+  const int64_t MC = blocking().mc;
+  // Depth blocks of equal size (k = 640 as 320 + 320, not 512 + 128): a shallow last block pays the
+  // per-tile cost of reading and writing C for little arithmetic.
+  const int64_t depth_blocks = (k + blocking().kc - 1) / blocking().kc;
+  const int64_t KC = ((k + depth_blocks - 1) / depth_blocks + 15) / 16 * 16;
   // Inside the caller's parallel region (a fused kernel giving each thread its own products) a
   // nested team would have one thread anyway.
   const int threads = m * n * k >= (int64_t{1} << 21) && !omp_in_parallel() ? omp_get_max_threads() : 1;
