@@ -1,4 +1,4 @@
-// Layer normalisation of one row, forward and backward, shared by the reference and CPU backends.
+// Layer normalisation of one row, forward and backward, in plain loops: the CUDA backend's row code.
 // With xhat = (x - mean) * rstd and g = dy * w:
 //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  dw += dy * xhat,  db += dy.
 #pragma once

@@ -107,6 +107,27 @@ TEST_CASE("cpu capability: maps, reductions, softmax and norms at every level") 
   check_every_level([&] { return rows.sum(Shape{0}); }, 1e-5, 1e-4);
   Tensor w = randn({1029}), b = randn({1029});
   check_every_level([&] { return nn::functional::layer_norm(rows, {1029}, w, b, 1e-5); }, 1e-4, 1e-5);
+  // Layer norm's backward, with and without an affine weight (each its own row kernel), on rows of odd
+  // width whose values sit far from zero next to rows near it: the CPU's vectorised sums must match
+  // the reference's serial ones.
+  Tensor shifted = cat({randn({5, 131}) + 1000.0, randn({4, 131})}), dy = randn({9, 131});
+  Tensor w131 = randn({131}), b131 = randn({131});
+  for (bool affine : {true, false}) {
+    INFO("affine " << affine);
+    check_every_level(
+        [&] {
+          Tensor x = shifted.clone().requires_grad_();
+          Tensor wg = w131.clone().requires_grad_(), bg = b131.clone().requires_grad_();
+          Tensor y = affine ? nn::functional::layer_norm(x, {131}, wg, bg, 1e-5)
+                            : nn::functional::layer_norm(x, {131});
+          auto g =
+              affine ? autograd::grad({(y * dy).sum()}, {x, wg, bg}) : autograd::grad({(y * dy).sum()}, {x});
+          std::vector<Tensor> parts = {y.flatten()};
+          for (const Tensor& t : g) parts.push_back(t.flatten());
+          return cat(parts);
+        },
+        1e-4, 1e-4);
+  }
   Tensor q = randn({3, 37, 16}), k = randn({3, 41, 16}), v = randn({3, 41, 8});
   check_every_level([&] { return nn::functional::scaled_dot_product_attention(q, k, v); }, 1e-4, 1e-5);
 }
