@@ -33,6 +33,7 @@ struct WindowGeometry {
   int64_t kernel_h, kernel_w;
   int64_t pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w;
   int64_t out_h, out_w;  // number of window positions
+  bool operator==(const WindowGeometry&) const = default;
 };
 
 // Scaled dot-product attention over `batch` [len, dim] matrices with compact rows. In the forward,
