@@ -227,23 +227,25 @@ void pack_a(bool trans, const float* a, int64_t lda, int64_t ic, int64_t mc, int
   }
 }
 
-// The MR x NR tile of A_panel (MR x kc) * B_panel (kc x NR), finished into C in registers:
-// C = alpha * tile + beta * C (beta 0: C is not read). A tile that overhangs C's edge (h < MR or
-// w < NR) goes through a buffer, of which only the h x w valid part is written.
-inline void micro_kernel(int64_t kc, const float* __restrict A, const float* __restrict B, float* c,
-                         int64_t ldc, int64_t h, int64_t w, float alpha, float beta) {
+// The R x NR tile of A_panel (MR x kc, of which the first R rows are used) * B_panel (kc x NR),
+// finished into C in registers: C = alpha * tile + beta * C (beta 0: C is not read). A tile that
+// overhangs C's edge (h < R or w < NR) goes through a buffer, of which only the h x w valid part
+// is written.
+template <int R>
+void micro_kernel_rows(int64_t kc, const float* __restrict A, const float* __restrict B, float* c,
+                       int64_t ldc, int64_t h, int64_t w, float alpha, float beta) {
   // C's rows lie a whole row apart, often in the same cache sets: fetch them while the k loop runs.
   for (int64_t i = 0; i < h; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + w - 1), _MM_HINT_T0);
   }
-  Vec acc[MR][2];
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = vzero();
+  Vec acc[R][2];
+  for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = vzero();
 #pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
     const Vec b0 = vload(B), b1 = vload(B + kLanes);
 #pragma GCC unroll 14
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < R; ++i) {
       const Vec av = vset1(A[i]);
       acc[i][0] = vfma(av, b0, acc[i][0]);
       acc[i][1] = vfma(av, b1, acc[i][1]);
@@ -252,8 +254,8 @@ inline void micro_kernel(int64_t kc, const float* __restrict A, const float* __r
     B += NR;
   }
   const Vec va = vset1(alpha), vb = vset1(beta);
-  if (h == MR && w == NR) {
-    for (int i = 0; i < MR; ++i) {
+  if (h == R && w == NR) {
+    for (int i = 0; i < R; ++i) {
       float* row = c + i * ldc;
       for (int half = 0; half < 2; ++half) {
         Vec out = vmul(va, acc[i][half]);
@@ -263,8 +265,8 @@ inline void micro_kernel(int64_t kc, const float* __restrict A, const float* __r
     }
     return;
   }
-  alignas(64) float tile[MR * NR];
-  for (int i = 0; i < MR; ++i) {
+  alignas(64) float tile[R * NR];
+  for (int i = 0; i < R; ++i) {
     vstore(tile + i * NR, acc[i][0]);
     vstore(tile + i * NR + kLanes, acc[i][1]);
   }
@@ -273,6 +275,16 @@ inline void micro_kernel(int64_t kc, const float* __restrict A, const float* __r
     const float* t = tile + i * NR;
     for (int64_t j = 0; j < w; ++j) row[j] = beta == 0.0f ? alpha * t[j] : alpha * t[j] + beta * row[j];
   }
+}
+
+// The tile of the first h rows of a panel: the last panel of a C whose rows are not a multiple of
+// MR (128 = 9 x 14 + 2) runs a kernel of a half or a quarter of the rows instead of computing 14.
+inline void micro_kernel(int64_t kc, const float* A, const float* B, float* c, int64_t ldc, int64_t h,
+                         int64_t w, float alpha, float beta) {
+  constexpr int kHalf = MR / 2, kQuarter = MR / 4 > 0 ? MR / 4 : 1;
+  if (h <= kQuarter) micro_kernel_rows<kQuarter>(kc, A, B, c, ldc, h, w, alpha, beta);
+  else if (h <= kHalf) micro_kernel_rows<kHalf>(kc, A, B, c, ldc, h, w, alpha, beta);
+  else micro_kernel_rows<MR>(kc, A, B, c, ldc, h, w, alpha, beta);
 }
 
 }  // namespace
