@@ -67,17 +67,19 @@ TEST_CASE("cpu capability: GEMM at every level, across cache blocks, edges and t
   // and MC (rows) block and off every micro-tile multiple (6, 14; 16, 32). Skinny (m or k <= 16): row counts
   // off the register blocks (6, 12; 4), columns off the vector tiles, depths off the vector width. {150, 64,
   // 300} and {130, 250, 600} have few rows and an even number of column panels: the threads split the columns
-  // (the last panel partial), each packing all of A. {300, 9, 800} and {33, 10, 50} have few columns: with B
+  // (the last panel partial), each taking all of A. {300, 9, 800} and {33, 10, 50} have few columns: with B
   // stored transposed they are dot products, over the threads by rows in the first. {1, 258, 300} is one row
   // against a mid-size B stored transposed: B's rows over the threads. {300, 260, 9} is a large C from a
   // shallow product (a small batch's weight gradient): C's rows over the threads in bands of register blocks,
-  // the last band short, past the last tile. {620, 64, 100} has few rows too, but by the threads' costs a
-  // row-major A splits by rows (packing all of it twice would cost more) and a transposed one by columns.
+  // the last band short, past the last tile. {620, 64, 512} has few rows too, but its row-major A, rows 2 KiB
+  // apart, is packed (by a transpose), and packing all of it in both threads would cost more than a row
+  // split. Other row-major A's are read where they lie, but for {75, 40, 1024} (packed, the last panel
+  // partial).
   std::vector<std::array<int64_t, 3>> mnk = {{17, 45, 19},   {100, 70, 1100}, {301, 129, 70}, {1200, 33, 40},
                                              {9, 1000, 17},  {64, 64, 64},    {13, 77, 300},  {200, 70, 9},
                                              {5, 64, 33},    {16, 250, 784},  {8, 256, 784},  {1, 31, 4100},
                                              {150, 64, 300}, {130, 250, 600}, {300, 9, 800},  {33, 10, 50},
-                                             {1, 258, 300},  {300, 260, 9},   {620, 64, 100}};
+                                             {1, 258, 300},  {300, 260, 9},   {620, 64, 512}, {75, 40, 1024}};
   for (auto [m, n, k] : mnk) {
     INFO(m << "x" << k << " @ " << k << "x" << n);
     Tensor a = randn({m, k}), b = randn({k, n}), c = randn({m, n});

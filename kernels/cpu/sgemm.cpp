@@ -227,13 +227,30 @@ void pack_a(bool trans, const float* a, int64_t lda, int64_t ic, int64_t mc, int
   }
 }
 
-// The R x NR tile of A_panel (MR x kc, of which the first R rows are used) * B_panel (kc x NR),
-// finished into C in registers: C = alpha * tile + beta * C (beta 0: C is not read). A tile that
-// overhangs C's edge (h < R or w < NR) goes through a buffer, of which only the h x w valid part
-// is written.
-template <int R>
-void micro_kernel_rows(int64_t kc, const float* __restrict A, const float* __restrict B, float* c,
-                       int64_t ldc, int64_t h, int64_t w, float alpha, float beta) {
+// Where the micro-kernel reads A(i, p), row i of its panel at depth p: from a packed panel (MR
+// floats per depth, contiguous), or from a row-major A where it lies, which saves packing it: for a
+// row-major A packing is a transpose, about a fifth of the time of a [640, 128] x [128, 128]
+// product. The rows are addressed from a base every four rows plus 0, 1, 2 or 3 times lda, so the
+// fourteen rows' broadcasts need a few registers, not one pointer each.
+struct PackedPanel {
+  const float* a;
+  float at(int i, int64_t p) const { return a[p * MR + i]; }
+};
+struct RowMajorPanel {
+  const float* base[(MR + 3) / 4];
+  int64_t lda;
+  RowMajorPanel(const float* a, int64_t ld) : lda(ld) {
+    for (int g = 0; g < (MR + 3) / 4; ++g) base[g] = a + 4 * g * ld;
+  }
+  float at(int i, int64_t p) const { return base[i / 4][(i % 4) * lda + p]; }
+};
+
+// The R x NR tile of A's panel (its first R rows) * B_panel (kc x NR), finished into C in
+// registers: C = alpha * tile + beta * C (beta 0: C is not read). A tile that overhangs C's edge
+// (h < R or w < NR) goes through a buffer, of which only the h x w valid part is written.
+template <int R, class Panel>
+void micro_kernel_rows(int64_t kc, const Panel A, const float* __restrict B, float* c, int64_t ldc, int64_t h,
+                       int64_t w, float alpha, float beta) {
   // C's rows lie a whole row apart, often in the same cache sets: fetch them while the k loop runs.
   for (int64_t i = 0; i < h; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
@@ -246,11 +263,10 @@ void micro_kernel_rows(int64_t kc, const float* __restrict A, const float* __res
     const Vec b0 = vload(B), b1 = vload(B + kLanes);
 #pragma GCC unroll 14
     for (int i = 0; i < R; ++i) {
-      const Vec av = vset1(A[i]);
+      const Vec av = vset1(A.at(i, p));
       acc[i][0] = vfma(av, b0, acc[i][0]);
       acc[i][1] = vfma(av, b1, acc[i][1]);
     }
-    A += MR;
     B += NR;
   }
   const Vec va = vset1(alpha), vb = vset1(beta);
@@ -277,31 +293,31 @@ void micro_kernel_rows(int64_t kc, const float* __restrict A, const float* __res
   }
 }
 
-// The tile of the first h rows of a panel: the last panel of a C whose rows are not a multiple of
-// MR (128 = 9 x 14 + 2) runs a kernel of a half or a quarter of the rows instead of computing 14.
+// The tile of the first h rows of a packed panel: the last panel of a C whose rows are not a
+// multiple of MR (128 = 9 x 14 + 2) runs a kernel of a half or a quarter of the rows instead of 14.
 inline void micro_kernel(int64_t kc, const float* A, const float* B, float* c, int64_t ldc, int64_t h,
                          int64_t w, float alpha, float beta) {
   constexpr int kHalf = MR / 2, kQuarter = MR / 4 > 0 ? MR / 4 : 1;
-  if (h <= kQuarter) micro_kernel_rows<kQuarter>(kc, A, B, c, ldc, h, w, alpha, beta);
-  else if (h <= kHalf) micro_kernel_rows<kHalf>(kc, A, B, c, ldc, h, w, alpha, beta);
-  else micro_kernel_rows<MR>(kc, A, B, c, ldc, h, w, alpha, beta);
+  if (h <= kQuarter) micro_kernel_rows<kQuarter>(kc, PackedPanel{A}, B, c, ldc, h, w, alpha, beta);
+  else if (h <= kHalf) micro_kernel_rows<kHalf>(kc, PackedPanel{A}, B, c, ldc, h, w, alpha, beta);
+  else micro_kernel_rows<MR>(kc, PackedPanel{A}, B, c, ldc, h, w, alpha, beta);
 }
 
 }  // namespace
 
-// How the threads share a depth block of C = A B: by columns (each packs all of A and its own
-// panels of B, no barrier) or by rows (each packs its share of A, B packed together behind a
+// How the threads share a depth block of C = A B: by columns (each multiplies all of A by its own
+// panels of B, no barrier) or by rows (each takes its share of A, B packed together behind a
 // barrier; a thread's rows are whole MR panels, so an odd count leaves one thread a panel more).
 // Columns need columns that divide evenly and an A that fits the L2 of each thread (at most two MC
-// blocks: packing a larger A twice would stream it from memory twice). Then each way's slowest
-// thread is costed in cycles: per float of A packed (a row-major A is transposed in registers,
-// ~0.3; a transposed A is copied, ~0.1), per multiply-add (two FMAs of kLanes a cycle) and per
-// barrier; B's packing is the same both ways. A [640, 128] activation times a 128 x 128 weight
-// splits by rows (seq2seq_step about 4% faster than by columns); a batch of 128 rows by columns.
-bool split_columns(bool trans_a, int64_t m, int64_t n, int64_t k, int64_t bpanels, int64_t row_panels,
+// blocks: reading a larger A twice would stream it from memory twice). Then each way's slowest
+// thread is costed in cycles: per float of A packed (`pack_a`: a row-major A is transposed in
+// registers, ~0.3 a float, unless it is read where it lies), per multiply-add (two FMAs of kLanes a
+// cycle) and per barrier; B's packing is the same both ways. With a [640, 128] activation packed,
+// a 128 x 128 weight splits by rows (seq2seq_step about 4% faster than by columns).
+bool split_columns(double pack_a, int64_t m, int64_t n, int64_t k, int64_t bpanels, int64_t row_panels,
                    int64_t mc, int nt) {
   if (bpanels % nt != 0 || row_panels * MR > 2 * mc) return false;
-  const double pack_a = trans_a ? 0.1 : 0.3, madd = 1.0 / (2 * kLanes), barrier = 3000;
+  const double madd = 1.0 / (2 * kLanes), barrier = 3000;
   const double rows_each = static_cast<double>(std::min(m, (row_panels + nt - 1) / nt * MR));
   const double by_rows =
       rows_each * static_cast<double>(k) * (pack_a + static_cast<double>(n) * madd) + barrier;
@@ -309,6 +325,12 @@ bool split_columns(bool trans_a, int64_t m, int64_t n, int64_t k, int64_t bpanel
       static_cast<double>(m * k) * (pack_a + static_cast<double>(n) / static_cast<double>(nt) * madd);
   return by_columns <= by_rows;
 }
+
+// Whether the whole MR-row panels of a row-major A are read where they lie (RowMajorPanel) instead
+// of packed. Not when rows lie a multiple of 2 KiB apart (lda a multiple of 512 floats): then the
+// fourteen rows of a panel fall into one or two L1 sets, more than its ways hold, and sgemm_1024
+// and sgemm_2048 ran 3-8% slower read in place; sgemm_256 and mha_fwd_bwd ran 4-7% faster.
+bool reads_a_in_place(bool trans_a, int64_t lda) { return !trans_a && lda % 512 != 0; }
 
 bool packed_sgemm_available() { return true; }
 
@@ -322,6 +344,9 @@ void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
   // Inside the caller's parallel region (a fused kernel giving each thread its own products) a
   // nested team would have one thread anyway.
   const int threads = m * n * k >= (int64_t{1} << 21) && !omp_in_parallel() ? omp_get_max_threads() : 1;
+  const bool direct_a = reads_a_in_place(trans_a, lda);
+  // Packing cost of A per float, for split_columns: a transposing pack, a copy, or none.
+  const double pack_a_cost = direct_a ? 0.02 : trans_a ? 0.1 : 0.3;
   static thread_local std::vector<float> bbuf;
   float* bpack = scratch(bbuf, static_cast<size_t>(KC) * ((std::min(n, NC) + NR - 1) / NR * NR));
   for (int64_t jc = 0; jc < n; jc += NC) {
@@ -338,12 +363,21 @@ void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
         const int64_t block_rows = balanced_block(r1 - r0, MC);
         for (int64_t ic = r0; ic < r1; ic += block_rows) {
           const int64_t rows = std::min(block_rows, r1 - ic);
-          pack_a(trans_a, a, lda, ic, rows, pc, kc, apack);
+          // A row-major A's whole panels are read where they lie; the rest is packed.
+          const int64_t direct_rows = direct_a ? rows / MR * MR : 0;
+          if (direct_rows < rows)
+            pack_a(trans_a, a, lda, ic + direct_rows, rows - direct_rows, pc, kc, apack + direct_rows * kc);
           for (int64_t q = q0; q < q1; ++q) {
             const int64_t j0 = q * NR, w = std::min(NR, nc - j0);
-            for (int64_t i0 = 0; i0 < rows; i0 += MR)
-              micro_kernel(kc, apack + i0 * kc, bpack + j0 * kc, c + (ic + i0) * ldc + jc + j0, ldc,
-                           std::min(MR, rows - i0), w, alpha, beta_here);
+            for (int64_t i0 = 0; i0 < rows; i0 += MR) {
+              float* ct = c + (ic + i0) * ldc + jc + j0;
+              if (i0 < direct_rows)
+                micro_kernel_rows<MR>(kc, RowMajorPanel(a + (ic + i0) * lda + pc, lda), bpack + j0 * kc, ct,
+                                      ldc, MR, w, alpha, beta_here);
+              else
+                micro_kernel(kc, apack + i0 * kc, bpack + j0 * kc, ct, ldc, std::min(MR, rows - i0), w, alpha,
+                             beta_here);
+            }
           }
         }
       };
@@ -362,7 +396,7 @@ void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
           return;
         }
         const int64_t row_panels = (m + MR - 1) / MR;
-        if (split_columns(trans_a, m, n, kc, bpanels, row_panels, MC, nt)) {
+        if (split_columns(pack_a_cost, m, n, kc, bpanels, row_panels, MC, nt)) {
           // Each thread packs and multiplies its own columns with all of A.
           const int64_t share = bpanels / nt;
           pack_b_panels(t * share, (t + 1) * share, 1);
