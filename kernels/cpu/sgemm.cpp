@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -260,6 +261,13 @@ void micro_kernel_rows(int64_t kc, const Panel A, const float* __restrict B, flo
   for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = vzero();
 #pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
+    // Both packed panels come from L2 (B's is a little over L1): fetch them 12 depths ahead
+    // (sgemm_1024 about 5% faster; 6 and 24 ahead did no better).
+    if constexpr (std::is_same_v<Panel, PackedPanel>) {
+      _mm_prefetch(reinterpret_cast<const char*>(&A.a[(p + 12) * MR]), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(B + 12 * NR), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(B + 12 * NR + kLanes), _MM_HINT_T0);
+    }
     const Vec b0 = vload(B), b1 = vload(B + kLanes);
 #pragma GCC unroll 14
     for (int i = 0; i < R; ++i) {
