@@ -1,14 +1,16 @@
 // Packed float32 GEMM (see sgemm.h), compiled once per instruction-set level (cpu_isa.h).
 // Structure, from the outside in:
-//   for each block of NC columns of B and KC rows of B:
+//   for each block of NC columns of B and KC rows of B (depth blocks of equal size):
 //     pack B[kc x nc] into NR-wide column panels (contiguous, zero-padded)        -> stays in L2/L3
 //     for each block of MC rows of A (split across threads):
 //       pack A[mc x kc] into MR-tall row panels (contiguous, zero-padded)          -> stays in L2
 //       for each NR-panel of B and MR-panel of A: the micro-kernel computes an MR x NR tile of C in
 //       registers, streaming the two panels from cache, and adds it into C.
-// Threads split the rows and share the packed B; a product with few rows whose column panels
-// divide evenly among the threads is split by columns instead (each thread packs its own B panels
-// and all of A: no barrier, and no thread left with one panel more than the other).
+// A row-major A is not packed where its rows allow (reads_a_in_place): the micro-kernel broadcasts
+// its values from the rows where they lie, and only a last, partial panel is packed.
+// Threads split the rows and share the packed B, or, for a product with few rows whose column
+// panels divide evenly among the threads, the columns (each thread packs its own B panels and takes
+// all of A: no barrier); split_columns weighs the two.
 // Packing makes every micro-kernel read contiguous and handles transposed inputs for free. The
 // micro-kernel's shape comes from the register file of the level (AVX-512: 14 x 32, 28 of its 32
 // zmm registers hold C; AVX2: 6 x 16, 12 of 16 ymm); KC and MC come from the cache sizes this CPU
@@ -320,8 +322,9 @@ inline void micro_kernel(int64_t kc, const float* A, const float* B, float* c, i
 // blocks: reading a larger A twice would stream it from memory twice). Then each way's slowest
 // thread is costed in cycles: per float of A packed (`pack_a`: a row-major A is transposed in
 // registers, ~0.3 a float, unless it is read where it lies), per multiply-add (two FMAs of kLanes a
-// cycle) and per barrier; B's packing is the same both ways. With a [640, 128] activation packed,
-// a 128 x 128 weight splits by rows (seq2seq_step about 4% faster than by columns).
+// cycle) and per barrier; B's packing is the same both ways. So a [620, 512] A times a 512 x 64 B
+// splits by rows, since packing A is a transpose; read in place, a [640, 128] A splits by columns
+// (and, when it was still packed, seq2seq_step ran about 4% faster split by rows).
 bool split_columns(double pack_a, int64_t m, int64_t n, int64_t k, int64_t bpanels, int64_t row_panels,
                    int64_t mc, int nt) {
   if (bpanels % nt != 0 || row_panels * MR > 2 * mc) return false;
@@ -405,7 +408,7 @@ void packed_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
         }
         const int64_t row_panels = (m + MR - 1) / MR;
         if (split_columns(pack_a_cost, m, n, kc, bpanels, row_panels, MC, nt)) {
-          // Each thread packs and multiplies its own columns with all of A.
+          // Each thread multiplies all of A by its own panels of B, which it packs.
           const int64_t share = bpanels / nt;
           pack_b_panels(t * share, (t + 1) * share, 1);
           multiply(0, m, t * share, (t + 1) * share);
