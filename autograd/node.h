@@ -154,15 +154,15 @@ bool recording();  // core/trace.h
 
 namespace ember::autograd {
 
-// The form ops use, with braced lists: whether there is anything to record (or a tracer to tell) is
-// decided before the lists become vectors and the formula a std::function, so an op run under
-// NoGradGuard (inference, generation) pays no allocation here, and a recorded one reads the lists
-// where they lie.
 // Whether an op on [first, last) leaves anything behind: a graph node, or an event for a tracer.
 inline bool records_or_traces(const Tensor* first, const Tensor* last) {
   return trace::recording() || should_record(first, last);
 }
 
+// The form ops use, with braced lists: whether there is anything to record (or a tracer to tell) is
+// decided before the lists become vectors and the formula a std::function, so an op run under
+// NoGradGuard (inference, generation) pays no allocation here, and a recorded one reads the lists
+// where they lie.
 template <class Fn>
 std::shared_ptr<FunctionNode> record(const char* name, std::initializer_list<Tensor> inputs,
                                      std::initializer_list<Tensor> outputs,
